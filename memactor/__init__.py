@@ -1,0 +1,15 @@
+"""memactor: memory-aware actors for Trio.
+
+The names most programs need are re-exported here; each layer's package
+(:mod:`memactor.events`, :mod:`memactor.codec`, :mod:`memactor.metrics`) has the rest.
+"""
+
+from ._errors import MemactorError as MemactorError
+from ._version import __version__ as __version__
+from .codec import CodecError as CodecError
+from .events import EventKind as EventKind
+from .events import MemoryEvent as MemoryEvent
+from .events import format_size as format_size
+from .events import parse_size as parse_size
+from .metrics import Ledger as Ledger
+from .metrics import Snapshot as Snapshot

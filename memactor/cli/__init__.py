@@ -1,0 +1,3 @@
+"""Layer 8: the ``memactor`` command line."""
+
+from ._main import main as main

@@ -1,0 +1,7 @@
+"""``python -m memactor.cli``: the same as the ``memactor`` command."""
+
+import sys
+
+from ._main import main
+
+sys.exit(main())

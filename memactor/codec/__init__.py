@@ -1,0 +1,13 @@
+"""Layer 2: msgpack payloads with a schema version, and their decoder limits."""
+
+from ._codec import DEFAULT_LIMITS as DEFAULT_LIMITS
+from ._codec import SCHEMA_VERSION as SCHEMA_VERSION
+from ._codec import CodecError as CodecError
+from ._codec import DecodeLimits as DecodeLimits
+from ._codec import decode as decode
+from ._codec import decode_events as decode_events
+from ._codec import decode_json as decode_json
+from ._codec import encode as encode
+from ._codec import encode_events as encode_events
+from ._codec import frame as frame
+from ._codec import unframe as unframe

@@ -1,0 +1,191 @@
+"""msgpack payloads: event batches, snapshots and stream frames, each with a schema version.
+
+Every payload is a msgpack map ``{"memactor": SCHEMA_VERSION, "type": TYPE, ...body}``.
+Decoding checks the marker, the version and the type before it looks at the body, and
+every failure is one :class:`CodecError` saying what was expected. The decoder caps
+payload size and container lengths so that a hostile or corrupt payload cannot make us
+allocate more than a small multiple of its own length.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+import msgpack
+
+from .._errors import MemactorError
+from ..events import (
+    MAX_BLOCK,
+    MAX_SIZE,
+    MAX_TIMESTAMP,
+    MIN_TIMESTAMP,
+    EventKind,
+    MemoryEvent,
+    check_device,
+)
+
+SCHEMA_VERSION: Final = 1
+"""The version written into every payload; decoding any other version is an error."""
+
+MAGIC_KEY: Final = "memactor"
+
+
+class CodecError(MemactorError):
+    """A payload or file could not be decoded: truncated, damaged, foreign, or too new."""
+
+
+@dataclass(frozen=True, slots=True)
+class DecodeLimits:
+    """Upper bounds the decoder enforces before it allocates anything large."""
+
+    max_bytes: int = 1 << 30
+    """Largest payload accepted, in bytes."""
+    max_items: int = 1 << 24
+    """Largest array or map length accepted (events in a batch, components, ...)."""
+    max_string_bytes: int = 1 << 16
+    """Longest string (a component or owner name, a label)."""
+
+
+DEFAULT_LIMITS: Final = DecodeLimits()
+
+
+def encode(type_: str, body: Mapping[str, Any]) -> bytes:
+    """Pack *body* as a payload of *type_* with the schema version."""
+    return msgpack.packb(frame(type_, body), use_bin_type=True)
+
+
+def frame(type_: str, body: Mapping[str, Any]) -> dict[str, Any]:
+    """Return *body* with the marker, version and type added (for msgpack or JSON)."""
+    return {MAGIC_KEY: SCHEMA_VERSION, "type": type_, **body}
+
+
+def decode(data: bytes, type_: str, *, limits: DecodeLimits = DEFAULT_LIMITS) -> dict[str, Any]:
+    """Unpack a payload of *type_* and return its map, marker and version included.
+
+    Raises :class:`CodecError` when *data* is too large, not msgpack, truncated, carries
+    trailing bytes, is not a memactor payload, has another schema version or type.
+    """
+    if len(data) > limits.max_bytes:
+        raise CodecError(f"payload of {len(data)} bytes is over the limit of {limits.max_bytes}")
+    try:
+        obj = msgpack.unpackb(
+            data,
+            raw=False,
+            strict_map_key=True,
+            max_str_len=limits.max_string_bytes,
+            max_bin_len=limits.max_bytes,
+            max_array_len=limits.max_items,
+            max_map_len=limits.max_items,
+            max_ext_len=0,
+        )
+    except msgpack.ExtraData:
+        raise CodecError(f"expected one {type_} payload, found trailing bytes after it") from None
+    except (ValueError, msgpack.UnpackException) as exc:
+        # Truncated data raises ValueError("Unpack failed: incomplete input") in msgpack.
+        reason = "truncated" if "incomplete" in str(exc) else f"not valid msgpack ({exc})"
+        raise CodecError(f"expected a memactor {type_} payload: {reason}") from None
+    return unframe(obj, type_)
+
+
+def decode_json(text: str | bytes, type_: str) -> dict[str, Any]:
+    """Parse a JSON payload of *type_*; the same checks as :func:`decode`."""
+    try:
+        obj = json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CodecError(f"expected a memactor {type_} payload: not valid JSON ({exc})") from None
+    return unframe(obj, type_)
+
+
+def unframe(obj: object, type_: str) -> dict[str, Any]:
+    """Check an unpacked payload's marker, version and type; return it."""
+    if not isinstance(obj, dict) or MAGIC_KEY not in obj:
+        raise CodecError(f"expected a memactor {type_} payload, found something else")
+    version = obj[MAGIC_KEY]
+    if version != SCHEMA_VERSION:
+        raise CodecError(
+            f"expected schema version {SCHEMA_VERSION}, found {version!r}; "
+            "this payload was written by another memactor version"
+        )
+    if obj.get("type") != type_:
+        raise CodecError(
+            f"expected a memactor {type_} payload, found a {obj.get('type')!r} payload"
+        )
+    return obj
+
+
+# -- event batches -----------------------------------------------------------------------
+
+EVENTS_TYPE: Final = "events"
+
+
+def encode_events(events: Iterable[Sequence[Any]]) -> bytes:
+    """Pack a batch of events; each becomes a flat array of its ten fields."""
+    rows = [
+        [int(k), c, b, s, d, o, t, old, dst, [list(pair) for pair in tags]]
+        for k, c, b, s, d, o, t, old, dst, tags in events
+    ]
+    return encode(EVENTS_TYPE, {"events": rows})
+
+
+def decode_events(data: bytes, *, limits: DecodeLimits = DEFAULT_LIMITS) -> list[MemoryEvent]:
+    """Unpack a batch packed by :func:`encode_events`, checking every field.
+
+    Raises :class:`CodecError` naming the first bad event and field.
+    """
+    body = decode(data, EVENTS_TYPE, limits=limits)
+    rows = body.get("events")
+    if not isinstance(rows, list):
+        raise CodecError("expected an 'events' array in the events payload")
+    return [_event_from_row(index, row) for index, row in enumerate(rows)]
+
+
+def _event_from_row(index: int, row: object) -> MemoryEvent:
+    if not isinstance(row, list) or len(row) != 10:
+        raise CodecError(f"event {index}: expected an array of 10 fields")
+    kind, component, block, size, device, owner, ts, old_size, dst, tags = row
+    try:
+        try:
+            event_kind = EventKind(kind)
+        except ValueError:
+            raise ValueError(
+                f"kind must be one of {[k.name for k in EventKind]}, got {kind!r}"
+            ) from None
+        if not isinstance(component, str) or not component:
+            raise ValueError("component must be a non-empty string")
+        if not isinstance(owner, str):
+            raise ValueError("owner must be a string")
+        for name, value, top in (
+            ("block", block, MAX_BLOCK),
+            ("size", size, MAX_SIZE),
+            ("old_size", old_size, MAX_SIZE),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= top:
+                raise ValueError(f"{name} must be an int from 0 to {top}, got {value!r}")
+        if isinstance(ts, bool) or not isinstance(ts, int):
+            raise ValueError(f"timestamp_ns must be an int, got {ts!r}")
+        if not MIN_TIMESTAMP <= ts <= MAX_TIMESTAMP:
+            raise ValueError(f"timestamp_ns must fit in a signed 64-bit int, got {ts}")
+        check_device(device)
+        if dst is not None:
+            check_device(dst, field="dst_device")
+        if not isinstance(tags, list) or not all(
+            isinstance(p, list) and len(p) == 2 and all(isinstance(x, str) for x in p) for p in tags
+        ):
+            raise ValueError("tags must be an array of [key, value] string pairs")
+    except ValueError as exc:
+        raise CodecError(f"event {index}: {exc}") from None
+    return MemoryEvent.unchecked(
+        event_kind,
+        component,
+        block,
+        size,
+        device,
+        owner,
+        ts,
+        old_size,
+        dst,
+        tuple((k, v) for k, v in tags),
+    )

@@ -1,0 +1,12 @@
+"""Layer 1: the memory event model and byte sizes. Standard library only."""
+
+from ._event import MAX_BLOCK as MAX_BLOCK
+from ._event import MAX_SIZE as MAX_SIZE
+from ._event import MAX_TIMESTAMP as MAX_TIMESTAMP
+from ._event import MIN_TIMESTAMP as MIN_TIMESTAMP
+from ._event import EventKind as EventKind
+from ._event import MemoryEvent as MemoryEvent
+from ._event import Tags as Tags
+from ._event import check_device as check_device
+from ._sizes import format_size as format_size
+from ._sizes import parse_size as parse_size

@@ -1,0 +1,37 @@
+"""Layer 3: the metrics core. Pure and synchronous: no trio, no I/O but snapshot files.
+
+The :class:`Ledger` turns memory events into exact statistics; :class:`Snapshot` freezes
+them; :func:`diff` compares two snapshots and names leak suspects; :func:`analyze_trend`
+finds steady growth in a time series; ``render_*`` functions write reports.
+"""
+
+from ._blocks import CACHED as CACHED
+from ._blocks import LiveBlock as LiveBlock
+from ._blocks import LiveBlocks as LiveBlocks
+from ._diff import Change as Change
+from ._diff import ComponentDelta as ComponentDelta
+from ._diff import LeakSuspect as LeakSuspect
+from ._diff import SnapshotDiff as SnapshotDiff
+from ._diff import diff as diff
+from ._ledger import Ledger as Ledger
+from ._report import diff_report_json as diff_report_json
+from ._report import render_diff as render_diff
+from ._report import render_snapshot as render_snapshot
+from ._report import render_table as render_table
+from ._report import render_trend_verdict as render_trend_verdict
+from ._report import snapshot_report_json as snapshot_report_json
+from ._series import SeriesView as SeriesView
+from ._series import TimeSeries as TimeSeries
+from ._snapshot import TOTAL as TOTAL
+from ._snapshot import ComponentSeries as ComponentSeries
+from ._snapshot import Snapshot as Snapshot
+from ._stats import HISTOGRAM_BUCKETS as HISTOGRAM_BUCKETS
+from ._stats import ComponentStats as ComponentStats
+from ._stats import DeviceStats as DeviceStats
+from ._stats import LedgerStats as LedgerStats
+from ._stats import OwnerStats as OwnerStats
+from ._stats import histogram_bucket_bounds as histogram_bucket_bounds
+from ._trend import Trend as Trend
+from ._trend import TrendConfig as TrendConfig
+from ._trend import analyze_trend as analyze_trend
+from ._trend import find_growth as find_growth

@@ -1,0 +1,149 @@
+"""The ledger's mutable bookkeeping: one account per (component, device), per owner, per device.
+
+These are private and mutated only by :class:`~memactor.metrics.Ledger`; the public
+face of each is a frozen value from :mod:`._stats`.
+"""
+
+from __future__ import annotations
+
+from ._stats import HISTOGRAM_BUCKETS, ComponentStats, DeviceStats, OwnerStats
+
+# A live block is one int in ``Account.blocks[block]``, packed to keep a million live
+# blocks small and every update a few integer operations:
+#   bits 0-47   size in bytes
+#   bits 48-71  index of the owner holding it (0: in its pool's cache, lent to nobody)
+#   bits 72-    allocation time in nanoseconds (may be negative; Python ints are unbounded)
+SIZE_BITS = 48
+SIZE_MASK = (1 << SIZE_BITS) - 1
+OWNER_SHIFT = SIZE_BITS
+OWNER_BITS = 24
+OWNER_MASK = (1 << OWNER_BITS) - 1
+OWNER_FIELD = OWNER_MASK << OWNER_SHIFT
+TIME_SHIFT = OWNER_SHIFT + OWNER_BITS
+NO_OWNER = ~OWNER_FIELD
+NO_SIZE = ~SIZE_MASK
+
+RECENT_FREES = 4096
+"""How many freed block ids an account remembers, to tell a double free from a stranger."""
+
+
+class DeviceAccount:
+    __slots__ = ("device", "in_use", "peak_in_use", "peak_reserved", "reserved")
+
+    def __init__(self, device: str) -> None:
+        self.device = device
+        self.reserved = 0
+        self.in_use = 0
+        self.peak_reserved = 0
+        self.peak_in_use = 0
+
+    def freeze(self) -> DeviceStats:
+        return DeviceStats(
+            self.device, self.reserved, self.in_use, self.peak_reserved, self.peak_in_use
+        )
+
+
+class OwnerAccount:
+    __slots__ = ("in_use", "owner", "peak_in_use", "tag")
+
+    def __init__(self, owner: str, index: int) -> None:
+        self.owner = owner
+        self.tag = index << OWNER_SHIFT
+        """The owner's index, placed where a packed block keeps it."""
+        self.in_use = 0
+        self.peak_in_use = 0
+
+    def freeze(self) -> OwnerStats:
+        return OwnerStats(self.owner, self.in_use, self.peak_in_use)
+
+
+class Account:
+    """The books of one component on one device."""
+
+    __slots__ = (
+        "acquires",
+        "allocations",
+        "anomalies",
+        "blocks",
+        "bytes_allocated",
+        "bytes_transferred",
+        "component",
+        "device",
+        "device_account",
+        "freed",
+        "freed_before",
+        "frees",
+        "histogram",
+        "in_use",
+        "lifetime_max_ns",
+        "lifetime_total_ns",
+        "lifetimes",
+        "peak_in_use",
+        "peak_reserved",
+        "releases",
+        "reserved",
+        "resizes",
+        "transfers",
+    )
+
+    def __init__(self, component: str, device: str, device_account: DeviceAccount) -> None:
+        self.component = component
+        self.device = device
+        self.device_account = device_account
+        self.blocks: dict[int, int] = {}
+        self.reserved = 0
+        self.in_use = 0
+        self.peak_reserved = 0
+        self.peak_in_use = 0
+        self.allocations = 0
+        self.frees = 0
+        self.acquires = 0
+        self.releases = 0
+        self.resizes = 0
+        self.transfers = 0
+        self.bytes_allocated = 0
+        self.bytes_transferred = 0
+        self.histogram = [0] * HISTOGRAM_BUCKETS
+        self.lifetimes = 0
+        self.lifetime_total_ns = 0
+        self.lifetime_max_ns = 0
+        self.anomalies: dict[str, int] = {}
+        # Two generations of recently freed ids: bounded memory, and a double free is
+        # recognised if it comes within the last RECENT_FREES..2*RECENT_FREES frees.
+        self.freed: set[int] = set()
+        self.freed_before: set[int] = set()
+
+    def forget_old_frees(self) -> None:
+        """Start a new generation of remembered frees, dropping the oldest one."""
+        self.freed_before = self.freed
+        self.freed = set()
+
+    def was_freed(self, block: int) -> bool:
+        return block in self.freed or block in self.freed_before
+
+    def count_anomaly(self, kind: str) -> None:
+        self.anomalies[kind] = self.anomalies.get(kind, 0) + 1
+
+    def freeze(self) -> ComponentStats:
+        return ComponentStats(
+            component=self.component,
+            device=self.device,
+            bytes_reserved=self.reserved,
+            bytes_in_use=self.in_use,
+            peak_bytes_reserved=self.peak_reserved,
+            peak_bytes_in_use=self.peak_in_use,
+            live_blocks=len(self.blocks),
+            allocations=self.allocations,
+            frees=self.frees,
+            acquires=self.acquires,
+            releases=self.releases,
+            resizes=self.resizes,
+            transfers=self.transfers,
+            bytes_allocated=self.bytes_allocated,
+            bytes_transferred=self.bytes_transferred,
+            size_histogram=tuple(self.histogram),
+            lifetimes=self.lifetimes,
+            lifetime_total_ns=self.lifetime_total_ns,
+            lifetime_max_ns=self.lifetime_max_ns,
+            anomalies=tuple(sorted(self.anomalies.items())),
+        )

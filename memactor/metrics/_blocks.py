@@ -1,0 +1,202 @@
+"""The live blocks of a snapshot, stored as columns so a million of them stay cheap."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import numpy as np
+import numpy.typing as npt
+
+from ._accounts import OWNER_MASK, OWNER_SHIFT, SIZE_MASK, TIME_SHIFT, Account, OwnerAccount
+
+Int64Array = npt.NDArray[np.int64]
+Int32Array = npt.NDArray[np.int32]
+
+CACHED = -1
+"""The owner index of a block that sits in its pool's cache, lent to nobody."""
+
+
+class LiveBlock(NamedTuple):
+    """One live block, as a row of :class:`LiveBlocks`."""
+
+    component: str
+    device: str
+    block: int
+    size: int
+    owner: str | None
+    """Who holds the block; ``None`` while it sits in its pool's cache."""
+    allocated_ns: int
+
+    @property
+    def in_use(self) -> bool:
+        return self.owner is not None
+
+
+def _frozen(array: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    array.flags.writeable = False
+    return array
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class LiveBlocks:
+    """Every live block at one moment, as parallel read-only arrays.
+
+    ``account[i]`` indexes ``accounts`` (the ``(component, device)`` pairs) and
+    ``owner[i]`` indexes ``owners``, or is :data:`CACHED` for a block in a pool's cache.
+    Rows are grouped by account in ``accounts`` order.
+    """
+
+    accounts: tuple[tuple[str, str], ...]
+    owners: tuple[str, ...]
+    account: Int32Array
+    block: Int64Array
+    size: Int64Array
+    owner: Int32Array
+    allocated_ns: Int64Array
+
+    @classmethod
+    def empty(cls) -> LiveBlocks:
+        return cls.from_columns((), (), {})
+
+    @classmethod
+    def from_columns(
+        cls,
+        accounts: tuple[tuple[str, str], ...],
+        owners: tuple[str, ...],
+        columns: Mapping[str, npt.ArrayLike],
+    ) -> LiveBlocks:
+        """Build from arrays (or buffers) named like the fields; checks shapes and indexes.
+
+        Raises :class:`ValueError` saying which column is wrong.
+        """
+        dtypes = {
+            "account": np.int32,
+            "block": np.int64,
+            "size": np.int64,
+            "owner": np.int32,
+            "allocated_ns": np.int64,
+        }
+        arrays: dict[str, npt.NDArray[Any]] = {}
+        for name, dtype in dtypes.items():
+            raw = columns.get(name, ())
+            if isinstance(raw, bytes | bytearray | memoryview):
+                if len(raw) % np.dtype(dtype).itemsize:
+                    raise ValueError(f"column {name!r} has a partial item")
+                array = np.frombuffer(raw, dtype=np.dtype(dtype).newbyteorder("<")).astype(dtype)
+            else:
+                array = np.asarray(raw, dtype=dtype)
+            if array.ndim != 1:
+                raise ValueError(f"column {name!r} must be one-dimensional")
+            arrays[name] = _frozen(array)
+        lengths = {len(a) for a in arrays.values()}
+        if len(lengths) > 1:
+            raise ValueError(f"block columns differ in length: {sorted(lengths)}")
+        if len(arrays["account"]) and not (
+            arrays["account"].min() >= 0 and arrays["account"].max() < len(accounts)
+        ):
+            raise ValueError("column 'account' points past the accounts table")
+        if len(arrays["owner"]) and not (
+            arrays["owner"].min() >= CACHED and arrays["owner"].max() < len(owners)
+        ):
+            raise ValueError("column 'owner' points past the owners table")
+        if len(arrays["size"]) and arrays["size"].min() < 0:
+            raise ValueError("column 'size' holds a negative size")
+        return cls(accounts, owners, **arrays)
+
+    @classmethod
+    def collect(cls, accounts: list[Account], holders: list[OwnerAccount]) -> LiveBlocks:
+        """Copy the live blocks out of the ledger's accounts.
+
+        *holders* lists the owner accounts by the index packed into each block.
+        """
+        records: list[int] = []
+        account_parts: list[Int32Array] = []
+        block_parts: list[Int64Array] = []
+        for index, account in enumerate(accounts):
+            blocks = account.blocks
+            account_parts.append(np.full(len(blocks), index, dtype=np.int32))
+            block_parts.append(np.fromiter(blocks.keys(), dtype=np.int64, count=len(blocks)))
+            records.extend(blocks.values())
+        packed = np.array(records, dtype=object)
+        if records:
+            sizes = (packed & SIZE_MASK).astype(np.int64)
+            holder_index = ((packed >> OWNER_SHIFT) & OWNER_MASK).astype(np.int32)
+            times = (packed >> TIME_SHIFT).astype(np.int64)
+        else:
+            sizes = times = np.zeros(0, dtype=np.int64)
+            holder_index = np.zeros(0, dtype=np.int32)
+        # Keep only the owners that hold a block, renumbered from 0 in name order.
+        used = np.unique(holder_index[holder_index > 0])
+        names = sorted((holders[i].owner, i) for i in used.tolist())
+        renumber = np.full(len(holders), CACHED, dtype=np.int32)
+        for new_index, (_, old_index) in enumerate(names):
+            renumber[old_index] = new_index
+        return cls.from_columns(
+            tuple((a.component, a.device) for a in accounts),
+            tuple(name for name, _ in names),
+            {
+                "account": np.concatenate(account_parts) if account_parts else (),
+                "block": np.concatenate(block_parts) if block_parts else (),
+                "size": sizes,
+                "owner": renumber[holder_index],
+                "allocated_ns": times,
+            },
+        )
+
+    def __len__(self) -> int:
+        return len(self.block)
+
+    def __iter__(self) -> Iterator[LiveBlock]:
+        accounts, owners = self.accounts, self.owners
+        for account, block, size, owner, allocated in zip(
+            self.account.tolist(),
+            self.block.tolist(),
+            self.size.tolist(),
+            self.owner.tolist(),
+            self.allocated_ns.tolist(),
+            strict=True,
+        ):
+            component, device = accounts[account]
+            yield LiveBlock(
+                component,
+                device,
+                block,
+                size,
+                None if owner == CACHED else owners[owner],
+                allocated,
+            )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, LiveBlocks):
+            return NotImplemented
+        return list(self) == list(other)
+
+    __hash__ = None  # type: ignore[assignment]  # arrays are not hashable
+
+    @property
+    def in_use(self) -> npt.NDArray[np.bool_]:
+        """A mask of the blocks lent to an owner (not cached)."""
+        mask: npt.NDArray[np.bool_] = self.owner != CACHED
+        return mask
+
+    def select(self, mask: npt.NDArray[np.bool_]) -> LiveBlocks:
+        """The rows where *mask* is true, with the same tables."""
+        return LiveBlocks.from_columns(
+            self.accounts,
+            self.owners,
+            {
+                name: getattr(self, name)[mask]
+                for name in ("account", "block", "size", "owner", "allocated_ns")
+            },
+        )
+
+    def rows_of(self, component: str, device: str) -> npt.NDArray[np.bool_]:
+        """A mask of the blocks of one component on one device."""
+        try:
+            index = self.accounts.index((component, device))
+        except ValueError:
+            return np.zeros(len(self), dtype=bool)
+        mask: npt.NDArray[np.bool_] = self.account == index
+        return mask

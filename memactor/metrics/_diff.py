@@ -1,0 +1,191 @@
+"""Comparing two snapshots: what changed, what appeared, and who is suspected of leaking.
+
+A suspect is a component whose in-use bytes grew by more than the tolerance between the
+two snapshots, including a component that did not exist in the first one (the commonest
+leak is a new component that never gives its memory back). Reserved bytes alone never
+make a suspect: a pool whose in-use bytes went back to zero does not leak, however much
+it caches.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from ._blocks import LiveBlocks
+from ._snapshot import Snapshot
+from ._stats import ComponentStats
+
+
+class Change(enum.Enum):
+    APPEARED = "appeared"
+    VANISHED = "vanished"
+    CHANGED = "changed"
+    UNCHANGED = "unchanged"
+
+
+@dataclass(frozen=True, slots=True)
+class ComponentDelta:
+    """One component on one device, before and after."""
+
+    component: str
+    device: str
+    change: Change
+    bytes_reserved_before: int
+    bytes_reserved_after: int
+    bytes_in_use_before: int
+    bytes_in_use_after: int
+    live_blocks_before: int
+    live_blocks_after: int
+
+    @property
+    def bytes_reserved_delta(self) -> int:
+        return self.bytes_reserved_after - self.bytes_reserved_before
+
+    @property
+    def bytes_in_use_delta(self) -> int:
+        return self.bytes_in_use_after - self.bytes_in_use_before
+
+    @property
+    def live_blocks_delta(self) -> int:
+        return self.live_blocks_after - self.live_blocks_before
+
+
+@dataclass(frozen=True, slots=True)
+class LeakSuspect:
+    """A component whose in-use memory grew past the tolerance, with its evidence."""
+
+    component: str
+    device: str
+    bytes_in_use_delta: int
+    new_blocks: int
+    """Blocks lent out in *after* that were not alive in *before*."""
+    new_bytes: int
+    """Their bytes."""
+    top_owners: tuple[tuple[str, int], ...]
+    """Owners of those new in-use blocks, by bytes, largest first (at most five)."""
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotDiff:
+    """The difference between two snapshots; see :func:`diff`."""
+
+    before_label: str
+    after_label: str
+    elapsed_ns: int
+    """``after.monotonic_ns - before.monotonic_ns``."""
+    tolerance_bytes: int
+    components: tuple[ComponentDelta, ...]
+    new_blocks: LiveBlocks
+    """Blocks alive in *after* that were not alive in *before* (cached ones included)."""
+    suspects: tuple[LeakSuspect, ...]
+    bytes_in_use_delta: int
+    bytes_reserved_delta: int
+
+    @property
+    def appeared(self) -> tuple[ComponentDelta, ...]:
+        return tuple(c for c in self.components if c.change is Change.APPEARED)
+
+    @property
+    def vanished(self) -> tuple[ComponentDelta, ...]:
+        return tuple(c for c in self.components if c.change is Change.VANISHED)
+
+    @property
+    def leaked(self) -> bool:
+        """True when there is at least one suspect."""
+        return bool(self.suspects)
+
+
+def diff(before: Snapshot, after: Snapshot, *, tolerance_bytes: int = 0) -> SnapshotDiff:
+    """Compare *before* with *after*; components growing in use past the tolerance are suspects.
+
+    *tolerance_bytes* is how much in-use growth per component is forgiven. Raises
+    :class:`ValueError` for a negative tolerance.
+    """
+    if tolerance_bytes < 0:
+        raise ValueError(f"tolerance_bytes must not be negative, got {tolerance_bytes}")
+    old = {(c.component, c.device): c for c in before.components}
+    new = {(c.component, c.device): c for c in after.components}
+    empty = ComponentStats("", "")
+    deltas = []
+    for key in sorted(old.keys() | new.keys()):
+        first, second = old.get(key, empty), new.get(key, empty)
+        if key not in old:
+            change = Change.APPEARED
+        elif key not in new:
+            change = Change.VANISHED
+        elif (first.bytes_reserved, first.bytes_in_use, first.live_blocks) != (
+            second.bytes_reserved,
+            second.bytes_in_use,
+            second.live_blocks,
+        ):
+            change = Change.CHANGED
+        else:
+            change = Change.UNCHANGED
+        deltas.append(
+            ComponentDelta(
+                key[0],
+                key[1],
+                change,
+                first.bytes_reserved,
+                second.bytes_reserved,
+                first.bytes_in_use,
+                second.bytes_in_use,
+                first.live_blocks,
+                second.live_blocks,
+            )
+        )
+    fresh = after.blocks.select(_not_in(after.blocks, before.blocks))
+    suspects = tuple(
+        _suspect(delta, fresh) for delta in deltas if delta.bytes_in_use_delta > tolerance_bytes
+    )
+    return SnapshotDiff(
+        before_label=before.label,
+        after_label=after.label,
+        elapsed_ns=after.monotonic_ns - before.monotonic_ns,
+        tolerance_bytes=tolerance_bytes,
+        components=tuple(deltas),
+        new_blocks=fresh,
+        suspects=suspects,
+        bytes_in_use_delta=after.totals.bytes_in_use - before.totals.bytes_in_use,
+        bytes_reserved_delta=after.totals.bytes_reserved - before.totals.bytes_reserved,
+    )
+
+
+def _not_in(after: LiveBlocks, before: LiveBlocks) -> npt.NDArray[np.bool_]:
+    """A mask of the rows of *after* whose (component, device, block) is not in *before*."""
+    mask = np.ones(len(after), dtype=bool)
+    for index, key in enumerate(after.accounts):
+        rows = after.account == index
+        earlier = before.block[before.rows_of(*key)]
+        if len(earlier):
+            mask[rows] = ~np.isin(after.block[rows], earlier)
+    return mask
+
+
+def _suspect(delta: ComponentDelta, fresh: LiveBlocks) -> LeakSuspect:
+    rows = fresh.rows_of(delta.component, delta.device) & fresh.in_use
+    sizes = fresh.size[rows]
+    owners = fresh.owner[rows]
+    by_owner: dict[str, int] = {}
+    for owner, size in zip(owners.tolist(), sizes.tolist(), strict=True):
+        name = fresh.owners[owner]
+        by_owner[name] = by_owner.get(name, 0) + size
+    top = tuple(sorted(by_owner.items(), key=lambda item: (-item[1], item[0]))[:5])
+    if delta.change is Change.APPEARED:
+        reason = "appeared holding memory in use"
+    else:
+        reason = "memory in use grew"
+    return LeakSuspect(
+        delta.component,
+        delta.device,
+        delta.bytes_in_use_delta,
+        int(rows.sum()),
+        int(sizes.sum()),
+        top,
+        reason,
+    )

@@ -1,0 +1,286 @@
+"""Snapshots: an immutable, self-describing picture of the ledger at one moment.
+
+A snapshot holds the totals, every component's, owner's and device's statistics, every
+live block (who holds it, on which device, since when), the time series so far and the
+event counters. It saves to msgpack (``.msgpack``, the default) or JSON (``.json``) and
+loads back equal; a damaged, truncated or foreign file raises :class:`CodecError` naming
+the file and what is wrong.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final, Literal, TypeVar
+
+import numpy as np
+
+from ..codec import DEFAULT_LIMITS as DEFAULT_LIMITS
+from ..codec import CodecError, DecodeLimits, decode, decode_json, encode, frame
+from ._blocks import LiveBlock, LiveBlocks
+from ._series import SeriesView
+from ._stats import ComponentStats, DeviceStats, LedgerStats, OwnerStats
+
+SNAPSHOT_TYPE: Final = "snapshot"
+
+TOTAL: Final = "*"
+"""The component name of the series that sums every component."""
+
+Format = Literal["msgpack", "json"]
+
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class ComponentSeries:
+    """The time series of one component on one device (component ``"*"``: the total)."""
+
+    component: str
+    device: str
+    series: SeriesView
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ComponentSeries):
+            return NotImplemented
+        return (self.component, self.device, self.series) == (
+            other.component,
+            other.device,
+            other.series,
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """The ledger at one moment. Take one with :meth:`Ledger.snapshot`."""
+
+    label: str
+    wall_time_ns: int
+    """:func:`time.time_ns` when the snapshot was taken."""
+    monotonic_ns: int
+    """The ledger's clock when the snapshot was taken; block ages count from here."""
+    totals: LedgerStats
+    components: tuple[ComponentStats, ...]
+    owners: tuple[OwnerStats, ...]
+    devices: tuple[DeviceStats, ...]
+    transfers: tuple[tuple[str, str, int, int], ...]
+    """``(from_device, to_device, transfers, bytes)`` per route."""
+    blocks: LiveBlocks
+    series: tuple[ComponentSeries, ...]
+
+    def component(self, component: str, device: str = "cpu") -> ComponentStats:
+        """One component's statistics; :class:`KeyError` naming it if absent."""
+        for stats in self.components:
+            if stats.component == component and stats.device == device:
+                return stats
+        raise KeyError(f"snapshot {self.label!r} has no component {component!r} on {device!r}")
+
+    def age_ns(self, block: LiveBlock) -> int:
+        """How long *block* had been alive when the snapshot was taken."""
+        return self.monotonic_ns - block.allocated_ns
+
+    # -- files ----------------------------------------------------------------------
+
+    def save(self, path: str | os.PathLike[str], *, format: Format | None = None) -> Path:
+        """Write the snapshot to *path* and return it as a :class:`Path`.
+
+        The format comes from *format*, else the suffix (``.json`` is JSON, anything else
+        msgpack). The file is written to a temporary name beside *path* and renamed, so a
+        crash never leaves a half-written snapshot under the real name.
+        """
+        target = Path(path)
+        chosen = format or ("json" if target.suffix.lower() == ".json" else "msgpack")
+        data = self.to_json().encode() if chosen == "json" else self.to_msgpack()
+        partial = target.with_name(f".{target.name}.partial")
+        partial.write_bytes(data)
+        partial.replace(target)
+        return target
+
+    @classmethod
+    def load(
+        cls, path: str | os.PathLike[str], *, limits: DecodeLimits = DEFAULT_LIMITS
+    ) -> Snapshot:
+        """Read a snapshot written by :meth:`save`, in either format.
+
+        Raises :class:`CodecError` naming the file when it is damaged, truncated, not a
+        memactor snapshot or from another schema version; :class:`OSError` as usual when
+        it cannot be read at all.
+        """
+        source = Path(path)
+        size = source.stat().st_size
+        if size > limits.max_bytes:
+            raise CodecError(f"{source}: {size} bytes is over the limit of {limits.max_bytes}")
+        data = source.read_bytes()
+        try:
+            if data[:1] in (b"{", b" ", b"\n", b"\t", b"\r"):
+                return cls.from_dict(decode_json(data, SNAPSHOT_TYPE))
+            return cls.from_msgpack(data, limits=limits)
+        except CodecError as exc:
+            raise CodecError(f"{source}: {exc}") from None
+
+    def to_msgpack(self) -> bytes:
+        return encode(SNAPSHOT_TYPE, self._body(binary=True))
+
+    @classmethod
+    def from_msgpack(cls, data: bytes, *, limits: DecodeLimits = DEFAULT_LIMITS) -> Snapshot:
+        return cls.from_dict(decode(data, SNAPSHOT_TYPE, limits=limits))
+
+    def to_json(self) -> str:
+        return json.dumps(frame(SNAPSHOT_TYPE, self._body(binary=False)), separators=(",", ":"))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The snapshot as plain JSON-ready data, marker and schema version included."""
+        return frame(SNAPSHOT_TYPE, self._body(binary=False))
+
+    def _body(self, *, binary: bool) -> dict[str, Any]:
+        def column(array: np.ndarray[Any, Any]) -> Any:
+            if binary:
+                return array.astype(array.dtype.newbyteorder("<")).tobytes()
+            return array.tolist()
+
+        blocks = self.blocks
+        return {
+            "label": self.label,
+            "wall_time_ns": self.wall_time_ns,
+            "monotonic_ns": self.monotonic_ns,
+            "totals": dataclasses.asdict(self.totals),
+            "components": [
+                {
+                    **dataclasses.asdict(c),
+                    "size_histogram": list(c.size_histogram),
+                    "anomalies": dict(c.anomalies),
+                }
+                for c in self.components
+            ],
+            "owners": [dataclasses.astuple(o) for o in self.owners],
+            "devices": [dataclasses.astuple(d) for d in self.devices],
+            "transfers": [list(route) for route in self.transfers],
+            "blocks": {
+                "accounts": [list(pair) for pair in blocks.accounts],
+                "owners": list(blocks.owners),
+                **{
+                    name: column(getattr(blocks, name))
+                    for name in ("account", "block", "size", "owner", "allocated_ns")
+                },
+            },
+            "series": [
+                {
+                    "component": s.component,
+                    "device": s.device,
+                    "stride": s.series.stride,
+                    "times_ns": column(s.series.times_ns),
+                    "bytes_reserved": column(s.series.bytes_reserved),
+                    "bytes_in_use": column(s.series.bytes_in_use),
+                }
+                for s in self.series
+            ],
+        }
+
+    @classmethod
+    def from_dict(cls, body: Mapping[str, Any]) -> Snapshot:
+        """Rebuild a snapshot from :meth:`to_dict` output (or its msgpack form).
+
+        Raises :class:`CodecError` naming the first field that is missing or wrong.
+        """
+        try:
+            return cls._from_body(body)
+        except CodecError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            detail = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
+            raise CodecError(f"damaged snapshot: {detail}") from None
+
+    @classmethod
+    def _from_body(cls, body: Mapping[str, Any]) -> Snapshot:
+        blocks_body = body["blocks"]
+        blocks = LiveBlocks.from_columns(
+            tuple((_str(c), _str(d)) for c, d in blocks_body["accounts"]),
+            tuple(_str(o) for o in blocks_body["owners"]),
+            {
+                name: blocks_body[name]
+                for name in ("account", "block", "size", "owner", "allocated_ns")
+            },
+        )
+        components = tuple(
+            _build(
+                ComponentStats,
+                {
+                    **c,
+                    "size_histogram": tuple(_int(n) for n in c["size_histogram"]),
+                    "anomalies": tuple(
+                        sorted((_str(k), _int(v)) for k, v in c["anomalies"].items())
+                    ),
+                },
+            )
+            for c in body["components"]
+        )
+        series = tuple(
+            ComponentSeries(_str(s["component"]), _str(s["device"]), _series_view(s))
+            for s in body["series"]
+        )
+        return cls(
+            label=_str(body["label"]),
+            wall_time_ns=_int(body["wall_time_ns"]),
+            monotonic_ns=_int(body["monotonic_ns"]),
+            totals=_build(LedgerStats, body["totals"]),
+            components=components,
+            owners=tuple(OwnerStats(_str(o), _int(u), _int(p)) for o, u, p in body["owners"]),
+            devices=tuple(
+                DeviceStats(_str(d), _int(r), _int(u), _int(pr), _int(pu))
+                for d, r, u, pr, pu in body["devices"]
+            ),
+            transfers=tuple(
+                (_str(s), _str(d), _int(n), _int(b)) for s, d, n, b in body["transfers"]
+            ),
+            blocks=blocks,
+            series=series,
+        )
+
+
+def _series_view(body: Mapping[str, Any]) -> SeriesView:
+    columns = []
+    for name in ("times_ns", "bytes_reserved", "bytes_in_use"):
+        raw = body[name]
+        if isinstance(raw, bytes):
+            if len(raw) % 8:
+                raise ValueError(f"series column {name!r} has a partial item")
+            array = np.frombuffer(raw, dtype="<i8").astype(np.int64)
+        else:
+            array = np.asarray(raw, dtype=np.int64)
+        array.flags.writeable = False
+        columns.append(array)
+    if len({len(c) for c in columns}) != 1:
+        raise ValueError("series columns differ in length")
+    return SeriesView(columns[0], columns[1], columns[2], _int(body["stride"]))
+
+
+def _build(cls: Callable[..., _T], fields: Mapping[str, Any]) -> _T:
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = set(fields) - names
+    if unknown:
+        raise ValueError(f"unexpected fields {sorted(unknown)}")
+    checked = {k: v if isinstance(v, tuple) else _scalar(k, v) for k, v in fields.items()}
+    return cls(**checked)
+
+
+def _scalar(name: str, value: object) -> object:
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValueError(f"field {name!r} has a {type(value).__name__}, expected a number or name")
+    return value
+
+
+def _int(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"expected an integer, found {value!r}")
+    return value
+
+
+def _str(value: object) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"expected a string, found {value!r}")
+    return value

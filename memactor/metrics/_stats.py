@@ -1,0 +1,112 @@
+"""Frozen statistics values: what the ledger knows, as of the moment they were taken.
+
+Each value is a fresh, immutable copy; holding one never keeps the ledger's own state
+alive and never changes as more events arrive.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+HISTOGRAM_BUCKETS = 49
+"""Size histogram buckets: bucket 0 holds zero-byte blocks, bucket ``i`` sizes in
+``[2**(i-1), 2**i)``, up to the largest event size (``2**48 - 1``)."""
+
+
+def histogram_bucket_bounds(bucket: int) -> tuple[int, int]:
+    """Return the smallest and largest size that fall in *bucket* of a size histogram."""
+    if bucket == 0:
+        return (0, 0)
+    return (1 << (bucket - 1), (1 << bucket) - 1)
+
+
+@dataclass(frozen=True, slots=True)
+class ComponentStats:
+    """Everything the ledger counts for one component on one device."""
+
+    component: str
+    device: str
+    bytes_reserved: int = 0
+    """Bytes the component holds from the system, cached or lent."""
+    bytes_in_use: int = 0
+    """Bytes lent out to an owner: reserved minus the component's cache."""
+    peak_bytes_reserved: int = 0
+    peak_bytes_in_use: int = 0
+    live_blocks: int = 0
+    allocations: int = 0
+    """ALLOC events: new memory taken from the system (pool misses)."""
+    frees: int = 0
+    acquires: int = 0
+    """ACQUIRE events: cached blocks lent out again (pool hits)."""
+    releases: int = 0
+    resizes: int = 0
+    transfers: int = 0
+    bytes_allocated: int = 0
+    """Total bytes ever allocated: ALLOC sizes plus the growth of RESIZEs."""
+    bytes_transferred: int = 0
+    size_histogram: tuple[int, ...] = field(default=(0,) * HISTOGRAM_BUCKETS)
+    """Counts of ALLOC sizes by power of two; see :data:`HISTOGRAM_BUCKETS`."""
+    lifetimes: int = 0
+    """How many blocks were freed, and so have a known lifetime."""
+    lifetime_total_ns: int = 0
+    lifetime_max_ns: int = 0
+    anomalies: tuple[tuple[str, int], ...] = ()
+    """Anomalies by kind, sorted by name: ``(("double_free", 2), ...)``."""
+
+    @property
+    def bytes_cached(self) -> int:
+        """Bytes reserved but not lent: a pool's cache."""
+        return self.bytes_reserved - self.bytes_in_use
+
+    @property
+    def anomaly_count(self) -> int:
+        return sum(count for _, count in self.anomalies)
+
+    @property
+    def lifetime_mean_ns(self) -> float:
+        return self.lifetime_total_ns / self.lifetimes if self.lifetimes else 0.0
+
+    @property
+    def hit_ratio(self) -> float:
+        """Share of lendings served from cache: acquires / (acquires + allocations)."""
+        lendings = self.acquires + self.allocations
+        return self.acquires / lendings if lendings else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class OwnerStats:
+    """Bytes lent to one owner (an actor or task), over all components and devices."""
+
+    owner: str
+    bytes_in_use: int
+    peak_bytes_in_use: int
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceStats:
+    """Totals over every component on one device, with the device's true peaks."""
+
+    device: str
+    bytes_reserved: int
+    bytes_in_use: int
+    peak_bytes_reserved: int
+    peak_bytes_in_use: int
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerStats:
+    """Totals over everything, with the true global peaks (the peak of the sum)."""
+
+    bytes_reserved: int
+    bytes_in_use: int
+    peak_bytes_reserved: int
+    peak_bytes_in_use: int
+    live_blocks: int
+    events_applied: int
+    """Events the ledger took in, anomalies included."""
+    events_dropped: int
+    """Events lost upstream (a lossy reporter, a full queue), as told to the ledger."""
+    anomalies: int
+    """Events counted as anomalies and not applied, over every component."""
+    malformed: int
+    """Events too broken to attribute to a component (not a 10-field event, bad types)."""

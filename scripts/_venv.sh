@@ -1,0 +1,24 @@
+# Shared by scripts/demo and scripts/test: make .venv when missing and install the
+# project into it (with the extras named in $1, "" for none: pass it explicitly, since a
+# sourced script would otherwise see the caller's arguments). Re-installs only when
+# pyproject.toml changed since the last install.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+venv="$root/.venv"
+extras="${1:-}"
+python="${PYTHON:-python3}"
+if [ ! -x "$venv/bin/python" ]; then
+  "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || {
+    echo "memactor needs Python 3.11 or newer; $python is $("$python" --version 2>&1)" >&2
+    exit 2
+  }
+  echo "Creating $venv ..." >&2
+  "$python" -m venv "$venv"
+fi
+stamp="$venv/.memactor-installed${extras:+-$extras}"
+if [ ! -f "$stamp" ] || [ "$root/pyproject.toml" -nt "$stamp" ]; then
+  echo "Installing memactor${extras:+[$extras]} into .venv ..." >&2
+  "$venv/bin/python" -m pip install --quiet --upgrade pip >&2
+  "$venv/bin/python" -m pip install --quiet -e "$root${extras:+[$extras]}" >&2
+  touch "$stamp"
+fi
