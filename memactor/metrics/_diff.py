@@ -21,6 +21,8 @@ from ._stats import ComponentStats
 
 
 class Change(enum.Enum):
+    """How a component changed between two snapshots."""
+
     APPEARED = "appeared"
     VANISHED = "vanished"
     CHANGED = "changed"

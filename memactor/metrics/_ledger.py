@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Sequence
+from operator import index as as_int
 from typing import Any
 
-from ..events import EventKind, check_device
+from ..events import MAX_BLOCK, MAX_TIMESTAMP, MIN_TIMESTAMP, EventKind, check_device
 from ._accounts import (
     NO_OWNER,
     NO_SIZE,
@@ -178,9 +179,9 @@ class Ledger:
                         account.count_anomaly(self._stray_kind(account, block, record, "acquire"))
                         continue
                     recorded = record & SIZE_MASK
+                    holder = owners.get(owner) or self._open_owner(owner)
                     if size != recorded:
                         account.count_anomaly("size_mismatch")
-                    holder = owners.get(owner) or self._open_owner(owner)
                     blocks[block] = record | holder.tag
                     value = holder.in_use + recorded
                     holder.in_use = value
@@ -201,11 +202,19 @@ class Ledger:
                     if not 0 <= size <= SIZE_MASK:
                         account.count_anomaly("bad_size")
                         continue
+                    # The block id and time go to a snapshot's int64 columns.
+                    if block.__class__ is not int or not 0 <= block <= MAX_BLOCK:
+                        account.count_anomaly("bad_block")
+                        continue
                     if block in blocks:
                         account.count_anomaly("duplicate_alloc")
                         continue
+                    if not MIN_TIMESTAMP <= ts <= MAX_TIMESTAMP:
+                        account.count_anomaly("bad_timestamp")
+                        continue
+                    packed = (ts << TIME_SHIFT) | size
                     holder = owners.get(owner) or self._open_owner(owner)
-                    blocks[block] = (ts << TIME_SHIFT) | holder.tag | size
+                    blocks[block] = packed | holder.tag
                     histogram[size.bit_length()] += 1
                     value = holder.in_use + size
                     holder.in_use = value
@@ -233,12 +242,14 @@ class Ledger:
                         peak_in_use = in_use
 
                 elif kind == _FREE:
-                    record = blocks.pop(block, None)
+                    record = blocks.get(block)
                     if record is None:
                         account.count_anomaly(
                             "double_free" if account.was_freed(block) else "unknown_block"
                         )
                         continue
+                    lifetime = ts - (record >> TIME_SHIFT)
+                    del blocks[block]
                     recorded = record & SIZE_MASK
                     if size != recorded:
                         account.count_anomaly("size_mismatch")
@@ -251,7 +262,6 @@ class Ledger:
                         a_in_use -= recorded
                         d_in_use -= recorded
                         in_use -= recorded
-                    lifetime = ts - (record >> TIME_SHIFT)
                     if lifetime > 0:
                         account.lifetime_total_ns += lifetime
                         if lifetime > account.lifetime_max_ns:
@@ -271,10 +281,11 @@ class Ledger:
                         account.count_anomaly("bad_size")
                         continue
                     recorded = record & SIZE_MASK
+                    resized = (record & NO_SIZE) | size
                     if old_size != recorded:
                         account.count_anomaly("size_mismatch")
                     delta = size - recorded
-                    blocks[block] = (record & NO_SIZE) | size
+                    blocks[block] = resized
                     account.resizes += 1
                     if delta > 0:
                         a_bytes_allocated += delta
@@ -296,6 +307,7 @@ class Ledger:
                         peak_in_use = max(peak_in_use, in_use)
 
                 elif kind == _TRANSFER:
+                    size = as_int(size)  # a float would turn the byte counts into floats
                     if not 0 <= size <= SIZE_MASK:
                         account.count_anomaly("bad_size")
                         continue

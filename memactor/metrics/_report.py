@@ -36,9 +36,9 @@ def render_table(headers: Sequence[str], rows: Sequence[Sequence[str]], *, right
     return "\n".join([line(headers), line(["-" * w for w in widths]), *map(line, rows)])
 
 
-def plural(count: int, noun: str) -> str:
+def plural(count: int, noun: str, nouns: str | None = None) -> str:
     """``plural(1, "component") == "1 component"``, ``plural(2, ...) == "2 components"``."""
-    return f"{count:,} {noun}" if count == 1 else f"{count:,} {noun}s"
+    return f"{count:,} {noun}" if count == 1 else f"{count:,} {nouns or noun + 's'}"
 
 
 def _seconds(ns: int | float) -> str:
@@ -89,7 +89,8 @@ def render_snapshot(snapshot: Snapshot, *, trend: TrendConfig | None = None) -> 
         f"peak: {format_size(totals.peak_bytes_in_use)} in use, "
         f"{format_size(totals.peak_bytes_reserved)} reserved; events: "
         f"{totals.events_applied:,} applied, {totals.events_dropped:,} dropped, "
-        f"{totals.anomalies:,} anomalies, {totals.malformed:,} malformed",
+        f"{plural(totals.anomalies, 'anomaly', 'anomalies')}, "
+        f"{totals.malformed:,} malformed",
         "",
     ]
     # A (component, device) that only copied data (TRANSFER) shows in the transfers table.

@@ -2,10 +2,10 @@
 
 A least-squares line through the in-use series gives a slope in bytes per second and a
 goodness of fit (R²). Growth is flagged only when the series is long enough (points and
-duration), the slope is steep enough, the fit is good (steady, not a burst), and the
-series really ended higher than it started. A burst that comes back fits a line badly
-and has no net growth, so it is not flagged; a pool that fills its cache does not grow in
-use at all.
+duration), the slope is steep enough and the fit is good (steady, not a burst). A burst
+that comes back fits a line badly, so it is not flagged; a pool that fills its cache does
+not grow in use at all. The net growth (last point less first) is reported beside the
+verdict, not used for it: one noisy end point should not decide.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._series import SeriesView
-from ._snapshot import TOTAL, Snapshot
+from ._snapshot import Snapshot
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +94,7 @@ def analyze_trend(
         verdict, reason = False, f"too few points ({points} < {config.min_points})"
     elif duration < config.min_duration_s:
         verdict, reason = False, f"too short ({duration:.1f} s < {config.min_duration_s:g} s)"
-    elif slope < config.min_slope_bytes_per_s or net <= 0:
+    elif slope < config.min_slope_bytes_per_s:
         verdict, reason = False, "no growth"
     elif r_squared < config.min_r_squared:
         verdict, reason = (
@@ -109,11 +109,12 @@ def analyze_trend(
 def find_growth(snapshot: Snapshot, config: TrendConfig | None = None) -> tuple[Trend, ...]:
     """Analyze every component series of *snapshot*; sorted by name.
 
-    The total's series is left out, and so are series that never held a byte (a
-    component and device that only copied data).
+    The total's series is left out, and so are the components that never held a byte
+    (a component and device that only copied data).
     """
+    held = {(c.component, c.device) for c in snapshot.components if c.peak_bytes_reserved}
     return tuple(
         analyze_trend(s.series, component=s.component, device=s.device, config=config)
         for s in sorted(snapshot.series, key=lambda s: (s.component, s.device))
-        if s.component != TOTAL and (s.series.bytes_reserved.any() or s.series.bytes_in_use.any())
+        if (s.component, s.device) in held
     )

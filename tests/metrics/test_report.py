@@ -1,0 +1,100 @@
+"""Text and JSON reports: deterministic, complete, exact."""
+
+from __future__ import annotations
+
+import json
+
+from memactor.events import EventKind, MemoryEvent
+from memactor.metrics import (
+    Ledger,
+    diff,
+    diff_report_json,
+    render_diff,
+    render_snapshot,
+    render_table,
+    snapshot_report_json,
+)
+
+SECOND = 1_000_000_000
+
+
+def leaky_ledger() -> Ledger:
+    """20 s at 10 Hz: a pool that lends and takes back, a cache that keeps 1 KiB a tick."""
+    now = 0
+    ledger = Ledger(clock=lambda: now)
+    make = MemoryEvent.unchecked
+    for tick in range(200):
+        now = tick * SECOND // 10
+        ledger.apply(
+            [
+                make(EventKind.ALLOC, "pool", 2 * tick, 4096, "cpu", "worker", now),
+                make(EventKind.RELEASE, "pool", 2 * tick, 4096, "cpu", "worker", now),
+                make(EventKind.FREE, "pool", 2 * tick, 4096, "cpu", "", now),
+                make(EventKind.ALLOC, "cache", tick, 1024, "cpu", "indexer", now),
+            ]
+        )
+        ledger.sample()
+    ledger.apply([make(EventKind.FREE, "ghost", 1, 1, "cuda:0", "", now)])
+    return ledger
+
+
+def test_table_layout() -> None:
+    table = render_table(["name", "bytes"], [["a", "1"], ["long name", "1000"]], right="1")
+    assert table.splitlines() == [
+        "name       bytes",
+        "---------  -----",
+        "a              1",
+        "long name   1000",
+    ]
+
+
+def test_snapshot_report_names_the_leak_and_the_numbers() -> None:
+    text = render_snapshot(leaky_ledger().snapshot("end"))
+    lines = text.splitlines()
+    assert lines[0] == 'memactor snapshot "end": 200 KiB in use, 200 KiB reserved, 200 live blocks'
+    assert lines[1] == (
+        "peak: 203 KiB in use, 203 KiB reserved; "
+        "events: 801 applied, 0 dropped, 1 anomaly, 0 malformed"
+    )
+    assert "  ghost@cuda:0: unknown_block 1" in lines
+    assert "leak verdict: LEAK SUSPECTED in 1 of 2 components" in lines
+    verdict = lines[lines.index("leak verdict: LEAK SUSPECTED in 1 of 2 components") + 3]
+    assert verdict.split()[:4] == ["cache", "cpu", "10", "KiB/s"]
+    # The pool lends and takes back: it is in the table but not in the verdict.
+    assert any(line.startswith("pool ") for line in lines)
+    assert text == render_snapshot(leaky_ledger().snapshot("end"))
+
+
+def test_snapshot_json_has_every_number() -> None:
+    snapshot = leaky_ledger().snapshot("end")
+    report = snapshot_report_json(snapshot)
+    assert json.loads(json.dumps(report)) == report
+    assert report["leak_suspected"] is True
+    assert report["totals"]["bytes_in_use"] == 200 * 1024
+    # The peak: 199 KiB cached by the leak plus the pool's 4 KiB buffer, in the last tick.
+    assert report["totals"]["peak_bytes_reserved"] == 199 * 1024 + 4096
+    cache = next(c for c in report["components"] if c["component"] == "cache")
+    assert cache["allocations"] == 200
+    assert cache["size_histogram"][11] == 200  # 1024 is in [2**10, 2**11)
+    ghost = next(c for c in report["components"] if c["component"] == "ghost")
+    assert ghost["anomalies"] == {"unknown_block": 1}
+    growing = [t["component"] for t in report["trends"] if t["growing"]]
+    assert growing == ["cache"]
+
+
+def test_diff_reports() -> None:
+    ledger = leaky_ledger()
+    before = ledger.snapshot("before")
+    ledger.apply([MemoryEvent.unchecked(EventKind.ALLOC, "new", 1, 512, "cpu", "x", 0)])
+    result = diff(before, ledger.snapshot("after"))
+    text = render_diff(result)
+    assert text.startswith('memactor diff "before" -> "after"')
+    assert "verdict: LEAK SUSPECTED in 1 component\n  new@cpu: appeared holding memory" in text
+    assert "3 components unchanged" in text
+    report = diff_report_json(result)
+    assert json.loads(json.dumps(report)) == report
+    assert report["leak_suspected"] is True
+    assert report["bytes_in_use_delta"] == 512
+    assert report["suspects"][0]["top_owners"] == [["x", 512]]
+    quiet = render_diff(diff(before, before))
+    assert quiet.rstrip().endswith("verdict: no leak suspected")
