@@ -104,7 +104,7 @@ def unframe(obj: object, type_: str) -> dict[str, Any]:
     if not isinstance(obj, dict) or MAGIC_KEY not in obj:
         raise CodecError(f"expected a memactor {type_} payload, found something else")
     version = obj[MAGIC_KEY]
-    if version != SCHEMA_VERSION:
+    if type(version) is not int or version != SCHEMA_VERSION:
         raise CodecError(
             f"expected schema version {SCHEMA_VERSION}, found {version!r}; "
             "this payload was written by another memactor version"
@@ -148,6 +148,8 @@ def _event_from_row(index: int, row: object) -> MemoryEvent:
     kind, component, block, size, device, owner, ts, old_size, dst, tags = row
     try:
         try:
+            if type(kind) is not int:
+                raise ValueError(f"kind must be an int, got {kind!r}")
             event_kind = EventKind(kind)
         except ValueError:
             raise ValueError(

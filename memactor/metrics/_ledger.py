@@ -480,10 +480,14 @@ class Ledger:
         one = self._series.get((component, device))
         return one.view() if one is not None else TimeSeries(2).view()
 
-    def snapshot(self, label: str = "", *, now_ns: int | None = None) -> Snapshot:
+    def snapshot(
+        self, label: str = "", *, now_ns: int | None = None, blocks: bool = True
+    ) -> Snapshot:
         """Return an immutable :class:`Snapshot` of everything the ledger knows now.
 
-        *now_ns* (default: the ledger's clock) is the moment block ages count to.
+        *now_ns* (default: the ledger's clock) is the moment block ages count to. With
+        *blocks* false the live blocks are left out (``snapshot.blocks`` is empty): a
+        cheap view for live displays, where the statistics and series are what counts.
         """
         keys = sorted(self._accounts)
         accounts = [self._accounts[key] for key in keys]
@@ -501,6 +505,6 @@ class Ledger:
             owners=self.owners(),
             devices=self.devices(),
             transfers=self.transfers(),
-            blocks=LiveBlocks.collect(accounts, self._holders),
+            blocks=LiveBlocks.collect(accounts, self._holders) if blocks else LiveBlocks.empty(),
             series=tuple(series),
         )

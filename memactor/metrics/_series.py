@@ -89,6 +89,10 @@ class TimeSeries:
 
     def append(self, time_ns: int, bytes_reserved: int, bytes_in_use: int) -> None:
         """Add one sample. With a stride above one, samples are folded (max) into a point."""
+        if self._count == self._capacity:
+            # Halve before this sample joins a point, so that it falls into a point of
+            # the new stride and every point stands for exactly ``stride`` samples.
+            self._halve()
         self._pending += 1
         if bytes_reserved > self._pending_reserved:
             self._pending_reserved = bytes_reserved
@@ -96,8 +100,6 @@ class TimeSeries:
             self._pending_in_use = bytes_in_use
         if self._pending < self._stride:
             return
-        if self._count == self._capacity:
-            self._halve()
         index = self._count
         self._times[index] = time_ns
         self._reserved[index] = self._pending_reserved

@@ -97,8 +97,12 @@ class Snapshot:
         chosen = format or ("json" if target.suffix.lower() == ".json" else "msgpack")
         data = self.to_json().encode() if chosen == "json" else self.to_msgpack()
         partial = target.with_name(f".{target.name}.partial")
-        partial.write_bytes(data)
-        partial.replace(target)
+        try:
+            partial.write_bytes(data)
+            partial.replace(target)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
         return target
 
     @classmethod
@@ -191,7 +195,8 @@ class Snapshot:
             return cls._from_body(body)
         except CodecError:
             raise
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
+            # OverflowError: a number too large for its int64 column.
             detail = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
             raise CodecError(f"damaged snapshot: {detail}") from None
 
@@ -260,17 +265,26 @@ def _series_view(body: Mapping[str, Any]) -> SeriesView:
 
 
 def _build(cls: Callable[..., _T], fields: Mapping[str, Any]) -> _T:
-    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    unknown = set(fields) - names
+    # Annotations are strings here (``from __future__ import annotations``).
+    declared = {f.name: f.type for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = set(fields) - set(declared)
     if unknown:
         raise ValueError(f"unexpected fields {sorted(unknown)}")
-    checked = {k: v if isinstance(v, tuple) else _scalar(k, v) for k, v in fields.items()}
+    missing = set(declared) - set(fields)
+    if missing:
+        raise ValueError(f"missing fields {sorted(missing)}")
+    checked = {
+        k: v if isinstance(v, tuple) else _scalar(k, v, declared[k]) for k, v in fields.items()
+    }
     return cls(**checked)
 
 
-def _scalar(name: str, value: object) -> object:
-    if isinstance(value, bool) or not isinstance(value, int | str):
-        raise ValueError(f"field {name!r} has a {type(value).__name__}, expected a number or name")
+def _scalar(name: str, value: object, declared: object) -> object:
+    if declared == "str":
+        if not isinstance(value, str):
+            raise ValueError(f"field {name!r} has a {type(value).__name__}, expected a string")
+    elif isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"field {name!r} has a {type(value).__name__}, expected an integer")
     return value
 
 

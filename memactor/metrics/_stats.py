@@ -107,6 +107,7 @@ class LedgerStats:
     events_dropped: int
     """Events lost upstream (a lossy reporter, a full queue), as told to the ledger."""
     anomalies: int
-    """Events counted as anomalies and not applied, over every component."""
+    """Events counted as anomalies, over every component. All but ``size_mismatch`` are
+    not applied; a size mismatch is applied with the size the ledger recorded."""
     malformed: int
     """Events too broken to attribute to a component (not a 10-field event, bad types)."""

@@ -1,0 +1,1 @@
+"""Tests of the metrics core: ledger, series, live blocks, snapshots."""
