@@ -1,0 +1,27 @@
+"""memactor's actor framework: supervised trio tasks with bounded mailboxes.
+
+::
+
+    async with open_system() as system:
+        ref = await system.spawn(Decoder, name="decode.chunks", mailbox_size=16)
+        await ref.send(chunk)             # waits while the mailbox is full
+        summary = await ref.ask("summary", timeout=1.0)
+"""
+
+from ._actor import Actor as Actor
+from ._exceptions import ActorFailedError as ActorFailedError
+from ._exceptions import ActorNotFoundError as ActorNotFoundError
+from ._exceptions import AskTimeoutError as AskTimeoutError
+from ._exceptions import DuplicateNameError as DuplicateNameError
+from ._exceptions import MessageDroppedError as MessageDroppedError
+from ._exceptions import RestartIntensityError as RestartIntensityError
+from ._mailbox import Overflow as Overflow
+from ._policy import Restart as Restart
+from ._policy import Strategy as Strategy
+from ._ref import ActorRef as ActorRef
+from ._stats import ActorState as ActorState
+from ._stats import ActorStatistics as ActorStatistics
+from ._supervisor import Supervisor as Supervisor
+from ._system import ActorSpec as ActorSpec
+from ._system import ActorSystem as ActorSystem
+from ._system import open_system as open_system

@@ -1,0 +1,183 @@
+"""The system's supervision task: restarts and escalations, one at a time.
+
+When an incarnation ends, :meth:`Supervision.incarnation_ended` decides synchronously,
+in the ending task, everything that needs no waiting (stop for good, or not). What needs a
+restart is queued for the one supervision task, which applies the parent supervisor's
+strategy and restart intensity and escalates up the tree. Serialising restarts in one task
+keeps them simple to reason about: two failures never restart the same siblings at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from ._cell import Cell, Incarnation
+from ._exceptions import RestartIntensityError
+from ._policy import Restart, Strategy, needs_restart
+from ._stats import ActorState
+from ._supervisor import Supervisor
+
+if TYPE_CHECKING:
+    from ._system import ActorSystem
+
+logger = logging.getLogger("memactor.runtime")
+
+Child = Cell[Any, Any] | Supervisor
+
+
+class Supervision:
+    """Owns the queue of incarnations waiting for a restart decision, and its task."""
+
+    def __init__(self, system: ActorSystem) -> None:
+        self._system = system
+        self._send, self._receive = trio.open_memory_channel[Incarnation[Any, Any]](math.inf)
+        self._scope = trio.CancelScope()
+        self._done = trio.Event()
+
+    async def run(self) -> None:
+        """The supervision task; raises the error that a top-level supervisor escalates."""
+        try:
+            with self._scope:
+                async for incarnation in self._receive:
+                    await self._restart_after(incarnation)
+        finally:
+            self._done.set()
+
+    async def aclose(self) -> None:
+        """Cancel the task (no more restarts) and wait until it has ended."""
+        self._scope.cancel()
+        await self._done.wait()
+
+    def incarnation_ended(self, incarnation: Incarnation[Any, Any]) -> None:
+        """Decide what follows an incarnation's end, in the task that ended. Never raises."""
+        cell = incarnation.cell
+        error = incarnation.error
+        if incarnation.terminated:
+            # Whoever terminated it decides what comes next.
+            if error is not None:
+                logger.error("actor %r failed while terminated", cell.name, exc_info=error)
+            if not cell.finished.is_set():
+                cell.state = ActorState.RESTARTING
+            return
+        if incarnation.initial and not incarnation.started:
+            cell.finish()  # spawn raises the error
+            return
+        if self._system._closing:
+            if error is not None:
+                self._system._fail(error)
+            cell.finish()
+            return
+        if cell.stop_requested:
+            if error is not None:
+                logger.error("actor %r failed while stopping", cell.name, exc_info=error)
+                cell.stop_error = error
+            cell.finish()
+            return
+        if not needs_restart(cell.restart, failed=error is not None):
+            if error is not None:
+                logger.error(
+                    "actor %r failed and is %s: not restarted",
+                    cell.name,
+                    cell.restart.value,
+                    exc_info=error,
+                )
+            cell.finish()
+            return
+        if error is not None:
+            logger.error("actor %r failed; restarting it", cell.name, exc_info=error)
+        cell.state = ActorState.RESTARTING
+        self._send.send_nowait(incarnation)
+
+    async def _restart_after(self, incarnation: Incarnation[Any, Any]) -> None:
+        cell = incarnation.cell
+        if (
+            cell.finished.is_set()
+            or cell.incarnation is not None
+            or cell.last_incarnation is not incarnation
+        ):
+            return  # stale: restarted meanwhile with its siblings, or stopped
+        if cell.stop_requested:
+            cell.finish()
+            return
+        child: Child = cell
+        error = incarnation.error
+        while True:
+            parent = child.parent
+            assert parent is not None
+            if parent.record_restart(trio.current_time()):
+                await self._restart(parent, child)
+                return
+            # The parent gives up: it fails, with the original error.
+            if error is None:
+                error = RestartIntensityError(parent.name, parent.max_restarts, parent.within_s)
+            else:
+                error.add_note(
+                    f"memactor: supervisor {parent.name!r} gave up after more than "
+                    f"{parent.max_restarts} restarts in {parent.within_s} s"
+                )
+            if parent.parent is None:
+                # The system fails: its cancelling shutdown stops everything, in order.
+                raise error
+            if not needs_restart(parent.restart, failed=True):
+                logger.error(
+                    "supervisor %r gave up and is %s: not restarted",
+                    parent.name,
+                    parent.restart.value,
+                    exc_info=error,
+                )
+                parent._closed = True
+                await self._terminate(parent, starting_too=True)
+                parent.finish()
+                return
+            await self._terminate(parent)
+            child = parent
+
+    async def _restart(self, parent: Supervisor, failed: Child) -> None:
+        if parent.strategy is Strategy.ONE_FOR_ONE:
+            await self._start(failed)
+            return
+        siblings = list(parent._children)
+        for sibling in reversed(siblings):
+            if sibling is not failed:
+                await self._terminate(sibling)
+        for sibling in siblings:
+            await self._start(sibling)
+
+    async def _terminate(self, child: Child, *, starting_too: bool = False) -> None:
+        """Cancel a child (all of a supervisor's children) in reverse start order.
+
+        An actor still in its first ``on_start`` (its spawn has not returned) is left
+        alone unless ``starting_too``: it joins the restarted group as it is.
+        """
+        if isinstance(child, Supervisor):
+            for grandchild in reversed(list(child._children)):
+                await self._terminate(grandchild, starting_too=starting_too)
+            return
+        incarnation = child.incarnation
+        if incarnation is not None and (
+            starting_too or incarnation.started or not incarnation.initial
+        ):
+            await child.terminate()
+
+    async def _start(self, child: Child) -> None:
+        """Start a terminated child again (in start order), unless it must stay stopped."""
+        if isinstance(child, Supervisor):
+            if child._finished:
+                return
+            if child.restart is Restart.TEMPORARY:
+                child.finish()
+                return
+            child.forget_restarts()
+            for grandchild in list(child._children):
+                await self._start(grandchild)
+            return
+        if child.finished.is_set() or child.incarnation is not None:
+            return
+        if child.stop_requested or child.restart is Restart.TEMPORARY:
+            child.finish()
+            return
+        await child.start(initial=False).ready.wait()

@@ -1,0 +1,248 @@
+"""The actor system: the nursery every actor runs in, the names, and structured shutdown."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+import trio
+
+from ._actor import Actor
+from ._cell import Cell
+from ._exceptions import ActorNotFoundError, DuplicateNameError
+from ._mailbox import Overflow
+from ._policy import Restart, Strategy
+from ._restarts import Supervision
+from ._supervisor import (
+    DEFAULT_MAILBOX_SIZE,
+    DEFAULT_MAX_RESTARTS,
+    DEFAULT_WITHIN_S,
+    Supervisor,
+)
+
+if TYPE_CHECKING:
+    from ._ref import ActorRef
+
+MessageT = TypeVar("MessageT")
+ReplyT = TypeVar("ReplyT")
+
+
+@dataclass(frozen=True, slots=True)
+class ActorSpec(Generic[MessageT, ReplyT]):
+    """The arguments of one :meth:`ActorSystem.spawn`, for actors the system starts itself."""
+
+    actor: Actor[MessageT, ReplyT] | Callable[[], Actor[MessageT, ReplyT]]
+    name: str
+    mailbox_size: int = DEFAULT_MAILBOX_SIZE
+    overflow: Overflow = Overflow.BLOCK
+    restart: Restart = Restart.PERMANENT
+
+
+async def _reraise(error: BaseException) -> None:
+    raise error
+
+
+class ActorSystem:
+    """A tree of supervised actors, all running in one nursery. Made by :func:`open_system`.
+
+    It holds two top-level supervisors: one for the system actors given to
+    :func:`open_system` (started first, stopped last) and :attr:`root`, where
+    :meth:`spawn` and :meth:`add_supervisor` put the user's actors.
+    """
+
+    def __init__(
+        self,
+        nursery: trio.Nursery,
+        *,
+        strategy: Strategy,
+        max_restarts: int,
+        within_s: float,
+    ) -> None:
+        self._nursery = nursery
+        self._closing = False
+        self._names: dict[str, Cell[Any, Any] | Supervisor] = {}
+        self._supervision = Supervision(self)
+        self._system_supervisor = Supervisor(
+            self,
+            "system",
+            parent=None,
+            strategy=Strategy.ONE_FOR_ONE,
+            max_restarts=max_restarts,
+            within_s=within_s,
+            restart=Restart.PERMANENT,
+        )
+        self.root = Supervisor(
+            self,
+            "root",
+            parent=None,
+            strategy=strategy,
+            max_restarts=max_restarts,
+            within_s=within_s,
+            restart=Restart.PERMANENT,
+        )
+        """The top-level supervisor of the user's actors (the one :meth:`spawn` uses)."""
+
+    def __repr__(self) -> str:
+        return f"<ActorSystem with {len(self._names)} names>"
+
+    async def spawn(
+        self,
+        actor: Actor[MessageT, ReplyT] | Callable[[], Actor[MessageT, ReplyT]],
+        *,
+        name: str,
+        mailbox_size: int = DEFAULT_MAILBOX_SIZE,
+        overflow: Overflow = Overflow.BLOCK,
+        restart: Restart = Restart.PERMANENT,
+    ) -> ActorRef[MessageT, ReplyT]:
+        """Spawn an actor under :attr:`root`; see :meth:`Supervisor.spawn`."""
+        return await self.root.spawn(
+            actor, name=name, mailbox_size=mailbox_size, overflow=overflow, restart=restart
+        )
+
+    def add_supervisor(
+        self,
+        name: str,
+        *,
+        strategy: Strategy = Strategy.ONE_FOR_ONE,
+        max_restarts: int = DEFAULT_MAX_RESTARTS,
+        within_s: float = DEFAULT_WITHIN_S,
+        restart: Restart = Restart.PERMANENT,
+    ) -> Supervisor:
+        """Add a supervisor under :attr:`root`; see :meth:`Supervisor.add_supervisor`."""
+        return self.root.add_supervisor(
+            name,
+            strategy=strategy,
+            max_restarts=max_restarts,
+            within_s=within_s,
+            restart=restart,
+        )
+
+    def lookup(self, name: str) -> ActorRef[Any, Any]:
+        """The ref of the live actor called ``name`` (system actors included).
+
+        Raises:
+          ActorNotFoundError: no live actor has that name (it may be a supervisor's).
+        """
+        cell = self._names.get(name)
+        if not isinstance(cell, Cell):
+            raise ActorNotFoundError(name)
+        return cell.ref
+
+    def refs(self) -> list[ActorRef[Any, Any]]:
+        """The refs of all live actors: system actors first, then the tree in start order."""
+        return [cell.ref for cell in self._cells()]
+
+    def _cells(self) -> Iterator[Cell[Any, Any]]:
+        stack: list[Cell[Any, Any] | Supervisor] = [self.root, self._system_supervisor]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, Cell):
+                yield node
+            else:
+                stack.extend(reversed(node._children))
+
+    # ---- used by supervisors and cells ------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closing:
+            raise trio.ClosedResourceError("the actor system is closed")
+
+    def _register(self, name: str, owner: Cell[Any, Any] | Supervisor) -> None:
+        if name in self._names:
+            raise DuplicateNameError(name)
+        self._names[name] = owner
+
+    def _unregister(self, name: str, owner: Cell[Any, Any] | Supervisor) -> None:
+        if self._names.get(name) is owner:
+            del self._names[name]
+
+    def _fail(self, error: BaseException) -> None:
+        """Fail the system with ``error``: it cancels the body and leaves ``async with``."""
+        self._nursery.start_soon(_reraise, error)
+
+    # ---- shutdown -----------------------------------------------------------------
+
+    async def _shutdown(self, *, graceful: bool) -> None:
+        """Stop everything, children before parents, in reverse start order.
+
+        Graceful: each actor drains its mailbox, as :meth:`ActorRef.stop`. Otherwise each
+        incarnation is cancelled (and waited for) before the next one is. Idempotent, and
+        an abortive shutdown may follow a graceful one that was cancelled.
+        """
+        self._closing = True
+        await self._supervision.aclose()
+        for top in (self.root, self._system_supervisor):
+            await self._shut_down_tree(top, graceful=graceful)
+            top._closed = top._finished = True
+
+    async def _shut_down_tree(self, supervisor: Supervisor, *, graceful: bool) -> None:
+        for child in reversed(list(supervisor._children)):
+            if isinstance(child, Supervisor):
+                await self._shut_down_tree(child, graceful=graceful)
+                child.finish()
+                continue
+            incarnation = child.incarnation
+            if incarnation is not None:
+                if graceful:
+                    child.request_stop()
+                else:
+                    incarnation.terminate()
+                await incarnation.done.wait()
+            child.finish()
+
+
+@asynccontextmanager
+async def open_system(
+    *,
+    strategy: Strategy = Strategy.ONE_FOR_ONE,
+    max_restarts: int = DEFAULT_MAX_RESTARTS,
+    within_s: float = DEFAULT_WITHIN_S,
+    system_actors: Iterable[ActorSpec[Any, Any]] = (),
+) -> AsyncIterator[ActorSystem]:
+    """Open an actor system; every actor in it has stopped when the block is left.
+
+    ``strategy``, ``max_restarts`` and ``within_s`` configure :attr:`ActorSystem.root`,
+    the top-level supervisor of the user's actors. ``system_actors`` are spawned, in order,
+    under a separate top-level supervisor before the block runs, and are stopped after all
+    the user's actors: a place for infrastructure such as the metrics actor.
+
+    Leaving the block normally stops the actors gracefully, children before parents and in
+    reverse start order: each drains its mailbox as with :meth:`ActorRef.stop`. Leaving it
+    with an exception or a cancellation cancels the actors instead, one by one in the same
+    order, and waits for each (so ``on_stop`` hooks run in order, in cancelled scopes). If
+    the graceful shutdown is cancelled, it turns into the cancelling one. Either way nothing
+    is left running, and every ask still waiting gets `trio.BrokenResourceError`.
+
+    Like a nursery, this raises errors in an `ExceptionGroup` (trio's strict exception
+    groups): when a top-level supervisor gives up, the body is cancelled and the block
+    raises ``ExceptionGroup([original_error])``; an error raised by the body comes out in
+    the group too, and so does an error that an actor raises while the system shuts down
+    (it can no longer be restarted). Catch them with ``except*``.
+    """
+    async with trio.open_nursery() as nursery:
+        system = ActorSystem(
+            nursery, strategy=strategy, max_restarts=max_restarts, within_s=within_s
+        )
+        nursery.start_soon(system._supervision.run, name="memactor supervision")
+        try:
+            for spec in system_actors:
+                await system._system_supervisor.spawn(
+                    spec.actor,
+                    name=spec.name,
+                    mailbox_size=spec.mailbox_size,
+                    overflow=spec.overflow,
+                    restart=spec.restart,
+                )
+            yield system
+        except BaseException:
+            with trio.CancelScope(shield=True):
+                await system._shutdown(graceful=False)
+            raise
+        try:
+            await system._shutdown(graceful=True)
+        except BaseException:
+            with trio.CancelScope(shield=True):
+                await system._shutdown(graceful=False)
+            raise
