@@ -6,6 +6,8 @@ The names most programs need are re-exported here; each layer's package
 
 from ._errors import MemactorError as MemactorError
 from ._version import __version__ as __version__
+from .actors import MemorySystem as MemorySystem
+from .actors import open_system as open_system
 from .codec import CodecError as CodecError
 from .events import EventKind as EventKind
 from .events import MemoryEvent as MemoryEvent
@@ -13,3 +15,9 @@ from .events import format_size as format_size
 from .events import parse_size as parse_size
 from .metrics import Ledger as Ledger
 from .metrics import Snapshot as Snapshot
+from .runtime import Actor as Actor
+from .runtime import ActorRef as ActorRef
+from .runtime import MemoryReporter as MemoryReporter
+from .runtime import Overflow as Overflow
+from .runtime import Restart as Restart
+from .runtime import Strategy as Strategy

@@ -11,7 +11,13 @@ import pytest
 
 import memactor
 
-LAYERS = ["memactor.events", "memactor.codec", "memactor.metrics"]
+LAYERS = [
+    "memactor.events",
+    "memactor.codec",
+    "memactor.metrics",
+    "memactor.runtime",
+    "memactor.actors",
+]
 
 
 def public_names(module: types.ModuleType) -> dict[str, object]:

@@ -11,6 +11,7 @@ if TYPE_CHECKING:
 
     from ._cell import Cell
     from ._ref import ActorRef
+    from ._reporter import MemoryReporter
     from ._stats import ActorStatistics
     from ._system import ActorSystem
 
@@ -95,6 +96,20 @@ class Actor(abc.ABC, Generic[MessageT, ReplyT]):
     def ref(self) -> ActorRef[MessageT, ReplyT]:
         """This actor's own ref (for handing to others, or for ``self.ref.stop_nowait()``)."""
         return self._bound_cell.ref
+
+    @property
+    def reporter(self) -> MemoryReporter:
+        """This actor's memory reporter: component and default owner are its name.
+
+        Made on first use and kept across restarts, so block ids stay unique. The runtime
+        flushes it whenever the actor is about to wait for a message (lossless: waiting
+        for room in the channel, which is the backpressure), on the system's flush
+        interval, and closes it when the actor stops for good.
+        """
+        cell = self._bound_cell
+        if cell.reporter is None:
+            cell.reporter = cell.system.memory.reporter(cell.name)
+        return cell.reporter
 
     @property
     def nursery(self) -> trio.Nursery:

@@ -22,6 +22,7 @@ from ._stats import ActorState, ActorStatistics
 
 if TYPE_CHECKING:
     from ._policy import Restart
+    from ._reporter import MemoryReporter
     from ._supervisor import Supervisor
     from ._system import ActorSystem
 
@@ -108,6 +109,8 @@ class Cell(Generic[MessageT, ReplyT]):
         self.restarts = 0
         self._started_at: float | None = None
         self._ended_at: float | None = None
+        # Made on the actor's first use of ``self.reporter``; it outlives restarts.
+        self.reporter: MemoryReporter | None = None
 
     def __repr__(self) -> str:
         return f"<Cell {self.name!r} {self.state.value}>"
@@ -157,6 +160,8 @@ class Cell(Generic[MessageT, ReplyT]):
                 envelope.reply.fail(
                     trio.BrokenResourceError(f"actor {self.name!r} stopped before replying")
                 )
+        if self.reporter is not None:
+            self.system.memory.forget(self.reporter)
         self.parent._remove_child(self)
         self.system._unregister(self.name, self)
         self.finished.set()
@@ -284,8 +289,13 @@ class Cell(Generic[MessageT, ReplyT]):
         mailbox = self.mailbox
         idle_hook = type(actor).on_idle is not Actor.on_idle
         while True:
-            if idle_hook and not mailbox.depth:
-                await actor.on_idle()
+            if not mailbox.depth:
+                if idle_hook:
+                    await actor.on_idle()
+                # About to wait: hand the reporter's batch on (lossless: waiting for room).
+                reporter = self.reporter
+                if reporter is not None and reporter.pending:
+                    await reporter.flush()
             if incarnation.exit_requested:
                 return
             try:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -12,6 +12,7 @@ import trio
 from ._actor import Actor
 from ._cell import Cell
 from ._exceptions import ActorNotFoundError, DuplicateNameError
+from ._hub import MemoryHub
 from ._mailbox import Overflow
 from ._policy import Restart, Strategy
 from ._restarts import Supervision
@@ -59,8 +60,11 @@ class ActorSystem:
         strategy: Strategy,
         max_restarts: int,
         within_s: float,
+        memory: MemoryHub | None = None,
     ) -> None:
         self._nursery = nursery
+        self.memory = memory if memory is not None else MemoryHub()
+        """Where the actors' memory reporters send their events; see :class:`MemoryHub`."""
         self._closing = False
         self._names: dict[str, Cell[Any, Any] | Supervisor] = {}
         self._supervision = Supervision(self)
@@ -173,9 +177,13 @@ class ActorSystem:
         """
         self._closing = True
         await self._supervision.aclose()
-        for top in (self.root, self._system_supervisor):
-            await self._shut_down_tree(top, graceful=graceful)
-            top._closed = top._finished = True
+        await self._shut_down_tree(self.root, graceful=graceful)
+        self.root._closed = self.root._finished = True
+        # Every user actor has stopped: close the reporters (what they could not send
+        # stays ready for the metrics actor, which stops after them and takes it).
+        self.memory.close()
+        await self._shut_down_tree(self._system_supervisor, graceful=graceful)
+        self._system_supervisor._closed = self._system_supervisor._finished = True
 
     async def _shut_down_tree(self, supervisor: Supervisor, *, graceful: bool) -> None:
         for child in reversed(list(supervisor._children)):
@@ -193,20 +201,25 @@ class ActorSystem:
             child.finish()
 
 
-@asynccontextmanager
-async def open_system(
+SystemT = TypeVar("SystemT", bound="ActorSystem")
+
+
+def open_system(
     *,
     strategy: Strategy = Strategy.ONE_FOR_ONE,
     max_restarts: int = DEFAULT_MAX_RESTARTS,
     within_s: float = DEFAULT_WITHIN_S,
     system_actors: Iterable[ActorSpec[Any, Any]] = (),
-) -> AsyncIterator[ActorSystem]:
+    memory: MemoryHub | None = None,
+) -> AbstractAsyncContextManager[ActorSystem]:
     """Open an actor system; every actor in it has stopped when the block is left.
 
     ``strategy``, ``max_restarts`` and ``within_s`` configure :attr:`ActorSystem.root`,
     the top-level supervisor of the user's actors. ``system_actors`` are spawned, in order,
     under a separate top-level supervisor before the block runs, and are stopped after all
-    the user's actors: a place for infrastructure such as the metrics actor.
+    the user's actors: a place for infrastructure such as the metrics actor. ``memory`` is
+    the hub the actors' reporters send to (a new one by default); it is closed after the
+    user's actors stop and before the system actors do.
 
     Leaving the block normally stops the actors gracefully, children before parents and in
     reverse start order: each drains its mailbox as with :meth:`ActorRef.stop`. Leaving it
@@ -220,11 +233,34 @@ async def open_system(
     raises ``ExceptionGroup([original_error])``; an error raised by the body comes out in
     the group too, and so does an error that an actor raises while the system shuts down
     (it can no longer be restarted). Catch them with ``except*``.
+
+    ``memactor.open_system`` is this with the metrics actor added.
+    """
+
+    def make(nursery: trio.Nursery) -> ActorSystem:
+        return ActorSystem(
+            nursery,
+            strategy=strategy,
+            max_restarts=max_restarts,
+            within_s=within_s,
+            memory=memory,
+        )
+
+    return run_system(make, system_actors)
+
+
+@asynccontextmanager
+async def run_system(
+    make: Callable[[trio.Nursery], SystemT],
+    system_actors: Iterable[ActorSpec[Any, Any]] = (),
+) -> AsyncIterator[SystemT]:
+    """Run the system that ``make`` builds on a new nursery; see :func:`open_system`.
+
+    For layers that extend :class:`ActorSystem` (the memory system of
+    :mod:`memactor.actors`).
     """
     async with trio.open_nursery() as nursery:
-        system = ActorSystem(
-            nursery, strategy=strategy, max_restarts=max_restarts, within_s=within_s
-        )
+        system = make(nursery)
         nursery.start_soon(system._supervision.run, name="memactor supervision")
         try:
             for spec in system_actors:

@@ -1,0 +1,245 @@
+"""The metrics actor: the one owner of the ledger.
+
+It applies every batch of memory events that reporters send, samples the time series at a
+fixed rate, keeps named snapshots, and answers requests (statistics, snapshots, diffs,
+subscriptions). Everything that shows or checks memory reads from it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Final
+
+import trio
+
+from .._errors import MemactorError
+from ..metrics import Ledger, LedgerStats, Snapshot, SnapshotDiff, diff
+from ..runtime import Actor
+from ..runtime._hub import MemoryHub
+from ..runtime._reporter import EventBatch
+
+DEFAULT_SAMPLE_HZ: Final = 10.0
+DEFAULT_KEEP_SNAPSHOTS: Final = 16
+
+
+class UnknownSnapshotError(MemactorError, KeyError):
+    """A diff named a snapshot the metrics actor does not keep (never taken, or evicted)."""
+
+    def __init__(self, label: str, known: list[str]) -> None:
+        self.label = label
+        names = ", ".join(repr(k) for k in known) or "none"
+        super().__init__(f"no snapshot labelled {label!r} (kept: {names})")
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+@dataclass(frozen=True, slots=True)
+class GetStatistics:
+    """Ask for the ledger's totals: replies a :class:`~memactor.metrics.LedgerStats`."""
+
+
+@dataclass(frozen=True, slots=True)
+class TakeSnapshot:
+    """Ask for a :class:`~memactor.metrics.Snapshot`, kept under *label* for diffs."""
+
+    label: str = ""
+    blocks: bool = True
+    """Include every live block (costly for millions; views leave them out)."""
+
+
+@dataclass(frozen=True, slots=True)
+class DiffSnapshots:
+    """Ask for the :class:`~memactor.metrics.SnapshotDiff` of two kept snapshots."""
+
+    before: str
+    after: str
+    tolerance_bytes: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Subscribe:
+    """Ask for a channel of views (snapshots without blocks) at *rate_hz*.
+
+    A viewer that falls behind misses views instead of slowing anyone: each view is sent
+    without waiting, and one that finds the channel full is skipped. Closing the receive
+    end ends the subscription.
+    """
+
+    rate_hz: float = DEFAULT_SAMPLE_HZ
+    buffer: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Flush:
+    """Ask every reporter to hand on its batch and apply all that was handed on."""
+
+
+MetricsRequest = GetStatistics | TakeSnapshot | DiffSnapshots | Subscribe | Flush
+MetricsReply = LedgerStats | Snapshot | SnapshotDiff | trio.MemoryReceiveChannel[Snapshot] | None
+
+
+@dataclass(slots=True)
+class _Subscriber:
+    channel: trio.MemorySendChannel[Snapshot]
+    period_s: float
+    due: float
+    skipped: int = 0
+
+
+class MetricsActor(Actor[MetricsRequest, MetricsReply]):
+    """Owns the ledger; consumes the hub's batches; samples at ``sample_hz``.
+
+    The ledger lives as long as the system, across restarts of this actor. On stop,
+    including a stop by cancellation, it applies every batch still in the channel and
+    every batch a closing reporter could not send, synchronously, so that a lossless
+    reporter's events all reach the ledger.
+    """
+
+    def __init__(
+        self,
+        hub: MemoryHub,
+        ledger: Ledger,
+        *,
+        sample_hz: float = DEFAULT_SAMPLE_HZ,
+        keep_snapshots: int = DEFAULT_KEEP_SNAPSHOTS,
+    ) -> None:
+        if not (sample_hz > 0 and math.isfinite(sample_hz)):
+            raise ValueError(f"sample_hz must be a positive number, got {sample_hz}")
+        self.hub = hub
+        self.ledger = ledger
+        self.sample_hz = sample_hz
+        self.keep_snapshots = keep_snapshots
+        self._snapshots: OrderedDict[str, Snapshot] = OrderedDict()
+        self._subscribers: list[_Subscriber] = []
+        self._consuming = False
+
+    async def on_start(self) -> None:
+        self._consuming = True
+        self.start_soon(self._consume, name="memactor metrics: consume")
+        self.start_soon(self._tick, name="memactor metrics: sample and flush")
+
+    async def _consume(self) -> None:
+        receive = self.hub.receive
+        self._consuming = True
+        try:
+            async for batch in receive:
+                self._apply(batch)
+                # Take all that is ready before yielding: one scheduling round can bring
+                # many batches from fast producers, and a lossy one drops what finds no room.
+                while True:
+                    try:
+                        batch = receive.receive_nowait()
+                    except (trio.WouldBlock, trio.EndOfChannel):
+                        break
+                    self._apply(batch)
+        finally:
+            self._consuming = False
+
+    def _apply(self, batch: EventBatch) -> None:
+        self.ledger.apply(batch.events)
+        if batch.dropped:
+            self.ledger.note_dropped(batch.dropped)
+
+    async def _catch_up(self) -> None:
+        """Wait until every batch sent so far has been applied, in order.
+
+        The consumer task is the only receiver while it runs (a batch handed to it is
+        in flight until it runs, so taking later ones here would apply them out of
+        order); this yields until it has emptied the channel and waits again.
+        """
+        receive = self.hub.receive
+        while self._consuming:
+            stats = receive.statistics()
+            if not stats.current_buffer_used and stats.tasks_waiting_receive:
+                break
+            await trio.lowlevel.checkpoint()
+        self.ledger.apply(self.hub.take_thread_events())
+
+    async def _tick(self) -> None:
+        period = 1.0 / self.sample_hz
+        flush_every = self.hub.flush_interval_s
+        next_sample = trio.current_time() + period
+        while True:
+            await trio.sleep(min(flush_every, max(0.0, next_sample - trio.current_time())))
+            self.ledger.apply(self.hub.take_thread_events())
+            await self.hub.flush()
+            now = trio.current_time()
+            if now >= next_sample:
+                self.ledger.sample()
+                next_sample += period * max(1, math.floor((now - next_sample) / period) + 1)
+                self._publish(now)
+
+    def _publish(self, now: float) -> None:
+        due = [s for s in self._subscribers if now >= s.due]
+        if not due:
+            return
+        view = self.ledger.snapshot("live", blocks=False)
+        for subscriber in due:
+            subscriber.due += subscriber.period_s * max(
+                1, math.floor((now - subscriber.due) / subscriber.period_s) + 1
+            )
+            try:
+                subscriber.channel.send_nowait(view)
+            except trio.WouldBlock:
+                subscriber.skipped += 1
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                self._subscribers.remove(subscriber)
+
+    async def on_stop(self) -> None:
+        for subscriber in self._subscribers:
+            subscriber.channel.close()
+        self._subscribers.clear()
+        self.drain()
+
+    def drain(self) -> None:
+        """Apply, without waiting, everything that reporters have emitted so far."""
+        self.ledger.apply(self.hub.take_thread_events())
+        for batch in self.hub.take_ready():
+            self._apply(batch)
+
+    async def handle(self, message: MetricsRequest) -> MetricsReply:
+        # Whatever reached the channel before this request counts in its answer.
+        if isinstance(message, Flush):
+            await self.hub.flush()
+        await self._catch_up()
+        if isinstance(message, Flush):
+            return None
+        if isinstance(message, GetStatistics):
+            return self.ledger.statistics()
+        if isinstance(message, TakeSnapshot):
+            return self._take(message)
+        if isinstance(message, DiffSnapshots):
+            return diff(
+                self._kept(message.before),
+                self._kept(message.after),
+                tolerance_bytes=message.tolerance_bytes,
+            )
+        if isinstance(message, Subscribe):
+            return self._subscribe(message)
+        raise TypeError(f"the metrics actor does not understand {message!r}")
+
+    def _take(self, request: TakeSnapshot) -> Snapshot:
+        snapshot = self.ledger.snapshot(request.label, blocks=request.blocks)
+        if request.label:
+            self._snapshots.pop(request.label, None)
+            self._snapshots[request.label] = snapshot
+            while len(self._snapshots) > self.keep_snapshots:
+                self._snapshots.popitem(last=False)
+        return snapshot
+
+    def _kept(self, label: str) -> Snapshot:
+        try:
+            return self._snapshots[label]
+        except KeyError:
+            raise UnknownSnapshotError(label, list(self._snapshots)) from None
+
+    def _subscribe(self, request: Subscribe) -> trio.MemoryReceiveChannel[Snapshot]:
+        if not (request.rate_hz > 0 and math.isfinite(request.rate_hz)):
+            raise ValueError(f"rate_hz must be a positive number, got {request.rate_hz}")
+        send, receive = trio.open_memory_channel[Snapshot](request.buffer)
+        period = 1.0 / request.rate_hz
+        self._subscribers.append(_Subscriber(send, period, trio.current_time()))
+        return receive

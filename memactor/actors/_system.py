@@ -1,0 +1,187 @@
+"""``memactor.open_system()``: an actor system with its metrics actor and ledger.
+
+This is the system most programs open. It is the runtime's :class:`ActorSystem` plus
+what memory accounting needs: the :class:`~memactor.metrics.Ledger`, the metrics actor
+that feeds it, and :attr:`MemorySystem.metrics`, a client for asking it things.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Final
+
+import trio
+
+from ..metrics import Ledger, LedgerStats, Snapshot, SnapshotDiff
+from ..runtime import (
+    ActorRef,
+    ActorSpec,
+    ActorSystem,
+    MemoryHub,
+    MemoryReporter,
+    Restart,
+    Strategy,
+    ThreadReporter,
+    run_system,
+)
+from ..runtime._hub import DEFAULT_CHANNEL_SIZE, DEFAULT_FLUSH_INTERVAL_S
+from ..runtime._reporter import DEFAULT_BATCH_SIZE
+from ..runtime._supervisor import DEFAULT_MAX_RESTARTS, DEFAULT_WITHIN_S
+from ._metrics import (
+    DEFAULT_KEEP_SNAPSHOTS,
+    DEFAULT_SAMPLE_HZ,
+    DiffSnapshots,
+    Flush,
+    GetStatistics,
+    MetricsActor,
+    MetricsReply,
+    MetricsRequest,
+    Subscribe,
+    TakeSnapshot,
+)
+
+METRICS_NAME: Final = "metrics"
+"""The metrics actor's name in every memory system."""
+
+
+class Metrics:
+    """Asks the metrics actor; every method is one ``ask`` with an optional timeout.
+
+    Each answer reflects every event that reached the metrics actor before the request,
+    including every batch an actor handed on when it last went idle. Raises what
+    :meth:`ActorRef.ask` raises (``trio.BrokenResourceError`` once the system is closed).
+    """
+
+    def __init__(self, system: ActorSystem) -> None:
+        self._system = system
+
+    @property
+    def ref(self) -> ActorRef[MetricsRequest, MetricsReply]:
+        """The metrics actor's ref."""
+        return self._system.lookup(METRICS_NAME)
+
+    async def _ask(self, request: MetricsRequest, timeout: float | None) -> Any:
+        return await self.ref.ask(request, timeout=timeout)
+
+    async def statistics(self, *, timeout: float | None = None) -> LedgerStats:
+        """The ledger's totals now."""
+        result: LedgerStats = await self._ask(GetStatistics(), timeout)
+        return result
+
+    async def snapshot(
+        self, label: str = "", *, blocks: bool = True, timeout: float | None = None
+    ) -> Snapshot:
+        """A snapshot now; kept under *label* (if any) for :meth:`diff`."""
+        result: Snapshot = await self._ask(TakeSnapshot(label, blocks), timeout)
+        return result
+
+    async def diff(
+        self,
+        before: str,
+        after: str,
+        *,
+        tolerance_bytes: int = 0,
+        timeout: float | None = None,
+    ) -> SnapshotDiff:
+        """The diff of two snapshots taken by label; an unknown label fails the ask with
+        :class:`UnknownSnapshotError`."""
+        result: SnapshotDiff = await self._ask(
+            DiffSnapshots(before, after, tolerance_bytes), timeout
+        )
+        return result
+
+    async def subscribe(
+        self, rate_hz: float = DEFAULT_SAMPLE_HZ, *, buffer: int = 1
+    ) -> trio.MemoryReceiveChannel[Snapshot]:
+        """A channel of views (snapshots without blocks) at *rate_hz*; see :class:`Subscribe`."""
+        result: trio.MemoryReceiveChannel[Snapshot] = await self._ask(
+            Subscribe(rate_hz, buffer), None
+        )
+        return result
+
+    async def flush(self, *, timeout: float | None = None) -> None:
+        """Have every reporter hand on its batch, and apply everything handed on."""
+        await self._ask(Flush(), timeout)
+
+
+class MemorySystem(ActorSystem):
+    """An actor system with memory accounting; made by :func:`open_system`."""
+
+    def __init__(self, nursery: trio.Nursery, *, ledger: Ledger, **options: Any) -> None:
+        super().__init__(nursery, **options)
+        self.ledger = ledger
+        """The ledger itself: read it synchronously, during or after the run."""
+        self.metrics = Metrics(self)
+        """Ask the metrics actor for statistics, snapshots, diffs and subscriptions."""
+
+    def reporter(
+        self,
+        component: str,
+        *,
+        owner: str | None = None,
+        device: str = "cpu",
+        lossy: bool = False,
+    ) -> MemoryReporter:
+        """A reporter for plain trio code in this system (not an actor); see
+        :meth:`MemoryHub.reporter`. Flushed on the system's interval, closed with it."""
+        return self.memory.reporter(component, owner=owner, device=device, lossy=lossy)
+
+    def thread_reporter(
+        self, component: str, *, owner: str | None = None, device: str = "cpu"
+    ) -> ThreadReporter:
+        """A reporter for other threads and callbacks; see :meth:`MemoryHub.thread_reporter`."""
+        return self.memory.thread_reporter(component, owner=owner, device=device)
+
+
+def open_system(
+    *,
+    strategy: Strategy = Strategy.ONE_FOR_ONE,
+    max_restarts: int = DEFAULT_MAX_RESTARTS,
+    within_s: float = DEFAULT_WITHIN_S,
+    sample_hz: float = DEFAULT_SAMPLE_HZ,
+    keep_snapshots: int = DEFAULT_KEEP_SNAPSHOTS,
+    clock: Callable[[], int] = time.monotonic_ns,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    channel_size: int = DEFAULT_CHANNEL_SIZE,
+    flush_interval_s: float = DEFAULT_FLUSH_INTERVAL_S,
+    system_actors: Iterable[ActorSpec[Any, Any]] = (),
+) -> AbstractAsyncContextManager[MemorySystem]:
+    """Open an actor system whose actors' memory is accounted by a metrics actor.
+
+    ``async with memactor.open_system() as system:`` starts the metrics actor (named
+    ``"metrics"``) first and stops it last, after every user actor has stopped and handed
+    on its last events: ``system.ledger`` is complete when the block is left, even when
+    it is left by an error or a cancellation.
+
+    ``sample_hz`` is the rate of the time series and ``keep_snapshots`` how many labelled
+    snapshots the metrics actor keeps for diffs. ``clock`` stamps every event and every
+    sample (nanoseconds). ``batch_size``, ``channel_size`` and ``flush_interval_s`` tune the
+    reporters. The other options, and the shutdown and error behaviour, are those of
+    :func:`memactor.runtime.open_system`.
+    """
+    ledger = Ledger(clock=clock)
+    hub = MemoryHub(
+        clock=clock,
+        channel_size=channel_size,
+        batch_size=batch_size,
+        flush_interval_s=flush_interval_s,
+    )
+    metrics = ActorSpec(
+        lambda: MetricsActor(hub, ledger, sample_hz=sample_hz, keep_snapshots=keep_snapshots),
+        name=METRICS_NAME,
+        restart=Restart.PERMANENT,
+    )
+
+    def make(nursery: trio.Nursery) -> MemorySystem:
+        return MemorySystem(
+            nursery,
+            ledger=ledger,
+            strategy=strategy,
+            max_restarts=max_restarts,
+            within_s=within_s,
+            memory=hub,
+        )
+
+    return run_system(make, [metrics, *system_actors])
