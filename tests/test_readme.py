@@ -27,7 +27,7 @@ def test_readme_example_runs(source: str, tmp_path: Path, monkeypatch: pytest.Mo
     expected = [
         line.split("#", 1)[1].split(":", 1)[0].strip()
         for line in source.splitlines()
-        if line.startswith("print(") and "#" in line
+        if line.strip().startswith("print(") and "#" in line
     ]
     printed = out.getvalue().splitlines()
     for want in expected:
