@@ -26,6 +26,9 @@ SAMPLE_NS = 100_000_000
 TICK_NS = 10_000_000
 """The simulation step: 10 ms of pipeline time."""
 
+MAX_SECONDS = 3600.0
+"""The longest simulated run: an hour of pipeline time takes about a minute."""
+
 
 @dataclass
 class _Component:
@@ -163,8 +166,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the demo and print its report; exit 0 (the leak is the point, not a failure)."""
-    if args.seconds <= 0:
-        print("memactor demo: --seconds must be positive", file=sys.stderr)
+    if not 0 < args.seconds <= MAX_SECONDS:
+        print(
+            f"memactor demo: --seconds must be above 0 and at most {MAX_SECONDS:g}, "
+            f"got {args.seconds:g}",
+            file=sys.stderr,
+        )
         return 2
     result = simulate(args.seconds, seed=args.seed, leak=not args.no_leak)
     out = sys.stdout

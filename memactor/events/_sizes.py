@@ -60,6 +60,8 @@ def parse_size(value: int | str) -> int:
     if isinstance(value, int):
         if value < 0:
             raise ValueError(f"size must not be negative, got {value}")
+        if value > _MAX_PARSED:
+            raise ValueError(f"size {value} is too large: at most 2**64 - 1 bytes")
         return value
     match = _SIZE_RE.match(value)
     if match is None:

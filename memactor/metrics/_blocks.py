@@ -34,6 +34,23 @@ class LiveBlock(NamedTuple):
         return self.owner is not None
 
 
+def int_column(values: object, name: str) -> npt.NDArray[np.int64]:
+    """A one-dimensional int64 array of *values*, which must all be integers.
+
+    Raises :class:`ValueError` naming the column for floats, strings or nesting (a
+    float would otherwise be truncated without a word) and for integers beyond int64.
+    """
+    if isinstance(values, np.ndarray) and values.dtype.kind in "iu":
+        return values.astype(np.int64)
+    items = list(values) if isinstance(values, list | tuple) else None
+    if items is None or not all(type(v) is int for v in items):
+        raise ValueError(f"column {name!r} must be an array of integers")
+    try:
+        return np.array(items, dtype=np.int64)
+    except OverflowError:
+        raise ValueError(f"column {name!r} holds an integer beyond 64 bits") from None
+
+
 def _frozen(array: npt.NDArray[Any]) -> npt.NDArray[Any]:
     array.flags.writeable = False
     return array
@@ -71,7 +88,7 @@ class LiveBlocks:
 
         Raises :class:`ValueError` saying which column is wrong.
         """
-        dtypes = {
+        dtypes: dict[str, type[np.int32] | type[np.int64]] = {
             "account": np.int32,
             "block": np.int64,
             "size": np.int64,
@@ -86,7 +103,11 @@ class LiveBlocks:
                     raise ValueError(f"column {name!r} has a partial item")
                 array = np.frombuffer(raw, dtype=np.dtype(dtype).newbyteorder("<")).astype(dtype)
             else:
-                array = np.asarray(raw, dtype=dtype)
+                wide = int_column(raw, name)
+                info = np.iinfo(dtype)
+                if len(wide) and (wide.min() < info.min or wide.max() > info.max):
+                    raise ValueError(f"column {name!r} holds a value beyond {np.dtype(dtype)}")
+                array = wide.astype(dtype)
             if array.ndim != 1:
                 raise ValueError(f"column {name!r} must be one-dimensional")
             arrays[name] = _frozen(array)

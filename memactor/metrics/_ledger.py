@@ -199,6 +199,10 @@ class Ledger:
                         peak_in_use = in_use
 
                 elif kind == _ALLOC:
+                    # numpy integers are welcome; floats and strings fail here, before
+                    # anything has changed (and count as malformed).
+                    if size.__class__ is not int:
+                        size = as_int(size)
                     if not 0 <= size <= SIZE_MASK:
                         account.count_anomaly("bad_size")
                         continue
@@ -209,6 +213,8 @@ class Ledger:
                     if block in blocks:
                         account.count_anomaly("duplicate_alloc")
                         continue
+                    if ts.__class__ is not int:
+                        ts = as_int(ts)
                     if not MIN_TIMESTAMP <= ts <= MAX_TIMESTAMP:
                         account.count_anomaly("bad_timestamp")
                         continue
@@ -248,6 +254,8 @@ class Ledger:
                             "double_free" if account.was_freed(block) else "unknown_block"
                         )
                         continue
+                    if ts.__class__ is not int:
+                        ts = as_int(ts)
                     lifetime = ts - (record >> TIME_SHIFT)
                     del blocks[block]
                     recorded = record & SIZE_MASK
@@ -277,6 +285,8 @@ class Ledger:
                     if record is None:
                         account.count_anomaly(self._stray_kind(account, block, record, "resize"))
                         continue
+                    if size.__class__ is not int:
+                        size = as_int(size)
                     if not 0 <= size <= SIZE_MASK:
                         account.count_anomaly("bad_size")
                         continue

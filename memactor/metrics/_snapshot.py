@@ -21,7 +21,7 @@ import numpy as np
 
 from ..codec import DEFAULT_LIMITS as DEFAULT_LIMITS
 from ..codec import CodecError, DecodeLimits, decode, decode_json, encode, frame
-from ._blocks import LiveBlock, LiveBlocks
+from ._blocks import LiveBlock, LiveBlocks, int_column
 from ._series import SeriesView
 from ._stats import ComponentStats, DeviceStats, LedgerStats, OwnerStats
 
@@ -121,8 +121,9 @@ class Snapshot:
             raise CodecError(f"{source}: {size} bytes is over the limit of {limits.max_bytes}")
         data = source.read_bytes()
         try:
-            if data[:1] in (b"{", b" ", b"\n", b"\t", b"\r"):
-                return cls.from_dict(decode_json(data, SNAPSHOT_TYPE))
+            # msgpack maps start with a byte in 0x80-0x8f or 0xde-0xdf; JSON with text.
+            if data.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] in (b"{", b"["):
+                return cls.from_dict(decode_json(data.decode("utf-8-sig"), SNAPSHOT_TYPE))
             return cls.from_msgpack(data, limits=limits)
         except CodecError as exc:
             raise CodecError(f"{source}: {exc}") from None
@@ -256,7 +257,7 @@ def _series_view(body: Mapping[str, Any]) -> SeriesView:
                 raise ValueError(f"series column {name!r} has a partial item")
             array = np.frombuffer(raw, dtype="<i8").astype(np.int64)
         else:
-            array = np.asarray(raw, dtype=np.int64)
+            array = int_column(raw, name)
         array.flags.writeable = False
         columns.append(array)
     if len({len(c) for c in columns}) != 1:

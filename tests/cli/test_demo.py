@@ -56,9 +56,12 @@ def test_demo_command_prints_both_verdicts(
     assert Snapshot.load(target).label == "end"
 
 
-def test_demo_rejects_a_non_positive_duration(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["demo", "--headless", "--seconds", "0"]) == 2
-    assert "--seconds must be positive" in capsys.readouterr().err
+@pytest.mark.parametrize("seconds", ["0", "-1", "nan", "inf", "1e9"])
+def test_demo_rejects_a_duration_out_of_range(
+    seconds: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["demo", "--headless", "--seconds", seconds]) == 2
+    assert "--seconds must be above 0 and at most 3600" in capsys.readouterr().err
 
 
 def test_console_script_version_and_help() -> None:

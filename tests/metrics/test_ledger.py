@@ -665,3 +665,20 @@ def test_the_clock_is_the_ledgers_now() -> None:
     assert ledger.now_ns() == 42
     assert ledger.snapshot().monotonic_ns == 42
     assert ledger.snapshot(now_ns=7).monotonic_ns == 7
+
+
+def test_numpy_integers_count_as_integers_and_floats_change_nothing() -> None:
+    import numpy as np
+
+    ledger = Ledger(clock=lambda: 0)
+    ledger.apply(
+        [
+            (EventKind.ALLOC, "a", 1, np.int64(4096), "cpu", "o", np.int64(5), 0, None, ()),
+            (EventKind.FREE, "a", 1, 4096, "cpu", "", 7.5, 0, None, ()),  # malformed: kept
+            (EventKind.FREE, "a", 1, np.int64(4096), "cpu", "", np.int64(15), 0, None, ()),
+        ]
+    )
+    stats = ledger.component("a")
+    assert (stats.allocations, stats.frees, stats.bytes_in_use) == (1, 1, 0)
+    assert (stats.lifetime_total_ns, type(stats.lifetime_total_ns)) == (10, int)
+    assert ledger.statistics().malformed == 1
