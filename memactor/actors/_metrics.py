@@ -156,7 +156,9 @@ class MetricsActor(Actor[MetricsRequest, MetricsReply]):
             if not stats.current_buffer_used and stats.tasks_waiting_receive:
                 break
             await trio.lowlevel.checkpoint()
-        self.ledger.apply(self.hub.take_thread_events())
+        # The channel is empty and the consumer holds nothing: what closing reporters
+        # could not send comes next, in order.
+        self.drain()
 
     async def _tick(self) -> None:
         period = 1.0 / self.sample_hz

@@ -289,13 +289,14 @@ class Cell(Generic[MessageT, ReplyT]):
         mailbox = self.mailbox
         idle_hook = type(actor).on_idle is not Actor.on_idle
         while True:
-            if not mailbox.depth:
-                if idle_hook:
-                    await actor.on_idle()
-                # About to wait: hand the reporter's batch on (lossless: waiting for room).
-                reporter = self.reporter
-                if reporter is not None and reporter.pending:
-                    await reporter.flush()
+            idle = not mailbox.depth
+            if idle and idle_hook:
+                await actor.on_idle()
+            # About to wait, or a full batch found no room while messages keep coming: hand
+            # the reporter's batch on (lossless: waiting for room, the backpressure).
+            reporter = self.reporter
+            if reporter is not None and (reporter.backlogged or (idle and reporter.pending)):
+                await reporter.flush()
             if incarnation.exit_requested:
                 return
             try:

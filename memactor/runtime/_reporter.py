@@ -78,6 +78,7 @@ class MemoryReporter:
         "_limit",
         "_lossy",
         "_on_close",
+        "_sending",
         "component",
         "device",
         "owner",
@@ -116,6 +117,9 @@ class MemoryReporter:
         self._closed = False
         self._blocks = itertools.count(1)
         self._on_close = on_close
+        # Set while a flush waits for room with a taken batch; later flushes wait for it,
+        # so that batches reach the channel in the order they were emitted.
+        self._sending: trio.Event | None = None
 
     # -- emits ---------------------------------------------------------------------------
 
@@ -244,13 +248,20 @@ class MemoryReporter:
         return len(self._batch)
 
     @property
+    def backlogged(self) -> bool:
+        """A full batch found no room in the channel (lossless): the owner should flush."""
+        return len(self._batch) >= self._batch_size
+
+    @property
     def dropped(self) -> int:
         """Events dropped (lossy mode) and not yet reported to the metrics actor."""
         return self._dropped
 
     def _full(self) -> None:
         if self._closed:
-            self._batch.clear()
+            # Only the event just appended: a batch a waiting flush still has to hand on
+            # stays whole.
+            self._batch.pop()
             raise trio.ClosedResourceError(f"reporter {self.component!r} is closed")
         if self.flush_nowait():
             return
@@ -292,6 +303,9 @@ class MemoryReporter:
         On cancellation while waiting, the batch stays with the reporter, whole.
         Raises ``trio.BrokenResourceError`` when the metrics actor is gone.
         """
+        while self._sending is not None:
+            # Another task's flush waits for room: its batch goes first.
+            await self._sending.wait()
         if self.flush_nowait():
             await trio.lowlevel.checkpoint()
             return
@@ -301,6 +315,7 @@ class MemoryReporter:
             await trio.lowlevel.checkpoint()
             return
         batch = self._take()
+        sending = self._sending = trio.Event()
         try:
             await self._channel.send(batch)
         except BaseException:
@@ -310,23 +325,38 @@ class MemoryReporter:
             self._dropped += batch.dropped
             self._limit = len(self._batch) + self._batch_size
             raise
+        finally:
+            self._sending = None
+            sending.set()
+            if self._closed:
+                # close() came while we waited and left the rest to us.
+                self._hand_on_last()
 
     def close(self) -> None:
         """Flush what is pending without waiting, then close; idempotent.
 
         What cannot be handed to the channel (it is full, or already closed) goes to the
         ``on_close`` callback the system installed, which applies it directly, so a
-        lossless reporter loses nothing even when it is closed by a cancellation.
+        lossless reporter loses nothing even when it is closed by a cancellation. If a
+        flush is waiting for room, it keeps waiting and hands on the rest when its batch
+        is delivered or cancelled (the channel stays open until then), so that nothing is
+        reordered.
         """
         if self._closed:
             return
         self._closed = True
+        self._limit = 0  # every later emit reaches _full(), which refuses it
+        if self._sending is None:
+            self._hand_on_last()
+
+    def _hand_on_last(self) -> None:
         try:
             sent = self.flush_nowait()
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             sent = False
         if not sent and self._on_close is not None:
             self._on_close(self._take())
+        self._limit = 0
         self._channel.close()
 
 

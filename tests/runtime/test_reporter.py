@@ -1,0 +1,524 @@
+"""The memory reporter and the memory hub: batching, backpressure, drops, close."""
+
+from __future__ import annotations
+
+import itertools
+import random
+import threading
+from collections.abc import Callable
+
+import pytest
+import trio
+import trio.testing
+
+from memactor.events import EventKind
+from memactor.runtime import EventBatch, MemoryHub, MemoryReporter, ThreadReporter
+from memactor.runtime._reporter import EventTuple, events_of
+
+ALLOC, FREE, RESIZE, ACQUIRE, RELEASE, TRANSFER = (
+    EventKind.ALLOC,
+    EventKind.FREE,
+    EventKind.RESIZE,
+    EventKind.ACQUIRE,
+    EventKind.RELEASE,
+    EventKind.TRANSFER,
+)
+
+
+def counter_clock(start: int = 1000) -> itertools.count[int]:
+    return itertools.count(start)
+
+
+def make(
+    channel_size: int = 16,
+    *,
+    batch_size: int = 4,
+    lossy: bool = False,
+    late: list[EventBatch] | None = None,
+) -> tuple[
+    MemoryReporter, trio.MemorySendChannel[EventBatch], trio.MemoryReceiveChannel[EventBatch]
+]:
+    """A reporter on a fresh channel; the test keeps the original send end open."""
+    send, receive = trio.open_memory_channel[EventBatch](channel_size)
+    reporter = MemoryReporter(
+        "pool",
+        send.clone(),
+        lossy=lossy,
+        batch_size=batch_size,
+        clock=counter_clock().__next__,
+        on_close=None if late is None else late.append,
+    )
+    return reporter, send, receive
+
+
+def received(receive: trio.MemoryReceiveChannel[EventBatch]) -> list[EventBatch]:
+    batches: list[EventBatch] = []
+    while True:
+        try:
+            batches.append(receive.receive_nowait())
+        except (trio.WouldBlock, trio.EndOfChannel):
+            return batches
+
+
+def allocs(reporter: MemoryReporter, blocks: range) -> list[int]:
+    for block in blocks:
+        reporter.alloc(block, block * 8)
+    return list(blocks)
+
+
+def blocks_of(events: list[EventTuple]) -> list[int]:
+    return [event[2] for event in events]
+
+
+# -- the event tuples -------------------------------------------------------------------
+
+
+async def test_each_emit_builds_its_ten_field_event() -> None:
+    send, receive = trio.open_memory_channel[EventBatch](4)
+    reporter = MemoryReporter(
+        "decode.chunks",
+        send,
+        owner="decoder",
+        device="cuda:1",
+        clock=counter_clock(10).__next__,
+    )
+    reporter.alloc(1, 100)
+    reporter.alloc(2, 200, owner="task-7", device="cpu")
+    reporter.resize(1, 100, 150)
+    reporter.release(1, 150)
+    reporter.acquire(1, 150)
+    reporter.acquire(2, 200, owner="task-8", device="cpu")
+    reporter.transfer(64, "cuda:1", "cpu")
+    reporter.transfer(32, "cpu", "cuda:0", block=2)
+    reporter.free(1, 150)
+    reporter.free(2, 200, device="cpu")
+    assert reporter.pending == 10
+    assert reporter.flush_nowait()
+    batch = receive.receive_nowait()
+    component = "decode.chunks"
+    assert batch == EventBatch(
+        [
+            (ALLOC, component, 1, 100, "cuda:1", "decoder", 10, 0, None, ()),
+            (ALLOC, component, 2, 200, "cpu", "task-7", 11, 0, None, ()),
+            (RESIZE, component, 1, 150, "cuda:1", "", 12, 100, None, ()),
+            (RELEASE, component, 1, 150, "cuda:1", "", 13, 0, None, ()),
+            (ACQUIRE, component, 1, 150, "cuda:1", "decoder", 14, 0, None, ()),
+            (ACQUIRE, component, 2, 200, "cpu", "task-8", 15, 0, None, ()),
+            (TRANSFER, component, 0, 64, "cuda:1", "decoder", 16, 0, "cpu", ()),
+            (TRANSFER, component, 2, 32, "cpu", "decoder", 17, 0, "cuda:0", ()),
+            (FREE, component, 1, 150, "cuda:1", "", 18, 0, None, ()),
+            (FREE, component, 2, 200, "cpu", "", 19, 0, None, ()),
+        ],
+        dropped=0,
+    )
+    assert reporter.pending == 0
+
+
+async def test_the_owner_defaults_to_the_component() -> None:
+    reporter, _send, receive = make()
+    assert (reporter.component, reporter.owner, reporter.device) == ("pool", "pool", "cpu")
+    reporter.alloc(1, 8)
+    reporter.flush_nowait()
+    assert receive.receive_nowait().events[0][5] == "pool"
+
+
+async def test_next_block_counts_from_one_per_reporter() -> None:
+    first, _send, _receive = make()
+    second, _send2, _receive2 = make()
+    assert [first.next_block() for _ in range(3)] == [1, 2, 3]
+    assert second.next_block() == 1
+
+
+@pytest.mark.parametrize(
+    ("component", "device", "batch_size", "match"),
+    [
+        ("", "cpu", 1, r"^component must be a non-empty string, got ''$"),
+        ("pool", "gpu", 1, r"^device must be 'cpu' or 'cuda:N', got 'gpu'$"),
+        ("pool", "cpu", 0, r"^batch_size must be at least 1, got 0$"),
+    ],
+)
+async def test_bad_arguments_are_refused(
+    component: str, device: str, batch_size: int, match: str
+) -> None:
+    send, _receive = trio.open_memory_channel[EventBatch](1)
+    with pytest.raises(ValueError, match=match):
+        MemoryReporter(component, send, device=device, batch_size=batch_size)
+
+
+# -- batching and lossless backpressure --------------------------------------------------
+
+
+async def test_a_full_batch_goes_to_the_channel_without_waiting() -> None:
+    reporter, _send, receive = make(batch_size=3)
+    allocs(reporter, range(1, 3))
+    assert reporter.pending == 2
+    assert receive.statistics().current_buffer_used == 0
+    reporter.alloc(3, 24)
+    assert reporter.pending == 0
+    assert [blocks_of(batch.events) for batch in received(receive)] == [[1, 2, 3]]
+
+
+async def test_flush_nowait_and_flush_of_nothing_send_nothing() -> None:
+    reporter, _send, receive = make()
+    assert reporter.flush_nowait()
+    with trio.testing.assert_checkpoints():
+        await reporter.flush()
+    assert received(receive) == []
+
+
+async def test_lossless_a_full_channel_grows_the_batch_and_flush_waits_for_room() -> None:
+    reporter, _send, receive = make(channel_size=1, batch_size=2)
+    allocs(reporter, range(1, 3))  # fills the channel
+    allocs(reporter, range(3, 8))  # no room: the batch keeps growing
+    assert reporter.pending == 5
+    assert reporter.dropped == 0
+    flushed = trio.Event()
+
+    async def flush() -> None:
+        await reporter.flush()
+        flushed.set()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(flush)
+        await trio.testing.wait_all_tasks_blocked()
+        assert not flushed.is_set()
+        assert receive.statistics().tasks_waiting_send == 1
+        assert reporter.pending == 0  # in flight
+        reporter.alloc(8, 64)  # emitted while the flush waits: after the batch in flight
+        first = await receive.receive()
+        await flushed.wait()
+    assert blocks_of(first.events) == [1, 2]
+    second = receive.receive_nowait()
+    assert blocks_of(second.events) == [3, 4, 5, 6, 7]
+    assert reporter.pending == 1
+    await reporter.flush()
+    assert blocks_of(events_of([first, second, *received(receive)])) == list(range(1, 9))
+
+
+async def test_lossless_a_cancelled_flush_puts_its_batch_back_in_front() -> None:
+    reporter, _send, receive = make(channel_size=1, batch_size=2)
+    allocs(reporter, range(1, 6))
+    with trio.CancelScope() as scope:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(reporter.flush)
+            await trio.testing.wait_all_tasks_blocked()
+            allocs(reporter, range(6, 8))  # a full batch, no room: stays pending
+            scope.cancel()
+    assert scope.cancelled_caught
+    assert reporter.pending == 5  # 3, 4, 5 put back before 6, 7
+    assert blocks_of(events_of(received(receive))) == [1, 2]
+    allocs(reporter, range(8, 9))
+    await reporter.flush()
+    assert blocks_of(events_of(received(receive))) == list(range(3, 9))
+    assert reporter.pending == 0
+
+
+async def test_lossless_many_emits_against_a_slow_receiver_lose_and_reorder_nothing() -> None:
+    rng = random.Random(7)
+    reporter, send, receive = make(channel_size=2, batch_size=5)
+    got: list[EventTuple] = []
+    total = 2000
+
+    async def consume() -> None:
+        async for batch in receive:
+            assert batch.dropped == 0
+            got.extend(batch.events)
+            for _ in range(rng.randrange(3)):
+                await trio.lowlevel.checkpoint()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(consume)
+        block = 0
+        while block < total:
+            for _ in range(rng.randrange(1, 20)):
+                block += 1
+                reporter.alloc(block, 1)
+            if rng.random() < 0.3:
+                await reporter.flush()
+            else:
+                await trio.lowlevel.checkpoint()
+        await reporter.flush()
+        reporter.close()
+        send.close()
+    assert blocks_of(got) == list(range(1, block + 1))
+
+
+# -- lossy mode ---------------------------------------------------------------------------
+
+
+async def test_lossy_drops_whole_batches_and_the_next_batch_carries_the_count(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    reporter, _send, receive = make(channel_size=1, batch_size=2, lossy=True)
+    allocs(reporter, range(1, 3))  # sent: fills the channel
+    allocs(reporter, range(3, 5))  # a full batch, no room: dropped
+    assert (reporter.pending, reporter.dropped) == (0, 2)
+    allocs(reporter, range(5, 6))
+    with trio.fail_after(1):  # never waits
+        await reporter.flush()
+    assert (reporter.pending, reporter.dropped) == (0, 3)
+    assert receive.receive_nowait() == EventBatch(
+        [(ALLOC, "pool", b, b * 8, "cpu", "pool", 999 + b, 0, None, ()) for b in (1, 2)]
+    )
+    allocs(reporter, range(6, 8))  # room again: sent with the count of what was lost
+    batch = receive.receive_nowait()
+    assert (blocks_of(batch.events), batch.dropped) == ([6, 7], 3)
+    assert reporter.dropped == 0
+
+
+async def test_lossy_a_count_alone_travels_on_flush() -> None:
+    reporter, _send, receive = make(channel_size=1, batch_size=1, lossy=True)
+    allocs(reporter, range(1, 4))
+    assert reporter.dropped == 2
+    received(receive)
+    assert reporter.flush_nowait()
+    assert receive.receive_nowait() == EventBatch([], dropped=2)
+
+
+async def test_lossy_applied_plus_dropped_is_what_was_emitted() -> None:
+    rng = random.Random(11)
+    reporter, _send, receive = make(channel_size=3, batch_size=7, lossy=True)
+    delivered = dropped = emitted = 0
+    for _ in range(500):
+        for _ in range(rng.randrange(30)):
+            emitted += 1
+            reporter.alloc(emitted, 1)
+        if rng.random() < 0.5:
+            for batch in received(receive):
+                delivered += len(batch.events)
+                dropped += batch.dropped
+    reporter.close()
+    for batch in received(receive):
+        delivered += len(batch.events)
+        dropped += batch.dropped
+    assert dropped > 0
+    assert delivered + dropped == emitted
+
+
+# -- close ------------------------------------------------------------------------------------
+
+
+async def test_close_sends_the_last_batch_when_there_is_room() -> None:
+    late: list[EventBatch] = []
+    reporter, send, receive = make(late=late)
+    allocs(reporter, range(1, 3))
+    reporter.close()
+    reporter.close()  # idempotent
+    send.close()
+    assert blocks_of(events_of(received(receive))) == [1, 2]
+    assert late == []
+    with pytest.raises(trio.EndOfChannel):
+        receive.receive_nowait()
+
+
+async def test_close_hands_what_finds_no_room_to_on_close() -> None:
+    late: list[EventBatch] = []
+    reporter, _send, receive = make(channel_size=1, batch_size=2, late=late)
+    allocs(reporter, range(1, 6))
+    reporter.close()
+    assert blocks_of(events_of(received(receive))) == [1, 2]
+    assert [blocks_of(batch.events) for batch in late] == [[3, 4, 5]]
+
+
+async def test_close_hands_the_batch_to_on_close_when_the_receiver_is_gone() -> None:
+    late: list[EventBatch] = []
+    reporter, _send, receive = make(late=late)
+    allocs(reporter, range(1, 3))
+    receive.close()
+    reporter.close()
+    assert [blocks_of(batch.events) for batch in late] == [[1, 2]]
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 256])
+async def test_emits_after_close_raise_closed_resource(batch_size: int) -> None:
+    reporter, _send, receive = make(batch_size=batch_size)
+    reporter.close()
+    emits: list[Callable[[], None]] = [
+        lambda: reporter.alloc(1, 8),
+        lambda: reporter.free(1, 8),
+        lambda: reporter.acquire(1, 8),
+        lambda: reporter.release(1, 8),
+        lambda: reporter.resize(1, 8, 16),
+        lambda: reporter.transfer(8, "cpu", "cuda:0"),
+    ]
+    for emit in emits:
+        with pytest.raises(trio.ClosedResourceError, match=r"^reporter 'pool' is closed$"):
+            emit()
+    assert reporter.pending == 0
+    assert received(receive) == []
+
+
+async def test_close_while_a_flush_waits_loses_and_reorders_nothing() -> None:
+    late: list[EventBatch] = []
+    reporter, send, receive = make(channel_size=1, batch_size=2, late=late)
+    allocs(reporter, range(1, 3))  # fills the channel
+    allocs(reporter, range(3, 6))
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(reporter.flush)  # waits with 3, 4, 5
+        await trio.testing.wait_all_tasks_blocked()
+        allocs(reporter, range(6, 8))
+        reporter.close()
+        send.close()
+        batches = [batch async for batch in receive]
+    assert blocks_of(events_of([*batches, *late])) == list(range(1, 8))
+
+
+async def test_a_cancelled_flush_after_close_hands_everything_to_on_close() -> None:
+    late: list[EventBatch] = []
+    reporter, _send, receive = make(channel_size=1, batch_size=2, late=late)
+    allocs(reporter, range(1, 6))
+    with trio.CancelScope() as scope:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(reporter.flush)
+            await trio.testing.wait_all_tasks_blocked()
+            allocs(reporter, range(6, 8))
+            reporter.close()
+            await trio.testing.wait_all_tasks_blocked()
+            scope.cancel()
+    assert blocks_of(events_of([*received(receive), *late])) == list(range(1, 8))
+
+
+async def test_two_flushes_at_once_keep_the_order_when_the_first_is_cancelled() -> None:
+    reporter, _send, receive = make(channel_size=1, batch_size=2)
+    allocs(reporter, range(1, 5))  # 1, 2 sent; 3, 4 pending
+    first = trio.CancelScope()
+
+    async def first_flush() -> None:
+        with first:
+            await reporter.flush()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(first_flush)
+        await trio.testing.wait_all_tasks_blocked()
+        allocs(reporter, range(5, 7))
+        nursery.start_soon(reporter.flush)
+        await trio.testing.wait_all_tasks_blocked()
+        # Cancel the first flush only: its batch must still come before the second's.
+        first.cancel()
+        await trio.testing.wait_all_tasks_blocked()
+        got = [await receive.receive(), await receive.receive()]
+    await reporter.flush()
+    got.extend(received(receive))
+    assert blocks_of(events_of(got)) == list(range(1, 7))
+
+
+# -- the thread reporter ----------------------------------------------------------------------
+
+
+async def test_thread_reporter_from_worker_threads_is_lossless_and_in_order() -> None:
+    reporter = ThreadReporter("workers", clock=counter_clock().__next__)
+    per_thread = 5000
+    started = threading.Barrier(4)
+
+    def work(name: str) -> None:
+        started.wait()
+        for sequence in range(per_thread):
+            reporter.alloc(reporter.next_block(), sequence, owner=name)
+
+    async with trio.open_nursery() as nursery:
+        for index in range(4):
+            nursery.start_soon(trio.to_thread.run_sync, work, f"thread-{index}")
+    events = reporter.drain()
+    assert len(events) == 4 * per_thread
+    assert sorted(event[2] for event in events) == list(range(1, 4 * per_thread + 1))
+    for index in range(4):
+        sizes = [event[3] for event in events if event[5] == f"thread-{index}"]
+        assert sizes == list(range(per_thread))
+    assert reporter.drain() == []
+
+
+async def test_thread_reporter_events_and_close() -> None:
+    reporter = ThreadReporter("cb", owner="lib", device="cuda:0", clock=counter_clock(5).__next__)
+    reporter.alloc(1, 10)
+    reporter.resize(1, 10, 20, device="cpu")
+    reporter.release(1, 20)
+    reporter.acquire(1, 20, owner="other")
+    reporter.transfer(20, "cuda:0", "cpu")
+    reporter.free(1, 20)
+    assert reporter.drain() == [
+        (ALLOC, "cb", 1, 10, "cuda:0", "lib", 5, 0, None, ()),
+        (RESIZE, "cb", 1, 20, "cpu", "", 6, 10, None, ()),
+        (RELEASE, "cb", 1, 20, "cuda:0", "", 7, 0, None, ()),
+        (ACQUIRE, "cb", 1, 20, "cuda:0", "other", 8, 0, None, ()),
+        (TRANSFER, "cb", 0, 20, "cuda:0", "lib", 9, 0, "cpu", ()),
+        (FREE, "cb", 1, 20, "cuda:0", "", 10, 0, None, ()),
+    ]
+    reporter.close()
+    with pytest.raises(trio.ClosedResourceError, match=r"^reporter 'cb' is closed$"):
+        reporter.alloc(2, 1)
+
+
+# -- the hub ----------------------------------------------------------------------------------
+
+
+async def test_hub_lifecycle() -> None:
+    hub = MemoryHub(clock=counter_clock().__next__, channel_size=1, batch_size=2)
+    first = hub.reporter("a")
+    second = hub.reporter("b", owner="someone", lossy=True, batch_size=1)
+    threads = hub.thread_reporter("t")
+    first.alloc(1, 1)
+    first.alloc(2, 2)  # sent: the channel is full
+    first.alloc(3, 3)
+    second.alloc(1, 1)  # lossy, no room: dropped
+    threads.alloc(1, 1)
+    assert [event[2] for event in hub.take_thread_events()] == [1]
+    hub.forget(first)  # 3 finds no room: kept for the metrics actor
+    assert first.pending == 0
+    hub.close()
+    hub.close()  # idempotent
+    ready = hub.take_ready()
+    assert [
+        (batch.events[0][1] if batch.events else None, len(batch.events)) for batch in ready
+    ] == [
+        ("a", 2),
+        ("a", 1),
+        (None, 0),
+    ]
+    assert ready[-1].dropped == 1
+    assert hub.take_ready() == []
+    with pytest.raises(trio.ClosedResourceError, match=r"^the memory hub is closed$"):
+        hub.reporter("c")
+    with pytest.raises(trio.ClosedResourceError, match=r"^the memory hub is closed$"):
+        hub.thread_reporter("c")
+    with pytest.raises(trio.ClosedResourceError):
+        threads.alloc(2, 1)
+
+
+async def test_hub_flush_waits_for_room_and_skips_closed_reporters() -> None:
+    hub = MemoryHub(channel_size=1, batch_size=2)
+    reporter = hub.reporter("a")
+    closed = hub.reporter("b")
+    closed.close()
+    reporter.alloc(1, 1)
+    reporter.alloc(2, 1)
+    reporter.alloc(3, 1)
+    done = trio.Event()
+
+    async def flush() -> None:
+        await hub.flush()
+        done.set()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(flush)
+        await trio.testing.wait_all_tasks_blocked()
+        assert not done.is_set()
+        await hub.receive.receive()
+    assert [len(batch.events) for batch in hub.take_ready()] == [1]
+
+
+async def test_hub_flush_survives_a_reporter_forgotten_while_it_waits() -> None:
+    hub = MemoryHub(channel_size=1, batch_size=2)
+    reporter = hub.reporter("a")
+    allocs(reporter, range(1, 4))
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(hub.flush)
+        await trio.testing.wait_all_tasks_blocked()
+        hub.forget(reporter)
+        hub.close()
+        batches = [batch async for batch in hub.receive]
+    assert blocks_of(events_of([*batches, *hub.take_ready()])) == [1, 2, 3]
+
+
+async def test_hub_refuses_a_flush_interval_that_is_not_positive() -> None:
+    with pytest.raises(ValueError, match=r"^flush_interval_s must be positive, got 0$"):
+        MemoryHub(flush_interval_s=0)
