@@ -16,9 +16,7 @@ import trio
 
 from .._errors import MemactorError
 from ..metrics import Ledger, LedgerStats, Snapshot, SnapshotDiff, diff
-from ..runtime import Actor
-from ..runtime._hub import MemoryHub
-from ..runtime._reporter import EventBatch
+from ..runtime import Actor, EventBatch, MemoryHub
 
 DEFAULT_SAMPLE_HZ: Final = 10.0
 DEFAULT_KEEP_SNAPSHOTS: Final = 16
@@ -77,8 +75,24 @@ class Flush:
     """Ask every reporter to hand on its batch and apply all that was handed on."""
 
 
+@dataclass(frozen=True, slots=True)
+class RequestFailed:
+    """The reply to a request the metrics actor could not answer (an unknown label, a bad
+    rate); the actor goes on, its snapshots and subscriptions intact.
+    :class:`~memactor.actors.Metrics` raises :attr:`error` in the asker."""
+
+    error: Exception
+
+
 MetricsRequest = GetStatistics | TakeSnapshot | DiffSnapshots | Subscribe | Flush
-MetricsReply = LedgerStats | Snapshot | SnapshotDiff | trio.MemoryReceiveChannel[Snapshot] | None
+MetricsReply = (
+    LedgerStats
+    | Snapshot
+    | SnapshotDiff
+    | trio.MemoryReceiveChannel[Snapshot]
+    | RequestFailed
+    | None
+)
 
 
 @dataclass(slots=True)
@@ -108,6 +122,8 @@ class MetricsActor(Actor[MetricsRequest, MetricsReply]):
     ) -> None:
         if not (sample_hz > 0 and math.isfinite(sample_hz)):
             raise ValueError(f"sample_hz must be a positive number, got {sample_hz}")
+        if keep_snapshots < 1:
+            raise ValueError(f"keep_snapshots must be at least 1, got {keep_snapshots}")
         self.hub = hub
         self.ledger = ledger
         self.sample_hz = sample_hz
@@ -119,7 +135,8 @@ class MetricsActor(Actor[MetricsRequest, MetricsReply]):
     async def on_start(self) -> None:
         self._consuming = True
         self.start_soon(self._consume, name="memactor metrics: consume")
-        self.start_soon(self._tick, name="memactor metrics: sample and flush")
+        self.start_soon(self._flush_periodically, name="memactor metrics: flush")
+        self.start_soon(self._sample_periodically, name="memactor metrics: sample")
 
     async def _consume(self) -> None:
         receive = self.hub.receive
@@ -160,19 +177,22 @@ class MetricsActor(Actor[MetricsRequest, MetricsReply]):
         # could not send comes next, in order.
         self.drain()
 
-    async def _tick(self) -> None:
-        period = 1.0 / self.sample_hz
-        flush_every = self.hub.flush_interval_s
-        next_sample = trio.current_time() + period
+    async def _flush_periodically(self) -> None:
+        # Its own task: a lossless flush may wait for room, and sampling must not.
         while True:
-            await trio.sleep(min(flush_every, max(0.0, next_sample - trio.current_time())))
+            await trio.sleep(self.hub.flush_interval_s)
             self.ledger.apply(self.hub.take_thread_events())
             await self.hub.flush()
+
+    async def _sample_periodically(self) -> None:
+        period = 1.0 / self.sample_hz
+        next_sample = trio.current_time() + period
+        while True:
+            await trio.sleep_until(next_sample)
             now = trio.current_time()
-            if now >= next_sample:
-                self.ledger.sample()
-                next_sample += period * max(1, math.floor((now - next_sample) / period) + 1)
-                self._publish(now)
+            self.ledger.sample()
+            next_sample += period * max(1, math.floor((now - next_sample) / period) + 1)
+            self._publish(now)
 
     def _publish(self, now: float) -> None:
         due = [s for s in self._subscribers if now >= s.due]
@@ -203,6 +223,14 @@ class MetricsActor(Actor[MetricsRequest, MetricsReply]):
             self._apply(batch)
 
     async def handle(self, message: MetricsRequest) -> MetricsReply:
+        """Answer one request. A request that cannot be answered gets a
+        :class:`RequestFailed` reply; it never fails the actor."""
+        try:
+            return await self._answer(message)
+        except (MemactorError, ValueError, TypeError) as error:
+            return RequestFailed(error)
+
+    async def _answer(self, message: MetricsRequest) -> MetricsReply:
         # Whatever reached the channel before this request counts in its answer.
         if isinstance(message, Flush):
             await self.hub.flush()

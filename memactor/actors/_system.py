@@ -7,6 +7,7 @@ that feeds it, and :attr:`MemorySystem.metrics`, a client for asking it things.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterable
 from contextlib import AbstractAsyncContextManager
@@ -16,6 +17,11 @@ import trio
 
 from ..metrics import Ledger, LedgerStats, Snapshot, SnapshotDiff
 from ..runtime import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_CHANNEL_SIZE,
+    DEFAULT_FLUSH_INTERVAL_S,
+    DEFAULT_MAX_RESTARTS,
+    DEFAULT_WITHIN_S,
     ActorRef,
     ActorSpec,
     ActorSystem,
@@ -26,9 +32,6 @@ from ..runtime import (
     ThreadReporter,
     run_system,
 )
-from ..runtime._hub import DEFAULT_CHANNEL_SIZE, DEFAULT_FLUSH_INTERVAL_S
-from ..runtime._reporter import DEFAULT_BATCH_SIZE
-from ..runtime._supervisor import DEFAULT_MAX_RESTARTS, DEFAULT_WITHIN_S
 from ._metrics import (
     DEFAULT_KEEP_SNAPSHOTS,
     DEFAULT_SAMPLE_HZ,
@@ -38,6 +41,7 @@ from ._metrics import (
     MetricsActor,
     MetricsReply,
     MetricsRequest,
+    RequestFailed,
     Subscribe,
     TakeSnapshot,
 )
@@ -50,8 +54,11 @@ class Metrics:
     """Asks the metrics actor; every method is one ``ask`` with an optional timeout.
 
     Each answer reflects every event that reached the metrics actor before the request,
-    including every batch an actor handed on when it last went idle. Raises what
-    :meth:`ActorRef.ask` raises (``trio.BrokenResourceError`` once the system is closed).
+    including every batch an actor handed on when it last went idle. A request that
+    cannot be answered raises its own error (:class:`UnknownSnapshotError`,
+    ``ValueError``) and leaves the metrics actor as it was. Otherwise raises what
+    :meth:`ActorRef.ask` raises; once the system is closed the metrics actor is gone and
+    :class:`~memactor.runtime.ActorNotFoundError` is raised (read ``system.ledger``).
     """
 
     def __init__(self, system: ActorSystem) -> None:
@@ -63,7 +70,10 @@ class Metrics:
         return self._system.lookup(METRICS_NAME)
 
     async def _ask(self, request: MetricsRequest, timeout: float | None) -> Any:
-        return await self.ref.ask(request, timeout=timeout)
+        reply = await self.ref.ask(request, timeout=timeout)
+        if isinstance(reply, RequestFailed):
+            raise reply.error
+        return reply
 
     async def statistics(self, *, timeout: float | None = None) -> LedgerStats:
         """The ledger's totals now."""
@@ -161,6 +171,10 @@ def open_system(
     reporters. The other options, and the shutdown and error behaviour, are those of
     :func:`memactor.runtime.open_system`.
     """
+    if not (sample_hz > 0 and math.isfinite(sample_hz)):
+        raise ValueError(f"sample_hz must be a positive number, got {sample_hz}")
+    if keep_snapshots < 1:
+        raise ValueError(f"keep_snapshots must be at least 1, got {keep_snapshots}")
     ledger = Ledger(clock=clock)
     hub = MemoryHub(
         clock=clock,

@@ -102,9 +102,10 @@ class Actor(abc.ABC, Generic[MessageT, ReplyT]):
         """This actor's memory reporter: component and default owner are its name.
 
         Made on first use and kept across restarts, so block ids stay unique. The runtime
-        flushes it whenever the actor is about to wait for a message (lossless: waiting
-        for room in the channel, which is the backpressure), on the system's flush
-        interval, and closes it when the actor stops for good.
+        flushes it whenever the actor is about to wait for a message, and also between
+        messages once a full batch has found no room (lossless: waiting for room in the
+        channel, which is the backpressure), on the system's flush interval, and closes
+        it when the actor stops for good.
         """
         cell = self._bound_cell
         if cell.reporter is None:

@@ -8,8 +8,9 @@ actor consumes from it; the actor system owns it and closes it last.
 
 from __future__ import annotations
 
+import itertools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Final
 
 import trio
@@ -36,6 +37,10 @@ class MemoryHub:
         batch_size: int = DEFAULT_BATCH_SIZE,
         flush_interval_s: float = DEFAULT_FLUSH_INTERVAL_S,
     ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        if channel_size < 1:
+            raise ValueError(f"channel_size must be at least 1, got {channel_size}")
         if flush_interval_s <= 0:
             raise ValueError(f"flush_interval_s must be positive, got {flush_interval_s}")
         self.clock = clock
@@ -49,7 +54,16 @@ class MemoryHub:
         self._reporters: list[MemoryReporter] = []
         self._thread_reporters: list[ThreadReporter] = []
         self._late: list[EventBatch] = []
+        # One block counter per component, shared by all its reporters: a respawned
+        # actor, or a thread reporter beside an actor's, never reuses a live block's id.
+        self._block_counters: dict[str, Iterator[int]] = {}
         self._closed = False
+
+    def _blocks_of(self, component: str) -> Iterator[int]:
+        counter = self._block_counters.get(component)
+        if counter is None:
+            counter = self._block_counters[component] = itertools.count(1)
+        return counter
 
     def _check_open(self) -> None:
         if self._closed:
@@ -79,6 +93,7 @@ class MemoryHub:
             batch_size=batch_size or self.batch_size,
             clock=self.clock,
             on_close=self._late.append,
+            blocks=self._blocks_of(component),
         )
         self._reporters.append(reporter)
         return reporter
@@ -89,7 +104,13 @@ class MemoryHub:
         """A reporter whose emits are safe from any thread; its events travel on the
         hub's interval. Lossless and never blocking."""
         self._check_open()
-        reporter = ThreadReporter(component, owner=owner, device=device, clock=self.clock)
+        reporter = ThreadReporter(
+            component,
+            owner=owner,
+            device=device,
+            clock=self.clock,
+            blocks=self._blocks_of(component),
+        )
         self._thread_reporters.append(reporter)
         return reporter
 

@@ -18,11 +18,10 @@ Two modes:
 
 from __future__ import annotations
 
-import collections
 import itertools
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -95,6 +94,7 @@ class MemoryReporter:
         batch_size: int = DEFAULT_BATCH_SIZE,
         clock: Callable[[], int] = time.monotonic_ns,
         on_close: Callable[[EventBatch], None] | None = None,
+        blocks: Iterator[int] | None = None,
     ) -> None:
         if not isinstance(component, str) or not component:
             raise ValueError(f"component must be a non-empty string, got {component!r}")
@@ -115,7 +115,7 @@ class MemoryReporter:
         self._batch: list[EventTuple] = []
         self._dropped = 0
         self._closed = False
-        self._blocks = itertools.count(1)
+        self._blocks = blocks if blocks is not None else itertools.count(1)
         self._on_close = on_close
         # Set while a flush waits for room with a taken batch; later flushes wait for it,
         # so that batches reach the channel in the order they were emitted.
@@ -124,7 +124,8 @@ class MemoryReporter:
     # -- emits ---------------------------------------------------------------------------
 
     def next_block(self) -> int:
-        """A fresh block id, unique within this reporter (a counter from 1)."""
+        """A fresh block id: a counter from 1, shared by every reporter the hub made for
+        this component, so ids stay unique across restarts and sibling reporters."""
         return next(self._blocks)
 
     def alloc(
@@ -363,9 +364,10 @@ class MemoryReporter:
 class ThreadReporter:
     """A reporter for code outside trio: worker threads, library callbacks.
 
-    Emits append to a thread-safe queue; the system's flusher moves them to the metrics
-    actor on its interval, in order. Emitting never blocks and never drops; after
-    :meth:`close` it raises ``trio.ClosedResourceError``.
+    Emits append to a queue under a lock; the metrics actor takes them on its interval,
+    in order. Emitting never blocks and never drops; after :meth:`close` it raises
+    ``trio.ClosedResourceError``, and an emit that raced with the close either got in
+    before it (and will be applied) or raises.
     """
 
     def __init__(
@@ -375,6 +377,7 @@ class ThreadReporter:
         owner: str | None = None,
         device: str = "cpu",
         clock: Callable[[], int] = time.monotonic_ns,
+        blocks: Iterator[int] | None = None,
     ) -> None:
         if not isinstance(component, str) or not component:
             raise ValueError(f"component must be a non-empty string, got {component!r}")
@@ -383,121 +386,65 @@ class ThreadReporter:
         self.owner = component if owner is None else owner
         self.device = device
         self._clock = clock
-        self._queue: collections.deque[EventTuple] = collections.deque()
+        self._queue: list[EventTuple] = []
         self._closed = False
         self._lock = threading.Lock()
-        self._blocks = itertools.count(1)
+        self._blocks = blocks if blocks is not None else itertools.count(1)
 
     def next_block(self) -> int:
-        """A fresh block id, unique within this reporter; safe from any thread."""
+        """A fresh block id, unique within the component; safe from any thread."""
         with self._lock:
             return next(self._blocks)
 
-    def _emit(self, event: EventTuple) -> None:
-        if self._closed:
-            raise trio.ClosedResourceError(f"reporter {self.component!r} is closed")
-        self._queue.append(event)
+    def _emit(
+        self,
+        kind: int,
+        block: int,
+        size: int,
+        device: str | None,
+        owner: str,
+        old_size: int = 0,
+        dst: str | None = None,
+    ) -> None:
+        event = (kind, self.component, block, size, device or self.device, owner,
+                 self._clock(), old_size, dst, ())  # fmt: skip
+        with self._lock:
+            if self._closed:
+                raise trio.ClosedResourceError(f"reporter {self.component!r} is closed")
+            self._queue.append(event)
 
     def alloc(
         self, block: int, size: int, owner: str | None = None, device: str | None = None
     ) -> None:
-        self._emit(
-            (
-                _ALLOC,
-                self.component,
-                block,
-                size,
-                device or self.device,
-                self.owner if owner is None else owner,
-                self._clock(),
-                0,
-                None,
-                (),
-            )
-        )
+        self._emit(_ALLOC, block, size, device, self.owner if owner is None else owner)
 
     def free(self, block: int, size: int, device: str | None = None) -> None:
-        self._emit(
-            (
-                _FREE,
-                self.component,
-                block,
-                size,
-                device or self.device,
-                "",
-                self._clock(),
-                0,
-                None,
-                (),
-            )
-        )
+        self._emit(_FREE, block, size, device, "")
 
     def acquire(
         self, block: int, size: int, owner: str | None = None, device: str | None = None
     ) -> None:
-        self._emit(
-            (
-                _ACQUIRE,
-                self.component,
-                block,
-                size,
-                device or self.device,
-                self.owner if owner is None else owner,
-                self._clock(),
-                0,
-                None,
-                (),
-            )
-        )
+        self._emit(_ACQUIRE, block, size, device, self.owner if owner is None else owner)
 
     def release(self, block: int, size: int, device: str | None = None) -> None:
-        self._emit(
-            (
-                _RELEASE,
-                self.component,
-                block,
-                size,
-                device or self.device,
-                "",
-                self._clock(),
-                0,
-                None,
-                (),
-            )
-        )
+        self._emit(_RELEASE, block, size, device, "")
 
     def resize(self, block: int, old_size: int, size: int, device: str | None = None) -> None:
-        self._emit(
-            (
-                _RESIZE,
-                self.component,
-                block,
-                size,
-                device or self.device,
-                "",
-                self._clock(),
-                old_size,
-                None,
-                (),
-            )
-        )
+        self._emit(_RESIZE, block, size, device, "", old_size)
 
     def transfer(self, size: int, src: str, dst: str, block: int = 0) -> None:
-        self._emit(
-            (_TRANSFER, self.component, block, size, src, self.owner, self._clock(), 0, dst, ())
-        )
+        self._emit(_TRANSFER, block, size, src, self.owner, 0, dst)
 
     def drain(self) -> list[EventTuple]:
-        """Take every queued event, oldest first (the flusher calls this)."""
-        queue = self._queue
-        taken: list[EventTuple] = []
-        append = taken.append
-        while queue:
-            append(queue.popleft())
+        """Take every queued event, oldest first (the metrics actor calls this)."""
+        with self._lock:
+            taken, self._queue = self._queue, []
         return taken
 
     def close(self) -> None:
-        self._closed = True
+        """Refuse further emits; what is queued stays to be drained. Idempotent."""
+        with self._lock:
+            self._closed = True
 
 
 def events_of(batches: Iterable[EventBatch]) -> list[EventTuple]:

@@ -179,14 +179,26 @@ class ActorSystem:
         await self._supervision.aclose()
         await self._shut_down_tree(self.root, graceful=graceful)
         self.root._closed = self.root._finished = True
-        # Every user actor has stopped: close the reporters (what they could not send
-        # stays ready for the metrics actor, which stops after them and takes it).
+        # Every other actor stops before the first system actor (the metrics actor in a
+        # memory system), and the reporters close just before it: what they could not
+        # send stays ready for it to take as it stops.
+        await self._shut_down_tree(
+            self._system_supervisor, graceful=graceful, before_first=self.memory.close
+        )
         self.memory.close()
-        await self._shut_down_tree(self._system_supervisor, graceful=graceful)
         self._system_supervisor._closed = self._system_supervisor._finished = True
 
-    async def _shut_down_tree(self, supervisor: Supervisor, *, graceful: bool) -> None:
-        for child in reversed(list(supervisor._children)):
+    async def _shut_down_tree(
+        self,
+        supervisor: Supervisor,
+        *,
+        graceful: bool,
+        before_first: Callable[[], None] | None = None,
+    ) -> None:
+        children = list(supervisor._children)
+        for child in reversed(children):
+            if before_first is not None and child is children[0]:
+                before_first()
             if isinstance(child, Supervisor):
                 await self._shut_down_tree(child, graceful=graceful)
                 child.finish()

@@ -467,3 +467,55 @@ async def test_lossy_reporters_count_every_event_they_drop() -> None:
         64 * stats.events_applied,
     )
     assert (stats.anomalies, stats.malformed) == (0, 0)
+
+
+class Leaker(Actor[int, None]):
+    """Allocates one block per message and frees it only when asked for 0."""
+
+    async def handle(self, size: int) -> None:
+        reporter = self.reporter
+        if size:
+            reporter.alloc(reporter.next_block(), size)
+
+
+async def test_block_ids_are_unique_per_component_across_reporters_and_respawns() -> None:
+    async with memactor.open_system() as system:
+        first = await system.spawn(Leaker, name="job")
+        await first.ask(4096)  # block 1 leaks
+        await first.stop()
+        second = await system.spawn(Leaker, name="job")  # the name is free again
+        await second.ask(100)
+        plain, threads = system.reporter("job"), system.thread_reporter("job")
+        plain.alloc(plain.next_block(), 10)
+        threads.alloc(threads.next_block(), 1)
+        await system.metrics.flush()
+        job = system.ledger.component("job")
+    # Four distinct blocks: nothing collided, nothing was hidden.
+    assert (job.live_blocks, job.bytes_in_use, job.anomalies) == (4, 4207, ())
+
+
+class SystemHolder(Actor[None, None]):
+    """A system actor that holds a block while it runs and frees it as it stops."""
+
+    async def on_start(self) -> None:
+        self.reporter.alloc(1, 4096)
+
+    async def on_stop(self) -> None:
+        self.reporter.free(1, 4096)
+
+    async def handle(self, message: None) -> None:
+        return None
+
+
+@pytest.mark.parametrize("cancelled", [False, True])
+async def test_system_actors_report_until_they_stop(cancelled: bool) -> None:
+    spec = memactor.runtime.ActorSpec(SystemHolder, name="holder")
+    with trio.CancelScope() as scope:
+        async with memactor.open_system(system_actors=[spec]) as system:
+            await system.metrics.flush()
+            assert (await system.metrics.statistics()).bytes_in_use == 4096
+            if cancelled:
+                scope.cancel()
+                await trio.sleep_forever()
+    holder = system.ledger.component("holder")
+    assert (holder.allocations, holder.frees, holder.bytes_in_use) == (1, 1, 0)
