@@ -194,14 +194,7 @@ def snapshot_report_json(snapshot: Snapshot, *, trend: TrendConfig | None = None
         "wall_time_ns": snapshot.wall_time_ns,
         "monotonic_ns": snapshot.monotonic_ns,
         "totals": dataclasses.asdict(snapshot.totals),
-        "components": [
-            {
-                **dataclasses.asdict(c),
-                "size_histogram": list(c.size_histogram),
-                "anomalies": dict(c.anomalies),
-            }
-            for c in snapshot.components
-        ],
+        "components": [c.to_dict() for c in snapshot.components],
         "owners": [dataclasses.asdict(o) for o in snapshot.owners],
         "devices": [dataclasses.asdict(d) for d in snapshot.devices],
         "transfers": [

@@ -154,14 +154,7 @@ class Snapshot:
             "wall_time_ns": self.wall_time_ns,
             "monotonic_ns": self.monotonic_ns,
             "totals": dataclasses.asdict(self.totals),
-            "components": [
-                {
-                    **dataclasses.asdict(c),
-                    "size_histogram": list(c.size_histogram),
-                    "anomalies": dict(c.anomalies),
-                }
-                for c in self.components
-            ],
+            "components": [c.to_dict() for c in self.components],
             "owners": [dataclasses.astuple(o) for o in self.owners],
             "devices": [dataclasses.astuple(d) for d in self.devices],
             "transfers": [list(route) for route in self.transfers],

@@ -53,6 +53,14 @@ class ComponentStats:
     anomalies: tuple[tuple[str, int], ...] = ()
     """Anomalies by kind, sorted by name: ``(("double_free", 2), ...)``."""
 
+    def to_dict(self) -> dict[str, object]:
+        """Every field under its name, histogram as a list and anomalies as a map (JSON-ready)."""
+        return {
+            **{name: getattr(self, name) for name in self.__dataclass_fields__},
+            "size_histogram": list(self.size_histogram),
+            "anomalies": dict(self.anomalies),
+        }
+
     @property
     def bytes_cached(self) -> int:
         """Bytes reserved but not lent: a pool's cache."""
