@@ -17,8 +17,13 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 stamp="$venv/.memactor-installed${extras:+-$extras}"
 if [ ! -f "$stamp" ] || [ "$root/pyproject.toml" -nt "$stamp" ]; then
-  echo "Installing memactor${extras:+[$extras]} into .venv ..." >&2
-  "$venv/bin/python" -m pip install --quiet --upgrade pip >&2
-  "$venv/bin/python" -m pip install --quiet -e "$root${extras:+[$extras]}" >&2
+  echo "Installing memactor${extras:+[$extras]} into .venv (log: .venv/install.log) ..." >&2
+  log="$venv/install.log"
+  if ! { "$venv/bin/python" -m pip install --quiet --upgrade pip &&
+         "$venv/bin/python" -m pip install --quiet -e "$root${extras:+[$extras]}"; } >"$log" 2>&1; then
+    cat "$log" >&2
+    echo "Installing memactor failed; the log above is also in $log" >&2
+    exit 2
+  fi
   touch "$stamp"
 fi
