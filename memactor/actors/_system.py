@@ -156,6 +156,7 @@ def open_system(
     batch_size: int = DEFAULT_BATCH_SIZE,
     channel_size: int = DEFAULT_CHANNEL_SIZE,
     flush_interval_s: float = DEFAULT_FLUSH_INTERVAL_S,
+    tracking: bool = True,
     system_actors: Iterable[ActorSpec[Any, Any]] = (),
 ) -> AbstractAsyncContextManager[MemorySystem]:
     """Open an actor system whose actors' memory is accounted by a metrics actor.
@@ -168,8 +169,9 @@ def open_system(
     ``sample_hz`` is the rate of the time series and ``keep_snapshots`` how many labelled
     snapshots the metrics actor keeps for diffs. ``clock`` stamps every event and every
     sample (nanoseconds). ``batch_size``, ``channel_size`` and ``flush_interval_s`` tune the
-    reporters. The other options, and the shutdown and error behaviour, are those of
-    :func:`memactor.runtime.open_system`.
+    reporters; ``tracking=False`` makes every actor reporter a no-op (to measure what
+    tracking costs, or to switch it off in production). The other options, and the
+    shutdown and error behaviour, are those of :func:`memactor.runtime.open_system`.
     """
     if not (sample_hz > 0 and math.isfinite(sample_hz)):
         raise ValueError(f"sample_hz must be a positive number, got {sample_hz}")
@@ -181,6 +183,7 @@ def open_system(
         channel_size=channel_size,
         batch_size=batch_size,
         flush_interval_s=flush_interval_s,
+        tracking=tracking,
     )
     metrics = ActorSpec(
         lambda: MetricsActor(hub, ledger, sample_hz=sample_hz, keep_snapshots=keep_snapshots),

@@ -25,6 +25,7 @@ from ._ref import ActorRef as ActorRef
 from ._reporter import DEFAULT_BATCH_SIZE as DEFAULT_BATCH_SIZE
 from ._reporter import EventBatch as EventBatch
 from ._reporter import MemoryReporter as MemoryReporter
+from ._reporter import NullReporter as NullReporter
 from ._reporter import ThreadReporter as ThreadReporter
 from ._stats import ActorState as ActorState
 from ._stats import ActorStatistics as ActorStatistics

@@ -15,7 +15,13 @@ from typing import Final
 
 import trio
 
-from ._reporter import DEFAULT_BATCH_SIZE, EventBatch, MemoryReporter, ThreadReporter
+from ._reporter import (
+    DEFAULT_BATCH_SIZE,
+    EventBatch,
+    MemoryReporter,
+    NullReporter,
+    ThreadReporter,
+)
 
 DEFAULT_CHANNEL_SIZE: Final = 64
 """Batches that may wait for the metrics actor before lossless reporters wait too."""
@@ -36,6 +42,7 @@ class MemoryHub:
         channel_size: int = DEFAULT_CHANNEL_SIZE,
         batch_size: int = DEFAULT_BATCH_SIZE,
         flush_interval_s: float = DEFAULT_FLUSH_INTERVAL_S,
+        tracking: bool = True,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
@@ -47,6 +54,8 @@ class MemoryHub:
         """Stamps every event; the metrics actor's ledger reads the same clock."""
         self.batch_size = batch_size
         self.flush_interval_s = flush_interval_s
+        self.tracking = tracking
+        """False: every reporter made is a :class:`NullReporter` (tracking off)."""
         send, receive = trio.open_memory_channel[EventBatch](channel_size)
         self._send = send
         self.receive = receive
@@ -84,7 +93,8 @@ class MemoryHub:
         other threads.
         """
         self._check_open()
-        reporter = MemoryReporter(
+        kind = MemoryReporter if self.tracking else NullReporter
+        reporter = kind(
             component,
             self._send.clone(),
             owner=owner,

@@ -519,3 +519,12 @@ async def test_system_actors_report_until_they_stop(cancelled: bool) -> None:
                 await trio.sleep_forever()
     holder = system.ledger.component("holder")
     assert (holder.allocations, holder.frees, holder.bytes_in_use) == (1, 1, 0)
+
+
+async def test_with_tracking_off_reporters_report_nothing() -> None:
+    async with memactor.open_system(tracking=False) as system:
+        job = await system.spawn(Leaker, name="job")
+        await job.ask(4096)
+        assert isinstance(system.reporter("other"), memactor.runtime.NullReporter)
+        await system.metrics.flush()
+    assert system.ledger.statistics().events_applied == 0
