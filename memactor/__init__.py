@@ -6,7 +6,11 @@ The names most programs need are re-exported here; each layer's package
 
 from ._errors import MemactorError as MemactorError
 from ._version import __version__ as __version__
+from .actors import BufferPool as BufferPool
+from .actors import Lease as Lease
+from .actors import LeaseError as LeaseError
 from .actors import MemorySystem as MemorySystem
+from .actors import PoolTimeoutError as PoolTimeoutError
 from .actors import open_system as open_system
 from .codec import CodecError as CodecError
 from .events import EventKind as EventKind

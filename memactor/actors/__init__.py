@@ -14,6 +14,15 @@ from ._pipeline import PipelineStatistics as PipelineStatistics
 from ._pipeline import Stage as Stage
 from ._pipeline import open_pipeline as open_pipeline
 from ._pipeline import run_pipeline as run_pipeline
+from ._pool import BufferPool as BufferPool
+from ._pool import Lease as Lease
+from ._pool import LeaseError as LeaseError
+from ._pool import PoolReply as PoolReply
+from ._pool import PoolRequest as PoolRequest
+from ._pool import PoolStatistics as PoolStatistics
+from ._pool import PoolTimeoutError as PoolTimeoutError
+from ._pool import current_owner as current_owner
+from ._pool import size_class as size_class
 from ._system import METRICS_NAME as METRICS_NAME
 from ._system import MemorySystem as MemorySystem
 from ._system import Metrics as Metrics

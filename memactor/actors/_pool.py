@@ -1,0 +1,632 @@
+"""``BufferPool``: an actor that lends NumPy buffers by shape and dtype, and accounts for them.
+
+A request of ``nbytes`` is served by a raw ``uint8`` block of its *size class* (see
+:func:`size_class`); the caller gets a C-contiguous view of the block's first ``nbytes``
+bytes with the shape and dtype it asked for. A returned block stays in the pool's cache
+and serves the next request of its class (a hit). Every block the pool holds, cached or
+lent, is reported through the pool's memory reporter, so the ledger's component for the
+pool shows, to the byte, ``bytes_reserved`` = all raw blocks and ``bytes_in_use`` = the
+lent ones.
+
+Lending is synchronous under the hood; only waiting for memory (backpressure under
+``max_reserved``) awaits, and releasing never does, so a lease is returned even from a
+cancelled scope.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import operator
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Final, Literal, SupportsIndex, TypeAlias
+
+import numpy as np
+import numpy.typing as npt
+import outcome
+import trio
+
+from .._errors import MemactorError
+from ..events import format_size, parse_size
+from ..runtime import Actor, ActorStatistics, MemoryReporter
+
+MiB: Final = 1 << 20
+"""Size classes are powers of two up to this, and multiples of it above."""
+
+_ACTOR_TASK_PREFIX: Final = "actor "
+"""How the runtime names an actor's incarnation task (``Cell.start``): ``"actor {name}"``."""
+
+
+class LeaseError(MemactorError):
+    """A lease was misused: released twice, released to a pool it does not belong to, its
+    array used after release, or used before it was acquired. The message says which."""
+
+
+class PoolTimeoutError(MemactorError, TimeoutError):
+    """An acquire waited ``timeout`` seconds for memory under ``max_reserved`` in vain."""
+
+    def __init__(
+        self, message: str, *, requested_bytes: int, bytes_reserved: int, max_reserved: int | None
+    ) -> None:
+        super().__init__(message)
+        self.requested_bytes = requested_bytes
+        """The raw block size the request needed (its size class)."""
+        self.bytes_reserved = bytes_reserved
+        """What the pool reserved when the wait ended."""
+        self.max_reserved = max_reserved
+        """The pool's cap."""
+
+
+def size_class(nbytes: int) -> int:
+    """The raw block size that serves a request of ``nbytes``.
+
+    ``nbytes`` rounded up to the next power of two up to 1 MiB, and to the next multiple of
+    1 MiB above; ``0`` for ``0`` (a zero-size request gets a zero-size block). So at most
+    half of a small block and less than 1 MiB of a large one is slack.
+
+    Raises ``ValueError`` for a negative ``nbytes``.
+    """
+    if nbytes < 0:
+        raise ValueError(f"nbytes must not be negative, got {nbytes}")
+    if nbytes <= MiB:
+        return 0 if nbytes == 0 else 1 << (nbytes - 1).bit_length()
+    return -(-nbytes // MiB) * MiB
+
+
+def current_owner() -> str:
+    """The name to attribute memory to for the calling trio task.
+
+    The name of the nearest actor whose incarnation task is the caller or one of its
+    ancestors (so an actor's handlers and its ``start_soon`` tasks count as the actor),
+    else the calling task's own name.
+    """
+    task = trio.lowlevel.current_task()
+    here: trio.lowlevel.Task | None = task
+    while here is not None:
+        if here.name.startswith(_ACTOR_TASK_PREFIX):
+            return here.name[len(_ACTOR_TASK_PREFIX) :]
+        nursery = here.parent_nursery
+        here = None if nursery is None else nursery.parent_task
+    return task.name
+
+
+@dataclass(frozen=True, slots=True)
+class PoolStatistics:
+    """A snapshot of a :class:`BufferPool`, taken by ``statistics()``; it does not change.
+
+    Byte counts are raw block sizes (size classes), exactly what the ledger shows for the
+    pool's component. Counters cover the pool's whole life, across restarts.
+    """
+
+    hits: int
+    """Requests served by a cached block (ACQUIRE events)."""
+    misses: int
+    """Requests served by a new raw block (ALLOC events)."""
+    leases_out: int
+    """Blocks lent now."""
+    cached_blocks: int
+    """Blocks in the cache now."""
+    bytes_reserved: int
+    """Bytes of all raw blocks held, cached or lent."""
+    peak_bytes_reserved: int
+    bytes_in_use: int
+    """Bytes of the blocks lent now."""
+    peak_bytes_in_use: int
+    bytes_cached: int
+    """``bytes_reserved - bytes_in_use``: the cache."""
+    waiters: int
+    """Tasks waiting for memory now (backpressure)."""
+    trims: int
+    """Cached blocks freed: over ``max_cached``, to make room under ``max_reserved``, by
+    :meth:`BufferPool.trim` and when the pool stopped."""
+    max_reserved: int | None
+    max_cached: int | None
+    actor: ActorStatistics
+    """The pool's statistics as an actor (mailbox, state, restarts...)."""
+
+
+PoolRequest: TypeAlias = Literal["statistics", "trim"]
+"""The messages a pool handles: see :meth:`BufferPool.handle`."""
+
+PoolReply: TypeAlias = PoolStatistics | int
+"""What :meth:`BufferPool.handle` answers."""
+
+
+class _Block:
+    """One raw block: the memory the ledger knows under ``id``."""
+
+    __slots__ = ("id", "nbytes", "raw")
+
+    def __init__(self, block_id: int, raw: npt.NDArray[np.uint8]) -> None:
+        self.id = block_id
+        self.raw = raw
+        self.nbytes = raw.nbytes
+
+
+class _LeaseState(enum.Enum):
+    PENDING = "pending"
+    LENT = "lent"
+    RELEASED = "released"
+
+
+class Lease:
+    """One loan of a buffer from a :class:`BufferPool`.
+
+    Made by :meth:`BufferPool.lease` (pending: ``async with`` acquires it) or by
+    :meth:`BufferPool.acquire` / :meth:`~BufferPool.acquire_nowait` (already lent). The
+    array is a C-contiguous view of a raw block of ``block_nbytes`` bytes; once the lease
+    is released that block may be lent to someone else, so :attr:`array` raises
+    :class:`LeaseError` and the view handed out earlier is made read-only (a best-effort
+    guard: views taken from it stay writable). Not reusable: acquire a new lease instead.
+    """
+
+    __slots__ = (
+        "_array",
+        "_block",
+        "_pool",
+        "_state",
+        "_timeout",
+        "block_nbytes",
+        "dtype",
+        "hit",
+        "nbytes",
+        "owner",
+        "shape",
+    )
+
+    def __init__(
+        self,
+        pool: BufferPool,
+        shape: tuple[int, ...],
+        dtype: np.dtype[Any],
+        owner: str,
+        timeout: float | None,
+    ) -> None:
+        self._pool = pool
+        self.shape = shape
+        """The array's shape."""
+        self.dtype = dtype
+        """The array's dtype."""
+        self.owner = owner
+        """Whom the ledger attributes the block to while lent."""
+        self.nbytes = math.prod(shape) * dtype.itemsize
+        """The array's bytes (what was asked for)."""
+        self.block_nbytes = size_class(self.nbytes)
+        """The raw block's bytes (what the pool reserves for it)."""
+        self.hit = False
+        """Whether the block came from the cache (a hit) rather than a new allocation."""
+        self._timeout = timeout
+        self._state = _LeaseState.PENDING
+        self._block: _Block | None = None
+        self._array: npt.NDArray[Any] | None = None
+
+    def __repr__(self) -> str:
+        block = "" if self._block is None else f" block {self._block.id}"
+        return (
+            f"<Lease {self.dtype}{list(self.shape)}{block} for {self.owner!r} {self._state.value}>"
+        )
+
+    def _describe(self) -> str:
+        block = "" if self._block is None else f" (block {self._block.id})"
+        return f"lease of {self.dtype}{list(self.shape)}{block} for {self.owner!r}"
+
+    @property
+    def acquired(self) -> bool:
+        """Whether the buffer is lent now (acquired and not released)."""
+        return self._state is _LeaseState.LENT
+
+    @property
+    def array(self) -> npt.NDArray[Any]:
+        """The lent array. Raises :class:`LeaseError` before acquisition and after release."""
+        if self._array is not None:
+            return self._array
+        if self._state is _LeaseState.PENDING:
+            raise LeaseError(f"{self._describe()} was never acquired: enter it with async with")
+        raise LeaseError(
+            f"{self._describe()} was used after release: its block may be lent to someone "
+            "else; acquire a new lease"
+        )
+
+    @property
+    def block(self) -> int:
+        """The raw block's id in the ledger (kept after release). Raises :class:`LeaseError`
+        before acquisition."""
+        if self._block is None:
+            raise LeaseError(f"{self._describe()} was never acquired and has no block")
+        return self._block.id
+
+    def release(self) -> None:
+        """Give the buffer back to its pool now; synchronous, so safe in a cancelled scope.
+
+        Raises :class:`LeaseError` if it was already released or never acquired.
+        """
+        self._pool.release(self)
+
+    def _lend(self, block: _Block, *, hit: bool) -> None:
+        self._block = block
+        self.hit = hit
+        view = block.raw[: self.nbytes].view(self.dtype).reshape(self.shape)
+        self._array = view
+        self._state = _LeaseState.LENT
+
+    def _take_back(self) -> _Block:
+        block = self._block
+        assert block is not None
+        assert self._array is not None
+        self._array.flags.writeable = False
+        self._array = None
+        self._state = _LeaseState.RELEASED
+        return block
+
+    async def __aenter__(self) -> npt.NDArray[Any]:
+        """Acquire (see :meth:`BufferPool.acquire`) and return the array."""
+        if self._state is not _LeaseState.PENDING:
+            raise LeaseError(f"{self._describe()} was entered twice: a lease lends once")
+        await self._pool._acquire_into(self, self._timeout)
+        return self.array
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        """Release, on a normal exit, an exception or a cancellation alike (unless the body
+        released the lease already)."""
+        if self._state is _LeaseState.LENT:
+            self._pool.release(self)
+
+
+class _PoolState(enum.Enum):
+    NEW = "new"
+    RUNNING = "running"
+    STOPPED = "stopped"
+
+
+class BufferPool(Actor[PoolRequest, PoolReply]):
+    """An actor that lends NumPy buffers by shape and dtype from a cache of raw blocks.
+
+    ``pool = BufferPool(max_reserved="256 MiB"); await system.spawn(pool, name="pool")``,
+    then ``async with pool.lease((1024, 1024), np.float32) as array: ...``. Lending and
+    releasing are method calls on the instance, in the caller's task; the actor's own
+    task only answers messages (:meth:`handle`) and cleans up when it stops. Like the
+    actor's reporter, a pool belongs to the system's trio thread.
+
+    ``max_reserved`` caps the bytes of all raw blocks, cached and lent (``None``: no cap).
+    A request that would push past it first frees cold cached blocks of other size
+    classes; if that is not enough (the lent blocks alone leave no room) it waits:
+    **backpressure**. Waiters are served first come, first served as leases come back: a
+    request that would fit waits behind an earlier one that does not.
+
+    ``max_cached`` caps the bytes of the cache (``None``: no cap but ``max_reserved``);
+    when a release pushes past it, the coldest cached blocks (returned longest ago) are
+    freed. Both take sizes as :func:`~memactor.parse_size` reads them.
+
+    **Reporting** (component: the pool's name; owner: the lease's owner): ALLOC on a miss,
+    ACQUIRE on a hit, RELEASE when a lease comes back to the cache, FREE when a cached
+    block is freed.
+
+    **Stop.** When the pool stops (or before a restart), waiters get
+    ``trio.ClosedResourceError``, the cache is freed (FREE each block) and new acquires
+    raise ``trio.ClosedResourceError``. Leases still out stay valid; a restarted pool
+    takes them back into its cache, otherwise releasing one frees its block and reports
+    FREE while the actor system is open; after the system closed nothing can be reported
+    (the ledger keeps the block as lent, as it was when the system closed) and the
+    release still succeeds silently. A restart of the same instance keeps its counters.
+    """
+
+    def __init__(
+        self, *, max_reserved: int | str | None = None, max_cached: int | str | None = None
+    ) -> None:
+        self.max_reserved: Final = None if max_reserved is None else parse_size(max_reserved)
+        """The cap on reserved bytes, or ``None``."""
+        self.max_cached: Final = None if max_cached is None else parse_size(max_cached)
+        """The cap on cached bytes, or ``None``."""
+        self._state = _PoolState.NEW
+        self._reporter: MemoryReporter | None = None
+        # Cached blocks by id, coldest (returned longest ago) first; and by size class,
+        # warmest last, so that a hit reuses the block most likely still in CPU caches.
+        self._cached: OrderedDict[int, _Block] = OrderedDict()
+        self._buckets: dict[int, dict[int, _Block]] = {}
+        self._lent: dict[int, _Block] = {}
+        self._waiters: dict[Lease, trio.lowlevel.Task] = {}  # in arrival order
+        self._bytes_reserved = self._peak_bytes_reserved = 0
+        self._bytes_in_use = self._peak_bytes_in_use = 0
+        self._hits = self._misses = self._trims = 0
+
+    def __repr__(self) -> str:
+        return f"<BufferPool {self._label()} {self._state.value}>"
+
+    def _label(self) -> str:
+        return "(unspawned)" if self._cell is None else repr(self._cell.name)
+
+    # -- lending -------------------------------------------------------------------------
+
+    def lease(
+        self,
+        shape: SupportsIndex | Sequence[SupportsIndex],
+        dtype: npt.DTypeLike = np.float64,
+        *,
+        owner: str | None = None,
+        timeout: float | None = None,
+    ) -> Lease:
+        """A pending lease for ``async with``: acquired on enter, released on exit.
+
+        ``async with pool.lease((1024, 1024), np.float32) as array:`` waits on enter as
+        :meth:`acquire` does (with ``timeout``), and releases on every exit: normal, by an
+        exception or by a cancellation. ``owner`` defaults to the calling actor or task
+        (:func:`current_owner`, read now). Raises what :meth:`acquire` raises for a bad
+        request, at once; pool state is checked on enter.
+        """
+        return self._new_lease(shape, dtype, owner, timeout)
+
+    async def acquire(
+        self,
+        shape: SupportsIndex | Sequence[SupportsIndex],
+        dtype: npt.DTypeLike = np.float64,
+        *,
+        owner: str | None = None,
+        timeout: float | None = None,
+    ) -> Lease:
+        """Lend an array of ``shape`` and ``dtype``; release it with ``lease.release()``.
+
+        Waits while lending would push reserved bytes over ``max_reserved`` (after freeing
+        what the cache can give), and behind earlier waiters. On cancellation while
+        waiting nothing is lent and the waiter leaves the queue; once this returns the
+        lease is the caller's to release. A checkpoint, like trio's ``send``.
+
+        Raises:
+          PoolTimeoutError: ``timeout`` seconds passed without room (nothing is lent).
+          ValueError: the block needed is bigger than ``max_reserved`` (it never fits), a
+              negative dimension, a zero-size dtype or a negative ``timeout``.
+          TypeError: an object dtype (raw memory cannot hold references).
+          trio.ClosedResourceError: the pool is not running (not spawned yet, or stopped,
+              also while this waited).
+        """
+        lease = self._new_lease(shape, dtype, owner, timeout)
+        await self._acquire_into(lease, timeout)
+        return lease
+
+    def acquire_nowait(
+        self,
+        shape: SupportsIndex | Sequence[SupportsIndex],
+        dtype: npt.DTypeLike = np.float64,
+        *,
+        owner: str | None = None,
+    ) -> Lease:
+        """Lend like :meth:`acquire`, or raise ``trio.WouldBlock`` (changing nothing) if it
+        would have to wait; raises the same errors otherwise."""
+        lease = self._new_lease(shape, dtype, owner, None)
+        self._check_running()
+        if self._waiters or not self._try_lend(lease):
+            raise trio.WouldBlock
+        return lease
+
+    def release(self, lease: Lease) -> None:
+        """Take ``lease`` back (what :meth:`Lease.release` calls); never awaits.
+
+        The block goes to the cache (RELEASE), waiters that now fit are lent to in order,
+        then the cache is trimmed to ``max_cached``. After the pool stopped, the block is
+        freed instead (see the class docstring).
+
+        Raises :class:`LeaseError` for a lease of another pool, one released already, or
+        one never acquired.
+        """
+        if lease._pool is not self:
+            raise LeaseError(
+                f"{lease._describe()} belongs to pool {lease._pool._label()}, "
+                f"not to pool {self._label()}"
+            )
+        if lease._state is _LeaseState.RELEASED:
+            raise LeaseError(f"{lease._describe()} was released twice")
+        if lease._state is _LeaseState.PENDING:
+            raise LeaseError(f"{lease._describe()} was never acquired, so cannot be released")
+        block = lease._take_back()
+        del self._lent[block.id]
+        self._bytes_in_use -= block.nbytes
+        if self._state is not _PoolState.RUNNING:
+            self._bytes_reserved -= block.nbytes
+            self._free_after_stop(block)
+            return
+        assert self._reporter is not None
+        self._reporter.release(block.id, block.nbytes)
+        self._cached[block.id] = block
+        self._buckets.setdefault(block.nbytes, {})[block.id] = block
+        self._serve_waiters()
+        if self.max_cached is not None:
+            while self._bytes_reserved - self._bytes_in_use > self.max_cached:
+                self._free_coldest()
+
+    def trim(self) -> int:
+        """Free every cached block (FREE each); return the bytes freed. Never awaits."""
+        freed = self._bytes_reserved - self._bytes_in_use
+        while self._cached:
+            self._free_coldest()
+        return freed
+
+    # -- the actor -----------------------------------------------------------------------
+
+    async def on_start(self) -> None:
+        self._reporter = self.reporter
+        self._state = _PoolState.RUNNING
+
+    async def on_stop(self) -> None:
+        """Refuse new requests, fail the waiters, free the cache; see the class docstring."""
+        self._state = _PoolState.STOPPED
+        waiters, self._waiters = self._waiters, {}
+        for lease, task in waiters.items():
+            error = trio.ClosedResourceError(
+                f"buffer pool {self._label()} stopped while {lease._describe()} waited"
+            )
+            trio.lowlevel.reschedule(task, outcome.Error(error))
+        self.trim()
+
+    async def handle(self, message: PoolRequest) -> PoolReply:
+        """``"statistics"``: answer :meth:`statistics`; ``"trim"``: :meth:`trim` and answer
+        the bytes freed. Any other message raises ``ValueError``, which (as any handler
+        error) fails the actor."""
+        if message == "statistics":
+            return self.statistics()
+        if message == "trim":
+            return self.trim()
+        raise ValueError(f"buffer pool {self._label()} got {message!r}: not 'statistics' or 'trim'")
+
+    def statistics(self) -> PoolStatistics:  # type: ignore[override]  # it wraps the actor's
+        """A fresh frozen :class:`PoolStatistics`. Raises ``RuntimeError`` before spawn."""
+        return PoolStatistics(
+            hits=self._hits,
+            misses=self._misses,
+            leases_out=len(self._lent),
+            cached_blocks=len(self._cached),
+            bytes_reserved=self._bytes_reserved,
+            peak_bytes_reserved=self._peak_bytes_reserved,
+            bytes_in_use=self._bytes_in_use,
+            peak_bytes_in_use=self._peak_bytes_in_use,
+            bytes_cached=self._bytes_reserved - self._bytes_in_use,
+            waiters=len(self._waiters),
+            trims=self._trims,
+            max_reserved=self.max_reserved,
+            max_cached=self.max_cached,
+            actor=super().statistics(),
+        )
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _new_lease(
+        self,
+        shape: SupportsIndex | Sequence[SupportsIndex],
+        dtype: npt.DTypeLike,
+        owner: str | None,
+        timeout: float | None,
+    ) -> Lease:
+        dims = (
+            (operator.index(shape),)
+            if not isinstance(shape, Sequence)
+            else tuple(operator.index(n) for n in shape)
+        )
+        if any(n < 0 for n in dims):
+            raise ValueError(f"shape {dims} has a negative dimension")
+        kind = np.dtype(dtype)
+        if kind.hasobject:
+            raise TypeError(f"dtype {kind} holds Python objects; a raw buffer cannot")
+        if kind.itemsize == 0:
+            raise ValueError(f"dtype {kind!r} has no size; give a sized dtype")
+        if timeout is not None and not timeout >= 0:
+            raise ValueError(f"timeout must be None or a non-negative number, got {timeout}")
+        lease = Lease(self, dims, kind, current_owner() if owner is None else owner, timeout)
+        cap = self.max_reserved
+        if cap is not None and lease.block_nbytes > cap:
+            raise ValueError(
+                f"{kind}{list(dims)} needs a {format_size(lease.block_nbytes)} block "
+                f"({lease.block_nbytes} bytes), more than max_reserved {format_size(cap)} "
+                f"({cap} bytes) of pool {self._label()}: it could never be lent"
+            )
+        return lease
+
+    def _check_running(self) -> None:
+        if self._state is _PoolState.NEW:
+            raise trio.ClosedResourceError(
+                "buffer pool is not running yet: spawn it first (await system.spawn(pool, ...))"
+            )
+        if self._state is _PoolState.STOPPED:
+            raise trio.ClosedResourceError(f"buffer pool {self._label()} has stopped")
+
+    async def _acquire_into(self, lease: Lease, timeout: float | None) -> None:
+        self._check_running()
+        await trio.lowlevel.checkpoint_if_cancelled()
+        self._check_running()
+        if not self._waiters and self._try_lend(lease):
+            await trio.lowlevel.cancel_shielded_checkpoint()
+            return
+        task = trio.lowlevel.current_task()
+        self._waiters[lease] = task
+
+        def abort(_: trio.lowlevel.RaiseCancelT) -> trio.lowlevel.Abort:
+            del self._waiters[lease]
+            return trio.lowlevel.Abort.SUCCEEDED
+
+        with trio.move_on_after(math.inf if timeout is None else timeout):
+            try:
+                await trio.lowlevel.wait_task_rescheduled(abort)
+            except BaseException:
+                # Leaving the head of the queue may let those behind it fit.
+                self._serve_waiters()
+                raise
+        if lease._state is _LeaseState.PENDING:
+            reserved, cap = self._bytes_reserved, self.max_reserved
+            raise PoolTimeoutError(
+                f"pool {self._label()} could not lend {format_size(lease.block_nbytes)} "
+                f"({lease.block_nbytes} bytes, for {lease.dtype}{list(lease.shape)}) within "
+                f"{timeout} s: {format_size(reserved)} ({reserved} bytes) reserved, "
+                f"{format_size(self._bytes_in_use)} in use, max_reserved "
+                f"{format_size(cap or 0)} ({cap} bytes)",
+                requested_bytes=lease.block_nbytes,
+                bytes_reserved=reserved,
+                max_reserved=cap,
+            )
+
+    def _try_lend(self, lease: Lease) -> bool:
+        """Lend a cached or a new block to ``lease`` if it fits now; never waits."""
+        reporter = self._reporter
+        assert reporter is not None
+        size = lease.block_nbytes
+        bucket = self._buckets.get(size)
+        hit = bool(bucket)
+        if bucket:
+            _, block = bucket.popitem()
+            if not bucket:
+                del self._buckets[size]
+            del self._cached[block.id]
+            self._hits += 1
+            reporter.acquire(block.id, size, lease.owner)
+        else:
+            cap = self.max_reserved
+            if cap is not None:
+                if self._bytes_in_use + size > cap:
+                    return False
+                while self._bytes_reserved + size > cap:
+                    self._free_coldest()
+            block = _Block(reporter.next_block(), np.empty(size, dtype=np.uint8))
+            self._bytes_reserved += size
+            self._peak_bytes_reserved = max(self._peak_bytes_reserved, self._bytes_reserved)
+            self._misses += 1
+            reporter.alloc(block.id, size, lease.owner)
+        self._bytes_in_use += size
+        self._peak_bytes_in_use = max(self._peak_bytes_in_use, self._bytes_in_use)
+        self._lent[block.id] = block
+        lease._lend(block, hit=hit)
+        return True
+
+    def _serve_waiters(self) -> None:
+        while self._waiters and self._state is _PoolState.RUNNING:
+            lease, task = next(iter(self._waiters.items()))
+            try:
+                if not self._try_lend(lease):
+                    return
+                result: outcome.Outcome[None] = outcome.Value(None)
+            except Exception as exc:  # a MemoryError belongs to the waiter, not to us
+                result = outcome.Error(exc)
+            del self._waiters[lease]
+            trio.lowlevel.reschedule(task, result)
+
+    def _free_coldest(self) -> None:
+        _, block = self._cached.popitem(last=False)
+        bucket = self._buckets[block.nbytes]
+        del bucket[block.id]
+        if not bucket:
+            del self._buckets[block.nbytes]
+        self._bytes_reserved -= block.nbytes
+        self._trims += 1
+        assert self._reporter is not None
+        self._reporter.free(block.id, block.nbytes)
+
+    def _free_after_stop(self, block: _Block) -> None:
+        # The pool's own reporter closes when it stops for good; a fresh one for the same
+        # component works while the system is open. After that there is no one to tell.
+        try:
+            if self._reporter is None:
+                raise trio.ClosedResourceError
+            self._reporter.free(block.id, block.nbytes)
+        except trio.ClosedResourceError:
+            try:
+                self._reporter = self.system.memory.reporter(self.name)
+                self._reporter.free(block.id, block.nbytes)
+            except trio.ClosedResourceError:
+                self._reporter = None
