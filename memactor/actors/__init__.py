@@ -1,5 +1,13 @@
 """Layer 5: the metrics actor, the memory system, and memory-holding actors."""
 
+from ._chunking import chunk_count as chunk_count
+from ._chunking import chunk_grid as chunk_grid
+from ._chunking import chunk_slices as chunk_slices
+from ._chunks import AsyncChunkFn as AsyncChunkFn
+from ._chunks import ChunkFn as ChunkFn
+from ._chunks import ChunkProcessor as ChunkProcessor
+from ._chunks import ChunkStatistics as ChunkStatistics
+from ._chunks import SyncChunkFn as SyncChunkFn
 from ._metrics import DiffSnapshots as DiffSnapshots
 from ._metrics import Flush as Flush
 from ._metrics import GetStatistics as GetStatistics

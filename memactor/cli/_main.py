@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from collections.abc import Sequence
 
 from .._version import __version__
@@ -34,5 +36,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    result: int = args.run(args)
+    try:
+        result: int = args.run(args)
+    except BrokenPipeError:
+        # The reader went away (``memactor demo | head``): not an error of ours.
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115  # silences the exit-time flush
+        return 0
     return result

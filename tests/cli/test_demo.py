@@ -1,4 +1,4 @@
-"""The demo: its scenario, its verdicts and its command line."""
+"""The demo: a real pipeline, its exact accounting, its verdicts and its command line."""
 
 from __future__ import annotations
 
@@ -10,58 +10,73 @@ import pytest
 
 from memactor import Snapshot, __version__
 from memactor.cli import main
-from memactor.cli._demo import simulate
+from memactor.cli._pipeline_demo import HEADER_BYTES, LEAK_EVERY, run_pipeline_demo
 from memactor.metrics import find_growth
 
 
-def test_leak_is_found_by_trend_and_by_diff() -> None:
-    result = simulate(30.0, seed=3)
-    growing = [t.component for t in find_growth(result.end) if t.growing]
-    assert growing == [result.leaky] == ["cache.leaky"]
-    assert [s.component for s in result.change.suspects] == ["cache.leaky"]
-
-
-def test_without_the_leak_nothing_is_suspected() -> None:
-    result = simulate(30.0, seed=3, leak=False)
-    assert not any(t.growing for t in find_growth(result.end))
-    assert result.change.suspects == ()
-
-
-def test_pipeline_drains_to_the_leak_and_the_cache() -> None:
-    result = simulate(20.0, seed=5)
-    end = result.end
-    # Everything in use at the end is the leak; the pool only caches.
-    assert end.totals.bytes_in_use == end.component("cache.leaky").bytes_in_use
+async def test_the_leak_is_named_by_the_diff_and_the_books_are_exact() -> None:
+    run = await run_pipeline_demo(items=60, leak=True)
+    assert run.frames == 60
+    end = run.end
+    assert [s.component for s in run.change.suspects] == ["enrich"]
+    # What is in use at the end is exactly the headers enrich never let go.
+    assert end.component("enrich").bytes_in_use == (60 // LEAK_EVERY) * HEADER_BYTES
+    assert end.totals.bytes_in_use == end.component("enrich").bytes_in_use
+    # The pool lends nothing any more; what it reserves is its cache, to the byte.
     pool = end.component("pool")
     assert pool.bytes_in_use == 0
-    assert pool.bytes_reserved == int(end.blocks.size[end.blocks.rows_of("pool", "cpu")].sum())
-    assert end.totals.anomalies == 0
-    assert end.totals.malformed == 0
+    rows = end.blocks.rows_of("pool", "cpu")
+    assert pool.bytes_reserved == int(end.blocks.size[rows].sum())
+    assert not end.blocks.in_use[rows].any()
+    assert (end.totals.anomalies, end.totals.malformed, end.totals.events_dropped) == (0, 0, 0)
 
 
-def test_same_seed_same_numbers() -> None:
-    first, second = simulate(10.0, seed=9), simulate(10.0, seed=9)
-    assert first.end.components == second.end.components
-    assert first.end.blocks == second.end.blocks
+async def test_without_the_leak_everything_comes_back() -> None:
+    run = await run_pipeline_demo(items=40)
+    assert run.change.suspects == ()
+    assert run.end.totals.bytes_in_use == 0
+    assert {c.component for c in run.end.components} == {"enrich", "pool"}
+
+
+async def test_same_seed_same_frames() -> None:
+    first = await run_pipeline_demo(items=5, seed=3)
+    second = await run_pipeline_demo(items=5, seed=3)
+    assert first.checksum == second.checksum
+
+
+async def test_over_seconds_the_trend_names_the_leaking_stage() -> None:
+    # A real run in real time: the metrics actor samples at 10 Hz for six seconds.
+    run = await run_pipeline_demo(seconds=6, leak=True)
+    growing = [t.component for t in find_growth(run.end) if t.growing]
+    assert growing == ["enrich"]
 
 
 def test_demo_command_prints_both_verdicts(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     target = tmp_path / "end.msgpack"
-    assert main(["demo", "--headless", "--seconds", "20", "--save", str(target)]) == 0
+    code = main(["demo", "--headless", "--items", "30", "--leak", "--save", str(target)])
+    assert code == 0
     out = capsys.readouterr().out
-    assert "leak verdict: LEAK SUSPECTED in 1 of" in out
-    assert "verdict: LEAK SUSPECTED in 1 component\n  cache.leaky@cpu" in out
+    assert out.startswith("memactor demo: running the pipeline for 30 frames with a leak\n")
+    assert "verdict: LEAK SUSPECTED in 1 component\n  enrich@cpu" in out
     assert Snapshot.load(target).label == "end"
 
 
-@pytest.mark.parametrize("seconds", ["0", "-1", "nan", "inf", "1e9"])
-def test_demo_rejects_a_duration_out_of_range(
-    seconds: str, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--seconds", "0"], "--seconds must be above 0 and at most 3600"),
+        (["--seconds", "nan"], "--seconds must be above 0 and at most 3600"),
+        (["--seconds", "1e9"], "--seconds must be above 0 and at most 3600"),
+        (["--items", "0"], "--items must be at least 1, got 0"),
+    ],
+)
+def test_demo_rejects_bad_arguments(
+    args: list[str], message: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["demo", "--headless", "--seconds", seconds]) == 2
-    assert "--seconds must be above 0 and at most 3600" in capsys.readouterr().err
+    assert main(["demo", "--headless", *args]) == 2
+    assert message in capsys.readouterr().err
 
 
 def test_console_script_version_and_help() -> None:

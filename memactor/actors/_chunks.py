@@ -1,0 +1,462 @@
+"""``ChunkProcessor``: apply a function to an array chunk by chunk, in pooled memory.
+
+An array is cut into chunks (:func:`chunk_slices`, C order). Each chunk is copied into a
+buffer leased from a :class:`BufferPool`, the function runs on that copy, and its result
+is copied into a second leased buffer until the consumer takes it. Both leases are taken
+with the processor's name as owner, so the ledger shows the processor's working memory
+under its own name while the pool's cache keeps the blocks for the next chunk.
+
+Memory is bounded, whatever the array's size:
+
+- at most ``concurrency`` chunks are computed at once (each holding an input and an
+  output buffer);
+- at most ``concurrency + lookahead`` chunks of one call are started and not yet taken by
+  the consumer (each holding its output buffer). A slow consumer of :meth:`stream` thus
+  stops the processor instead of letting results pile up.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import math
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeAlias
+
+import numpy as np
+import numpy.typing as npt
+import trio
+
+from ..runtime import Actor, ActorStatistics
+from ._chunking import chunk_slices
+from ._pool import BufferPool
+
+Array: TypeAlias = npt.NDArray[Any]
+SyncChunkFn: TypeAlias = Callable[[Array], npt.ArrayLike]
+AsyncChunkFn: TypeAlias = Callable[[Array], Awaitable[npt.ArrayLike]]
+ChunkFn: TypeAlias = SyncChunkFn | AsyncChunkFn
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkStatistics:
+    """A snapshot of one :class:`ChunkProcessor`, taken by ``statistics()``.
+
+    Counters cover the processor's whole life, over every ``process`` and ``stream`` call.
+    """
+
+    actor: ActorStatistics
+    """The processor's statistics as an actor (mailbox, restarts, ...)."""
+
+    chunks_done: int
+    """Chunks whose function returned and whose result was stored."""
+
+    bytes_processed: int
+    """Input bytes of the chunks counted in :attr:`chunks_done`."""
+
+    in_flight: int
+    """Chunks being computed now (at most ``concurrency``)."""
+
+    peak_in_flight: int
+    """The largest :attr:`in_flight` seen."""
+
+    working_bytes: int
+    """Bytes leased from the pool by this processor now (inputs and outputs), counted as
+    the pool's raw blocks (size classes): what the ledger shows for the processor as owner."""
+
+    peak_working_bytes: int
+    """The largest :attr:`working_bytes` seen."""
+
+    leases: int
+    """Leases taken from the pool by this processor."""
+
+    pool_hits: int
+    """Those of :attr:`leases` that the pool served from its cache. Exact for a lease
+    served at once; a lease that had to wait for room under the pool's ``max_reserved``
+    counts as a hit when its block is no newer than the newest this processor had been
+    lent before (so a block made for another owner meanwhile, then reused, counts as a
+    miss)."""
+
+    reuse_ratio: float
+    """``pool_hits / leases``; 0.0 before the first lease."""
+
+
+class _Slot:
+    """One chunk of one call, from its start until the consumer has taken its result."""
+
+    __slots__ = ("consumed", "index", "output", "ready", "region")
+
+    def __init__(self, index: int, region: tuple[slice, ...]) -> None:
+        self.index = index
+        self.region = region
+        self.output: Array | None = None
+        """The leased result while the chunk's task holds it; None before and after."""
+        self.ready = trio.Event()
+        """Set when :attr:`output` is there, or when the chunk ended without it."""
+        self.consumed = trio.Event()
+        """Set by the consumer when it no longer reads :attr:`output`."""
+
+
+class _Run:
+    """The shared state of one ``process`` or ``stream`` call."""
+
+    def __init__(self, array: Array, regions: list[tuple[slice, ...]], window: int) -> None:
+        self.array = array
+        self.regions = regions
+        self.window = trio.Semaphore(window)
+        """Chunks started and not yet consumed: the lookahead bound."""
+        self.send, self.receive = trio.open_memory_channel[_Slot](window)
+        self.scope = trio.CancelScope()
+        """Around the production: cancelled when a chunk fails or the consumer leaves."""
+        self.error: Exception | None = None
+        self.done = trio.Event()
+        """Set once every chunk task has ended and every lease is back in the pool."""
+
+    def fail(self, error: Exception) -> None:
+        if self.error is None:
+            self.error = error
+        self.scope.cancel()
+
+
+class ChunkProcessor(Actor[Array, Array]):
+    """Applies *fn* to an array chunk by chunk, with bounded concurrency and memory.
+
+    ``fn`` takes one chunk (a C-contiguous array of the input's dtype, at most
+    *chunk_shape*) and returns an array of the same shape. A plain function runs in a
+    worker thread (``trio.to_thread.run_sync``); an ``async def`` function (detected with
+    :func:`inspect.iscoroutinefunction`) is awaited in a trio task. The chunk is a pooled
+    buffer that ``fn`` may modify in place, but must not keep: it goes back to the pool
+    when ``fn`` returns. The result's dtype is *out_dtype* when given (results are cast as
+    by ``ndarray.astype``), else ``fn``'s, which must then be the same for every chunk.
+
+    Spawn it, then call :meth:`process` or :meth:`stream` from any task::
+
+        pool = BufferPool()
+        await system.spawn(pool, name="pool")
+        proc = ChunkProcessor(decode, (256, 256), pool=pool, concurrency=4)
+        await system.spawn(proc, name="decode.chunks")
+        image = await proc.process(raw)
+
+    As an actor, a message is an array and the reply its processed result (``await
+    ref.ask(raw)``); an error in ``fn`` then fails the actor like any handler's.
+
+    Memory: every input copy and result buffer is leased from *pool* with the processor's
+    name as owner; the arrays handed to the caller (the result of :meth:`process`, the
+    chunks of :meth:`stream`) are ordinary NumPy arrays that belong to the caller and are
+    not accounted. ``fn``'s own return value lives only until it is copied into the
+    pooled result buffer. The processor allocates nothing else per chunk.
+
+    A pool capped by ``max_reserved`` must have room for ``concurrency`` input and
+    ``concurrency + lookahead`` result blocks of the largest chunk: with less, a later
+    chunk's result may hold the memory that the chunk the consumer waits for needs, and
+    the call waits for ever. With less room in use by others it waits for them
+    (the pool's backpressure).
+
+    Raises (constructor):
+      ValueError: *chunk_shape* has a length below 1, *concurrency* is below 1 or
+          *lookahead* is negative.
+      TypeError: *fn* is not callable.
+    """
+
+    def __init__(
+        self,
+        fn: ChunkFn,
+        chunk_shape: Sequence[int],
+        *,
+        pool: BufferPool,
+        concurrency: int = 2,
+        lookahead: int | None = None,
+        out_dtype: npt.DTypeLike | None = None,
+    ) -> None:
+        if not callable(fn):
+            raise TypeError(f"fn must be callable, got {fn!r}")
+        shape = tuple(chunk_shape)
+        chunk_slices(shape, shape)  # checks the lengths are positive integers
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1, got {concurrency}")
+        if lookahead is None:
+            lookahead = concurrency
+        if lookahead < 0:
+            raise ValueError(f"lookahead must be at least 0, got {lookahead}")
+        self.fn = fn
+        self.chunk_shape: tuple[int, ...] = shape
+        self.pool = pool
+        self.concurrency = concurrency
+        self.lookahead = lookahead
+        self.out_dtype: np.dtype[Any] | None = None if out_dtype is None else np.dtype(out_dtype)
+        # An object whose __call__ is an async def counts as async too.
+        self._is_async = inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
+            type(fn).__call__
+        )
+        self._limiter = trio.CapacityLimiter(concurrency)
+        self._chunks_done = 0
+        self._bytes_processed = 0
+        self._in_flight = 0
+        self._peak_in_flight = 0
+        self._working_bytes = 0
+        self._peak_working_bytes = 0
+        self._leases = 0
+        self._pool_hits = 0
+        self._newest_block = 0
+
+    async def handle(self, message: Array) -> Array:
+        """Reply with ``await self.process(message)``."""
+        return await self.process(message)
+
+    # ---- the public calls -------------------------------------------------------------
+
+    async def process(self, array: npt.ArrayLike) -> Array:
+        """Return ``fn`` applied to *array* chunk by chunk, assembled in a new array.
+
+        The result has the input's shape and the dtype described in the class docstring.
+        An empty array gives an empty result (of *out_dtype*, else the input's dtype)
+        without calling ``fn``. Chunks run in tasks of the caller's own nursery, so this
+        works from any task of a spawned processor.
+
+        Errors: the first exception raised by ``fn`` (or by the pool, or a result of the
+        wrong shape, a ``ValueError``) is raised here as it is, after every other chunk
+        of this call has been cancelled or has finished and every lease has gone back to
+        the pool.
+
+        Cancellation: the chunks of this call are cancelled and this returns (raising
+        `trio.Cancelled`) once each has ended and returned its leases. A chunk whose
+        plain function is running in a thread is waited for: a thread cannot be
+        interrupted, and its buffers stay lent to it until it returns.
+        """
+        run = self._prepare(array)
+        result: Array | None = None
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._produce, run)
+            try:
+                result = await self._assemble(run)
+            except Exception as error:
+                run.fail(error)
+        if run.error is not None:
+            raise run.error
+        if result is None:  # no chunks at all
+            return np.empty(run.array.shape, dtype=self.out_dtype or run.array.dtype)
+        return result
+
+    async def stream(self, array: npt.ArrayLike) -> AsyncGenerator[tuple[int, Array], None]:
+        """Yield ``(index, result)`` for every chunk of *array*, in :func:`chunk_slices` order.
+
+        ``index`` is the chunk's position in ``chunk_slices(array.shape, chunk_shape)``;
+        ``result`` is a new array (a copy out of the pooled buffer) that the caller keeps.
+        The chunks run in the processor's own nursery, so the processor must be running.
+
+        Backpressure: at most ``concurrency + lookahead`` chunks of the stream are started
+        and not yet yielded; a consumer that is slow to ask for the next result stops the
+        processor there, and memory stays bounded.
+
+        Errors: as :meth:`process`, the first error of ``fn`` is raised from the ``async
+        for`` once every chunk of this stream has ended and returned its leases. If the
+        processor stops during the stream, `trio.BrokenResourceError` is raised.
+
+        Cancellation and early exit: when the consumer is cancelled while waiting for the
+        next result, or closes the generator (``aclose()``, or leaving ``async with
+        contextlib.aclosing(proc.stream(a))``), the stream's chunks are cancelled and the
+        generator waits for them to return their leases before it goes. A generator
+        abandoned without closing (``break`` out of a bare ``async for``) is closed by
+        trio when it is garbage collected; until then it holds at most its lookahead of
+        result buffers. Use ``contextlib.aclosing`` to make the release deterministic.
+
+        Raises:
+          RuntimeError: the processor is not running (not spawned yet, or stopped).
+        """
+        run = self._prepare(array)
+        if not run.regions:
+            return
+        self.nursery.start_soon(self._produce, run)
+        taken = 0
+        dtype: np.dtype[Any] | None = None
+        try:
+            while taken < len(run.regions):
+                slot = await self._next(run)
+                if slot is None:
+                    break
+                try:
+                    assert slot.output is not None  # checked by _next
+                    dtype = self._check_dtype(slot, dtype)
+                    copy = slot.output.copy()
+                except Exception as error:
+                    run.fail(error)
+                    break
+                finally:
+                    self._consumed(run, slot)
+                taken += 1
+                yield slot.index, copy
+        finally:
+            run.scope.cancel()
+            with trio.CancelScope(shield=True):
+                await run.done.wait()
+        if run.error is not None:
+            raise run.error
+        if taken < len(run.regions):
+            raise trio.BrokenResourceError(
+                f"chunk processor {self.name!r} stopped during the stream"
+            )
+
+    def statistics(self) -> ChunkStatistics:  # type: ignore[override]  # a richer value
+        """Return a fresh frozen :class:`ChunkStatistics`; ``actor`` is the actor's own.
+
+        Raises ``RuntimeError`` before spawn.
+        """
+        return ChunkStatistics(
+            actor=super().statistics(),
+            chunks_done=self._chunks_done,
+            bytes_processed=self._bytes_processed,
+            in_flight=self._in_flight,
+            peak_in_flight=self._peak_in_flight,
+            working_bytes=self._working_bytes,
+            peak_working_bytes=self._peak_working_bytes,
+            leases=self._leases,
+            pool_hits=self._pool_hits,
+            reuse_ratio=self._pool_hits / self._leases if self._leases else 0.0,
+        )
+
+    # ---- one call: production and ordered consumption ---------------------------------
+
+    def _prepare(self, array: npt.ArrayLike) -> _Run:
+        array = np.asarray(array)
+        regions = chunk_slices(array.shape, self.chunk_shape)
+        self.name  # noqa: B018  # raises RuntimeError before anything starts when unspawned
+        return _Run(array, regions, self.concurrency + self.lookahead)
+
+    async def _produce(self, run: _Run) -> None:
+        """Start one task per chunk, in order, while the window has room."""
+        try:
+            with run.scope:
+                async with trio.open_nursery() as nursery:
+                    for index, region in enumerate(run.regions):
+                        await run.window.acquire()
+                        slot = _Slot(index, region)
+                        run.send.send_nowait(slot)  # the window keeps it below capacity
+                        nursery.start_soon(self._chunk, run, slot)
+        finally:
+            run.send.close()
+            run.done.set()
+
+    async def _chunk(self, run: _Run, slot: _Slot) -> None:
+        """Compute one chunk, then hold its result buffer until the consumer took it."""
+        try:
+            async with contextlib.AsyncExitStack() as held:
+                output = await self._compute(run, slot, held)
+                try:
+                    slot.output = output
+                    slot.ready.set()
+                    await slot.consumed.wait()
+                finally:
+                    slot.output = None  # before the lease goes back: never read it after
+        except Exception as error:
+            run.fail(error)
+        finally:
+            slot.ready.set()
+
+    async def _compute(self, run: _Run, slot: _Slot, held: contextlib.AsyncExitStack) -> Array:
+        """Run ``fn`` on a pooled copy of the chunk; return the pooled result (in *held*)."""
+        source = run.array[slot.region]
+        shape = tuple(s.stop - s.start for s in slot.region)
+        async with self._limiter:
+            self._in_flight += 1
+            self._peak_in_flight = max(self._peak_in_flight, self._in_flight)
+            try:
+                async with self._lease(shape, run.array.dtype) as chunk:
+                    if self._is_async:
+                        np.copyto(chunk, source)
+                        result = np.asarray(await self.fn(chunk))  # type: ignore[misc]
+                    else:
+                        result = await trio.to_thread.run_sync(self._run_sync, chunk, source)
+                    if result.shape != shape:
+                        raise ValueError(
+                            f"fn returned shape {result.shape} for chunk {slot.index} "
+                            f"of shape {shape}"
+                        )
+                    output = await held.enter_async_context(
+                        self._lease(shape, self.out_dtype or result.dtype)
+                    )
+                    np.copyto(output, result, casting="unsafe")
+                    del result
+            finally:
+                self._in_flight -= 1
+        self._chunks_done += 1
+        self._bytes_processed += math.prod(shape) * run.array.dtype.itemsize
+        return output
+
+    def _run_sync(self, chunk: Array, source: Array) -> Array:
+        """In a worker thread: fill the pooled chunk, apply the plain ``fn``."""
+        np.copyto(chunk, source)
+        return np.asarray(self.fn(chunk))
+
+    @contextlib.asynccontextmanager
+    async def _lease(self, shape: tuple[int, ...], dtype: np.dtype[Any]) -> AsyncIterator[Array]:
+        """A pool lease owned by this processor, counted in its statistics.
+
+        ``acquire_nowait`` lends synchronously, so the pool's hit counter tells exactly
+        whether it was a hit. After a wait, block ids (which only grow) tell: a block no
+        newer than one this processor already had existed before (see
+        :attr:`ChunkStatistics.pool_hits`).
+        """
+        pool = self.pool
+        await trio.lowlevel.checkpoint_if_cancelled()
+        hits = pool.statistics().hits
+        try:
+            lease = pool.acquire_nowait(shape, dtype, owner=self.name)
+            hit = pool.statistics().hits > hits
+        except trio.WouldBlock:
+            newest = self._newest_block
+            lease = await pool.acquire(shape, dtype, owner=self.name)
+            hit = lease.block <= newest
+        try:
+            self._newest_block = max(self._newest_block, lease.block)
+            self._leases += 1
+            self._pool_hits += hit
+            self._working_bytes += lease.block_nbytes
+            self._peak_working_bytes = max(self._peak_working_bytes, self._working_bytes)
+            yield lease.array
+        finally:
+            lease.release()
+            self._working_bytes -= lease.block_nbytes
+
+    async def _next(self, run: _Run) -> _Slot | None:
+        """The next chunk in order once its result is ready; None when the run ended."""
+        try:
+            slot = await run.receive.receive()
+        except trio.EndOfChannel:
+            return None
+        await slot.ready.wait()
+        if run.error is not None or slot.output is None:
+            return None
+        return slot
+
+    def _check_dtype(self, slot: _Slot, expected: np.dtype[Any] | None) -> np.dtype[Any]:
+        """The result's dtype, which must be *expected* (chunk 0's) when that is known."""
+        assert slot.output is not None
+        dtype = slot.output.dtype
+        if expected is not None and dtype != expected:
+            raise ValueError(
+                f"fn returned dtype {dtype} for chunk {slot.index} and {expected} for "
+                "chunk 0; pass out_dtype to cast every result"
+            )
+        return dtype
+
+    def _consumed(self, run: _Run, slot: _Slot) -> None:
+        slot.consumed.set()
+        run.window.release()
+
+    async def _assemble(self, run: _Run) -> Array | None:
+        """Copy every chunk's result into place; None when there are no chunks or it failed."""
+        result: Array | None = None
+        for _ in run.regions:
+            slot = await self._next(run)
+            if slot is None:
+                return None
+            try:
+                output = slot.output
+                assert output is not None  # checked by _next
+                if result is None:
+                    result = np.empty(run.array.shape, dtype=output.dtype)
+                self._check_dtype(slot, result.dtype)
+                result[slot.region] = output
+            finally:
+                self._consumed(run, slot)
+        return result
