@@ -45,3 +45,29 @@ def test_snapshots_and_leaks(tmp_path: Path) -> None:
     # the warm-up; 12 to 48 minus the evicted ones are new.
     assert lines[-2] == f"suspect: cache, +{10 * 64 * 1024} bytes in use"
     assert lines[-1] == "new blocks lent out since the warm-up: 13"
+
+
+def test_buffer_pool() -> None:
+    lines = run("buffer_pool.py")
+    # Two workers, four rounds of 1 MiB each: two misses, then hits from the cache.
+    assert lines == [
+        "hits: 6, misses: 2",
+        "reserved: 2097152 bytes (2 MiB)",
+        "in use:   0 bytes",
+        "peak in use: 2097152 bytes",
+        "owner worker-a: peak 1 MiB",
+        "owner worker-b: peak 1 MiB",
+        "cached blocks: 2, the ledger's live blocks: 2",
+    ]
+
+
+def test_chunk_processor() -> None:
+    lines = run("chunk_processor.py")
+    assert lines[:2] == ["chunks done: 32", "bytes processed: 8388608 (8 MiB)"]
+    peak = int(lines[2].removeprefix("peak working memory: ").removesuffix(" bytes"))
+    ledger_peak = lines[3].removeprefix("the ledger's peak for brighten.chunks: ")
+    # Threads finish in any order, so the peak varies with timing, within its bound.
+    assert ledger_peak == f"{peak} bytes"
+    assert 2 * 256 * 1024 <= peak <= 6 * 256 * 1024
+    assert lines[4] == "in use now: 0 bytes"
+    assert float(lines[5].removeprefix("reuse ratio: ")) >= 0.9
