@@ -114,3 +114,54 @@ async def test_a_pipeline_needs_a_stage() -> None:
     async with memactor.open_system() as system:
         with pytest.raises(ValueError, match=r"^a pipeline needs at least one stage$"):
             await open_pipeline(system)
+
+
+class Leasing(Stage[int, int]):
+    """Works on a pooled buffer per item; raises on the item it is told to fail on."""
+
+    def __init__(self, pool: memactor.BufferPool, fail_on: int | None = None) -> None:
+        self.pool = pool
+        self.fail_on = fail_on
+
+    async def process(self, item: int) -> int:
+        async with self.pool.lease((1024,), "float64") as buffer:
+            buffer.fill(item)
+            await trio.sleep(0)
+            if item == self.fail_on:
+                raise ValueError(f"bad item {item}")
+            return int(buffer[0])
+
+
+async def test_a_stage_that_raises_returns_its_leases() -> None:
+    async with memactor.open_system() as system:
+        pool = memactor.BufferPool()
+        await system.spawn(pool, name="pool")
+        pipeline = await open_pipeline(
+            system, ("work", Leasing(pool, fail_on=3)), restart=Restart.TEMPORARY
+        )
+        with pytest.raises(trio.BrokenResourceError):
+            await pipeline.feed(range(10))
+        await pipeline.close()
+        await system.metrics.flush()
+        books = system.ledger.component("pool")
+        assert (books.bytes_in_use, pool.statistics().leases_out) == (0, 0)
+        assert books.bytes_reserved == 8192  # the one block, cached
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.5, 1.5, 2.5])
+async def test_cancelling_a_pipeline_anywhere_leaves_nothing_lent(
+    delay: float, autojump_clock: trio.testing.MockClock
+) -> None:
+    async def slow(item: int) -> None:
+        await trio.sleep(1)
+
+    async with memactor.open_system() as system:
+        pool = memactor.BufferPool()
+        await system.spawn(pool, name="pool")
+        pipeline = await open_pipeline(system, ("work", Leasing(pool)), ("sink", slow))
+        with trio.move_on_after(delay):
+            await pipeline.feed(range(100))
+        await pipeline.close()
+        await system.metrics.flush()
+        assert system.ledger.statistics().bytes_in_use == 0
+        assert pool.statistics().leases_out == 0
