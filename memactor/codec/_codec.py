@@ -22,9 +22,9 @@ from ..events import (
     MAX_SIZE,
     MAX_TIMESTAMP,
     MIN_TIMESTAMP,
-    EventKind,
     MemoryEvent,
     check_device,
+    check_kind,
 )
 
 SCHEMA_VERSION: Final = 1
@@ -147,14 +147,7 @@ def _event_from_row(index: int, row: object) -> MemoryEvent:
         raise CodecError(f"event {index}: expected an array of 10 fields")
     kind, component, block, size, device, owner, ts, old_size, dst, tags = row
     try:
-        try:
-            if type(kind) is not int:
-                raise ValueError(f"kind must be an int, got {kind!r}")
-            event_kind = EventKind(kind)
-        except ValueError:
-            raise ValueError(
-                f"kind must be one of {[k.name for k in EventKind]}, got {kind!r}"
-            ) from None
+        event_kind = check_kind(kind)
         if not isinstance(component, str) or not component:
             raise ValueError("component must be a non-empty string")
         if not isinstance(owner, str):

@@ -45,6 +45,21 @@ class EventKind(enum.IntEnum):
     """``size`` bytes were copied from ``device`` to ``dst_device``."""
 
 
+def check_kind(kind: object) -> EventKind:
+    """Return the :class:`EventKind` that *kind* names (a member or its int value).
+
+    Raises :class:`ValueError` listing the kinds for anything else, booleans included.
+    """
+    if isinstance(kind, bool) or not isinstance(kind, int):
+        raise ValueError(f"kind must be one of {[k.name for k in EventKind]}, got {kind!r}")
+    try:
+        return EventKind(kind)
+    except ValueError:
+        raise ValueError(
+            f"kind must be one of {[k.name for k in EventKind]}, got {kind!r}"
+        ) from None
+
+
 def check_device(device: str, *, field: str = "device") -> str:
     """Return *device* if it names a device (``"cpu"`` or ``"cuda:N"``), else raise.
 
@@ -115,12 +130,7 @@ class MemoryEvent(_EventFields):
         dst_device: str | None = None,
         tags: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
     ) -> MemoryEvent:
-        try:
-            event_kind = EventKind(kind)
-        except ValueError:
-            raise ValueError(
-                f"kind must be one of {[k.name for k in EventKind]}, got {kind!r}"
-            ) from None
+        event_kind = check_kind(kind)
         if not isinstance(component, str) or not component:
             raise ValueError(f"component must be a non-empty string, got {component!r}")
         if isinstance(block, bool) or not isinstance(block, int) or not 0 <= block <= 2**63 - 1:
