@@ -161,7 +161,7 @@ class ChunkProcessor(Actor[Array, Array]):
     def __init__(
         self,
         fn: ChunkFn,
-        chunk_shape: Sequence[int],
+        chunk_shape: int | Sequence[int],
         *,
         pool: BufferPool,
         concurrency: int = 2,
@@ -170,7 +170,7 @@ class ChunkProcessor(Actor[Array, Array]):
     ) -> None:
         if not callable(fn):
             raise TypeError(f"fn must be callable, got {fn!r}")
-        shape = tuple(chunk_shape)
+        shape = (chunk_shape,) if isinstance(chunk_shape, int) else tuple(chunk_shape)
         chunk_slices(shape, shape)  # checks the lengths are positive integers
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {concurrency}")
@@ -184,6 +184,12 @@ class ChunkProcessor(Actor[Array, Array]):
         self.concurrency = concurrency
         self.lookahead = lookahead
         self.out_dtype: np.dtype[Any] | None = None if out_dtype is None else np.dtype(out_dtype)
+        if self.out_dtype is not None and (
+            self.out_dtype.hasobject or self.out_dtype.itemsize == 0
+        ):
+            raise TypeError(
+                f"out_dtype must be a sized dtype without Python objects, got {self.out_dtype}"
+            )
         # An object whose __call__ is an async def counts as async too.
         self._is_async = inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
             type(fn).__call__
@@ -197,7 +203,6 @@ class ChunkProcessor(Actor[Array, Array]):
         self._peak_working_bytes = 0
         self._leases = 0
         self._pool_hits = 0
-        self._newest_block = 0
 
     async def handle(self, message: Array) -> Array:
         """Reply with ``await self.process(message)``."""
@@ -391,23 +396,17 @@ class ChunkProcessor(Actor[Array, Array]):
     async def _lease(self, shape: tuple[int, ...], dtype: np.dtype[Any]) -> AsyncIterator[Array]:
         """A pool lease owned by this processor, counted in its statistics.
 
-        ``acquire_nowait`` lends synchronously, so the pool's hit counter tells exactly
-        whether it was a hit. After a wait, block ids (which only grow) tell: a block no
-        newer than one this processor already had existed before (see
-        :attr:`ChunkStatistics.pool_hits`).
+        The lease is taken without waiting when it can be, so that it is counted in the
+        same step as the pool lends it and the peak of working memory agrees with the
+        ledger's; after a wait (a capped pool) it is counted when this task resumes.
         """
-        pool = self.pool
         await trio.lowlevel.checkpoint_if_cancelled()
-        hits = pool.statistics().hits
         try:
-            lease = pool.acquire_nowait(shape, dtype, owner=self.name)
-            hit = pool.statistics().hits > hits
+            lease = self.pool.acquire_nowait(shape, dtype, owner=self.name)
         except trio.WouldBlock:
-            newest = self._newest_block
-            lease = await pool.acquire(shape, dtype, owner=self.name)
-            hit = lease.block <= newest
+            lease = await self.pool.acquire(shape, dtype, owner=self.name)
+        hit = lease.hit
         try:
-            self._newest_block = max(self._newest_block, lease.block)
             self._leases += 1
             self._pool_hits += hit
             self._working_bytes += lease.block_nbytes

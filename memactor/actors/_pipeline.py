@@ -48,14 +48,13 @@ class FunctionStage(Stage[InT, OutT]):
 
     def __init__(self, fn: Callable[[InT], OutT | Awaitable[OutT | None] | None]) -> None:
         self.fn = fn
-        self._is_async = inspect.iscoroutinefunction(fn)
 
     async def process(self, item: InT) -> OutT | None:
         result = self.fn(item)
-        if self._is_async:
-            awaited: OutT | None = await result  # type: ignore[misc]
+        if inspect.isawaitable(result):  # an async def, or an object with an async __call__
+            awaited: OutT | None = await result
             return awaited
-        return result  # type: ignore[return-value]
+        return result
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,11 +85,12 @@ class Pipeline:
             async for item in items:
                 await first.send(item)
                 sent += 1
+                self._fed += 1
         else:
             for item in items:
                 await first.send(item)
                 sent += 1
-        self._fed += sent
+                self._fed += 1
         return sent
 
     async def close(self) -> None:
@@ -122,13 +122,19 @@ async def open_pipeline(
         raise ValueError("a pipeline needs at least one stage")
     refs: list[ActorRef[Any, None]] = []
     downstream: ActorRef[Any, None] | None = None
-    for name, stage in reversed(stages):
-        actor: Stage[Any, Any] = stage if isinstance(stage, Stage) else FunctionStage(stage)
-        actor.downstream = downstream
-        downstream = await system.spawn(
-            actor, name=name, mailbox_size=mailbox_size, restart=restart
-        )
-        refs.append(downstream)
+    try:
+        for name, stage in reversed(stages):
+            actor: Stage[Any, Any] = stage if isinstance(stage, Stage) else FunctionStage(stage)
+            actor.downstream = downstream
+            downstream = await system.spawn(
+                actor, name=name, mailbox_size=mailbox_size, restart=restart
+            )
+            refs.append(downstream)
+    except BaseException:
+        # A stage could not start (a taken name, an on_start error): stop those that did.
+        for ref in reversed(refs):
+            await ref.stop()
+        raise
     refs.reverse()
     return Pipeline(refs)
 
@@ -141,6 +147,8 @@ async def run_pipeline(
 ) -> PipelineStatistics:
     """Open a pipeline of *stages*, feed it *items*, close it; return its statistics."""
     pipeline = await open_pipeline(system, *stages, mailbox_size=mailbox_size)
-    await pipeline.feed(items)
-    await pipeline.close()
+    try:
+        await pipeline.feed(items)
+    finally:
+        await pipeline.close()
     return pipeline.statistics()

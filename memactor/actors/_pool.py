@@ -496,14 +496,21 @@ class BufferPool(Actor[PoolRequest, PoolReply]):
         owner: str | None,
         timeout: float | None,
     ) -> Lease:
-        dims = (
-            (operator.index(shape),)
-            if not isinstance(shape, Sequence)
-            else tuple(operator.index(n) for n in shape)
-        )
+        try:
+            if isinstance(shape, Sequence | np.ndarray):
+                dims = tuple(operator.index(n) for n in shape)
+            else:
+                dims = (operator.index(shape),)
+        except TypeError:
+            raise TypeError(f"shape must be an int or a sequence of ints, got {shape!r}") from None
         if any(n < 0 for n in dims):
             raise ValueError(f"shape {dims} has a negative dimension")
         kind = np.dtype(dtype)
+        if kind.subdtype is not None:
+            # A sub-array dtype ("3 float32s") is extra trailing dimensions, as np.empty
+            # reads it; a view of raw bytes cannot take it as it is.
+            kind, extra = kind.subdtype
+            dims += extra
         if kind.hasobject:
             raise TypeError(f"dtype {kind} holds Python objects; a raw buffer cannot")
         if kind.itemsize == 0:
@@ -591,7 +598,17 @@ class BufferPool(Actor[PoolRequest, PoolReply]):
         self._bytes_in_use += size
         self._peak_bytes_in_use = max(self._peak_bytes_in_use, self._bytes_in_use)
         self._lent[block.id] = block
-        lease._lend(block, hit=hit)
+        try:
+            lease._lend(block, hit=hit)
+        except BaseException:
+            # The view could not be made: the block was never handed out. It goes to the
+            # cache as a returned block would, so the books stay equal to what is held.
+            del self._lent[block.id]
+            self._bytes_in_use -= size
+            reporter.release(block.id, size)
+            self._cached[block.id] = block
+            self._buckets.setdefault(size, {})[block.id] = block
+            raise
         return True
 
     def _serve_waiters(self) -> None:

@@ -28,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--headless",
         action="store_true",
-        help="print the report instead of opening the live view (the default off a terminal)",
+        help="print the report (today the demo always does; the live view comes later)",
     )
     parser.add_argument("--seconds", type=float, default=None, help="how long to run (default: 10)")
     parser.add_argument(

@@ -602,3 +602,11 @@ async def test_stream_cleanup_runs_before_the_generator_is_first_iterated() -> N
         await results.aclose()  # never started: nothing to clean
         await assert_nothing_lent(system, pool, proc)
         assert proc.statistics().leases == 0
+
+
+async def test_an_int_chunk_shape_and_a_bad_out_dtype() -> None:
+    pool = BufferPool()
+    processor = ChunkProcessor(lambda c: c, 64, pool=pool)
+    assert processor.chunk_shape == (64,)
+    with pytest.raises(TypeError, match=r"^out_dtype must be a sized dtype without Python"):
+        ChunkProcessor(lambda c: c, (4,), pool=pool, out_dtype=object)

@@ -165,3 +165,42 @@ async def test_cancelling_a_pipeline_anywhere_leaves_nothing_lent(
         await system.metrics.flush()
         assert system.ledger.statistics().bytes_in_use == 0
         assert pool.statistics().leases_out == 0
+
+
+class AsyncCallable:
+    """An object whose __call__ is a coroutine function."""
+
+    async def __call__(self, item: int) -> int:
+        await trio.sleep(0)
+        return item + 1
+
+
+async def test_an_object_with_an_async_call_is_awaited() -> None:
+    out: list[int] = []
+    async with memactor.open_system() as system:
+        await run_pipeline(system, range(3), ("inc", AsyncCallable()), ("sink", out.append))
+    assert out == [1, 2, 3]
+
+
+async def test_feed_counts_what_it_delivered_before_a_failure() -> None:
+    def explode(item: int) -> int:
+        if item == 3:
+            raise ValueError("bad item 3")
+        return item
+
+    async with memactor.open_system() as system:
+        pipeline = await open_pipeline(system, ("explode", explode), restart=Restart.TEMPORARY)
+        with pytest.raises(trio.BrokenResourceError):
+            await pipeline.feed(range(10))
+        assert 4 <= pipeline.statistics().fed < 10
+        await pipeline.close()
+
+
+async def test_a_pipeline_that_cannot_start_stops_what_it_started() -> None:
+    async with memactor.open_system() as system:
+        await system.spawn(Square(), name="taken")
+        with pytest.raises(memactor.runtime.DuplicateNameError):
+            await open_pipeline(system, ("taken", Square()), ("a", Square()), ("b", Square()))
+        # "a" and "b" were stopped and their names are free again.
+        pipeline = await open_pipeline(system, ("a", Square()), ("b", Square()))
+        await pipeline.close()

@@ -708,3 +708,16 @@ async def test_a_pool_lifecycle() -> None:
     pool_ledger = system.ledger.component("pool")
     assert (pool_ledger.bytes_reserved, pool_ledger.peak_bytes_reserved) == (0, 16 * KiB)
     assert pool_ledger.hit_ratio == 4 / 7
+
+
+async def test_a_sub_array_dtype_is_extra_dimensions_and_nothing_stays_lent() -> None:
+    async with memactor.open_system() as system:
+        pool = BufferPool(max_reserved="1 MiB")
+        await system.spawn(pool, name="pool")
+        async with pool.lease((4,), np.dtype(("f4", (3,)))) as array:
+            assert (array.shape, array.dtype) == ((4, 3), np.dtype("f4"))
+        async with pool.lease(np.array([2, 3]), np.uint8) as array:
+            assert array.shape == (2, 3)
+        with pytest.raises(TypeError, match=r"^shape must be an int or a sequence of ints, got "):
+            pool.acquire_nowait((2.5,), np.uint8)  # type: ignore[arg-type]  # the bad input
+        assert pool.statistics().leases_out == 0
