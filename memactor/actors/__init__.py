@@ -8,6 +8,17 @@ from ._chunks import ChunkFn as ChunkFn
 from ._chunks import ChunkProcessor as ChunkProcessor
 from ._chunks import ChunkStatistics as ChunkStatistics
 from ._chunks import SyncChunkFn as SyncChunkFn
+from ._gpu import DeviceBuffer as DeviceBuffer
+from ._gpu import DeviceBufferError as DeviceBufferError
+from ._gpu import DeviceMemoryLimitError as DeviceMemoryLimitError
+from ._gpu import GpuBufferManager as GpuBufferManager
+from ._gpu import GpuRequest as GpuRequest
+from ._gpu import GpuStatistics as GpuStatistics
+from ._gpu_backends import CupyBackend as CupyBackend
+from ._gpu_backends import DeviceUnavailableError as DeviceUnavailableError
+from ._gpu_backends import GpuBackend as GpuBackend
+from ._gpu_backends import HostBackend as HostBackend
+from ._gpu_backends import select_backend as select_backend
 from ._metrics import DiffSnapshots as DiffSnapshots
 from ._metrics import Flush as Flush
 from ._metrics import GetStatistics as GetStatistics

@@ -1,0 +1,297 @@
+"""The GPU buffer manager: backend choice, byte-exact accounting of alloc/resize/free,
+transfers, misuse, limits, stopping; and, with a GPU and CuPy, the CuPy backend."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import numpy as np
+import pytest
+import trio
+
+import memactor
+from memactor.actors import (
+    DeviceBuffer,
+    DeviceBufferError,
+    DeviceMemoryLimitError,
+    DeviceUnavailableError,
+    GpuBufferManager,
+    GpuStatistics,
+    HostBackend,
+    MemorySystem,
+    current_owner,
+)
+from memactor.runtime import Actor
+
+HAS_CUPY = importlib.util.find_spec("cupy") is not None
+
+
+@asynccontextmanager
+async def open_gpu(
+    device: str = "cpu", max_reserved: int | str | None = None
+) -> AsyncIterator[tuple[MemorySystem, GpuBufferManager]]:
+    async with memactor.open_system() as system:
+        gpu = GpuBufferManager(device, max_reserved=max_reserved)
+        await system.spawn(gpu, name="gpu")
+        yield system, gpu
+
+
+async def books(system: MemorySystem, device: str = "cpu") -> tuple[int, int, int]:
+    await system.metrics.flush()
+    stats = system.ledger.component("gpu", device)
+    assert stats.anomaly_count == 0
+    return stats.bytes_reserved, stats.live_blocks, stats.peak_bytes_reserved
+
+
+# -- backend choice -----------------------------------------------------------------------
+
+
+def test_cpu_device_uses_the_host_backend() -> None:
+    gpu = GpuBufferManager("cpu")
+    assert isinstance(gpu.backend, HostBackend)
+    assert gpu.device == "cpu"
+    assert "host backend" in gpu.backend_reason
+
+
+@pytest.mark.skipif(HAS_CUPY, reason="checks the fallback when CuPy is not installed")
+def test_auto_falls_back_to_the_host_and_says_why() -> None:
+    gpu = GpuBufferManager()
+    assert gpu.device == "cpu"
+    assert gpu.backend.name == "host"
+    assert (
+        gpu.backend_reason == "auto: cupy is not installed; using the host backend (device 'cpu')"
+    )
+
+
+@pytest.mark.skipif(HAS_CUPY, reason="checks the error when CuPy is not installed")
+@pytest.mark.parametrize("device", ["cuda:0", "cuda:1"])
+def test_explicit_cuda_without_cupy_raises(device: str) -> None:
+    with pytest.raises(DeviceUnavailableError, match=rf"device '{device}' needs CuPy") as info:
+        GpuBufferManager(device)
+    assert isinstance(info.value, memactor.MemactorError)
+
+
+@pytest.mark.parametrize("device", ["gpu", "cuda", "cuda:x", ""])
+def test_bad_device_strings_raise_value_error(device: str) -> None:
+    with pytest.raises(ValueError, match="must be 'cpu' or 'cuda:N'"):
+        GpuBufferManager(device)
+
+
+# -- accounting ---------------------------------------------------------------------------
+
+
+async def test_alloc_resize_free_are_accounted_to_the_byte() -> None:
+    async with open_gpu() as (system, gpu):
+        a = await gpu.alloc((16, 8), np.float32)
+        b = await gpu.alloc(100, np.uint8, owner="decoder")
+        assert isinstance(a, DeviceBuffer)
+        assert (a.nbytes, a.device, a.owner, b.owner) == (512, "cpu", current_owner(), "decoder")
+        assert isinstance(a.array, np.ndarray)
+        assert a.array.shape == (16, 8)
+        assert await books(system) == (612, 2, 612)
+
+        a.array[...] = np.arange(128, dtype=np.float32).reshape(16, 8)
+        same = await gpu.resize(a, (32, 4))
+        assert same is a
+        assert (a.shape, a.nbytes, a.array.shape) == ((32, 4), 512, (32, 4))
+        np.testing.assert_array_equal(a.array[:16, :4], np.arange(128).reshape(16, 8)[:, :4])
+        await gpu.resize(a, (64, 4))
+        assert await books(system) == (1124, 2, 1124)
+        await gpu.resize(a, (2, 2))
+        assert await books(system) == (116, 2, 1124)
+        assert system.ledger.component("gpu").resizes == 3
+
+        gpu.free(b)
+        gpu.free(a)
+        assert await books(system) == (0, 0, 1124)
+        stats = gpu.statistics()
+        assert (stats.bytes_reserved, stats.peak_bytes_reserved, stats.live_buffers) == (0, 1124, 0)
+
+
+async def test_owner_defaults_to_the_calling_actor() -> None:
+    class User(Actor[int, DeviceBuffer]):
+        def __init__(self, gpu: GpuBufferManager) -> None:
+            self.gpu = gpu
+
+        async def handle(self, message: int) -> DeviceBuffer:
+            return await self.gpu.alloc(message, np.uint8)
+
+    async with open_gpu() as (system, gpu):
+        user = await system.spawn(User(gpu), name="user")
+        buffer = await user.ask(64, timeout=5)
+        assert buffer.owner == "user"
+        await system.metrics.flush()
+        owners = {o.owner: o.bytes_in_use for o in system.ledger.owners()}
+        assert owners["user"] == 64
+
+
+async def test_transfers_are_counted_with_their_bytes() -> None:
+    async with open_gpu() as (system, gpu):
+        host = np.arange(1000, dtype=np.int64)
+        buffer = await gpu.to_device(host)
+        assert buffer.nbytes == 8000
+        assert buffer.array is not host
+        back = await gpu.to_host(buffer)
+        assert isinstance(back, np.ndarray)
+        np.testing.assert_array_equal(back, host)
+        back[0] = -1
+        assert buffer.array[0] == 0  # a copy, not a view
+        await gpu.to_host(buffer)
+
+        await system.metrics.flush()
+        stats = system.ledger.component("gpu", "cpu")
+        assert (stats.transfers, stats.bytes_transferred) == (3, 24000)
+        assert (stats.bytes_reserved, stats.allocations) == (8000, 1)
+        assert system.ledger.transfers() == (("cpu", "cpu", 3, 24000),)
+        ours = gpu.statistics()
+        assert (ours.transfers_to_device, ours.bytes_to_device) == (1, 8000)
+        assert (ours.transfers_to_host, ours.bytes_to_host) == (2, 16000)
+
+
+async def test_statistics_fields_on_the_host_backend() -> None:
+    async with open_gpu(max_reserved="1 KiB") as (_, gpu):
+        await gpu.alloc(10, np.float64)
+        stats = gpu.statistics()
+        assert isinstance(stats, GpuStatistics)
+        assert (stats.device, stats.backend) == ("cpu", "host")
+        assert stats.bytes_in_use == stats.bytes_reserved == 80
+        assert (stats.hooked_blocks, stats.hooked_bytes) == (0, 0)
+        unknown = (stats.pool_used_bytes, stats.pool_total_bytes)
+        assert (*unknown, stats.device_used_bytes, stats.device_total_bytes) == (None,) * 4
+        assert stats.actor.messages_handled == 0
+        answered = await gpu.ref.ask("statistics", timeout=5)
+        assert dataclasses.replace(answered, actor=stats.actor) == stats
+
+
+# -- misuse, limits, stopping -------------------------------------------------------------
+
+
+async def test_a_second_free_raises_buffer_error() -> None:
+    async with open_gpu() as (system, gpu):
+        buffer = await gpu.alloc(8)
+        gpu.free(buffer)
+        with pytest.raises(DeviceBufferError, match="freed after it was freed") as info:
+            gpu.free(buffer)
+        assert isinstance(info.value, memactor.MemactorError)
+        with pytest.raises(DeviceBufferError, match="used after it was freed"):
+            _ = buffer.array
+        with pytest.raises(DeviceBufferError, match="resized after it was freed"):
+            await gpu.resize(buffer, 16)
+        assert await books(system) == (0, 0, 64)
+
+
+async def test_buffers_of_another_manager_are_refused() -> None:
+    async with open_gpu() as (system, gpu):
+        other = GpuBufferManager("cpu")
+        await system.spawn(other, name="other")
+        buffer = await other.alloc(4)
+        with pytest.raises(DeviceBufferError, match="belongs to"):
+            gpu.free(buffer)
+
+
+async def test_max_reserved_refuses_at_once() -> None:
+    async with open_gpu(max_reserved="1 KiB") as (system, gpu):
+        buffer = await gpu.alloc(768, np.uint8)
+        with pytest.raises(DeviceMemoryLimitError, match="max_reserved 1 KiB") as info:
+            await gpu.alloc(512, np.uint8)
+        assert isinstance(info.value, memactor.MemactorError)
+        assert (info.value.requested_bytes, info.value.bytes_reserved) == (512, 768)
+        with pytest.raises(DeviceMemoryLimitError):
+            await gpu.to_device(np.zeros(64, np.int64))
+        with pytest.raises(DeviceMemoryLimitError):
+            await gpu.resize(buffer, 2048)
+        await gpu.resize(buffer, 1024)  # exactly the cap fits
+        assert await books(system) == (1024, 1, 1024)
+
+
+async def test_stop_frees_every_live_buffer() -> None:
+    async with open_gpu() as (system, gpu):
+        kept = [await gpu.alloc(n, np.uint8) for n in (10, 20, 30)]
+        gpu.free(kept[0])
+        await gpu.ref.stop()
+        assert await books(system) == (0, 0, 60)
+        assert system.ledger.component("gpu").frees == 3
+        with pytest.raises(DeviceBufferError, match="freed when its manager stopped"):
+            gpu.free(kept[1])
+        with pytest.raises(trio.ClosedResourceError):
+            await gpu.alloc(1)
+
+
+async def test_not_running_before_spawn() -> None:
+    gpu = GpuBufferManager("cpu")
+    with pytest.raises(trio.ClosedResourceError, match="spawn it first"):
+        await gpu.alloc(1)
+
+
+async def test_cancelled_alloc_allocates_nothing() -> None:
+    async with open_gpu() as (system, gpu):
+        with trio.CancelScope() as scope:
+            scope.cancel()
+            await gpu.alloc(100)
+        assert gpu.statistics().live_buffers == 0
+        await gpu.alloc(1, np.uint8)
+        assert await books(system) == (1, 1, 1)
+
+
+# -- the CuPy backend (needs a GPU) ---------------------------------------------------------
+
+
+def cupy_or_skip() -> Any:
+    cupy = pytest.importorskip("cupy", reason="CuPy is not installed")
+    if not cupy.cuda.is_available():
+        pytest.skip("CuPy is installed but no CUDA device is available")
+    return cupy
+
+
+@pytest.mark.gpu
+async def test_cupy_alloc_and_free_are_accounted_on_the_device() -> None:
+    cupy = cupy_or_skip()
+    async with open_gpu("cuda:0") as (system, gpu):
+        assert (gpu.device, gpu.backend.name) == ("cuda:0", "cupy")
+        buffer = await gpu.alloc((256, 256), np.float32)
+        assert isinstance(buffer.array, cupy.ndarray)
+        assert await books(system, "cuda:0") == (1 << 18, 1, 1 << 18)
+        host = await gpu.to_host(buffer)
+        assert isinstance(host, np.ndarray)
+        gpu.free(buffer)
+        assert await books(system, "cuda:0") == (0, 0, 1 << 18)
+        assert system.ledger.transfers() == (("cuda:0", "cpu", 1, 1 << 18),)
+
+
+@pytest.mark.gpu
+async def test_cupy_hook_attributes_allocations_to_the_actor() -> None:
+    cupy = cupy_or_skip()
+
+    class Worker(Actor[int, int]):
+        async def handle(self, message: int) -> int:
+            self.kept = cupy.zeros(message, dtype=cupy.uint8)
+            return int(self.kept.nbytes)
+
+    async with open_gpu("cuda:0") as (system, gpu):
+        worker = await system.spawn(Worker(), name="worker")
+        assert await worker.ask(1 << 20, timeout=30) == 1 << 20
+        await system.metrics.flush()
+        owners = {o.owner: o.bytes_in_use for o in system.ledger.owners()}
+        assert owners["worker"] >= 1 << 20
+        assert system.ledger.component("gpu", "cuda:0").bytes_in_use >= 1 << 20
+        assert gpu.statistics().hooked_blocks >= 1
+
+
+@pytest.mark.gpu
+async def test_cupy_pool_and_nvml_numbers() -> None:
+    cupy_or_skip()
+    async with open_gpu("cuda:0") as (_, gpu):
+        await gpu.alloc(1 << 20, np.uint8)
+        stats = gpu.statistics()
+        assert stats.pool_used_bytes is not None
+        assert stats.pool_used_bytes >= 1 << 20
+        assert stats.pool_total_bytes is not None
+        assert stats.pool_total_bytes >= stats.pool_used_bytes
+        if importlib.util.find_spec("pynvml") is not None:
+            assert stats.device_total_bytes is not None
+            assert stats.device_total_bytes > 0
+            assert stats.device_used_bytes is not None
