@@ -71,3 +71,15 @@ def test_chunk_processor() -> None:
     assert 2 * 256 * 1024 <= peak <= 6 * 256 * 1024
     assert lines[4] == "in use now: 0 bytes"
     assert float(lines[5].removeprefix("reuse ratio: ")) >= 0.9
+
+
+def test_gpu_memory() -> None:
+    lines = run("gpu_memory.py")
+    # Without a GPU here, "auto" takes the host backend and says so; the numbers hold
+    # on either backend.
+    device = lines[1].removeprefix("device: ")
+    assert lines[0].startswith("backend: auto: ")
+    assert f"memactor in use on {device}: {4 * 4 * 2**20} bytes" in lines
+    assert f"to device: 4 copies, {4 * 4 * 2**20} bytes" in lines
+    assert f"to host:   1 copies, {4 * 2**20} bytes" in lines
+    assert lines[-1] == "after free: 0 bytes"

@@ -1,8 +1,9 @@
 """``memactor demo``: a real pipeline's memory, accounted live and judged at the end.
 
 A source produces frames; ``decode`` processes each one chunk by chunk on pooled
-buffers (``decode.chunks`` and ``pool``); ``enrich`` keeps a small header per frame for a
-while; ``sink`` folds each frame into a checksum. With ``--leak``, ``enrich`` keeps one
+buffers (``decode.chunks`` and ``pool``); ``upload`` copies it to the GPU and back
+(``gpu``: the host backend on a machine without one); ``enrich`` keeps a small header per
+frame for a while; ``sink`` folds each frame into a checksum. With ``--leak``, ``enrich`` keeps one
 header in ten for ever, and both leak verdicts (steady growth over time, and the diff of a
 snapshot after warm-up against one at the end) name it. The demo prints the snapshot
 report and the diff.

@@ -2,7 +2,9 @@
 
 A source produces seeded float32 frames; the ``decode`` stage runs them through a
 :class:`ChunkProcessor` (``decode.chunks``) whose working buffers come from a
-:class:`BufferPool` (``pool``); the ``enrich`` stage keeps a small header per frame for a
+:class:`BufferPool` (``pool``); ``upload`` copies each frame to the device and back
+through a :class:`GpuBufferManager` (``gpu``: CuPy on a GPU, the host backend
+elsewhere); the ``enrich`` stage keeps a small header per frame for a
 while; the ``sink`` folds each frame into a checksum. With ``leak``, ``enrich`` forgets
 to let go of one header in ten: a steady leak that both the trend verdict and the diff
 must name. Everything is real: trio actors, NumPy buffers, the metrics actor.
@@ -19,7 +21,15 @@ import numpy as np
 import numpy.typing as npt
 import trio
 
-from ..actors import BufferPool, ChunkProcessor, MemorySystem, Stage, open_pipeline, open_system
+from ..actors import (
+    BufferPool,
+    ChunkProcessor,
+    GpuBufferManager,
+    MemorySystem,
+    Stage,
+    open_pipeline,
+    open_system,
+)
 from ..metrics import Snapshot, SnapshotDiff, diff
 
 Frame = npt.NDArray[np.float32]
@@ -75,6 +85,22 @@ class Enrich(Stage[Frame, Frame]):
         for block, header in self.headers:
             self.reporter.free(block, header.nbytes)
         self.headers.clear()
+
+
+class Upload(Stage[Frame, Frame]):
+    """Copies each frame to the device and back through the GPU manager (a real GPU
+    with CuPy, the host backend elsewhere), holding the device copy in between."""
+
+    def __init__(self, gpu: GpuBufferManager) -> None:
+        self.gpu = gpu
+
+    async def process(self, item: Frame) -> Frame:
+        buffer = await self.gpu.to_device(item, owner=self.name)
+        try:
+            back: Frame = await self.gpu.to_host(buffer)
+        finally:
+            self.gpu.free(buffer)
+        return back
 
 
 class Sink(Stage[Frame, None]):
@@ -140,10 +166,13 @@ async def run_pipeline_demo(
         await system.spawn(pool, name="pool")
         chunks = ChunkProcessor(_decode_chunk, CHUNK_SHAPE, pool=pool, concurrency=concurrency)
         await system.spawn(chunks, name="decode.chunks")
+        gpu = GpuBufferManager("auto")
+        await system.spawn(gpu, name="gpu")
         sink = Sink()
         pipeline = await open_pipeline(
             system,
             ("decode", Decode(chunks)),
+            ("upload", Upload(gpu)),
             ("enrich", Enrich(leak=leak)),
             ("sink", sink),
         )

@@ -35,7 +35,10 @@ async def test_without_the_leak_everything_comes_back() -> None:
     run = await run_pipeline_demo(items=40)
     assert run.change.suspects == ()
     assert run.end.totals.bytes_in_use == 0
-    assert {c.component for c in run.end.components} == {"enrich", "pool"}
+    assert {c.component for c in run.end.components} == {"enrich", "gpu", "pool"}
+    gpu = run.end.component("gpu")  # the host backend here: a GPU machine says "cuda:0"
+    assert (gpu.bytes_in_use, gpu.allocations, gpu.frees) == (0, 40, 40)
+    assert gpu.transfers == 80
 
 
 async def test_same_seed_same_frames() -> None:
