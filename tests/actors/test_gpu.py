@@ -240,14 +240,28 @@ async def test_cancelled_alloc_allocates_nothing() -> None:
 # -- the CuPy backend (needs a GPU) ---------------------------------------------------------
 
 
-def cupy_or_skip() -> Any:
-    cupy = pytest.importorskip("cupy", reason="CuPy is not installed")
+def _no_gpu_reason() -> str | None:
+    """Why the GPU tests cannot run here, or None when they can (checked once, at import,
+    so that the skip names its reason)."""
+    if importlib.util.find_spec("cupy") is None:
+        return "CuPy is not installed (pip install -e '.[cuda12]' or '.[cuda13]')"
+    import cupy
+
     if not cupy.cuda.is_available():
-        pytest.skip("CuPy is installed but no CUDA device is available")
-    return cupy
+        return "CuPy is installed but no CUDA device is available"
+    return None
+
+
+NO_GPU = _no_gpu_reason()
+needs_gpu = pytest.mark.skipif(NO_GPU is not None, reason=NO_GPU or "")
+
+
+def cupy_or_skip() -> Any:
+    return pytest.importorskip("cupy")
 
 
 @pytest.mark.gpu
+@needs_gpu
 async def test_cupy_alloc_and_free_are_accounted_on_the_device() -> None:
     cupy = cupy_or_skip()
     async with open_gpu("cuda:0") as (system, gpu):
@@ -263,6 +277,7 @@ async def test_cupy_alloc_and_free_are_accounted_on_the_device() -> None:
 
 
 @pytest.mark.gpu
+@needs_gpu
 async def test_cupy_hook_attributes_allocations_to_the_actor() -> None:
     cupy = cupy_or_skip()
 
@@ -282,6 +297,7 @@ async def test_cupy_hook_attributes_allocations_to_the_actor() -> None:
 
 
 @pytest.mark.gpu
+@needs_gpu
 async def test_cupy_pool_and_nvml_numbers() -> None:
     cupy_or_skip()
     async with open_gpu("cuda:0") as (_, gpu):
