@@ -23,7 +23,7 @@ from .._errors import MemactorError
 from ..events import format_size, parse_size
 from ..runtime import Actor, ActorStatistics, MemoryReporter
 from ._gpu_backends import BackendName, CupyBackend, HostBackend, dims_of, nbytes_of, select_backend
-from ._pool import current_owner
+from ._lease import current_owner
 
 
 class DeviceBufferError(MemactorError):
