@@ -22,8 +22,8 @@ import trio
 from .._errors import MemactorError
 from ..events import format_size, parse_size
 from ..runtime import Actor, ActorStatistics, MemoryReporter
-from ._gpu_backends import BackendName, CupyBackend, HostBackend, dims_of, nbytes_of, select_backend
-from ._lease import current_owner
+from ._gpu_backends import BackendName, CupyBackend, HostBackend, nbytes_of, select_backend
+from ._lease import current_owner, dims_of
 
 
 class DeviceBufferError(MemactorError):

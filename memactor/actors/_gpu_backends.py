@@ -11,9 +11,8 @@ from __future__ import annotations
 import contextlib
 import itertools
 import math
-import operator
-from collections.abc import Callable, Sequence
-from typing import Any, Final, Literal, Protocol, SupportsIndex
+from collections.abc import Callable
+from typing import Any, Final, Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -248,20 +247,6 @@ def select_backend(device: str) -> tuple[HostBackend | CupyBackend, str]:
     if device == "cpu":
         return HostBackend(), "device 'cpu' asked for: using the host backend"
     return CupyBackend(int(device.split(":")[1])), f"device {device!r} asked for: using cupy"
-
-
-def dims_of(shape: SupportsIndex | Sequence[SupportsIndex]) -> tuple[int, ...]:
-    """``shape`` as a tuple of non-negative ints; raises ``TypeError``/``ValueError``."""
-    try:
-        if isinstance(shape, Sequence | np.ndarray):
-            dims = tuple(operator.index(n) for n in shape)
-        else:
-            dims = (operator.index(shape),)
-    except TypeError:
-        raise TypeError(f"shape must be an int or a sequence of ints, got {shape!r}") from None
-    if any(n < 0 for n in dims):
-        raise ValueError(f"shape {dims} has a negative dimension")
-    return dims
 
 
 def nbytes_of(dims: tuple[int, ...], dtype: np.dtype[Any]) -> int:

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import enum
 import math
+import operator
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias
+from typing import TYPE_CHECKING, Any, Final, Literal, SupportsIndex, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
@@ -64,6 +66,20 @@ def size_class(nbytes: int) -> int:
     if nbytes <= MiB:
         return 0 if nbytes == 0 else 1 << (nbytes - 1).bit_length()
     return -(-nbytes // MiB) * MiB
+
+
+def dims_of(shape: SupportsIndex | Sequence[SupportsIndex]) -> tuple[int, ...]:
+    """``shape`` as a tuple of non-negative ints; raises ``TypeError``/``ValueError``."""
+    try:
+        if isinstance(shape, Sequence | np.ndarray):
+            dims = tuple(operator.index(n) for n in shape)
+        else:
+            dims = (operator.index(shape),)
+    except TypeError:
+        raise TypeError(f"shape must be an int or a sequence of ints, got {shape!r}") from None
+    if any(n < 0 for n in dims):
+        raise ValueError(f"shape {dims} has a negative dimension")
+    return dims
 
 
 def current_owner() -> str:

@@ -95,6 +95,12 @@ MetricsReply = (
 )
 
 
+def _next_due(due: float, period: float, now: float) -> float:
+    """The first tick after *now* on the grid ``due + k * period``: late ticks are
+    skipped, not bunched up."""
+    return due + period * max(1, math.floor((now - due) / period) + 1)
+
+
 @dataclass(slots=True)
 class _Subscriber:
     channel: trio.MemorySendChannel[Snapshot]
@@ -191,7 +197,7 @@ class MetricsActor(Actor[MetricsRequest, MetricsReply]):
             await trio.sleep_until(next_sample)
             now = trio.current_time()
             self.ledger.sample()
-            next_sample += period * max(1, math.floor((now - next_sample) / period) + 1)
+            next_sample = _next_due(next_sample, period, now)
             self._publish(now)
 
     def _publish(self, now: float) -> None:
@@ -200,9 +206,7 @@ class MetricsActor(Actor[MetricsRequest, MetricsReply]):
             return
         view = self.ledger.snapshot("live", blocks=False)
         for subscriber in due:
-            subscriber.due += subscriber.period_s * max(
-                1, math.floor((now - subscriber.due) / subscriber.period_s) + 1
-            )
+            subscriber.due = _next_due(subscriber.due, subscriber.period_s, now)
             try:
                 subscriber.channel.send_nowait(view)
             except trio.WouldBlock:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import enum
 import math
-import operator
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Final, SupportsIndex
@@ -39,6 +38,7 @@ from ._lease import (
     _Block,
     _LeaseState,
     current_owner,
+    dims_of,
 )
 
 
@@ -264,15 +264,7 @@ class BufferPool(Actor[PoolRequest, PoolReply]):
         owner: str | None,
         timeout: float | None,
     ) -> Lease:
-        try:
-            if isinstance(shape, Sequence | np.ndarray):
-                dims = tuple(operator.index(n) for n in shape)
-            else:
-                dims = (operator.index(shape),)
-        except TypeError:
-            raise TypeError(f"shape must be an int or a sequence of ints, got {shape!r}") from None
-        if any(n < 0 for n in dims):
-            raise ValueError(f"shape {dims} has a negative dimension")
+        dims = dims_of(shape)
         kind = np.dtype(dtype)
         if kind.subdtype is not None:
             # A sub-array dtype ("3 float32s") is extra trailing dimensions, as np.empty

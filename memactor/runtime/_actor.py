@@ -46,6 +46,10 @@ class Actor(abc.ABC, Generic[MessageT, ReplyT]):
 
     _cell: Cell[MessageT, ReplyT] | None = None
 
+    lossy_reporter: bool = False
+    """Set to True in a subclass to give its :attr:`reporter` the lossy mode: emits never
+    wait for the metrics actor, and what finds no room is dropped and counted."""
+
     async def on_start(self) -> None:
         """Prepare the actor; runs before any message is handled.
 
@@ -109,7 +113,7 @@ class Actor(abc.ABC, Generic[MessageT, ReplyT]):
         """
         cell = self._bound_cell
         if cell.reporter is None:
-            cell.reporter = cell.system.memory.reporter(cell.name)
+            cell.reporter = cell.system.memory.reporter(cell.name, lossy=self.lossy_reporter)
         return cell.reporter
 
     @property

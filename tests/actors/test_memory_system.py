@@ -528,3 +528,23 @@ async def test_with_tracking_off_reporters_report_nothing() -> None:
         assert isinstance(system.reporter("other"), memactor.runtime.NullReporter)
         await system.metrics.flush()
     assert system.ledger.statistics().events_applied == 0
+
+
+class Burst(Actor[int, None]):
+    """Emits *n* allocations in one go, without yielding in between."""
+
+    lossy_reporter = True
+
+    async def handle(self, n: int) -> None:
+        for _ in range(n):
+            self.reporter.alloc(self.reporter.next_block(), 1)
+
+
+async def test_an_actor_can_ask_for_a_lossy_reporter() -> None:
+    async with memactor.open_system(channel_size=1, batch_size=1) as system:
+        burst = await system.spawn(Burst, name="burst")
+        await burst.ask(10)  # one batch fits in the channel; the others find no room
+        await system.metrics.flush()
+        stats = system.ledger.statistics()
+    assert stats.events_dropped > 0
+    assert stats.events_applied + stats.events_dropped == 10
