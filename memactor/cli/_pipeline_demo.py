@@ -159,30 +159,48 @@ async def run_pipeline_demo(
     """
     if items is None and seconds is None:
         raise ValueError("give items or seconds (or both)")
+    async with open_system(tracking=tracking, **(system_options or {})) as system:
+        return await run_demo_in(
+            system, items=items, seconds=seconds, leak=leak, seed=seed, concurrency=concurrency
+        )
+
+
+async def run_demo_in(
+    system: MemorySystem,
+    *,
+    items: int | None = None,
+    seconds: float | None = None,
+    leak: bool = False,
+    seed: int = 1,
+    concurrency: int = 2,
+) -> PipelineRun:
+    """Run the demo pipeline in an open *system* (the live view opens its own); with
+    neither *items* nor *seconds* it runs until cancelled. The stages are stopped when it
+    returns; the pool, the chunk processor and the GPU manager go on until the system
+    closes."""
     rng = np.random.default_rng(seed)
     start = trio.current_time()
-    async with open_system(tracking=tracking, **(system_options or {})) as system:
-        pool = BufferPool(max_cached="16 MiB")
-        await system.spawn(pool, name="pool")
-        chunks = ChunkProcessor(_decode_chunk, CHUNK_SHAPE, pool=pool, concurrency=concurrency)
-        await system.spawn(chunks, name="decode.chunks")
-        gpu = GpuBufferManager("auto")
-        await system.spawn(gpu, name="gpu")
-        sink = Sink()
-        pipeline = await open_pipeline(
-            system,
-            ("decode", Decode(chunks)),
-            ("upload", Upload(gpu)),
-            ("enrich", Enrich(leak=leak)),
-            ("sink", sink),
-        )
-        frames = _frames(rng, items, seconds)
-        warm, fed = await _feed(system, pipeline.feed, sink, frames, items, seconds)
-        # Compare like with like: the stages still hold their working state in both.
-        done = await _settle(system, sink, fed, "fed")
-        await pipeline.close()
-        await system.metrics.flush()
-        end = await system.metrics.snapshot("end")
+    pool = BufferPool(max_cached="16 MiB")
+    await system.spawn(pool, name="pool")
+    chunks = ChunkProcessor(_decode_chunk, CHUNK_SHAPE, pool=pool, concurrency=concurrency)
+    await system.spawn(chunks, name="decode.chunks")
+    gpu = GpuBufferManager("auto")
+    await system.spawn(gpu, name="gpu")
+    sink = Sink()
+    pipeline = await open_pipeline(
+        system,
+        ("decode", Decode(chunks)),
+        ("upload", Upload(gpu)),
+        ("enrich", Enrich(leak=leak)),
+        ("sink", sink),
+    )
+    frames = _frames(rng, items, seconds)
+    warm, fed = await _feed(system, pipeline.feed, sink, frames, items, seconds)
+    # Compare like with like: the stages still hold their working state in both.
+    done = await _settle(system, sink, fed, "fed")
+    await pipeline.close()
+    await system.metrics.flush()
+    end = await system.metrics.snapshot("end")
     return PipelineRun(
         sink.frames, sink.checksum, warm, end, diff(warm, done), trio.current_time() - start
     )
