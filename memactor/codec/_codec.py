@@ -81,7 +81,10 @@ def decode(data: bytes, type_: str, *, limits: DecodeLimits = DEFAULT_LIMITS) ->
             max_map_len=limits.max_items,
             max_ext_len=0,
         )
-    except msgpack.ExtraData:
+    except msgpack.ExtraData as extra:
+        if not isinstance(extra.unpacked, dict):
+            # Random bytes parse as a small value followed by "trailing" garbage.
+            raise CodecError(f"expected a memactor {type_} payload, found something else") from None
         raise CodecError(f"expected one {type_} payload, found trailing bytes after it") from None
     except (ValueError, msgpack.UnpackException) as exc:
         # Truncated data raises ValueError("Unpack failed: incomplete input") in msgpack.

@@ -123,7 +123,7 @@ class Snapshot:
         try:
             # msgpack maps start with a byte in 0x80-0x8f or 0xde-0xdf; JSON with text.
             if data.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] in (b"{", b"["):
-                return cls.from_dict(decode_json(data.decode("utf-8-sig"), SNAPSHOT_TYPE))
+                return cls.from_dict(decode_json(data, SNAPSHOT_TYPE))
             return cls.from_msgpack(data, limits=limits)
         except CodecError as exc:
             raise CodecError(f"{source}: {exc}") from None

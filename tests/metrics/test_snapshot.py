@@ -294,6 +294,24 @@ def test_trailing_bytes_are_refused(snapshot: Snapshot, tmp_path: Path) -> None:
     assert message == "expected one snapshot payload, found trailing bytes after it"
 
 
+def test_random_bytes_are_not_a_snapshot(tmp_path: Path) -> None:
+    # They parse as one small msgpack value and then garbage: not "trailing bytes".
+    data = bytes(range(3, 67))
+    assert load_error(written(tmp_path, data)) == (
+        "expected a memactor snapshot payload, found something else"
+    )
+
+
+def test_json_that_is_not_utf8_is_a_codec_error(tmp_path: Path) -> None:
+    message = load_error(written(tmp_path, b'{"memactor": "\xff\xfe"}', "bad.json"))
+    assert message.startswith("expected a memactor snapshot payload: not valid JSON")
+
+
+def test_a_json_file_with_a_byte_order_mark_loads(snapshot: Snapshot, tmp_path: Path) -> None:
+    path = written(tmp_path, b"\xef\xbb\xbf" + snapshot.to_json().encode(), "bom.json")
+    assert Snapshot.load(path) == snapshot
+
+
 @pytest.mark.parametrize(
     ("data", "expected"),
     [
