@@ -166,10 +166,10 @@ def test_every_truncation_of_a_payload_is_called_truncated() -> None:
 def test_trailing_bytes_are_refused() -> None:
     data = encode_events([ALLOC])
     with pytest.raises(
-        CodecError, match=r"^expected one events payload, found trailing bytes after it$"
+        CodecError, match=r"^expected one memactor events payload, found trailing bytes after it$"
     ):
         decode(data + b"\x00", "events")
-    with pytest.raises(CodecError, match=r"^expected one events payload, found trailing bytes"):
+    with pytest.raises(CodecError, match=r"^expected one memactor events payload, found trailing"):
         decode(data + data, "events")
 
 

@@ -68,6 +68,9 @@ class Subscribe:
 
     rate_hz: float = DEFAULT_SAMPLE_HZ
     buffer: int = 1
+    series: bool = True
+    """Include the time series in every view; a viewer that keeps its own history from
+    one full view (:meth:`Metrics.snapshot` with ``blocks=False``) sets it false."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +109,7 @@ class _Subscriber:
     channel: trio.MemorySendChannel[Snapshot]
     period_s: float
     due: float
+    series: bool = True
     skipped: int = 0
 
 
@@ -204,9 +208,13 @@ class MetricsActor(Actor[MetricsRequest, MetricsReply]):
         due = [s for s in self._subscribers if now >= s.due]
         if not due:
             return
-        view = self.ledger.snapshot("live", blocks=False)
+        views: dict[bool, Snapshot] = {}
         for subscriber in due:
             subscriber.due = _next_due(subscriber.due, subscriber.period_s, now)
+            view = views.get(subscriber.series)
+            if view is None:
+                view = self.ledger.snapshot("live", blocks=False, series=subscriber.series)
+                views[subscriber.series] = view
             try:
                 subscriber.channel.send_nowait(view)
             except trio.WouldBlock:
@@ -275,5 +283,7 @@ class MetricsActor(Actor[MetricsRequest, MetricsReply]):
             raise ValueError(f"rate_hz must be a positive number, got {request.rate_hz}")
         send, receive = trio.open_memory_channel[Snapshot](request.buffer)
         period = 1.0 / request.rate_hz
-        self._subscribers.append(_Subscriber(send, period, trio.current_time()))
+        self._subscribers.append(
+            _Subscriber(send, period, trio.current_time(), series=request.series)
+        )
         return receive

@@ -103,11 +103,12 @@ class Metrics:
         return result
 
     async def subscribe(
-        self, rate_hz: float = DEFAULT_SAMPLE_HZ, *, buffer: int = 1
+        self, rate_hz: float = DEFAULT_SAMPLE_HZ, *, buffer: int = 1, series: bool = True
     ) -> trio.MemoryReceiveChannel[Snapshot]:
-        """A channel of views (snapshots without blocks) at *rate_hz*; see :class:`Subscribe`."""
+        """A channel of views (snapshots without blocks) at *rate_hz*; with *series* false
+        the views leave the time series out too. See :class:`Subscribe`."""
         result: trio.MemoryReceiveChannel[Snapshot] = await self._ask(
-            Subscribe(rate_hz, buffer), None
+            Subscribe(rate_hz, buffer, series), None
         )
         return result
 

@@ -11,3 +11,4 @@ from ._codec import encode as encode
 from ._codec import encode_events as encode_events
 from ._codec import frame as frame
 from ._codec import unframe as unframe
+from ._codec import unpack as unpack

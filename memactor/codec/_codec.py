@@ -68,10 +68,19 @@ def decode(data: bytes, type_: str, *, limits: DecodeLimits = DEFAULT_LIMITS) ->
     Raises :class:`CodecError` when *data* is too large, not msgpack, truncated, carries
     trailing bytes, is not a memactor payload, has another schema version or type.
     """
+    return unframe(unpack(data, limits=limits, what=f"memactor {type_} payload"), type_)
+
+
+def unpack(data: bytes, *, limits: DecodeLimits = DEFAULT_LIMITS, what: str = "payload") -> object:
+    """Unpack one msgpack value within *limits*, whatever it holds.
+
+    Raises :class:`CodecError` (its message says it expected *what*) when *data* is too
+    large, not msgpack, truncated, or followed by trailing bytes.
+    """
     if len(data) > limits.max_bytes:
         raise CodecError(f"payload of {len(data)} bytes is over the limit of {limits.max_bytes}")
     try:
-        obj = msgpack.unpackb(
+        return msgpack.unpackb(
             data,
             raw=False,
             strict_map_key=True,
@@ -82,15 +91,15 @@ def decode(data: bytes, type_: str, *, limits: DecodeLimits = DEFAULT_LIMITS) ->
             max_ext_len=0,
         )
     except msgpack.ExtraData as extra:
-        if not isinstance(extra.unpacked, dict):
+        # The stubs lack ExtraData.unpacked, the value read before the extra bytes.
+        if not isinstance(getattr(extra, "unpacked", None), dict):
             # Random bytes parse as a small value followed by "trailing" garbage.
-            raise CodecError(f"expected a memactor {type_} payload, found something else") from None
-        raise CodecError(f"expected one {type_} payload, found trailing bytes after it") from None
+            raise CodecError(f"expected a {what}, found something else") from None
+        raise CodecError(f"expected one {what}, found trailing bytes after it") from None
     except (ValueError, msgpack.UnpackException) as exc:
         # Truncated data raises ValueError("Unpack failed: incomplete input") in msgpack.
         reason = "truncated" if "incomplete" in str(exc) else f"not valid msgpack ({exc})"
-        raise CodecError(f"expected a memactor {type_} payload: {reason}") from None
-    return unframe(obj, type_)
+        raise CodecError(f"expected a {what}: {reason}") from None
 
 
 def decode_json(text: str | bytes, type_: str) -> dict[str, Any]:

@@ -70,6 +70,11 @@ def check_device(device: str, *, field: str = "device") -> str:
     return device
 
 
+def is_device(name: object) -> bool:
+    """Whether *name* names a device (``"cpu"`` or ``"cuda:N"``); never raises."""
+    return isinstance(name, str) and _DEVICE_RE.fullmatch(name) is not None
+
+
 def _check_size(value: int, field: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValueError(f"{field} must be an int number of bytes, got {value!r}")

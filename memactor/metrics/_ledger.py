@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Sequence
 from operator import index as as_int
 from typing import Any
 
-from ..events import MAX_BLOCK, MAX_TIMESTAMP, MIN_TIMESTAMP, EventKind, check_device
+from ..events import MAX_BLOCK, MAX_TIMESTAMP, MIN_TIMESTAMP, EventKind, check_device, is_device
 from ._accounts import (
     NO_OWNER,
     NO_SIZE,
@@ -44,14 +44,6 @@ _TRANSFER = int(EventKind.TRANSFER)
 
 _UNSET = object()
 _NO_ACCOUNT = Account("(none)", "cpu", DeviceAccount("cpu"))
-
-
-def _is_device(name: str) -> bool:
-    try:
-        check_device(name)
-    except ValueError:
-        return False
-    return True
 
 
 class Ledger:
@@ -321,7 +313,7 @@ class Ledger:
                     if not 0 <= size <= SIZE_MASK:
                         account.count_anomaly("bad_size")
                         continue
-                    if dst.__class__ is not str or not _is_device(dst):
+                    if dst.__class__ is not str or not is_device(dst):
                         account.count_anomaly("bad_device")
                         continue
                     account.transfers += 1
@@ -491,21 +483,30 @@ class Ledger:
         return one.view() if one is not None else TimeSeries(2).view()
 
     def snapshot(
-        self, label: str = "", *, now_ns: int | None = None, blocks: bool = True
+        self,
+        label: str = "",
+        *,
+        now_ns: int | None = None,
+        blocks: bool = True,
+        series: bool = True,
     ) -> Snapshot:
         """Return an immutable :class:`Snapshot` of everything the ledger knows now.
 
         *now_ns* (default: the ledger's clock) is the moment block ages count to. With
         *blocks* false the live blocks are left out (``snapshot.blocks`` is empty): a
         cheap view for live displays, where the statistics and series are what counts.
+        With *series* false the time series are left out too (``snapshot.series`` is
+        empty): for a viewer that keeps its own history after a first full view.
         """
         keys = sorted(self._accounts)
         accounts = [self._accounts[key] for key in keys]
-        series = [
-            ComponentSeries(component, device, self._series[component, device].view())
-            for component, device in sorted(self._series)
-        ]
-        series.append(ComponentSeries(TOTAL, "*", self._total_series.view()))
+        all_series: list[ComponentSeries] = []
+        if series:
+            all_series = [
+                ComponentSeries(component, device, self._series[component, device].view())
+                for component, device in sorted(self._series)
+            ]
+            all_series.append(ComponentSeries(TOTAL, "*", self._total_series.view()))
         return Snapshot(
             label=label,
             wall_time_ns=time.time_ns(),
@@ -516,5 +517,5 @@ class Ledger:
             devices=self.devices(),
             transfers=self.transfers(),
             blocks=LiveBlocks.collect(accounts, self._holders) if blocks else LiveBlocks.empty(),
-            series=tuple(series),
+            series=tuple(all_series),
         )

@@ -206,6 +206,22 @@ async def test_a_slow_viewer_misses_views_and_slows_nobody(
     assert len(system.ledger.series()) == 60
 
 
+async def test_a_subscriber_may_leave_the_series_out(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with memactor.open_system(sample_hz=10) as system:
+        system.reporter("loader").alloc(1, 10)
+        lean = await system.metrics.subscribe(10, series=False)
+        full = await system.metrics.subscribe(10)
+        await trio.sleep(0.55)
+        async with lean, full:
+            lean_view, full_view = lean.receive_nowait(), full.receive_nowait()
+        assert lean_view.series == ()
+        assert TOTAL in {s.component for s in full_view.series}
+        assert lean_view.totals == full_view.totals
+        assert lean_view.totals.bytes_in_use == 10
+
+
 async def test_a_subscription_rate_must_be_positive() -> None:
     async with memactor.open_system() as system:
         with pytest.raises(ValueError, match=r"^rate_hz must be a positive number, got 0$"):

@@ -650,6 +650,22 @@ def test_sampling_records_each_component_and_the_total() -> None:
     assert len(ledger.series("never")) == 0
 
 
+def test_a_snapshot_without_series_keeps_everything_else() -> None:
+    ledger = Ledger(clock=FakeClock(now_ns=100))
+    ledger.apply([ev(ALLOC, "decode", size=10)])
+    ledger.sample()
+    full = ledger.snapshot("view", blocks=False)
+    lean = ledger.snapshot("view", blocks=False, series=False)
+    assert [s.component for s in full.series] == ["decode", TOTAL]
+    assert lean.series == ()
+    assert (lean.totals, lean.components, lean.owners) == (
+        full.totals,
+        full.components,
+        full.owners,
+    )
+    assert len(ledger.snapshot(series=False).blocks) == 1
+
+
 def test_series_capacity_bounds_each_series() -> None:
     ledger = Ledger(clock=FakeClock(), series_capacity=8)
     ledger.apply([ev(ALLOC)])

@@ -291,7 +291,7 @@ def test_every_truncation_is_refused_naming_the_file(snapshot: Snapshot, tmp_pat
 
 def test_trailing_bytes_are_refused(snapshot: Snapshot, tmp_path: Path) -> None:
     message = load_error(written(tmp_path, snapshot.to_msgpack() + b"\x00"))
-    assert message == "expected one snapshot payload, found trailing bytes after it"
+    assert message == "expected one memactor snapshot payload, found trailing bytes after it"
 
 
 def test_random_bytes_are_not_a_snapshot(tmp_path: Path) -> None:

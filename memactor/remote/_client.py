@@ -1,0 +1,265 @@
+"""The stream client: connect to a metrics server, fetch a snapshot, watch its views."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Final
+
+import trio
+
+from ..codec import CodecError
+from ..metrics import Snapshot
+from ._address import UnixAddress, parse_address
+from ._errors import ProtocolError, RefusedError, RemoteError
+from ._feed import ConnectionLost, Feed, Source, ViewUpdate
+from ._wire import (
+    ERROR,
+    HELLO,
+    PING,
+    PONG,
+    PROTOCOL_VERSION,
+    REPLY_LIMITS,
+    SNAPSHOT,
+    SUBSCRIBE,
+    VIEW,
+    WELCOME,
+    FrameReader,
+    Message,
+    get_field,
+    pack,
+)
+
+DEFAULT_RATE_HZ: Final = 10.0
+DEFAULT_TIMEOUT_S: Final = 10.0
+FIRST_RETRY_S: Final = 0.1
+""":func:`watch` waits this long before its first retry, then doubles the wait..."""
+MAX_RETRY_S: Final = 2.0
+"""... up to this; a connection that gets as far as a welcome resets it."""
+
+
+class Connection:
+    """One connection to a metrics server, past its handshake; made by :func:`connect`.
+
+    Use it from one task at a time. Every method raises :class:`RemoteError` when the
+    connection breaks or the server sends something it should not; after that, or after
+    the ``async with`` block, the connection is closed and every method raises it too.
+    """
+
+    def __init__(self, stream: trio.SocketStream, reader: FrameReader, address: str) -> None:
+        self._stream = stream
+        self._reader = reader
+        self.address = address
+        """The address it was opened with."""
+        self.source = Source("", 0, "", 0, address)
+        """The process at the other end, as its server describes it."""
+        self._last_seq = 0
+        self._next_ping = 0
+
+    async def snapshot(self, label: str = "", *, blocks: bool = True) -> Snapshot:
+        """A snapshot from the server's metrics actor, kept there under *label* (if any)
+        for diffs. Views that arrive meanwhile are skipped (counted as missed)."""
+        await self._send(SNAPSHOT, {"label": label, "blocks": blocks})
+        message = await self._receive_other_than(VIEW)
+        if message.type != SNAPSHOT:
+            raise ProtocolError(f"expected a snapshot, got a {message.type!r} frame")
+        try:
+            return Snapshot.from_dict(message.body)
+        except CodecError as error:
+            raise ProtocolError(f"a damaged snapshot: {error}") from None
+
+    async def ping(self) -> None:
+        """Ask for a pong and wait for it (views meanwhile are skipped)."""
+        self._next_ping += 1
+        await self._send(PING, {"id": self._next_ping})
+        message = await self._receive_other_than(VIEW)
+        if message.type != PONG or message.body.get("id") != self._next_ping:
+            raise ProtocolError(f"expected pong {self._next_ping}, got a {message.type!r} frame")
+
+    async def subscribe(self, rate_hz: float = DEFAULT_RATE_HZ) -> None:
+        """Ask for views at *rate_hz*; the first carries the time series, later ones not.
+        Subscribing again changes the rate and starts over (series included)."""
+        _check_rate(rate_hz)
+        await self._send(SUBSCRIBE, {"rate_hz": float(rate_hz)})
+        self._last_seq = 0
+
+    async def receive_view(self) -> tuple[Snapshot, int]:
+        """The next view and how many were dropped just before it (the viewer was slow)."""
+        while True:
+            message = await self._receive()
+            if message.type != VIEW:
+                continue  # a late pong or snapshot
+            seq = get_field(message, "seq", int)
+            payload = get_field(message, "view", bytes)
+            try:
+                view = Snapshot.from_msgpack(payload)
+            except CodecError as error:
+                raise ProtocolError(f"a damaged view: {error}") from None
+            missed = max(0, seq - self._last_seq - 1)
+            self._last_seq = seq
+            return view, missed
+
+    async def aclose(self) -> None:
+        """Close the connection; idempotent."""
+        await self._stream.aclose()
+
+    async def _send(self, type_: str, body: dict[str, object]) -> None:
+        try:
+            await self._stream.send_all(pack(type_, body))
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as error:
+            raise RemoteError(f"the connection to {self.address} broke ({error})") from None
+
+    async def _receive_other_than(self, skipped: str) -> Message:
+        while (message := await self._receive()).type == skipped:
+            pass
+        return message
+
+    async def _receive(self) -> Message:
+        try:
+            message = await self._reader.receive_message(REPLY_LIMITS)
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as error:
+            raise RemoteError(f"the connection to {self.address} broke ({error})") from None
+        if message is None:
+            raise RemoteError(f"{self.address} closed the connection")
+        if message.type == ERROR:
+            raise _server_error(self.address, message)
+        return message
+
+    async def _handshake(self, token: str | None, name: str) -> None:
+        hello: dict[str, object] = {"version": PROTOCOL_VERSION, "client": name}
+        if token is not None:
+            hello["token"] = token
+        await self._send(HELLO, hello)
+        welcome = await self._receive()
+        if welcome.type != WELCOME:
+            raise ProtocolError(f"expected a welcome, got a {welcome.type!r} frame")
+        version = welcome.body.get("version")
+        if version != PROTOCOL_VERSION:
+            raise RefusedError(
+                f"{self.address} speaks protocol version {version!r}, this client "
+                f"{PROTOCOL_VERSION}; use the same memactor version on both sides",
+                code="version",
+            )
+        source = get_field(welcome, "source", dict)
+        try:
+            self.source = Source(
+                name=str(source["name"]),
+                pid=int(source["pid"]),
+                host=str(source["host"]),
+                started_wall_ns=int(source["started_wall_ns"]),
+                address=str(source["address"]),
+            )
+        except (KeyError, TypeError, ValueError):
+            raise ProtocolError("a welcome with a damaged source") from None
+
+
+def _server_error(address: str, message: Message) -> RemoteError:
+    code = str(message.body.get("code", ""))
+    reason = str(message.body.get("reason", "no reason given"))
+    if code in ("token", "version"):
+        return RefusedError(f"{address} refused the connection: {reason}", code=code)
+    return RemoteError(f"{address} closed the connection: {reason}")
+
+
+def _check_rate(rate_hz: float) -> None:
+    if not (rate_hz > 0 and math.isfinite(rate_hz)):
+        raise ValueError(f"rate_hz must be a positive number, got {rate_hz}")
+
+
+@asynccontextmanager
+async def connect(
+    address: str,
+    *,
+    token: str | None = None,
+    name: str = "memactor",
+    timeout: float = DEFAULT_TIMEOUT_S,
+) -> AsyncIterator[Connection]:
+    """Connect to the server at *address* and shake hands; closed when the block is left.
+
+    *name* tells the server who is asking. Raises ``ValueError`` for an address that does
+    not parse, :class:`RefusedError` when the server refuses the token or the version,
+    and :class:`RemoteError` when it cannot be reached or does not answer the hello
+    within *timeout* seconds.
+    """
+    where = parse_address(address)
+    try:
+        with trio.fail_after(timeout):
+            if isinstance(where, UnixAddress):
+                stream = await trio.open_unix_socket(where.path)
+            else:
+                stream = await trio.open_tcp_stream(where.host, where.port)
+    except OSError as error:
+        raise RemoteError(f"cannot connect to {address}: {error.strerror or error}") from None
+    except trio.TooSlowError:
+        raise RemoteError(f"cannot connect to {address} within {timeout:g} s") from None
+    async with stream:
+        connection = Connection(stream, FrameReader(stream, REPLY_LIMITS.max_bytes), address)
+        try:
+            with trio.fail_after(timeout):
+                await connection._handshake(token, name)
+        except trio.TooSlowError:
+            raise RemoteError(f"{address} did not answer the hello within {timeout:g} s") from None
+        yield connection
+
+
+async def fetch_snapshot(
+    address: str,
+    *,
+    label: str = "",
+    blocks: bool = True,
+    token: str | None = None,
+    timeout: float = DEFAULT_TIMEOUT_S,
+) -> Snapshot:
+    """One snapshot from the server at *address* (blocks included unless told), taken
+    over one connection and kept there under *label* if given.
+
+    Raises what :func:`connect` raises, and :class:`RemoteError` when the whole exchange
+    takes more than *timeout* seconds.
+    """
+    with trio.move_on_after(timeout):
+        async with connect(address, token=token, name="memactor snapshot", timeout=timeout) as c:
+            return await c.snapshot(label, blocks=blocks)
+    raise RemoteError(f"no snapshot from {address} within {timeout:g} s")
+
+
+async def watch(
+    address: str,
+    post: Callable[[Feed], None],
+    *,
+    token: str | None = None,
+    rate_hz: float = DEFAULT_RATE_HZ,
+    name: str = "memactor top",
+) -> None:
+    """Watch the server at *address* until cancelled, handing *post* everything seen.
+
+    Each view becomes a :class:`ViewUpdate` (its ``missed``: views dropped just before it
+    because this viewer read too slowly). When the connection cannot be made or breaks,
+    *post* gets a :class:`ConnectionLost` and ``watch`` tries again after
+    :data:`FIRST_RETRY_S`, doubling the wait up to :data:`MAX_RETRY_S`; a connection that
+    is welcomed resets the wait. *post* is called from this task and must not block.
+
+    Raises ``ValueError`` for a bad address or rate at once, and :class:`RefusedError`
+    when the server refuses the token or the version (retrying cannot help). Cancelling
+    it closes the connection.
+    """
+    parse_address(address)
+    _check_rate(rate_hz)
+    attempt = 0
+    delay_s = FIRST_RETRY_S
+    while True:
+        try:
+            async with connect(address, token=token, name=name) as connection:
+                attempt, delay_s = 0, FIRST_RETRY_S
+                await connection.subscribe(rate_hz)
+                while True:
+                    view, missed = await connection.receive_view()
+                    post(ViewUpdate(view, connection.source, missed))
+        except RefusedError:
+            raise
+        except RemoteError as error:
+            reason = str(error)
+        attempt += 1
+        post(ConnectionLost(reason, delay_s, attempt))
+        await trio.sleep(delay_s)
+        delay_s = min(delay_s * 2, MAX_RETRY_S)

@@ -1,0 +1,433 @@
+"""The stream server: serves one memory system's metrics actor to many viewers at once.
+
+Views come from one metrics subscription per rate asked for (most viewers ask 10 Hz, so
+usually one), are encoded once per tick and the same bytes are offered to every viewer
+at that rate. See :mod:`memactor.remote._wire` for the protocol and
+:mod:`memactor.remote._peer` for why a slow viewer slows nobody.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import errno
+import hmac
+import math
+import os
+import socket
+import stat
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Final
+
+import trio
+
+from .._errors import MemactorError
+from ..actors import MemorySystem
+from ._address import Address, TcpAddress, UnixAddress, default_address, is_live, parse_address
+from ._errors import ProtocolError, RefusedError, RemoteError
+from ._feed import Source
+from ._peer import CLOSE_GRACE_S, Counters, Peer, linger
+from ._wire import (
+    ERROR,
+    HELLO,
+    MAX_REQUEST_BYTES,
+    PING,
+    PONG,
+    PROTOCOL_VERSION,
+    REQUEST_LIMITS,
+    SNAPSHOT,
+    SUBSCRIBE,
+    WELCOME,
+    FrameReader,
+    Message,
+    get_field,
+    pack,
+    with_header,
+)
+
+HANDSHAKE_TIMEOUT_S: Final = 10.0
+"""How long a new connection may take to say hello before it is closed."""
+MAX_RATE_HZ: Final = 1000.0
+RESUBSCRIBE_DELAY_S: Final = 0.1
+"""The pause before subscribing again when the metrics actor restarted or is gone."""
+BACKLOG: Final = 64
+
+
+@dataclass(frozen=True, slots=True)
+class ServerStatistics:
+    """A server's counts at one moment; see :meth:`Server.statistics`."""
+
+    connections_now: int
+    """Connections open now, handshakes in progress included."""
+    connections_peak: int
+    connections_total: int
+    """Connections accepted since the server opened (probes by ``find_servers`` too)."""
+    viewers_now: int
+    """Connections subscribed to views now."""
+    rejected: int
+    """Handshakes refused: a missing or wrong token, another version, no hello in time."""
+    protocol_errors: int
+    """Connections closed for a malformed, oversized or unknown frame."""
+    views_sent: int
+    """Views handed to their viewer's socket."""
+    views_dropped: int
+    """Views not sent because their viewer's outbox was full (it read too slowly)."""
+    snapshots_sent: int
+    bytes_sent: int
+
+
+@dataclass(eq=False, slots=True)
+class _Rate:
+    """The viewers at one rate, fed by one metrics subscription."""
+
+    rate_hz: float
+    peers: set[Peer] = field(default_factory=set)
+    scope: trio.CancelScope = field(default_factory=trio.CancelScope)
+
+
+class Server:
+    """A running stream server; made by :func:`open_server`."""
+
+    def __init__(
+        self, system: MemorySystem, address: str, source: Source, token: str | None
+    ) -> None:
+        self._metrics = system.metrics
+        self.address = address
+        """Where it listens, as clients write it: ``unix:/run/user/1000/memactor/4242.sock``
+        or ``tcp://127.0.0.1:7070`` (the real port when port 0 was asked)."""
+        self.source = source
+        """What it tells every viewer about this process."""
+        self._token = token.encode() if token is not None else None
+        self._counters = Counters()
+        self._peers: set[Peer] = set()
+        self._rates: dict[float, _Rate] = {}
+        self._gone = trio.lowlevel.ParkingLot()
+        self._nursery: trio.Nursery | None = None
+
+    def statistics(self) -> ServerStatistics:
+        """A fresh frozen copy of the server's counts."""
+        c = self._counters
+        return ServerStatistics(
+            connections_now=c.connections_now,
+            connections_peak=c.connections_peak,
+            connections_total=c.connections_total,
+            viewers_now=sum(len(rate.peers) for rate in self._rates.values()),
+            rejected=c.rejected,
+            protocol_errors=c.protocol_errors,
+            views_sent=c.views_sent,
+            views_dropped=c.views_dropped,
+            snapshots_sent=c.snapshots_sent,
+            bytes_sent=c.bytes_sent,
+        )
+
+    # -- connections ----------------------------------------------------------------
+
+    async def _accept(self, listener: trio.SocketListener, nursery: trio.Nursery) -> None:
+        while True:
+            try:
+                stream = await listener.accept()
+            except OSError as error:
+                # Out of file descriptors or buffers: wait for some connections to end.
+                if error.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS):
+                    await trio.sleep(0.1)
+                    continue
+                raise
+            nursery.start_soon(self._connection, stream)
+
+    async def _connection(self, stream: trio.SocketStream) -> None:
+        counters = self._counters
+        counters.connections_total += 1
+        counters.connections_now += 1
+        counters.connections_peak = max(counters.connections_peak, counters.connections_now)
+        try:
+            async with stream:
+                reader = FrameReader(stream, MAX_REQUEST_BYTES)
+                if await self._handshake(stream, reader):
+                    await self._converse(Peer(stream, counters), reader)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass  # the viewer went away
+        finally:
+            counters.connections_now -= 1
+            self._gone.unpark_all()
+
+    async def _handshake(self, stream: trio.SocketStream, reader: FrameReader) -> bool:
+        """Answer the hello: True once welcomed; False after a refusal (sent, counted)."""
+        try:
+            with trio.fail_after(HANDSHAKE_TIMEOUT_S):
+                hello = await reader.receive_message(REQUEST_LIMITS)
+            if hello is None:
+                return False  # a probe (find_servers), or a viewer that changed its mind
+            self._check_hello(hello)
+        except trio.TooSlowError:
+            self._counters.rejected += 1
+            await self._refuse(stream, "timeout", f"no hello within {HANDSHAKE_TIMEOUT_S:g} s")
+            return False
+        except RefusedError as error:
+            self._counters.rejected += 1
+            await self._refuse(stream, error.code, str(error))
+            return False
+        except ProtocolError as error:
+            if error.code == "version":
+                self._counters.rejected += 1
+            else:
+                self._counters.protocol_errors += 1
+            await self._refuse(stream, error.code, str(error))
+            return False
+        source = dataclasses.asdict(self.source)
+        welcome = pack(WELCOME, {"version": PROTOCOL_VERSION, "source": source})
+        self._counters.bytes_sent += len(welcome)
+        await stream.send_all(welcome)
+        return True
+
+    async def _refuse(self, stream: trio.SocketStream, code: str, reason: str) -> None:
+        frame = _error_frame(code, reason)
+        self._counters.bytes_sent += len(frame)
+        with trio.move_on_after(CLOSE_GRACE_S):
+            await stream.send_all(frame)
+        await linger(stream)
+
+    def _check_hello(self, hello: Message) -> None:
+        if hello.type != HELLO:
+            raise ProtocolError(f"expected a hello frame first, got a {hello.type!r} frame")
+        version = hello.body.get("version")
+        if version != PROTOCOL_VERSION or isinstance(version, bool):
+            raise RefusedError(
+                f"protocol version {version!r} is not spoken here (this server speaks "
+                f"{PROTOCOL_VERSION}); use the same memactor version on both sides",
+                code="version",
+            )
+        if self._token is None:
+            return
+        token = hello.body.get("token")
+        if not isinstance(token, str) or not token:
+            raise RefusedError(
+                "this server needs a token (--token or MEMACTOR_TOKEN)", code="token"
+            )
+        if not hmac.compare_digest(token.encode(), self._token):
+            raise RefusedError("the token was refused", code="token")
+
+    async def _converse(self, peer: Peer, reader: FrameReader) -> None:
+        self._peers.add(peer)
+        failed = False
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(peer.write, nursery.cancel_scope)
+                try:
+                    await self._answer(peer, reader)
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    peer.close_outbox()  # the viewer went away
+                except ProtocolError as error:
+                    self._counters.protocol_errors += 1
+                    failed = True
+                    peer.close_outbox(code=error.code, reason=str(error))
+                else:
+                    peer.close_outbox()
+                # The writer ends the connection once it has written what is queued.
+                nursery.cancel_scope.deadline = trio.current_time() + CLOSE_GRACE_S
+        finally:
+            self._peers.discard(peer)
+            self._unsubscribe(peer)
+        if failed:
+            await linger(peer.stream)
+
+    async def _answer(self, peer: Peer, reader: FrameReader) -> None:
+        """Answer requests until the viewer closes; ProtocolError for a bad one."""
+        while (request := await reader.receive_message(REQUEST_LIMITS)) is not None:
+            if request.type == SUBSCRIBE:
+                rate_hz = float(get_field(request, "rate_hz", (int, float)))
+                if not (0 < rate_hz <= MAX_RATE_HZ and math.isfinite(rate_hz)):
+                    raise ProtocolError(f"rate_hz must be above 0 and at most {MAX_RATE_HZ:g}")
+                await self._subscribe(peer, rate_hz)
+            elif request.type == SNAPSHOT:
+                label = get_field(request, "label", str)
+                blocks = get_field(request, "blocks", bool)
+                try:
+                    # Exact as of the request: reporters hand on what they have batched.
+                    await self._metrics.flush()
+                    snapshot = await self._metrics.snapshot(label, blocks=blocks)
+                except (MemactorError, trio.BrokenResourceError) as error:
+                    await peer.send(_error_frame("failed", f"no snapshot: {error}"))
+                    continue
+                await peer.send(with_header(snapshot.to_msgpack()), is_snapshot=True)
+            elif request.type == PING:
+                ping_id = get_field(request, "id", (int, str))
+                await peer.send(pack(PONG, {"id": ping_id}))
+            else:
+                raise ProtocolError(f"an unknown request type {request.type!r}")
+
+    # -- views ----------------------------------------------------------------------
+
+    async def _subscribe(self, peer: Peer, rate_hz: float) -> None:
+        self._unsubscribe(peer)
+        try:
+            first = await self._metrics.snapshot("", blocks=False)
+        except (MemactorError, trio.BrokenResourceError) as error:
+            await peer.send(_error_frame("failed", f"no views: {error}"))
+            return
+        await peer.restart_views(dataclasses.replace(first, label="live").to_msgpack())
+        rate = self._rates.get(rate_hz)
+        if rate is None:
+            rate = self._rates[rate_hz] = _Rate(rate_hz)
+            assert self._nursery is not None
+            self._nursery.start_soon(self._pump, rate)
+        rate.peers.add(peer)
+        peer.rate_hz = rate_hz
+
+    def _unsubscribe(self, peer: Peer) -> None:
+        if peer.rate_hz is None:
+            return
+        rate = self._rates[peer.rate_hz]
+        rate.peers.discard(peer)
+        peer.rate_hz = None
+        if not rate.peers:
+            rate.scope.cancel()
+            del self._rates[rate.rate_hz]
+
+    async def _pump(self, rate: _Rate) -> None:
+        """Feed one rate's viewers until none is left, subscribing again if the metrics
+        actor restarts (its restart closes the subscription)."""
+        with rate.scope:
+            while True:
+                try:
+                    views = await self._metrics.subscribe(rate.rate_hz, series=False)
+                except (MemactorError, trio.BrokenResourceError):
+                    await trio.sleep(RESUBSCRIBE_DELAY_S)
+                    continue
+                async with views:
+                    async for view in views:
+                        payload = view.to_msgpack()  # once per tick, for every viewer
+                        for peer in rate.peers:
+                            peer.offer_view(payload)
+                await trio.sleep(RESUBSCRIBE_DELAY_S)
+
+    # -- closing --------------------------------------------------------------------
+
+    async def _close_connections(self) -> None:
+        """Say goodbye to every viewer and give them :data:`CLOSE_GRACE_S` to read it."""
+        for peer in self._peers:
+            peer.close_outbox(code="closing", reason="the server is closing")
+        with trio.move_on_after(CLOSE_GRACE_S):
+            while self._counters.connections_now:
+                await self._gone.park()
+
+
+def _error_frame(code: str, reason: str) -> bytes:
+    return pack(ERROR, {"code": code, "reason": reason})
+
+
+@asynccontextmanager
+async def open_server(
+    system: MemorySystem,
+    address: str | None = None,
+    *,
+    token: str | None = None,
+    name: str | None = None,
+) -> AsyncIterator[Server]:
+    """Serve *system*'s metrics actor on *address* while the block runs.
+
+    *address* is any form :func:`parse_address` takes; ``None`` is this process's socket
+    in the runtime directory (``$XDG_RUNTIME_DIR/memactor/<pid>.sock``). A Unix socket is
+    made with mode 0600 (a stale one left at the path by a dead process is replaced; a
+    live one is an error) and removed when the block is left. TCP port 0 picks a free
+    port: :attr:`Server.address` shows the real one. Binding TCP to an address that is
+    not loopback needs a *token* (else ``ValueError``): every viewer must then send it.
+    *name* is the program's name that viewers see (default: its script's name).
+
+    Leaving the block stops accepting, tells every viewer that the server is closing,
+    gives them :data:`CLOSE_GRACE_S` to read it, then closes every connection. Left by
+    a cancellation, the connections are cut at once. Like a nursery, errors come out in
+    an ``ExceptionGroup``. A failure to listen (the port is taken) raises ``OSError``
+    before the block runs; :class:`RemoteError` if another server serves the socket.
+    """
+    where = default_address() if address is None else parse_address(address)
+    if token is not None and not token:
+        raise ValueError("token must not be empty; pass None for no token")
+    if isinstance(where, TcpAddress) and not where.is_loopback and token is None:
+        raise ValueError(
+            f"serving on {where} (not a loopback address) needs a token: anyone who can "
+            "reach it could watch this process; pass token=..., or serve on 127.0.0.1"
+        )
+    listener, printable, remove = await _listen(where)
+    try:
+        async with trio.open_nursery() as nursery:
+            server = Server(
+                system, printable, Source.this_process(name=name, address=printable), token
+            )
+            server._nursery = nursery
+            accepting = trio.CancelScope()
+
+            async def accept() -> None:
+                with accepting:
+                    await server._accept(listener, nursery)
+
+            nursery.start_soon(accept)
+            try:
+                yield server
+            finally:
+                accepting.cancel()
+                try:
+                    await server._close_connections()
+                finally:
+                    nursery.cancel_scope.cancel()
+    finally:
+        listener.socket.close()
+        remove()
+
+
+async def _listen(where: Address) -> tuple[trio.SocketListener, str, Callable[[], None]]:
+    """A listening socket, its printable address, and how to clean up after it."""
+    if isinstance(where, TcpAddress):
+        found = await trio.socket.getaddrinfo(
+            where.host, where.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+        family, type_, proto, _, sockaddr = found[0]
+        sock = trio.socket.socket(family, type_, proto)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            await sock.bind(sockaddr)
+            sock.listen(BACKLOG)
+        except BaseException:
+            sock.close()
+            raise
+        host, port = sock.getsockname()[:2]
+        return trio.SocketListener(sock), str(TcpAddress(host, port)), lambda: None
+    path = os.path.abspath(where.path)
+    _clear_stale_socket(path)
+    sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        try:
+            await sock.bind(path)
+        except OSError as error:
+            raise type(error)(
+                error.errno, f"cannot listen on unix:{path}: {error.strerror}"
+            ) from None
+        # Nobody can connect before listen(): the mode is right before anyone can try.
+        os.chmod(path, 0o600)
+        ours = os.stat(path)
+        sock.listen(BACKLOG)
+    except BaseException:
+        sock.close()
+        raise
+
+    def remove() -> None:
+        with contextlib.suppress(OSError):
+            now = os.stat(path)
+            if (now.st_dev, now.st_ino) == (ours.st_dev, ours.st_ino):
+                os.unlink(path)
+
+    return trio.SocketListener(sock), str(UnixAddress(path)), remove
+
+
+def _clear_stale_socket(path: str) -> None:
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(info.st_mode):
+        raise RemoteError(f"{path} exists and is not a socket; remove it or serve elsewhere")
+    if is_live(path):
+        raise RemoteError(f"unix:{path} is already served by a running process")
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)  # left by a process that died
