@@ -11,3 +11,5 @@ settings.register_profile(
 )
 settings.register_profile("thorough", max_examples=2000, deadline=None)
 settings.load_profile(os.environ.get("MEMACTOR_HYPOTHESIS_PROFILE", "default"))
+
+pytest_plugins = ["pytester"]

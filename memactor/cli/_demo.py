@@ -21,6 +21,10 @@ import trio
 from ..metrics import render_diff, render_snapshot
 from ._pipeline_demo import run_pipeline_demo
 
+NAME = "demo"
+HELP = "run the demo pipeline and show its memory live (or print its report)"
+EXAMPLE = "memactor demo --headless --seconds 30 --leak"
+
 MAX_SECONDS = 3600.0
 """The longest run the demo accepts: an hour."""
 

@@ -6,27 +6,34 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from types import ModuleType
 
 from .._version import __version__
-from . import _demo
+from . import _check, _demo, _diff, _report, _snapshot, _top
+from ._command import EXIT_OK, CommandError
+
+COMMANDS: tuple[ModuleType, ...] = (_demo, _top, _snapshot, _report, _diff, _check)
+"""Every subcommand, in the order ``memactor --help`` lists them."""
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="memactor",
         description="Memory-aware actors for Trio: exact, live memory accounting.",
+        epilog="Run 'memactor COMMAND --help' for a command's options and an example.",
     )
     parser.add_argument("--version", action="version", version=f"memactor {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    demo = commands.add_parser(
-        "demo",
-        help="run the demo pipeline and print its memory report",
-        description=_demo.__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="example: memactor demo --headless --seconds 30",
-    )
-    _demo.add_arguments(demo)
-    demo.set_defaults(run=_demo.run)
+    for module in COMMANDS:
+        sub = commands.add_parser(
+            module.NAME,
+            help=module.HELP,
+            description=module.__doc__,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+            epilog=f"example:\n  {module.EXAMPLE}",
+        )
+        module.add_arguments(sub)
+        sub.set_defaults(run=module.run)
     return parser
 
 
@@ -35,11 +42,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
-        return 0
+        return EXIT_OK
     try:
         result: int = args.run(args)
+    except CommandError as error:
+        print(f"memactor {args.command}: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        return 130
     except BrokenPipeError:
-        # The reader went away (``memactor demo | head``): not an error of ours.
+        # The reader went away (``memactor report FILE | head``): not an error of ours.
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115  # silences the exit-time flush
-        return 0
+        return EXIT_OK
     return result

@@ -1,0 +1,7 @@
+"""``python -m memactor``: the same as the ``memactor`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

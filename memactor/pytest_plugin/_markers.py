@@ -1,0 +1,220 @@
+"""The two markers, as pure judgements of a test's snapshots.
+
+``memactor_limit`` sets a peak of memory in use (a component's or the total's) against a
+limit; ``memactor_no_leaks`` sets the memory in use at the end against the memory in use
+at the start (or after warm-up). Both read in-use bytes, never reserved ones, so a pool's
+cache is neither a peak nor a leak. Each returns the failure message, offenders table
+included, or ``None`` when the test passes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from ..events import format_size, parse_size
+from ..metrics import Ledger, Snapshot, diff, render_table
+
+OFFENDERS_SHOWN = 5
+"""Rows in a failure's table of offenders."""
+
+
+def _bytes(n: int) -> str:
+    return f"{format_size(n)} ({n:,} bytes)"
+
+
+def _size(marker: str, name: str, value: object) -> int:
+    if not isinstance(value, int | str):
+        raise TypeError(f"{name} must be a size like '64 MiB' or a number of bytes, not {value!r}")
+    try:
+        return parse_size(value)
+    except ValueError as error:
+        raise ValueError(f"{marker}({name}=...): {error}") from None
+
+
+def _text(name: str, value: object) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise TypeError(f"{name} must be a string or None, not {value!r}")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryLimit:
+    """``@pytest.mark.memactor_limit(peak, component=None, device=None)``."""
+
+    peak_bytes: int
+    component: str | None = None
+    device: str | None = None
+
+    @classmethod
+    def from_mark(cls, mark: pytest.Mark) -> MemoryLimit:
+        """Read the marker's arguments; :class:`TypeError` or :class:`ValueError` if bad."""
+
+        def read(
+            peak: int | str, component: str | None = None, device: str | None = None
+        ) -> MemoryLimit:
+            return cls(
+                _size("memactor_limit", "peak", peak),
+                _text("component", component),
+                _text("device", device),
+            )
+
+        return read(*mark.args, **mark.kwargs)
+
+    def judge(self, end: Snapshot) -> str | None:
+        """The failure message if the peak in use reached the limit, else ``None``."""
+        if self.component is None:
+            if self.device is None:
+                peaks = [("in total", end.totals.peak_bytes_in_use)]
+            else:
+                peaks = [
+                    (f"on {self.device}", d.peak_bytes_in_use)
+                    for d in end.devices
+                    if d.device == self.device
+                ] or [(f"on {self.device}", 0)]
+        else:
+            peaks = [
+                (f"of {c.component!r} on {c.device}", c.peak_bytes_in_use)
+                for c in end.components
+                if c.component == self.component and self.device in (None, c.device)
+            ]
+            if not peaks:
+                known = ", ".join(f"{c.component}@{c.device}" for c in end.components)
+                where = f"{self.component}@{self.device}" if self.device else self.component
+                return (
+                    f"memactor_limit: component {where!r} reported no memory "
+                    f"(components: {known or 'none'})"
+                )
+        reached = [(what, peak) for what, peak in peaks if peak >= self.peak_bytes]
+        if not reached:
+            return None
+        what, peak = max(reached, key=lambda pair: pair[1])
+        return (
+            f"memactor_limit: peak in use {what} reached {_bytes(peak)}; "
+            f"the limit is {_bytes(self.peak_bytes)}\n\n"
+            + peak_offenders(end, self.component, self.device)
+        )
+
+
+def peak_offenders(end: Snapshot, component: str | None = None, device: str | None = None) -> str:
+    """The components (of *component*, on *device*, if given) and the owners with the
+    highest peaks in use, as two small tables."""
+    components = sorted(
+        (
+            c
+            for c in end.components
+            if component in (None, c.component) and device in (None, c.device)
+        ),
+        key=lambda c: (-c.peak_bytes_in_use, c.component),
+    )
+    owners = sorted(end.owners, key=lambda o: (-o.peak_bytes_in_use, o.owner))
+    by_component = render_table(
+        ["component", "device", "peak in use", "live blocks at end"],
+        [
+            [c.component, c.device, format_size(c.peak_bytes_in_use), f"{c.live_blocks:,}"]
+            for c in components[:OFFENDERS_SHOWN]
+            if c.peak_bytes_in_use
+        ],
+        right="23",
+    )
+    by_owner = render_table(
+        ["owner", "peak in use"],
+        [
+            [o.owner or "(none)", format_size(o.peak_bytes_in_use)]
+            for o in owners[:OFFENDERS_SHOWN]
+            if o.peak_bytes_in_use
+        ],
+        right="1",
+    )
+    return f"{by_component}\n\n{by_owner}"
+
+
+@dataclass(frozen=True, slots=True)
+class NoLeaks:
+    """``@pytest.mark.memactor_no_leaks(tolerance=0, component=None, warmup=0)``.
+
+    *warmup* is a number of snapshots: with ``warmup=N`` the memory in use when the test
+    took its N-th snapshot (``await memactor_system.metrics.snapshot()``) is the
+    baseline, so whatever the test held by then (a cache filled on the first round, a
+    lazily built table) is not a leak. With 0 the baseline is the start: nothing in use.
+    """
+
+    tolerance_bytes: int = 0
+    component: str | None = None
+    warmup: int = 0
+
+    @classmethod
+    def from_mark(cls, mark: pytest.Mark) -> NoLeaks:
+        """Read the marker's arguments; :class:`TypeError` or :class:`ValueError` if bad."""
+
+        def read(
+            tolerance: int | str = 0, component: str | None = None, warmup: int = 0
+        ) -> NoLeaks:
+            if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
+                raise ValueError(
+                    f"memactor_no_leaks(warmup=...) is a number of snapshots (0 or more), "
+                    f"not {warmup!r}"
+                )
+            return cls(
+                _size("memactor_no_leaks", "tolerance", tolerance),
+                _text("component", component),
+                warmup,
+            )
+
+        return read(*mark.args, **mark.kwargs)
+
+    def judge(self, snapshots: list[Snapshot], end: Snapshot) -> str | None:
+        """The failure message if *end* holds more in use than the baseline, beyond the
+        tolerance, else ``None``. *snapshots* are those the test took, in order."""
+        if self.warmup > len(snapshots):
+            return (
+                f"memactor_no_leaks(warmup={self.warmup}): the test took "
+                f"{len(snapshots)} snapshot{'' if len(snapshots) == 1 else 's'}, but "
+                f"warm-up ends at its snapshot number {self.warmup} "
+                "(take one with 'await memactor_system.metrics.snapshot()')"
+            )
+        start = snapshots[self.warmup - 1] if self.warmup else _EMPTY
+        grown = _in_use(end, self.component) - _in_use(start, self.component)
+        if grown <= self.tolerance_bytes:
+            return None
+        since = f"after warm-up (snapshot {self.warmup})" if self.warmup else "at the start"
+        of = f"component {self.component!r}" if self.component else "the test"
+        return (
+            f"memactor_no_leaks: {of} ended with {_bytes(grown)} more in use than {since}; "
+            f"the tolerance is {_bytes(self.tolerance_bytes)}\n\n"
+            + leak_offenders(start, end, self.component)
+        )
+
+
+_EMPTY = Ledger(clock=lambda: 0).snapshot("start")
+"""What a memory system holds when it opens: nothing."""
+
+
+def _in_use(snapshot: Snapshot, component: str | None) -> int:
+    if component is None:
+        return snapshot.totals.bytes_in_use
+    return sum(c.bytes_in_use for c in snapshot.components if c.component == component)
+
+
+def leak_offenders(start: Snapshot, end: Snapshot, component: str | None = None) -> str:
+    """Blocks lent out in *end* that were not alive in *start*, by component and owner."""
+    fresh = diff(start, end).new_blocks
+    totals: dict[tuple[str, str], list[int]] = {}
+    for block in fresh:
+        if block.owner is None or component not in (None, block.component):
+            continue
+        row = totals.setdefault((block.component, block.owner), [0, 0])
+        row[0] += block.size
+        row[1] += 1
+    top = sorted(totals.items(), key=lambda item: (-item[1][0], item[0]))
+    rows = [
+        [name, owner or "(none)", format_size(size), f"{count:,}"]
+        for (name, owner), (size, count) in top[:OFFENDERS_SHOWN]
+    ]
+    table = render_table(["component", "owner", "bytes", "live blocks"], rows, right="23")
+    if len(top) > OFFENDERS_SHOWN:
+        table += f"\n... and {len(top) - OFFENDERS_SHOWN} more"
+    if not rows:
+        table += "\n(no new blocks: memory in use grew by resizing older ones)"
+    return table

@@ -1,0 +1,270 @@
+"""The pytest hooks and the ``memactor_system`` fixture.
+
+The fixture opens a memory system for one test and leaves its record on the test item.
+After the test's call (pytest-trio runs the test and tears its trio fixtures down inside
+it, so the system is closed and its ledger complete), the markers and the baseline judge
+the ledger and fail the test with a message of their own. A test that failed by itself
+is not judged again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Generator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from ..actors import MemorySystem, Metrics, open_system
+from ..events import format_size
+from ..metrics import Snapshot, render_table
+from ._baseline import BaselineError, Peaks, Tolerance, compare, load_baseline, save_baseline
+from ._markers import MemoryLimit, NoLeaks
+
+MARKERS = (
+    "memactor_limit(peak, component=None, device=None): fail the test when its peak memory "
+    "in use (of a component, on a device, or in total) reaches peak (a size like '64 MiB'); "
+    "needs the memactor_system fixture",
+    "memactor_no_leaks(tolerance=0, component=None, warmup=0): fail the test when it ends "
+    "with more memory in use than at the start (or at its snapshot number warmup), beyond "
+    "tolerance; needs the memactor_system fixture",
+)
+
+
+class _RecordingMetrics(Metrics):
+    """The system's metrics client, keeping each snapshot the test takes (for warm-up).
+
+    Each snapshot flushes every reporter first, so it holds all that was reported before.
+    """
+
+    def __init__(self, system: MemorySystem, taken: list[Snapshot]) -> None:
+        super().__init__(system)
+        self._taken = taken
+
+    async def snapshot(
+        self, label: str = "", *, blocks: bool = True, timeout: float | None = None
+    ) -> Snapshot:
+        # Flush first: a warm-up baseline that missed a reporter's last batch would make
+        # that batch look like a leak.
+        await self.flush(timeout=timeout)
+        result = await super().snapshot(label, blocks=blocks, timeout=timeout)
+        self._taken.append(result)
+        return result
+
+
+@dataclass(slots=True)
+class _TestRecord:
+    """One test's memory system, and the snapshots the test took through it."""
+
+    system: MemorySystem
+    taken: list[Snapshot] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _Outcome:
+    """What the summary table shows for one test."""
+
+    nodeid: str
+    end: Snapshot
+    verdict: str
+
+
+@dataclass(slots=True)
+class _Session:
+    """The plugin's options and what it learnt over the session."""
+
+    baseline_path: Path | None
+    tolerance: Tolerance
+    update: bool
+    report: bool
+    baseline: dict[str, Peaks] = field(default_factory=dict)
+    recorded: dict[str, Peaks] = field(default_factory=dict)
+    outcomes: list[_Outcome] = field(default_factory=list)
+
+
+_RECORD = pytest.StashKey[_TestRecord]()
+_SESSION = pytest.StashKey[_Session]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """Add the ``--memactor-*`` options."""
+    group = parser.getgroup("memactor", "memactor memory checks")
+    group.addoption(
+        "--memactor-baseline",
+        metavar="FILE",
+        default=None,
+        help="record each memactor test's peaks in FILE (JSON) on the first run; "
+        "fail a test whose peak grew past --memactor-tolerance on later runs",
+    )
+    group.addoption(
+        "--memactor-tolerance",
+        metavar="SHARE_OR_SIZE",
+        default="10%",
+        help="how much a peak may grow past the baseline: '10%%' (default) or a size, '1 MiB'",
+    )
+    group.addoption(
+        "--memactor-baseline-update",
+        action="store_true",
+        help="record the peaks of every test that passes in the baseline, instead of comparing",
+    )
+    group.addoption(
+        "--memactor-report",
+        action="store_true",
+        help="print a table of each memactor test's peaks and verdict at the end",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the markers and read the options (a bad one is a usage error)."""
+    for line in MARKERS:
+        config.addinivalue_line("markers", line)
+    baseline = config.getoption("memactor_baseline")
+    try:
+        tolerance = Tolerance.parse(config.getoption("memactor_tolerance"))
+        path = config.invocation_params.dir / baseline if baseline else None
+        session = _Session(
+            path,
+            tolerance,
+            update=config.getoption("memactor_baseline_update"),
+            report=config.getoption("memactor_report"),
+            baseline=load_baseline(path) if path else {},
+        )
+    except BaselineError as error:
+        raise pytest.UsageError(f"memactor: {error}") from None
+    if session.update and path is None:
+        raise pytest.UsageError("memactor: --memactor-baseline-update needs --memactor-baseline")
+    config.stash[_SESSION] = session
+
+
+@pytest.fixture
+async def memactor_system(request: pytest.FixtureRequest) -> AsyncIterator[MemorySystem]:
+    """A memory system (``memactor.open_system()``) with its metrics actor, for one test.
+
+    It is a trio fixture: the test must be a trio test (``trio_mode = true``, or
+    ``@pytest.mark.trio``; pytest-trio runs both). The system closes when the test ends,
+    after which the ``memactor_limit`` and ``memactor_no_leaks`` markers read its ledger.
+    """
+    async with open_system() as system:
+        record = _TestRecord(system)
+        system.metrics = _RecordingMetrics(system, record.taken)
+        request.node.stash[_RECORD] = record
+        yield system
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Refuse a memactor marker without the fixture, or the fixture in a non-trio test."""
+    uses_system = "memactor_system" in getattr(item, "fixturenames", ())
+    for name in ("memactor_limit", "memactor_no_leaks"):
+        if item.get_closest_marker(name) is not None and not uses_system:
+            pytest.fail(
+                f"@pytest.mark.{name} needs the memactor_system fixture: add memactor_system "
+                "to the test's arguments and run the memory under test in it",
+                pytrace=False,
+            )
+    if uses_system and item.get_closest_marker("trio") is None:
+        pytest.fail(
+            "memactor_system is a trio fixture: make the test 'async def' and mark it "
+            "@pytest.mark.trio (or set trio_mode = true); pytest-trio runs it",
+            pytrace=False,
+        )
+    try:
+        for mark in item.iter_markers("memactor_limit"):
+            MemoryLimit.from_mark(mark)
+        for mark in item.iter_markers("memactor_no_leaks"):
+            NoLeaks.from_mark(mark)
+    except (TypeError, ValueError) as error:
+        pytest.fail(f"bad memactor marker: {error}", pytrace=False)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
+    """Judge the test's ledger by its markers and the baseline once the test passed."""
+    session = item.config.stash[_SESSION]
+    try:
+        yield
+    except BaseException:
+        record = item.stash.get(_RECORD, None)
+        if record is not None:
+            session.outcomes.append(
+                _Outcome(item.nodeid, record.system.ledger.snapshot(), "failed")
+            )
+        raise
+    record = item.stash.get(_RECORD, None)
+    if record is None:
+        return
+    end = record.system.ledger.snapshot("end")
+    limits = [MemoryLimit.from_mark(m) for m in item.iter_markers("memactor_limit")]
+    no_leaks = [NoLeaks.from_mark(m) for m in item.iter_markers("memactor_no_leaks")]
+    over = [message for message in (m.judge(end) for m in limits) if message]
+    leaked = [message for message in (m.judge(record.taken, end) for m in no_leaks) if message]
+    failures = over + leaked
+    verdict = ", ".join(v for v, found in (("over limit", over), ("leak", leaked)) if found)
+    verdict = verdict or "ok"
+    if not failures and session.baseline_path is not None:
+        grown = _against_baseline(session, item.nodeid, Peaks.of(end))
+        if grown is not None:
+            verdict = "grew"
+            failures.append(grown)
+    session.outcomes.append(_Outcome(item.nodeid, end, verdict))
+    if failures:
+        pytest.fail("\n\n".join(failures), pytrace=False)
+
+
+def _against_baseline(session: _Session, nodeid: str, peaks: Peaks) -> str | None:
+    before = session.baseline.get(nodeid)
+    if before is None or session.update:
+        session.recorded[nodeid] = peaks
+        return None
+    table = compare(before, peaks, session.tolerance)
+    if table is None:
+        return None
+    return (
+        f"memactor baseline: peak memory in use grew past the tolerance of "
+        f"{session.tolerance} ({session.baseline_path})\n\n{table}\n\n"
+        "If the growth is intended, record the new peaks with --memactor-baseline-update "
+        "(or delete the baseline file)."
+    )
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Write the baseline when tests were recorded in it."""
+    state = session.config.stash.get(_SESSION, None)
+    if state is None or state.baseline_path is None or not state.recorded:
+        return
+    save_baseline(state.baseline_path, {**state.baseline, **state.recorded})
+
+
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, config: pytest.Config
+) -> None:
+    """With ``--memactor-report``: each memactor test's peaks, what it left, its verdict."""
+    state = config.stash.get(_SESSION, None)
+    if state is None:
+        return
+    if state.recorded and state.baseline_path is not None:
+        terminalreporter.write_line(
+            f"memactor: recorded the peaks of {len(state.recorded)} "
+            f"test{'' if len(state.recorded) == 1 else 's'} in {state.baseline_path}"
+        )
+    if not state.report:
+        return
+    terminalreporter.section("memactor memory report")
+    if not state.outcomes:
+        terminalreporter.write_line("no test used the memactor_system fixture")
+        return
+    rows = [
+        [
+            o.nodeid,
+            format_size(o.end.totals.peak_bytes_in_use),
+            format_size(o.end.totals.peak_bytes_reserved),
+            format_size(o.end.totals.bytes_in_use),
+            o.verdict,
+        ]
+        for o in state.outcomes
+    ]
+    terminalreporter.write_line(
+        render_table(
+            ["test", "peak in use", "peak reserved", "in use at end", "verdict"], rows, right="123"
+        )
+    )
