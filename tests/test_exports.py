@@ -17,6 +17,8 @@ LAYERS = [
     "memactor.metrics",
     "memactor.runtime",
     "memactor.actors",
+    "memactor.tui",
+    "memactor.pytest_plugin",
 ]
 
 

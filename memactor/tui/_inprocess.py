@@ -1,0 +1,84 @@
+"""Watch a pipeline in this process: its memory system feeds the live view directly.
+
+``memactor.tui.run(main)`` opens a memory system, runs ``main(system)`` in it and shows
+the metrics actor's views until you quit; quitting cancels the pipeline and closes the
+system, so every actor stops (its ``on_stop`` runs) and every lease is released.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import trio
+
+from ..actors import MemorySystem, open_system
+from ..remote import Source, ViewUpdate
+from ._actions import SystemActions
+from ._app import MemactorApp
+from ._bridge import FeedNote, Post
+
+Main = Callable[[MemorySystem], Awaitable[None]]
+"""The user's pipeline: a trio async function given the open memory system."""
+
+DEFAULT_SAMPLE_HZ = 10.0
+"""Views per second, and the metrics actor's sampling rate."""
+
+
+def pipeline_app(
+    main: Main,
+    *,
+    title: str | None = None,
+    name: str | None = None,
+    sample_hz: float = DEFAULT_SAMPLE_HZ,
+    **open_system_options: Any,
+) -> MemactorApp:
+    """The live view of ``main(system)`` in this process, not yet running.
+
+    The feed opens ``memactor.open_system(sample_hz=sample_hz, **open_system_options)``,
+    runs ``main(system)`` and posts every view of the metrics actor (at *sample_hz*)
+    under the name *name* (default: *title*, else the program's name). When ``main``
+    returns, a note says so and the views go on until quit; when it raises, the system
+    closes and the app exits with the error. Snapshots (``s``) come from the metrics
+    actor, with live blocks. Run it with ``app.run()`` or, in a test, ``app.run_test()``.
+    """
+    actions = SystemActions()
+
+    async def run_main(system: MemorySystem, post: Post) -> None:
+        await main(system)
+        post(FeedNote("the pipeline finished; its memory stays on view until you quit"))
+
+    async def feed(post: Post) -> None:
+        async with open_system(sample_hz=sample_hz, **open_system_options) as system:
+            actions.system = system
+            try:
+                source = Source.this_process(name=name or title)
+                views = await system.metrics.subscribe(sample_hz)
+                async with views, trio.open_nursery() as nursery:
+                    nursery.start_soon(run_main, system, post)
+                    async for view in views:
+                        post(ViewUpdate(view, source))
+            finally:
+                actions.system = None
+
+    return MemactorApp(feed, actions=actions, title=title)
+
+
+def run(
+    main: Main,
+    *,
+    title: str | None = None,
+    name: str | None = None,
+    sample_hz: float = DEFAULT_SAMPLE_HZ,
+    headless: bool = False,
+    **open_system_options: Any,
+) -> int:
+    """Run ``main(system)`` under the live view until you quit; return the exit code.
+
+    0 when you quit; 1 when ``main`` (or the memory system) failed, after printing the
+    traceback once the view has left the screen. *headless* runs without a terminal
+    (for tests). See :func:`pipeline_app`.
+    """
+    app = pipeline_app(main, title=title, name=name, sample_hz=sample_hz, **open_system_options)
+    app.run(headless=headless)
+    return app.return_code or 0

@@ -1,0 +1,361 @@
+"""What the TUI shows, computed from the feed: pure aggregation, no Textual.
+
+:class:`Dashboard` takes every feed item in order and answers what each panel shows:
+the header's facts, the chart's lines, the component, owner and leak rows, the tail of
+notable events. The widgets only lay these out.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Literal
+
+from ..events import format_size
+from ..metrics import Snapshot, Trend, TrendConfig, analyze_trend
+from ..remote import ConnectionLost, Source, ViewUpdate
+from ._bridge import FeedItem, FeedNote
+from ._history import DEFAULT_HISTORY_POINTS, TOTAL_KEY, History, Key, RateMeter, device_key
+from ._notable import DEFAULT_EVENTS_KEPT, EventTail, derive_events
+
+SPARK_POINTS = 16
+SPARK_BARS = "▁▂▃▄▅▆▇█"
+LEAK_REFRESH_NS = 1_000_000_000
+CHART_WINDOW_NS = 60_000_000_000
+_UNITS = (("B", 1), ("KiB", 2**10), ("MiB", 2**20), ("GiB", 2**30), ("TiB", 2**40))
+
+ConnectionState = Literal["waiting", "connected", "disconnected", "finished", "failed", "stopping"]
+
+
+@dataclass(frozen=True, slots=True)
+class Connection:
+    """Where the feed stands, in words for the header."""
+
+    state: ConnectionState
+    detail: str = ""
+
+    def describe(self) -> str:
+        return f"{self.state}: {self.detail}" if self.detail else self.state
+
+
+@dataclass(frozen=True, slots=True)
+class ComponentRow:
+    """One line of the component table (strings ready to show; ``key`` identifies it)."""
+
+    key: Key
+    cells: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ChartLine:
+    label: str
+    seconds: tuple[float, ...]
+    """Seconds before the latest view (zero or negative)."""
+    values: tuple[float, ...]
+    """In :attr:`ChartData.unit`."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChartData:
+    """The chart's lines over the last ``window_s`` seconds, in one binary unit."""
+
+    unit: str
+    window_s: float
+    lines: tuple[ChartLine, ...]
+
+
+COMPONENT_COLUMNS = (
+    "component", "device", "reserved", "in use", "peak in use", "blocks",
+    "hit rate", "allocs/s", "in use, last 16 views",
+)  # fmt: skip
+OWNER_COLUMNS = ("owner", "in use", "peak in use")
+LEAK_COLUMNS = ("component", "device", "verdict", "growth", "R²", "net", "over", "points", "why")
+
+
+def format_uptime(ns: int) -> str:
+    """``"0:01:23"``: hours, minutes, seconds (whole seconds, rounded down)."""
+    seconds = max(0, ns) // 1_000_000_000
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def format_rate(per_s: float | None, what: str = "") -> str:
+    """``"1,234/s"`` or ``"1,234 events/s"``, rounded to a whole number; ``"-"`` if unknown."""
+    unit = f" {what}/s" if what else "/s"
+    return "-" if per_s is None else f"{per_s:,.0f}{unit}"
+
+
+def sparkline(values: list[int]) -> str:
+    """Bars scaled from zero to the largest of *values* (all blank when all are zero)."""
+    top = max(values, default=0)
+    if top <= 0:
+        return " " * len(values)
+    last = len(SPARK_BARS) - 1
+    return "".join(SPARK_BARS[(v * last) // top] if v > 0 else " " for v in values)
+
+
+def chart_unit(largest: int) -> tuple[str, int]:
+    """The largest binary unit that *largest* bytes come to at least one of."""
+    chosen = _UNITS[0]
+    for unit in _UNITS:
+        if largest >= unit[1]:
+            chosen = unit
+    return chosen
+
+
+def matches(component: str, text: str) -> bool:
+    """Whether the filter *text* (a case-insensitive substring; "" is all) picks *component*."""
+    return not text or text.casefold() in component.casefold()
+
+
+class Dashboard:
+    """Everything the TUI knows, built from the feed items in order."""
+
+    def __init__(
+        self,
+        *,
+        history_points: int = DEFAULT_HISTORY_POINTS,
+        events_kept: int = DEFAULT_EVENTS_KEPT,
+        trend: TrendConfig | None = None,
+    ) -> None:
+        self.history = History(max_points=history_points)
+        self.events = EventTail(kept=events_kept)
+        self.trend = trend or TrendConfig()
+        self.latest: ViewUpdate | None = None
+        self.connection = Connection("waiting", "no view yet")
+        self.views_received = 0
+        self.views_missed = 0
+        self._events_rate = RateMeter()
+        self._alloc_rates: dict[Key, RateMeter] = {}
+        self._gap = True
+        self._leaks: tuple[Trend, ...] = ()
+        self._leaks_at: int | None = None
+
+    # -- taking items ------------------------------------------------------------------
+
+    @property
+    def source(self) -> Source | None:
+        return self.latest.source if self.latest else None
+
+    @property
+    def view(self) -> Snapshot | None:
+        return self.latest.view if self.latest else None
+
+    def uptime_ns(self) -> int | None:
+        """The watched process's uptime at the latest view (from view times only)."""
+        latest = self.latest
+        if latest is None:
+            return None
+        return latest.view.wall_time_ns - latest.source.started_wall_ns
+
+    def note(self, kind: Literal["snapshot", "note", "connection"], text: str) -> None:
+        """Add a line of the viewer's own to the events tail."""
+        self.events.add(self.uptime_ns(), kind, text)
+
+    def ingest(self, item: FeedItem) -> None:
+        """Take one feed item."""
+        if isinstance(item, ViewUpdate):
+            self._take_view(item)
+        elif isinstance(item, ConnectionLost):
+            if self.connection.state != "disconnected":
+                self.note("connection", f"connection lost: {item.reason}")
+            self.connection = Connection(
+                "disconnected",
+                f"{item.reason}, retrying in {item.retry_in_s:.1f} s (attempt {item.attempt})",
+            )
+            self._gap = True
+        elif isinstance(item, FeedNote):
+            self.note("note", item.text)
+        else:  # pragma: no cover - the type says it cannot happen
+            raise TypeError(f"not a feed item: {item!r}")
+
+    def finish(self, error: BaseException | None) -> None:
+        """The feed ended, by returning (*error* None) or by raising *error*."""
+        if error is None:
+            self.connection = Connection("finished", "the feed ended; q quits")
+            self.note("connection", "the feed ended")
+        else:
+            self.connection = Connection("failed", f"{type(error).__name__}: {error}")
+            self.note("connection", f"the feed failed: {type(error).__name__}: {error}")
+
+    def _take_view(self, update: ViewUpdate) -> None:
+        previous = self.latest
+        view = update.view
+        changed_source = previous is not None and previous.source != update.source
+        if changed_source:
+            self.history.clear()
+            self._events_rate.clear()
+            self._alloc_rates.clear()
+            self._leaks_at = None
+        before = None if previous is None or changed_source else previous.view
+        self.latest = update
+        self.views_received += 1
+        self.views_missed += update.missed
+        if self.connection.state == "disconnected":
+            self.note("connection", "connection restored")
+        self.connection = Connection("connected")
+        self.history.add_view(view, backfill=self._gap or changed_source)
+        self._gap = False
+        now = view.monotonic_ns
+        self._events_rate.add(now, view.totals.events_applied)
+        for stats in view.components:
+            key = (stats.component, stats.device)
+            meter = self._alloc_rates.get(key)
+            if meter is None:
+                meter = self._alloc_rates[key] = RateMeter()
+            meter.add(now, stats.allocations)
+        uptime = self.uptime_ns()
+        for kind, text in derive_events(before, view, missed=update.missed):
+            self.events.add(uptime, kind, text)
+
+    # -- what the panels show ----------------------------------------------------------
+
+    def events_per_s(self) -> float | None:
+        return self._events_rate.rate()
+
+    def header_lines(self) -> tuple[str, str, str]:
+        """The header's three lines: who and how, memory per device, counters."""
+        latest = self.latest
+        if latest is None:
+            return ("memactor: waiting for the first view", self.connection.describe(), "")
+        source, view, totals = latest.source, latest.view, latest.view.totals
+        where = f"pid {source.pid} on {source.host}"
+        if source.address:
+            where += f" at {source.address}"
+        uptime = format_uptime(self.uptime_ns() or 0)
+        first = f"{self.connection.describe()} · {source.name} ({where}) · up {uptime}"
+        devices = " · ".join(
+            f"{d.device}: {format_size(d.bytes_in_use)} in use / "
+            f"{format_size(d.bytes_reserved)} reserved"
+            for d in view.devices
+        )
+        second = devices or "no memory held yet"
+        drops = totals.events_dropped + self.views_missed
+        third = (
+            f"true peak {format_size(totals.peak_bytes_in_use)} in use / "
+            f"{format_size(totals.peak_bytes_reserved)} reserved · "
+            f"{format_rate(self.events_per_s(), 'events')} · "
+            f"drops {drops:,} ({totals.events_dropped:,} events, {self.views_missed:,} views) · "
+            f"anomalies {totals.anomalies:,}"
+        )
+        return (first, second, third)
+
+    def component_rows(self, text: str = "") -> tuple[ComponentRow, ...]:
+        """Components that held memory or saw anomalies, biggest in use first."""
+        view = self.view
+        if view is None:
+            return ()
+        chosen = [
+            c
+            for c in view.components
+            if (c.peak_bytes_reserved or c.anomalies) and matches(c.component, text)
+        ]
+        chosen.sort(key=lambda c: (-c.bytes_in_use, -c.bytes_reserved, c.component, c.device))
+        rows = []
+        for c in chosen:
+            key = (c.component, c.device)
+            lendings = c.acquires + c.allocations
+            meter = self._alloc_rates.get(key)
+            cells = (
+                c.component,
+                c.device,
+                format_size(c.bytes_reserved),
+                format_size(c.bytes_in_use),
+                format_size(c.peak_bytes_in_use),
+                f"{c.live_blocks:,}",
+                f"{c.acquires / lendings:.1%}" if lendings else "-",
+                format_rate(meter.rate() if meter else None),
+                sparkline(self.history.recent_in_use(key, SPARK_POINTS)),
+            )
+            rows.append(ComponentRow(key, cells))
+        return tuple(rows)
+
+    def owner_rows(self) -> tuple[tuple[str, ...], ...]:
+        """Owners by bytes in use, then by peak."""
+        view = self.view
+        if view is None:
+            return ()
+        owners = sorted(view.owners, key=lambda o: (-o.bytes_in_use, -o.peak_bytes_in_use, o.owner))
+        return tuple(
+            (o.owner or "(none)", format_size(o.bytes_in_use), format_size(o.peak_bytes_in_use))
+            for o in owners
+        )
+
+    def trends(self) -> tuple[Trend, ...]:
+        """The trend of every held component's in-use history, at most once a second of
+        view time (a fit over thousands of points is not free)."""
+        view = self.view
+        if view is None:
+            return ()
+        now = view.monotonic_ns
+        if self._leaks_at is not None and now - self._leaks_at < LEAK_REFRESH_NS:
+            return self._leaks
+        held = sorted((c.component, c.device) for c in view.components if c.peak_bytes_reserved)
+        self._leaks = tuple(
+            analyze_trend(
+                self.history.series_view(key), component=key[0], device=key[1], config=self.trend
+            )
+            for key in held
+        )
+        self._leaks_at = now
+        return self._leaks
+
+    def leak_rows(self, text: str = "") -> tuple[tuple[str, ...], ...]:
+        """Growing components first (steepest first), then the rest by name."""
+        trends = [t for t in self.trends() if matches(t.component, text)]
+        trends.sort(key=lambda t: (not t.growing, -t.slope_bytes_per_s if t.growing else 0.0))
+        return tuple(
+            (
+                t.component,
+                t.device,
+                "GROWING" if t.growing else "steady",
+                f"{format_size(round(t.slope_bytes_per_s), signed=True)}/s",
+                f"{t.r_squared:.3f}",
+                format_size(t.net_growth_bytes, signed=True),
+                f"{t.duration_s:.1f} s",
+                f"{t.points:,}",
+                t.reason,
+            )
+            for t in trends
+        )
+
+    def event_rows(self) -> tuple[tuple[str, str, str], ...]:
+        """The events tail, newest first: ``(uptime, kind, text)``."""
+        return tuple(
+            (
+                format_uptime(e.uptime_ns) if e.uptime_ns is not None else "-:--:--",
+                e.kind,
+                e.text,
+            )
+            for e in reversed(self.events)
+        )
+
+    def chart(self, *, window_ns: int = CHART_WINDOW_NS) -> ChartData | None:
+        """In use and reserved, total and per device, over the last *window_ns*."""
+        view = self.view
+        if view is None:
+            return None
+        now = view.monotonic_ns
+        start = now - window_ns
+        wanted: list[tuple[str, Key, int]] = [
+            ("in use", TOTAL_KEY, 2),
+            ("reserved", TOTAL_KEY, 1),
+        ]
+        if len(view.devices) > 1:
+            wanted += [(f"{d.device} in use", device_key(d.device), 2) for d in view.devices]
+        picked = [(label, self.history.since(key, start), column) for label, key, column in wanted]
+        largest = max((p[column] for _, points, column in picked for p in points), default=0)
+        unit, scale = chart_unit(largest)
+        lines = tuple(
+            ChartLine(
+                label,
+                tuple((p[0] - now) / 1e9 for p in points),
+                tuple(p[column] / scale for p in points),
+            )
+            for label, points, column in picked
+        )
+        return ChartData(unit, window_ns / 1e9, lines)
+
+
+def relabel(view: Snapshot, label: str) -> Snapshot:
+    """*view* under another label (a snapshot taken from the latest view)."""
+    return dataclasses.replace(view, label=label)

@@ -1,0 +1,112 @@
+#!/usr/bin/env python3
+"""Benchmark what the live view costs: CPU share of one core, and view-to-screen delay.
+
+Measured side by side in one run, headless (``run_test``), on a 120 x 40 screen:
+
+1. an idle app with no feed (the baseline: what Textual itself costs);
+2. the app fed views of a real Ledger with 50 components, every one changing every tick,
+   at 10 Hz, through the trio guest feed, as ``memactor top`` and ``tui.run`` feed it.
+
+The views are built before the clock starts, so the figures are the TUI's alone. The
+delay runs from each view's ``received_ns`` (set when the feed posts it) to the end of
+the screen refresh that drew it. Targets: at most 15% of a core, under 250 ms.
+
+Run: ``.venv/bin/python scripts/bench_tui.py [--seconds S] [--components N]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import time
+
+import trio
+
+from memactor.events import EventKind, MemoryEvent
+from memactor.metrics import Ledger, Snapshot
+from memactor.remote import Source, ViewUpdate
+from memactor.tui import MemactorApp, Post
+
+SIZE = (120, 40)
+HZ = 10.0
+WARM_S = 1.0
+
+
+def build_views(components: int, count: int) -> list[Snapshot]:
+    """*count* views, 100 ms apart, of a ledger whose *components* all change each tick."""
+    clock_ns = [0]
+    ledger = Ledger(clock=lambda: clock_ns[0])
+    views = []
+    for tick in range(count):
+        clock_ns[0] += int(1e9 / HZ)
+        events = []
+        for index in range(components):
+            name = f"stage{index:02d}"
+            size = 4096 * (index + 1) * (1 + (tick + index) % 5)
+            events.append(
+                MemoryEvent(EventKind.ALLOC, name, tick, size, owner=name, timestamp_ns=clock_ns[0])
+            )
+            if tick % 3 and tick:
+                old = 4096 * (index + 1) * (1 + (tick - 1 + index) % 5)
+                events.append(
+                    MemoryEvent(EventKind.FREE, name, tick - 1, old, timestamp_ns=clock_ns[0])
+                )
+        ledger.apply(events)
+        ledger.sample()
+        view = ledger.snapshot("live", blocks=False)
+        views.append(view if tick == 0 else dataclasses.replace(view, series=()))
+    return views
+
+
+async def measure(app: MemactorApp, seconds: float) -> tuple[float, MemactorApp]:
+    """CPU time over wall time while *app* runs, after a warm-up."""
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause(WARM_S)
+        cpu, wall = time.process_time(), time.perf_counter()
+        await asyncio.sleep(seconds)
+        share = (time.process_time() - cpu) / (time.perf_counter() - wall)
+        await pilot.press("q")
+    return share, app
+
+
+def fed_app(views: list[Snapshot]) -> MemactorApp:
+    source = Source.this_process(name="bench")
+
+    async def feed(post: Post) -> None:
+        period = 1.0 / HZ
+        due = trio.current_time()
+        for view in views:
+            post(ViewUpdate(view, source, received_ns=time.monotonic_ns()))
+            due += period
+            await trio.sleep_until(due)
+        await trio.sleep_forever()
+
+    return MemactorApp(feed)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds each")
+    parser.add_argument("--components", type=int, default=50)
+    args = parser.parse_args()
+
+    views = build_views(args.components, int((args.seconds + WARM_S + 2) * HZ))
+    idle, _ = asyncio.run(measure(MemactorApp(), args.seconds))
+    busy, app = asyncio.run(measure(fed_app(views), args.seconds))
+    stats = app.statistics()
+    mean_ms = stats.total_delay_ns / max(1, stats.views_shown) / 1e6
+    print(f"live view, {SIZE[0]}x{SIZE[1]} headless, {args.seconds:g} s measured each:")
+    print(f"  idle app, no feed              {idle:7.1%} of a core")
+    print(
+        f"  {args.components} components at {HZ:g} Hz       {busy:7.1%} of a core   "
+        f"{busy - idle:+7.1%} over idle (target <= 15%)"
+    )
+    print(
+        f"  view to screen                 mean {mean_ms:6.1f} ms, max "
+        f"{stats.max_delay_ns / 1e6:6.1f} ms over {stats.views_shown} views (target < 250 ms)"
+    )
+
+
+if __name__ == "__main__":
+    main()

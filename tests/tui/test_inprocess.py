@@ -1,0 +1,91 @@
+"""``memactor.tui.run(main)``: a real pipeline under the live view, stopped by a key."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+import trio
+from textual.pilot import Pilot
+
+import memactor
+from memactor.tui import MemactorApp, pipeline_app, run
+
+
+class Holder(memactor.Actor[object, None]):
+    """Records that its on_stop ran."""
+
+    def __init__(self, stopped: list[str]) -> None:
+        self.stopped = stopped
+
+    async def handle(self, message: object) -> None:
+        return None
+
+    async def on_stop(self) -> None:
+        self.stopped.append("holder")
+
+
+def drive(app: MemactorApp, script: object) -> None:
+    async def main() -> None:
+        async with app.run_test(size=(120, 40)) as pilot:
+            await script(pilot)  # type: ignore[operator]
+
+    asyncio.run(main())
+
+
+def test_quitting_stops_the_pipeline_cleanly() -> None:
+    stopped: list[str] = []
+    systems: list[memactor.MemorySystem] = []
+
+    async def main(system: memactor.MemorySystem) -> None:
+        systems.append(system)
+        pool = memactor.BufferPool()
+        await system.spawn(pool, name="pool")
+        await system.spawn(Holder(stopped), name="holder")
+        async with pool.lease((4096,), np.uint8) as buffer:
+            buffer[:] = 1
+            await trio.sleep_forever()
+
+    app = pipeline_app(main, name="tiny", sample_hz=50.0)
+
+    async def script(pilot: Pilot[None]) -> None:
+        while not app.dashboard.component_rows():
+            await pilot.pause(0.02)
+        assert app.dashboard.component_rows()[0].cells[:4] == ("pool", "cpu", "4 KiB", "4 KiB")
+        await pilot.press("s")
+        await app.workers.wait_for_complete()
+        assert len(app.snapshots[-1].blocks) == 1  # a full snapshot, from the metrics actor
+        await pilot.press("q")
+        assert stopped == ["holder"]
+
+    drive(app, script)
+    assert app.return_code == 0
+    assert app.feed_error is None
+    assert systems[0].ledger.bytes_in_use == 0  # the lease went back to the pool
+
+
+def test_a_pipeline_that_finishes_stays_on_view() -> None:
+    async def main(system: memactor.MemorySystem) -> None:
+        system.reporter("once").alloc(1, 100)
+
+    app = pipeline_app(main, sample_hz=50.0)
+
+    async def script(pilot: Pilot[None]) -> None:
+        while app.dashboard.views_received < 3:
+            await pilot.pause(0.02)
+        assert any(row[1] == "note" for row in app.dashboard.event_rows())
+        assert app.dashboard.connection.state == "connected"
+        await pilot.press("q")
+
+    drive(app, script)
+    assert app.return_code == 0
+
+
+def test_a_failing_pipeline_exits_with_its_error(capsys: pytest.CaptureFixture[str]) -> None:
+    async def main(system: memactor.MemorySystem) -> None:
+        await trio.sleep(0.05)
+        raise ValueError("bad frame")
+
+    assert run(main, headless=True) == 1
+    assert "ValueError: bad frame" in capsys.readouterr().err

@@ -1,0 +1,176 @@
+"""The TUI's pure aggregation: history, rates, notable events and the rows it shows."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from memactor.metrics import TOTAL
+from memactor.remote import ConnectionLost, Source, ViewUpdate
+from memactor.tui import Dashboard, FeedNote
+from memactor.tui._history import TOTAL_KEY, History, RateMeter, device_key
+from memactor.tui._model import chart_unit, format_uptime, sparkline
+from memactor.tui._notable import EventTail, derive_events
+
+from .feeds import KIB, MIB, SOURCE, STEP_NS, Pipeline, updates
+
+
+def test_history_backfills_from_the_first_view_then_accumulates() -> None:
+    pipeline = Pipeline()
+    for _ in range(5):
+        pipeline.clock.now_ns += STEP_NS
+        pipeline.step()
+    history = History()
+    first = pipeline.view()  # five samples in its series, the last at the view's time
+    history.add_view(first, backfill=True)
+    # Four samples older than the view, then the view's own point.
+    assert len(history.points(TOTAL_KEY)) == 5
+    assert len(history.points(("enrich", "cpu"))) == 5
+    assert history.points(TOTAL_KEY)[-1][0] == first.monotonic_ns
+    # Views without series add one point each, and a repeated view adds nothing.
+    pipeline.clock.now_ns += STEP_NS
+    pipeline.step()
+    second = pipeline.view(series=False)
+    history.add_view(second, backfill=False)
+    history.add_view(second, backfill=False)
+    assert len(history.points(TOTAL_KEY)) == 6
+    assert history.recent_in_use(("enrich", "cpu"), 3) == [64 * KIB, 80 * KIB, 96 * KIB]
+    assert [p[0] for p in history.since(TOTAL_KEY, second.monotonic_ns - STEP_NS)] == [
+        second.monotonic_ns - STEP_NS,
+        second.monotonic_ns,
+    ]
+    # Two devices: each device's own history starts with the views.
+    assert len(history.points(device_key("cuda:0"))) == 2
+    series = history.series_view(("enrich", "cpu"))
+    assert series.bytes_in_use.tolist()[-1] == 96 * KIB
+
+
+def test_history_is_bounded() -> None:
+    history = History(max_points=4)
+    for update in updates(10):
+        history.add_view(update.view, backfill=False)
+    assert [p[0] for p in history.points(TOTAL_KEY)] == [
+        update.view.monotonic_ns for update in updates(10)[-4:]
+    ]
+    with pytest.raises(ValueError, match=r"^max_points must be at least 2"):
+        History(max_points=1)
+
+
+def test_rate_meter_spans_a_window_and_restarts_when_a_counter_goes_back() -> None:
+    meter = RateMeter(window_ns=1_000_000_000)
+    assert meter.rate() is None
+    for tick in range(30):
+        meter.add(tick * STEP_NS, tick * 50)
+    assert meter.rate() == pytest.approx(500.0)
+    meter.add(30 * STEP_NS, 3)  # a new process: its counter started over
+    assert meter.rate() is None
+
+
+def test_derive_events_names_what_changed() -> None:
+    pipeline = Pipeline(leak=False)
+    pipeline.clock.now_ns += STEP_NS
+    pipeline.step()
+    before = pipeline.view()
+    assert derive_events(None, before) == []
+    pipeline.leak = True
+    for _ in range(30):
+        pipeline.clock.now_ns += STEP_NS
+        pipeline.step()
+    after = dataclasses.replace(
+        pipeline.view(),
+        totals=dataclasses.replace(pipeline.view().totals, events_dropped=7),
+        components=tuple(c for c in pipeline.view().components if c.component != "gpu"),
+    )
+    assert derive_events(before, after, missed=2) == [
+        ("appeared", "enrich@cpu appeared (480 KiB in use)"),
+        ("vanished", "gpu@cuda:0 vanished"),
+        ("anomaly", "decode.chunks@cpu: +1 double_free (now 1)"),
+        ("drops", "7 events dropped upstream"),
+        ("drops", "2 views missed (the viewer fell behind)"),
+    ]
+
+
+def test_event_tail_folds_a_climbing_peak_into_one_line() -> None:
+    tail = EventTail(kept=3)
+    tail.add(1, "peak", "new true peak: 1 MiB in use")
+    tail.add(2, "peak", "new true peak: 2 MiB in use")
+    assert [e.text for e in tail] == ["new true peak: 2 MiB in use"]
+    for n in range(4):
+        tail.add(3 + n, "note", f"note {n}")
+    assert [e.text for e in reversed(tail)] == ["note 3", "note 2", "note 1"]
+
+
+def test_dashboard_rows_header_and_leaks() -> None:
+    dashboard = Dashboard()
+    for update in updates(80):
+        dashboard.ingest(update)
+    first, second, third = dashboard.header_lines()
+    assert first == "connected · demo-pipeline (pid 4242 on testhost) · up 0:00:09"
+    assert second == ("cpu: 2.3 MiB in use / 5.3 MiB reserved · cuda:0: 0 B in use / 0 B reserved")
+    assert third == (
+        "true peak 4 MiB in use / 5.8 MiB reserved · 70 events/s · "
+        "drops 0 (0 events, 0 views) · anomalies 1"
+    )
+    rows = dashboard.component_rows()
+    assert [row.key for row in rows] == [
+        ("enrich", "cpu"),
+        ("pool", "cpu"),
+        ("decode.chunks", "cpu"),
+        ("gpu", "cuda:0"),
+    ]
+    assert rows[1].cells[:8] == (
+        "pool", "cpu", "4 MiB", "1 MiB", "4 MiB", "4", "95.2%", "0/s",
+    )  # fmt: skip
+    assert rows[0].cells[8] == "▆▆▆▆▇▇▇▇▇▇▇▇▇▇▇█"
+    assert [row.key for row in dashboard.component_rows("PO")] == [("pool", "cpu")]
+    assert dashboard.owner_rows()[0] == ("enrich", "1.2 MiB", "1.2 MiB")
+    leaks = dashboard.leak_rows()
+    assert leaks[0][:8] == (
+        "enrich", "cpu", "GROWING", "+160 KiB/s", "1.000", "+1.2 MiB", "7.9 s", "80",
+    )  # fmt: skip
+    assert [row[2] for row in leaks[1:]] == ["steady"] * 3
+    assert dashboard.event_rows() == (
+        ("0:00:04", "anomaly", "decode.chunks@cpu: +1 double_free (now 1)"),
+    )
+    chart = dashboard.chart()
+    assert chart is not None
+    assert chart.unit == "MiB"
+    assert [line.label for line in chart.lines] == [
+        "in use", "reserved", "cpu in use", "cuda:0 in use",
+    ]  # fmt: skip
+    assert chart.lines[1].values[-1] == 5.3125
+
+
+def test_dashboard_follows_the_connection_and_a_new_source() -> None:
+    dashboard = Dashboard()
+    assert dashboard.header_lines()[0] == "memactor: waiting for the first view"
+    stream = updates(3)
+    dashboard.ingest(stream[0])
+    dashboard.ingest(ConnectionLost("connection refused", 1.6, attempt=3))
+    assert dashboard.connection.describe() == (
+        "disconnected: connection refused, retrying in 1.6 s (attempt 3)"
+    )
+    dashboard.ingest(stream[1])
+    dashboard.ingest(FeedNote("hello"))
+    assert [row[1:] for row in dashboard.event_rows()] == [
+        ("note", "hello"),
+        ("connection", "connection restored"),
+        ("connection", "connection lost: connection refused"),
+    ]
+    # Another process: the history starts over from its views.
+    other = Source("other", 1, "h", SOURCE.started_wall_ns)
+    dashboard.ingest(ViewUpdate(stream[2].view, other))
+    assert len(dashboard.history.points(TOTAL_KEY)) == 1
+    dashboard.finish(RuntimeError("boom"))
+    assert dashboard.connection.describe() == "failed: RuntimeError: boom"
+
+
+def test_formatting_helpers() -> None:
+    assert format_uptime(3_723_900_000_000) == "1:02:03"
+    assert format_uptime(-5) == "0:00:00"
+    assert sparkline([0, 1, 2, 4]) == " ▂▄█"
+    assert sparkline([0, 0]) == "  "
+    assert chart_unit(MIB - 1) == ("KiB", KIB)
+    assert chart_unit(0) == ("B", 1)
+    assert TOTAL == "*"
