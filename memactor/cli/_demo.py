@@ -1,25 +1,33 @@
-"""``memactor demo``: a real pipeline's memory, accounted live and judged at the end.
+"""Run a real pipeline and watch its memory: live on a terminal, a report otherwise.
 
 A source produces frames; ``decode`` processes each one chunk by chunk on pooled
 buffers (``decode.chunks`` and ``pool``); ``upload`` copies it to the GPU and back
 (``gpu``: the host backend on a machine without one); ``enrich`` keeps a small header per
-frame for a while; ``sink`` folds each frame into a checksum. With ``--leak``, ``enrich`` keeps one
-header in ten for ever, and both leak verdicts (steady growth over time, and the diff of a
-snapshot after warm-up against one at the end) name it. The demo prints the snapshot
-report and the diff.
+frame for a while; ``sink`` folds each frame into a checksum. With ``--leak``, ``enrich``
+keeps one header in ten for ever, and the leak verdicts name it.
+
+On a terminal the live view opens and the pipeline runs until you quit (q), or for
+--seconds/--items. With --headless, or without a terminal, it runs for 10 s (or as told)
+and prints the snapshot report and the diff between a snapshot after warm-up and one at
+the end. --serve also serves the metrics actor, so that ``memactor top`` can watch from
+another terminal.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 from pathlib import Path
 
 import trio
 
+from ..actors import MemorySystem, open_system
 from ..metrics import render_diff, render_snapshot
-from ._pipeline_demo import run_pipeline_demo
+from ..remote import RemoteError, open_server, parse_address
+from ._command import CommandError
+from ._pipeline_demo import PipelineRun, run_demo_in
 
 NAME = "demo"
 HELP = "run the demo pipeline and show its memory live (or print its report)"
@@ -27,15 +35,19 @@ EXAMPLE = "memactor demo --headless --seconds 30 --leak"
 
 MAX_SECONDS = 3600.0
 """The longest run the demo accepts: an hour."""
+TOKEN_VARIABLE = "MEMACTOR_TOKEN"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--headless",
-        action="store_true",
-        help="print the report (today the demo always does; the live view comes later)",
+        "--headless", action="store_true", help="print the report instead of the live view"
     )
-    parser.add_argument("--seconds", type=float, default=None, help="how long to run (default: 10)")
+    parser.add_argument(
+        "--seconds",
+        type=float,
+        default=None,
+        help="how long to run (default: until quit; 10 when headless)",
+    )
     parser.add_argument(
         "--items", type=int, default=None, help="how many frames to run (instead of a time)"
     )
@@ -44,29 +56,82 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--save", type=Path, metavar="FILE", help="also save the final snapshot to FILE"
     )
+    parser.add_argument(
+        "--serve",
+        nargs="?",
+        const="",
+        metavar="ADDRESS",
+        help="serve the metrics actor for memactor top (default: this process's socket)",
+    )
+    parser.add_argument(
+        "--token", help=f"the token viewers must send (default: ${TOKEN_VARIABLE}, if set)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the demo pipeline and print its report; exit 0 (a leak is the point, not a
-    failure), 2 on bad arguments."""
+    """Run the demo pipeline under the live view, or headless with a report; exit 0 (a
+    leak is the point, not a failure), 1 if the pipeline failed, 2 on bad arguments."""
     seconds, items = args.seconds, args.items
+    if seconds is not None and not (0 < seconds <= MAX_SECONDS and math.isfinite(seconds)):
+        raise CommandError(
+            f"--seconds must be above 0 and at most {MAX_SECONDS:g}, got {seconds:g}"
+        )
+    if items is not None and items < 1:
+        raise CommandError(f"--items must be at least 1, got {items}")
+    token = args.token or os.environ.get(TOKEN_VARIABLE) or None
+    if args.serve is not None and args.serve:
+        try:
+            parse_address(args.serve)
+        except ValueError as error:
+            raise CommandError(str(error)) from None
+    live = not args.headless and sys.stdin.isatty() and sys.stdout.isatty()
+    if live:
+        return _run_live(args, items, seconds, token)
     if seconds is None and items is None:
         seconds = 10.0
-    if seconds is not None and not (0 < seconds <= MAX_SECONDS and math.isfinite(seconds)):
-        print(
-            f"memactor demo: --seconds must be above 0 and at most {MAX_SECONDS:g}, "
-            f"got {seconds:g}",
-            file=sys.stderr,
+    return _run_headless(args, items, seconds, token)
+
+
+def _run_live(
+    args: argparse.Namespace, items: int | None, seconds: float | None, token: str | None
+) -> int:
+    async def main(system: MemorySystem) -> None:
+        result = await run_demo_in(
+            system, items=items, seconds=seconds, leak=args.leak, seed=args.seed
         )
-        return 2
-    if items is not None and items < 1:
-        print(f"memactor demo: --items must be at least 1, got {items}", file=sys.stderr)
-        return 2
+        if args.save:
+            result.end.save(args.save)
+
+    from .. import tui  # Textual loads only for the live view
+
+    serve: str | bool = False if args.serve is None else (args.serve or True)
+    name = "memactor demo" + (" --leak" if args.leak else "")
+    return tui.run(main, title=name, name=name, serve=serve, token=token)
+
+
+def _run_headless(
+    args: argparse.Namespace, items: int | None, seconds: float | None, token: str | None
+) -> int:
     what = f"{items:,} frames" if items is not None else f"{seconds:g} s"
     print(f"memactor demo: running the pipeline for {what}{' with a leak' if args.leak else ''}")
-    result = trio.run(
-        lambda: run_pipeline_demo(items=items, seconds=seconds, leak=args.leak, seed=args.seed)
-    )
+
+    async def main() -> PipelineRun:
+        async with open_system() as system:
+            if args.serve is None:
+                return await run_demo_in(
+                    system, items=items, seconds=seconds, leak=args.leak, seed=args.seed
+                )
+            async with open_server(system, args.serve or None, token=token) as server:
+                print(f"serving on {server.address}; watch with: memactor top {server.address}")
+                sys.stdout.flush()
+                return await run_demo_in(
+                    system, items=items, seconds=seconds, leak=args.leak, seed=args.seed
+                )
+
+    try:
+        result = trio.run(main)
+    except (OSError, RemoteError, ValueError) as error:
+        raise CommandError(str(error)) from None
     out = sys.stdout
     out.write(f"{result.frames:,} frames in {result.elapsed_s:.1f} s\n\n")
     out.write(render_snapshot(result.end))

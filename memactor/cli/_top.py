@@ -1,19 +1,56 @@
-"""``memactor top``: being built."""
+"""Watch a running program's memory live, from another terminal.
+
+The program serves its metrics actor (``memactor demo --serve``, or
+``memactor.remote.open_server(system)`` in your own code). ADDRESS is where:
+unix:/path, a path with a '/', tcp://host:port, host:port or :port. Without one, the only
+server running as this user (in its runtime directory) is used. When the connection
+breaks, the view says so and reconnects, with backoff, until you quit (q). Keys are those
+of the live view; ? lists them. Snapshots (s) are taken in the program, with live blocks.
+"""
 
 from __future__ import annotations
 
 import argparse
+import math
+import os
 
-from ._command import CommandError
+from ..remote import RemoteError, find_server, parse_address, watch
+from ._command import EXIT_USAGE, CommandError
 
 NAME = "top"
-HELP = "(being built)"
-EXAMPLE = "memactor top --help"
+HELP = "watch a running program's memory live, from another terminal"
+EXAMPLE = "memactor top unix:/run/user/1000/memactor/4242.sock"
+TOKEN_VARIABLE = "MEMACTOR_TOKEN"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """No options yet."""
+    """The command's options."""
+    parser.add_argument("address", nargs="?", metavar="ADDRESS", help="where the program serves")
+    parser.add_argument("--token", help=f"the server's token (default: ${TOKEN_VARIABLE}, if set)")
+    parser.add_argument(
+        "--rate", type=float, default=10.0, metavar="HZ", help="views per second (default: 10)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    raise CommandError("this command is being built")
+    """Open the live view on the server's stream until quit; 2 when the server refuses
+    this viewer (token, version) or the address is bad."""
+    token = args.token or os.environ.get(TOKEN_VARIABLE) or None
+    if not (args.rate > 0 and math.isfinite(args.rate)):
+        raise CommandError(f"--rate must be a positive number, got {args.rate}")
+    try:
+        address = args.address or find_server()
+        parse_address(address)
+    except (RemoteError, ValueError) as error:
+        raise CommandError(str(error)) from None
+
+    from ..tui import MemactorApp, Post, RemoteActions  # Textual loads only for the view
+
+    async def feed(post: Post) -> None:
+        await watch(address, post, token=token, rate_hz=args.rate)
+
+    app = MemactorApp(feed, actions=RemoteActions(address, token=token), title="memactor top")
+    app.run()
+    if isinstance(app.feed_error, RemoteError):
+        return EXIT_USAGE
+    return app.return_code or 0

@@ -31,7 +31,10 @@ class Source:
     @classmethod
     def this_process(cls, *, name: str | None = None, address: str = "") -> Source:
         """Describe the calling process, started now."""
-        program = name or os.path.basename(sys.argv[0] or "python") or "python"
+        script = sys.argv[0] or "python"
+        if os.path.basename(script) == "__main__.py":  # python -m package
+            script = os.path.dirname(script)
+        program = name or os.path.basename(script) or "python"
         return cls(program, os.getpid(), socket.gethostname(), time.time_ns(), address)
 
 

@@ -6,6 +6,7 @@ Textual's asyncio loop (see :class:`TrioGuest`).
 """
 
 from ._actions import FeedActions as FeedActions
+from ._actions import RemoteActions as RemoteActions
 from ._actions import SystemActions as SystemActions
 from ._app import DisplayStatistics as DisplayStatistics
 from ._app import MemactorApp as MemactorApp

@@ -11,6 +11,7 @@ from typing import Protocol
 
 from ..actors import MemorySystem
 from ..metrics import Snapshot
+from ..remote import fetch_snapshot
 
 
 class FeedActions(Protocol):
@@ -36,3 +37,17 @@ class SystemActions:
         if self.system is None:
             raise RuntimeError("the memory system is not open yet")
         return await self.system.metrics.snapshot(label)
+
+
+class RemoteActions:
+    """:class:`FeedActions` for a process served at *address*: each request is one
+    connection of its own (see :func:`memactor.remote.fetch_snapshot`)."""
+
+    def __init__(self, address: str, *, token: str | None = None) -> None:
+        self.address = address
+        self.token = token
+
+    async def take_snapshot(self, label: str) -> Snapshot:
+        """Ask the served metrics actor for a snapshot with its live blocks, kept there
+        under *label*."""
+        return await fetch_snapshot(self.address, label=label, token=self.token)

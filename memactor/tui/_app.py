@@ -25,7 +25,7 @@ from textual.reactive import reactive
 from textual.widgets import Footer, Input, TabbedContent, TabPane
 
 from ..metrics import Snapshot
-from ..remote import ViewUpdate
+from ..remote import RemoteError, ViewUpdate
 from ._actions import FeedActions
 from ._bridge import FeedFunction, FeedItem, TrioGuest
 from ._chart import MemoryChart
@@ -215,6 +215,9 @@ class MemactorApp(App[None]):
 
     @staticmethod
     def _error_report(error: BaseException) -> Text:
+        if isinstance(error, RemoteError):
+            # A refused token or a foreign version: the message says all there is.
+            return Text(f"memactor: {error}", style="red")
         lines = traceback.format_exception(error)
         return Text("memactor: the feed failed\n" + "".join(lines).rstrip(), style="red")
 

@@ -8,12 +8,13 @@ system, so every actor stops (its ``on_stop`` runs) and every lease is released.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
 from typing import Any
 
 import trio
 
 from ..actors import MemorySystem, open_system
-from ..remote import Source, ViewUpdate
+from ..remote import Source, ViewUpdate, open_server
 from ._actions import SystemActions
 from ._app import MemactorApp
 from ._bridge import FeedNote, Post
@@ -31,6 +32,8 @@ def pipeline_app(
     title: str | None = None,
     name: str | None = None,
     sample_hz: float = DEFAULT_SAMPLE_HZ,
+    serve: str | bool = False,
+    token: str | None = None,
     **open_system_options: Any,
 ) -> MemactorApp:
     """The live view of ``main(system)`` in this process, not yet running.
@@ -41,6 +44,10 @@ def pipeline_app(
     returns, a note says so and the views go on until quit; when it raises, the system
     closes and the app exits with the error. Snapshots (``s``) come from the metrics
     actor, with live blocks. Run it with ``app.run()`` or, in a test, ``app.run_test()``.
+
+    *serve* also serves the metrics actor for ``memactor top`` in other terminals, on this
+    process's socket (``True``) or the address given (see
+    :func:`memactor.remote.open_server`, which also takes *token*); the header shows where.
     """
     actions = SystemActions()
 
@@ -49,10 +56,20 @@ def pipeline_app(
         post(FeedNote("the pipeline finished; its memory stays on view until you quit"))
 
     async def feed(post: Post) -> None:
-        async with open_system(sample_hz=sample_hz, **open_system_options) as system:
+        async with (
+            open_system(sample_hz=sample_hz, **open_system_options) as system,
+            AsyncExitStack() as serving,
+        ):
             actions.system = system
             try:
-                source = Source.this_process(name=name or title)
+                address = ""
+                if serve is not False:
+                    where = None if serve is True else serve
+                    server = await serving.enter_async_context(
+                        open_server(system, where, token=token, name=name or title)
+                    )
+                    address = server.address
+                source = Source.this_process(name=name or title, address=address)
                 views = await system.metrics.subscribe(sample_hz)
                 async with views, trio.open_nursery() as nursery:
                     nursery.start_soon(run_main, system, post)
@@ -70,6 +87,8 @@ def run(
     title: str | None = None,
     name: str | None = None,
     sample_hz: float = DEFAULT_SAMPLE_HZ,
+    serve: str | bool = False,
+    token: str | None = None,
     headless: bool = False,
     **open_system_options: Any,
 ) -> int:
@@ -79,6 +98,14 @@ def run(
     traceback once the view has left the screen. *headless* runs without a terminal
     (for tests). See :func:`pipeline_app`.
     """
-    app = pipeline_app(main, title=title, name=name, sample_hz=sample_hz, **open_system_options)
+    app = pipeline_app(
+        main,
+        title=title,
+        name=name,
+        sample_hz=sample_hz,
+        serve=serve,
+        token=token,
+        **open_system_options,
+    )
     app.run(headless=headless)
     return app.return_code or 0

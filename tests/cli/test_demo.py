@@ -93,3 +93,19 @@ def test_console_script_version_and_help() -> None:
     )
     assert usage.returncode == 0
     assert "demo" in usage.stdout
+
+
+def test_demo_refuses_a_bad_serve_address(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--headless", "--serve", "tcp://nowhere"]) == 2
+    assert capsys.readouterr().err.startswith("memactor demo: ")
+
+
+def test_headless_demo_serves_and_says_where(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    address = "tcp://127.0.0.1:0"
+    assert main(["demo", "--headless", "--items", "40", "--serve", address]) == 0
+    out = capsys.readouterr().out
+    assert "serving on tcp://127.0.0.1:" in out
+    assert "watch with: memactor top tcp://127.0.0.1:" in out
+    assert "40 frames in" in out
