@@ -106,7 +106,7 @@ def _run_live(
 
     serve: str | bool = False if args.serve is None else (args.serve or True)
     name = "memactor demo" + (" --leak" if args.leak else "")
-    return tui.run(main, title=name, name=name, serve=serve, token=token)
+    return tui.run(main, name=name, serve=serve, token=token)
 
 
 def _run_headless(

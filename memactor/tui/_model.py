@@ -253,7 +253,8 @@ class Dashboard:
         rows = []
         for c in chosen:
             key = (c.component, c.device)
-            lendings = c.acquires + c.allocations
+            # A hit rate means something only for a component that caches (a pool).
+            lendings = c.acquires + c.allocations if c.releases or c.acquires else 0
             meter = self._alloc_rates.get(key)
             cells = (
                 c.component,
