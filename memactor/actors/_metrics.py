@@ -193,6 +193,10 @@ class MetricsActor(Actor[MetricsRequest, MetricsReply]):
             await trio.sleep(self.hub.flush_interval_s)
             self.ledger.apply(self.hub.take_thread_events())
             await self.hub.flush()
+            if self.hub.has_late_batches:
+                # A reporter closed on a full channel: its last batch comes after all it
+                # sent before, so it waits until the channel has been applied.
+                await self._catch_up()
 
     async def _sample_periodically(self) -> None:
         period = 1.0 / self.sample_hz

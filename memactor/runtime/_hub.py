@@ -147,6 +147,11 @@ class MemoryHub:
             events.extend(reporter.drain())
         return events
 
+    @property
+    def has_late_batches(self) -> bool:
+        """Whether closed reporters left batches the channel had no room for."""
+        return bool(self._late)
+
     def take_ready(self) -> list[EventBatch]:
         """Without waiting: every batch in the channel, then those closing reporters could
         not send. The metrics actor's last call, so nothing is lost on shutdown."""

@@ -548,3 +548,19 @@ async def test_an_actor_can_ask_for_a_lossy_reporter() -> None:
         stats = system.ledger.statistics()
     assert stats.events_dropped > 0
     assert stats.events_applied + stats.events_dropped == 10
+
+
+async def test_closed_reporters_last_batches_reach_the_ledger_unasked(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # With a one-batch channel, all but one closing reporter find no room: their last
+    # batches wait beside the channel. The flush tick must apply them, not only a request.
+    async with memactor.open_system(channel_size=1) as system:
+        for index in range(5):
+            reporter = system.reporter(f"short-lived-{index}")
+            reporter.alloc(1, 100 + index)
+            reporter.close()
+        await trio.sleep(1.0)
+        totals = system.ledger.statistics()
+        assert totals.live_blocks == 5
+        assert totals.bytes_in_use == sum(100 + index for index in range(5))
