@@ -13,7 +13,7 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def plugin_example() -> str:
-    blocks = re.findall(r"```py\n(.*?)```", README.read_text(), flags=re.S)
+    blocks: list[str] = re.findall(r"```py\n(.*?)```", README.read_text(), flags=re.S)
     (example,) = [block for block in blocks if "memactor_system" in block]
     return example
 
