@@ -41,6 +41,7 @@ from ._model import (
     Dashboard,
     relabel,
 )
+from ._pick_screen import PickSnapshots
 from ._table import RowTable
 
 VIEWS = ("components", "owners", "leaks", "events")
@@ -95,6 +96,7 @@ class MemactorApp(App[None]):
         Binding("4", "view('events')", "Events", show=False),
         Binding("s", "snapshot", "Snapshot"),
         Binding("d", "diff", "Diff"),
+        Binding("D", "pick_diff", "Diff any two", show=False),
         Binding("w", "save", "Save"),
         Binding("question_mark", "help", "Help"),
     ]
@@ -373,6 +375,19 @@ class MemactorApp(App[None]):
             self.notify("take two snapshots first (s)", severity="warning")
             return
         self.push_screen(DiffScreen(self.snapshots[-2], self.snapshots[-1]))
+
+    def action_pick_diff(self) -> None:
+        """Offer every snapshot kept; diff the two the user marks."""
+        if len(self.snapshots) < 2:
+            self.notify("take two snapshots first (s)", severity="warning")
+            return
+        snapshots = list(self.snapshots)
+
+        def chosen(pair: tuple[int, int] | None) -> None:
+            if pair is not None:
+                self.push_screen(DiffScreen(snapshots[pair[0]], snapshots[pair[1]]))
+
+        self.push_screen(PickSnapshots(snapshots), chosen)
 
     def action_save(self) -> None:
         if self.snapshots:

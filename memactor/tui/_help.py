@@ -20,6 +20,7 @@ HELP_TEXT = """\
   v or tab   next view: components, owners, leaks, events (1-4 pick one)
   s          take a snapshot (snap-1, snap-2, ...), with live blocks when the feed can
   d          diff the last two snapshots, with the leak verdict
+  D          pick any two snapshots to diff (space marks, d diffs)
   w          save the latest snapshot to memactor-<label>.msgpack
   ?          this help (escape or ? closes it)
 

@@ -17,6 +17,7 @@ from memactor.remote import ConnectionLost
 from memactor.tui import FeedNote, MemactorApp, Post
 from memactor.tui._diff_screen import DiffScreen
 from memactor.tui._help import HelpScreen
+from memactor.tui._pick_screen import PickSnapshots
 from memactor.tui._table import RowTable
 
 from .feeds import Pipeline, updates
@@ -208,3 +209,28 @@ def test_a_failing_feed_ends_the_app_with_its_error() -> None:
     assert app.return_code == 1
     assert isinstance(app.feed_error, RuntimeError)
     assert str(app.feed_error) == "the stream broke for good"
+
+
+def test_any_two_snapshots_can_be_diffed() -> None:
+    app = MemactorApp(chart_hz=None)
+
+    async def script(pilot: Pilot[None]) -> None:
+        stream = updates(60)
+        for start in (0, 20, 40):
+            for update in stream[start : start + 20]:
+                app.post(update)
+            await pilot.pause()
+            await pilot.press("s")
+            await app.workers.wait_for_complete()
+        assert [s.label for s in app.snapshots] == ["snap-1", "snap-2", "snap-3"]
+        await pilot.press("D")
+        assert isinstance(app.screen, PickSnapshots)
+        await pilot.press("space", "d")  # one marked is not enough
+        assert isinstance(app.screen, PickSnapshots)
+        await pilot.press("down", "down", "space", "d")  # snap-1 and snap-3
+        assert isinstance(app.screen, DiffScreen)
+        assert '"snap-1" -> "snap-3"' in app.screen.report
+        await pilot.press("escape", "D", "escape")
+        assert not isinstance(app.screen, PickSnapshots | DiffScreen)
+
+    drive(app, script)
