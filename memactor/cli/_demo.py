@@ -19,6 +19,7 @@ import argparse
 import math
 import os
 import sys
+from contextlib import AsyncExitStack
 from pathlib import Path
 
 import trio
@@ -121,7 +122,13 @@ def _run_headless(
                 return await run_demo_in(
                     system, items=items, seconds=seconds, leak=args.leak, seed=args.seed
                 )
-            async with open_server(system, args.serve or None, token=token) as server:
+            async with AsyncExitStack() as serving:
+                try:
+                    server = await serving.enter_async_context(
+                        open_server(system, args.serve or None, token=token)
+                    )
+                except (OSError, RemoteError, ValueError) as error:
+                    raise CommandError(str(error)) from None
                 print(f"serving on {server.address}; watch with: memactor top {server.address}")
                 sys.stdout.flush()
                 return await run_demo_in(
@@ -130,6 +137,13 @@ def _run_headless(
 
     try:
         result = trio.run(main)
+    except BaseExceptionGroup as group:
+        # The system's nursery wraps what failed in it: a server that could not listen
+        # is a usage error (exit 2 with its message), anything else a real failure.
+        error = _single(group)
+        if isinstance(error, CommandError):
+            raise error from None
+        raise
     except (OSError, RemoteError, ValueError) as error:
         raise CommandError(str(error)) from None
     out = sys.stdout
@@ -141,3 +155,10 @@ def _run_headless(
         path = result.end.save(args.save)
         out.write(f"\nsnapshot saved to {path}\n")
     return 0
+
+
+def _single(error: BaseException) -> BaseException:
+    """The one exception inside nested single-exception groups (else *error* itself)."""
+    while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
+        error = error.exceptions[0]
+    return error

@@ -14,7 +14,7 @@ import argparse
 import math
 import os
 
-from ..remote import RemoteError, find_server, parse_address, watch
+from ..remote import MAX_RATE_HZ, RemoteError, find_server, parse_address, watch
 from ._command import EXIT_USAGE, CommandError
 
 NAME = "top"
@@ -36,8 +36,8 @@ def run(args: argparse.Namespace) -> int:
     """Open the live view on the server's stream until quit; 2 when the server refuses
     this viewer (token, version) or the address is bad."""
     token = args.token or os.environ.get(TOKEN_VARIABLE) or None
-    if not (args.rate > 0 and math.isfinite(args.rate)):
-        raise CommandError(f"--rate must be a positive number, got {args.rate}")
+    if not (0 < args.rate <= MAX_RATE_HZ and math.isfinite(args.rate)):
+        raise CommandError(f"--rate must be above 0 and at most {MAX_RATE_HZ:g}, got {args.rate}")
     try:
         address = args.address or find_server()
         parse_address(address)

@@ -183,12 +183,12 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
     session = item.config.stash[_SESSION]
     try:
         yield
-    except BaseException:
+    except BaseException as error:
         record = item.stash.get(_RECORD, None)
         if record is not None:
-            session.outcomes.append(
-                _Outcome(item.nodeid, record.system.ledger.snapshot(), "failed")
-            )
+            # pytest.skip() inside the test ends its call with an exception too.
+            verdict = "skipped" if isinstance(error, pytest.skip.Exception) else "failed"
+            session.outcomes.append(_Outcome(item.nodeid, record.system.ledger.snapshot(), verdict))
         raise
     record = item.stash.get(_RECORD, None)
     if record is None:

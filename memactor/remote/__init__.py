@@ -20,3 +20,4 @@ from ._feed import ViewUpdate as ViewUpdate
 from ._server import Server as Server
 from ._server import ServerStatistics as ServerStatistics
 from ._server import open_server as open_server
+from ._wire import MAX_RATE_HZ as MAX_RATE_HZ

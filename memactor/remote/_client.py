@@ -17,6 +17,7 @@ from ._feed import ConnectionLost, Feed, Source, ViewUpdate
 from ._wire import (
     ERROR,
     HELLO,
+    MAX_RATE_HZ,
     PING,
     PONG,
     PROTOCOL_VERSION,
@@ -163,8 +164,9 @@ def _server_error(address: str, message: Message) -> RemoteError:
 
 
 def _check_rate(rate_hz: float) -> None:
-    if not (rate_hz > 0 and math.isfinite(rate_hz)):
-        raise ValueError(f"rate_hz must be a positive number, got {rate_hz}")
+    # A server closes the connection of a faster subscribe: refused here, not retried.
+    if not (0 < rate_hz <= MAX_RATE_HZ and math.isfinite(rate_hz)):
+        raise ValueError(f"rate_hz must be above 0 and at most {MAX_RATE_HZ:g}, got {rate_hz}")
 
 
 @asynccontextmanager

@@ -32,6 +32,7 @@ from ._peer import CLOSE_GRACE_S, Counters, Peer, linger
 from ._wire import (
     ERROR,
     HELLO,
+    MAX_RATE_HZ,
     MAX_REQUEST_BYTES,
     PING,
     PONG,
@@ -49,7 +50,6 @@ from ._wire import (
 
 HANDSHAKE_TIMEOUT_S: Final = 10.0
 """How long a new connection may take to say hello before it is closed."""
-MAX_RATE_HZ: Final = 1000.0
 RESUBSCRIBE_DELAY_S: Final = 0.1
 """The pause before subscribing again when the metrics actor restarted or is gone."""
 BACKLOG: Final = 64

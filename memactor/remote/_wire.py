@@ -46,6 +46,8 @@ PROTOCOL_VERSION: Final = 1
 """The version a hello and a welcome carry; a server refuses any other."""
 
 HEADER_BYTES: Final = 4
+MAX_RATE_HZ: Final = 1000.0
+"""The fastest views a subscribe may ask for; a server refuses a faster one."""
 MAX_REQUEST_BYTES: Final = 64 * 1024
 """The largest frame a server accepts from a client."""
 REQUEST_LIMITS: Final = DecodeLimits(

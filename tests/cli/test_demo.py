@@ -100,6 +100,23 @@ def test_demo_refuses_a_bad_serve_address(capsys: pytest.CaptureFixture[str]) ->
     assert capsys.readouterr().err.startswith("memactor demo: ")
 
 
+def test_headless_demo_says_why_it_cannot_serve(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Each fails inside the memory system's nursery: a message and exit 2, no traceback.
+    not_a_socket = tmp_path / "notes.txt"
+    not_a_socket.write_text("mine")
+    for address, why in [
+        ("tcp://0.0.0.0:0", "needs a token"),
+        (str(not_a_socket), "exists and is not a socket"),
+    ]:
+        assert main(["demo", "--headless", "--items", "5", "--serve", address]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("memactor demo: ")
+        assert why in err
+        assert "Traceback" not in err
+
+
 def test_headless_demo_serves_and_says_where(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

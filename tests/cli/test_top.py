@@ -36,7 +36,8 @@ def test_top_without_a_server_says_none_runs(short_dir: Path) -> None:
     ("args", "message"),
     [
         (["tcp://nowhere"], "memactor top: "),
-        (["unix:/tmp/x.sock", "--rate", "0"], "memactor top: --rate must be a positive number"),
+        (["unix:/tmp/x.sock", "--rate", "0"], "memactor top: --rate must be above 0"),
+        (["unix:/tmp/x.sock", "--rate", "5000"], "memactor top: --rate must be above 0"),
     ],
 )
 def test_top_refuses_bad_arguments(args: list[str], message: str) -> None:

@@ -192,3 +192,21 @@ async def test_without_memory():
 )
 def test_tolerance_as_a_share_or_a_size(text: str, before: int, now: int, allowed: bool) -> None:
     assert Tolerance.parse(text).allows(before, now) is allowed
+
+
+def test_summary_calls_a_skipped_test_skipped(
+    pytester: pytest.Pytester, run_inner: RunInner
+) -> None:
+    pytester.makeini("[pytest]\ntrio_mode = true\n")
+    pytester.makepyfile(
+        test_skips="""
+import pytest
+
+
+async def test_skips(memactor_system):
+    pytest.skip("not today")
+"""
+    )
+    result = run_inner("--memactor-report")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["test_skips.py::test_skips * 0 B * skipped"])

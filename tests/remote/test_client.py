@@ -104,8 +104,15 @@ async def test_watch_over_tcp_and_its_bad_arguments() -> None:
                     while len(got) < 3:
                         await trio.sleep(0.01)
                 nursery.cancel_scope.cancel()
-            with pytest.raises(ValueError, match=r"^rate_hz must be a positive number, got 0$"):
+            with pytest.raises(
+                ValueError, match=r"^rate_hz must be above 0 and at most 1000, got 0$"
+            ):
                 await watch(server.address, got.append, rate_hz=0)
+            # Faster than any server serves: refused at once, not retried for ever.
+            with pytest.raises(
+                ValueError, match=r"^rate_hz must be above 0 and at most 1000, got 5000$"
+            ):
+                await watch(server.address, got.append, rate_hz=5000)
             with pytest.raises(ValueError, match=r"is not an address"):
                 await watch("nowhere", got.append)
     updates = [f for f in got if isinstance(f, ViewUpdate)]
