@@ -14,7 +14,7 @@ from typing import Any
 import trio
 
 from ..actors import MemorySystem, open_system
-from ..remote import Source, ViewUpdate, open_server
+from ..remote import RemoteError, Source, ViewUpdate, open_server
 from ._actions import SystemActions
 from ._app import MemactorApp
 from ._bridge import FeedNote, Post
@@ -65,9 +65,13 @@ def pipeline_app(
                 address = ""
                 if serve is not False:
                     where = None if serve is True else serve
-                    server = await serving.enter_async_context(
-                        open_server(system, where, token=token, name=name or title)
-                    )
+                    try:
+                        server = await serving.enter_async_context(
+                            open_server(system, where, token=token, name=name or title)
+                        )
+                    except (OSError, ValueError) as error:
+                        # Said in one line when the view closes, like a refused viewer.
+                        raise RemoteError(f"cannot serve: {error}") from None
                     address = server.address
                 source = Source.this_process(name=name or title, address=address)
                 views = await system.metrics.subscribe(sample_hz)

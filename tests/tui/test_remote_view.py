@@ -104,3 +104,21 @@ def test_a_refused_token_ends_the_view_with_one_line(socket_dir: Path) -> None:
     drive(app, script)
     assert app.return_code == 1
     assert "refused" in str(app.feed_error)
+
+
+def test_a_pipeline_that_cannot_serve_ends_the_view_with_one_line(socket_dir: Path) -> None:
+    async def main(system: memactor.MemorySystem) -> None:
+        await trio.sleep_forever()
+
+    # Beyond loopback without a token: refused before anything listens.
+    app = pipeline_app(main, serve="0.0.0.0:0")
+
+    async def script(pilot: Pilot[None]) -> None:
+        await wait_for(pilot, lambda: app.feed_error is not None)
+
+    drive(app, script)
+    assert app.return_code == 1
+    error = app.feed_error
+    assert error is not None
+    assert str(error).startswith("cannot serve: serving on tcp://0.0.0.0:0 (not a loopback")
+    assert app._error_report(error).plain.startswith("memactor: cannot serve")
