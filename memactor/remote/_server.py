@@ -52,6 +52,8 @@ HANDSHAKE_TIMEOUT_S: Final = 10.0
 """How long a new connection may take to say hello before it is closed."""
 RESUBSCRIBE_DELAY_S: Final = 0.1
 """The pause before subscribing again when the metrics actor restarted or is gone."""
+SUBSCRIBE_TIMEOUT_S: Final = 5.0
+"""How long a subscription may take to be answered before it is tried again."""
 BACKLOG: Final = 64
 
 
@@ -291,8 +293,11 @@ class Server:
         with rate.scope:
             while True:
                 try:
-                    views = await self._metrics.subscribe(rate.rate_hz, series=False)
-                except (MemactorError, trio.BrokenResourceError):
+                    # Shielded: a viewer leaving mid-ask must not drop the answered channel
+                    # unclosed, or the metrics actor would serve it views for ever.
+                    with trio.CancelScope(shield=True), trio.fail_after(SUBSCRIBE_TIMEOUT_S):
+                        views = await self._metrics.subscribe(rate.rate_hz, series=False)
+                except (MemactorError, trio.BrokenResourceError, trio.TooSlowError):
                     await trio.sleep(RESUBSCRIBE_DELAY_S)
                     continue
                 async with views:
