@@ -187,7 +187,11 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
         record = item.stash.get(_RECORD, None)
         if record is not None:
             # pytest.skip() inside the test ends its call with an exception too.
-            verdict = "skipped" if isinstance(error, pytest.skip.Exception) else "failed"
+            verdict = "failed"
+            if isinstance(error, pytest.skip.Exception):
+                verdict = "skipped"
+            elif isinstance(error, pytest.xfail.Exception) or item.get_closest_marker("xfail"):
+                verdict = "xfailed"
             session.outcomes.append(_Outcome(item.nodeid, record.system.ledger.snapshot(), verdict))
         raise
     record = item.stash.get(_RECORD, None)

@@ -397,7 +397,12 @@ class MemactorApp(App[None]):
 
     def _save(self, snapshot: Snapshot) -> None:
         directory = self.save_dir or Path.cwd()
-        path = directory / f"memactor-{snapshot.label or 'snapshot'}.msgpack"
+        stem = f"memactor-{snapshot.label or 'snapshot'}"
+        path = directory / f"{stem}.msgpack"
+        copy = 1
+        while path.exists():  # an earlier session's file: never overwritten
+            copy += 1
+            path = directory / f"{stem}-{copy}.msgpack"
         try:
             saved = snapshot.save(path)
         except OSError as error:

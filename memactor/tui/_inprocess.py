@@ -13,6 +13,7 @@ from typing import Any
 
 import trio
 
+from .._errors import MemactorError
 from ..actors import MemorySystem, open_system
 from ..remote import RemoteError, Source, ViewUpdate, open_server
 from ._actions import SystemActions
@@ -24,6 +25,8 @@ Main = Callable[[MemorySystem], Awaitable[None]]
 
 DEFAULT_SAMPLE_HZ = 10.0
 """Views per second, and the metrics actor's sampling rate."""
+RESUBSCRIBE_DELAY_S = 0.1
+"""The pause before asking a restarting metrics actor for views again."""
 
 
 def pipeline_app(
@@ -74,15 +77,28 @@ def pipeline_app(
                         raise RemoteError(f"cannot serve: {error}") from None
                     address = server.address
                 source = Source.this_process(name=name or title, address=address)
-                views = await system.metrics.subscribe(sample_hz)
-                async with views, trio.open_nursery() as nursery:
+                async with trio.open_nursery() as nursery:
                     nursery.start_soon(run_main, system, post)
-                    async for view in views:
-                        post(ViewUpdate(view, source))
+                    await _show_views(system, sample_hz, source, post)
             finally:
                 actions.system = None
 
     return MemactorApp(feed, actions=actions, title=title)
+
+
+async def _show_views(system: MemorySystem, rate_hz: float, source: Source, post: Post) -> None:
+    """Post every view until cancelled, subscribing again if the metrics actor restarts
+    (its restart ends the subscription)."""
+    while True:
+        try:
+            views = await system.metrics.subscribe(rate_hz)
+        except MemactorError:
+            await trio.sleep(RESUBSCRIBE_DELAY_S)  # it is restarting
+            continue
+        async with views:
+            async for view in views:
+                post(ViewUpdate(view, source))
+        post(FeedNote("the metrics actor restarted; its views go on"))
 
 
 def run(

@@ -194,7 +194,7 @@ def test_tolerance_as_a_share_or_a_size(text: str, before: int, now: int, allowe
     assert Tolerance.parse(text).allows(before, now) is allowed
 
 
-def test_summary_calls_a_skipped_test_skipped(
+def test_summary_calls_skipped_and_xfailed_tests_so(
     pytester: pytest.Pytester, run_inner: RunInner
 ) -> None:
     pytester.makeini("[pytest]\ntrio_mode = true\n")
@@ -205,8 +205,23 @@ import pytest
 
 async def test_skips(memactor_system):
     pytest.skip("not today")
+
+
+@pytest.mark.xfail(reason="known")
+async def test_expected_to_fail(memactor_system):
+    raise RuntimeError("known")
+
+
+async def test_gives_up(memactor_system):
+    pytest.xfail("not yet")
 """
     )
     result = run_inner("--memactor-report")
-    result.assert_outcomes(skipped=1)
-    result.stdout.fnmatch_lines(["test_skips.py::test_skips * 0 B * skipped"])
+    result.assert_outcomes(skipped=1, xfailed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "test_skips.py::test_skips * 0 B * skipped",
+            "test_skips.py::test_expected_to_fail * 0 B * xfailed",
+            "test_skips.py::test_gives_up * 0 B * xfailed",
+        ]
+    )

@@ -102,6 +102,9 @@ def test_snapshots_diff_and_save_from_views(tmp_path: Path) -> None:
         await pilot.press("escape", "w")
         saved = tmp_path / "memactor-snap-2.msgpack"
         assert Snapshot.load(saved) == app.snapshots[-1]
+        await pilot.press("w")  # again: a second file, the first one kept
+        assert Snapshot.load(tmp_path / "memactor-snap-2-2.msgpack") == app.snapshots[-1]
+        assert Snapshot.load(saved) == app.snapshots[-1]
         await pilot.press("question_mark")
         assert isinstance(app.screen, HelpScreen)
         await pilot.press("escape")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -10,6 +12,7 @@ import trio
 from textual.pilot import Pilot
 
 import memactor
+from memactor.actors import MetricsActor
 from memactor.tui import MemactorApp, pipeline_app, run
 
 
@@ -89,3 +92,50 @@ def test_a_failing_pipeline_exits_with_its_error(capsys: pytest.CaptureFixture[s
 
     assert run(main, headless=True) == 1
     assert "ValueError: bad frame" in capsys.readouterr().err
+
+
+async def until(pilot: Pilot[None], ready: Callable[[], bool]) -> None:
+    """Wait for *ready*; a bound on the number of polls keeps a broken run from hanging."""
+    for _ in range(1000):
+        if ready():
+            return
+        await pilot.pause(0.02)
+    raise AssertionError("never happened")
+
+
+def test_views_go_on_after_the_metrics_actor_restarts(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A fault planted in the real metrics actor: the message "crash" fails it.
+    handle = MetricsActor.handle
+
+    async def fragile(self: MetricsActor, message: Any) -> Any:
+        if message == "crash":
+            raise RuntimeError("crash")
+        return await handle(self, message)
+
+    monkeypatch.setattr(MetricsActor, "handle", fragile)
+    systems: list[memactor.MemorySystem] = []
+
+    async def main(system: memactor.MemorySystem) -> None:
+        systems.append(system)
+        await trio.sleep_forever()
+
+    app = pipeline_app(main, sample_hz=50.0)
+
+    async def script(pilot: Pilot[None]) -> None:
+        while app.dashboard.views_received < 2:
+            await pilot.pause(0.02)
+        system = systems[0]
+
+        async def crash() -> None:
+            await system.metrics.ref.send("crash")  # type: ignore[arg-type]  # the fault
+
+        assert app._guest is not None
+        await app._guest.call(crash)  # in the feed's trio run
+        await until(pilot, lambda: any("restarted" in row[2] for row in app.dashboard.event_rows()))
+        seen = app.dashboard.views_received
+        await until(pilot, lambda: app.dashboard.views_received >= seen + 3)  # views go on
+        assert system.metrics.ref.statistics().restarts == 1
+        await pilot.press("q")
+
+    drive(app, script)
+    assert app.return_code == 0
