@@ -7,6 +7,7 @@ app runs inside the feed's trio run (see :class:`~memactor.tui.MemactorApp`).
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Protocol
 
 from ..actors import MemorySystem
@@ -48,6 +49,8 @@ class RemoteActions:
         self.token = token
 
     async def take_snapshot(self, label: str) -> Snapshot:
-        """Ask the served metrics actor for a snapshot with its live blocks, kept there
-        under *label*."""
-        return await fetch_snapshot(self.address, label=label, token=self.token)
+        """Ask the served metrics actor for a snapshot with its live blocks, labelled
+        *label* here only: the program keeps no copy, so viewers' labels never collide
+        with each other's or push out the program's own."""
+        snapshot = await fetch_snapshot(self.address, token=self.token)
+        return dataclasses.replace(snapshot, label=label)

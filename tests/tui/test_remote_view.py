@@ -13,6 +13,7 @@ import trio
 from textual.pilot import Pilot
 
 import memactor
+from memactor.actors import UnknownSnapshotError
 from memactor.remote import fetch_snapshot, open_server, watch
 from memactor.tui import MemactorApp, Post, RemoteActions, pipeline_app
 
@@ -70,10 +71,12 @@ def test_the_stream_client_feeds_the_view_and_its_snapshot_key(socket_dir: Path)
     async def feed(post: Post) -> None:
         # The watched program and the viewer share this trio run; they meet on the socket.
         async with memactor.open_system(sample_hz=50.0) as system:
+            systems.append(system)
             system.reporter("pool", owner="decode").alloc(7, 4096)
             async with open_server(system, address):
                 await watch(address, post, rate_hz=50.0)
 
+    systems: list[memactor.MemorySystem] = []
     app = MemactorApp(feed, actions=RemoteActions(address), title="memactor top")
 
     async def script(pilot: Pilot[None]) -> None:
@@ -83,6 +86,16 @@ def test_the_stream_client_feeds_the_view_and_its_snapshot_key(socket_dir: Path)
         assert [s.label for s in app.snapshots] == ["snap-1"]
         assert len(app.snapshots[-1].blocks) == 1  # taken in the program, with live blocks
         assert app.snapshots[-1].component("pool").bytes_in_use == 4096
+
+        async def kept_there() -> bool:
+            try:
+                await systems[0].metrics.diff("snap-1", "snap-1")
+            except UnknownSnapshotError:
+                return False
+            return True
+
+        assert app._guest is not None
+        assert not await app._guest.call(kept_there)  # the viewer's label stays its own
         await pilot.press("q")
 
     drive(app, script)
