@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -29,6 +28,7 @@ from ..metrics import render_diff, render_snapshot
 from ..remote import RemoteError, open_server, parse_address
 from ._command import CommandError
 from ._pipeline_demo import PipelineRun, run_demo_in
+from ._served import TOKEN_VARIABLE, token_of
 
 NAME = "demo"
 HELP = "run the demo pipeline and show its memory live (or print its report)"
@@ -36,7 +36,6 @@ EXAMPLE = "memactor demo --headless --seconds 30 --leak"
 
 MAX_SECONDS = 3600.0
 """The longest run the demo accepts: an hour."""
-TOKEN_VARIABLE = "MEMACTOR_TOKEN"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -79,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
         )
     if items is not None and items < 1:
         raise CommandError(f"--items must be at least 1, got {items}")
-    token = args.token or os.environ.get(TOKEN_VARIABLE) or None
+    token = token_of(args)
     if args.serve is not None and args.serve:
         try:
             parse_address(args.serve)

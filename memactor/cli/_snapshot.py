@@ -11,27 +11,25 @@ unless --format json or a .json suffix says otherwise.
 from __future__ import annotations
 
 import argparse
-import os
 
 import trio
 
 from ..events import format_size
 from ..metrics import Snapshot
-from ..remote import RemoteError, Source, connect, find_server, parse_address
+from ..remote import RemoteError, Source, connect
 from ._command import CommandError
+from ._served import add_server_arguments, server_of, token_of
 
 NAME = "snapshot"
 HELP = "save a snapshot of a running program's memory to a file"
 EXAMPLE = "memactor snapshot unix:/run/user/1000/memactor/4242.sock -o before.msgpack"
-TOKEN_VARIABLE = "MEMACTOR_TOKEN"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The command's options."""
-    parser.add_argument("address", nargs="?", metavar="ADDRESS", help="where the program serves")
+    add_server_arguments(parser)
     parser.add_argument("-o", "--output", required=True, metavar="FILE", help="file to write")
     parser.add_argument("--label", default="", help="the snapshot's label (kept for diffs)")
-    parser.add_argument("--token", help=f"the server's token (default: ${TOKEN_VARIABLE}, if set)")
     parser.add_argument(
         "--no-blocks", action="store_true", help="leave the live blocks out (a smaller file)"
     )
@@ -45,14 +43,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Fetch the snapshot and save it; print where."""
-    token = args.token or os.environ.get(TOKEN_VARIABLE) or None
+    token = token_of(args)
     if not args.timeout > 0:
         raise CommandError(f"--timeout must be a positive number of seconds, got {args.timeout}")
-    try:
-        address = args.address or find_server()
-        parse_address(address)
-    except (RemoteError, ValueError) as error:
-        raise CommandError(str(error)) from None
+    address = server_of(args)
     try:
         snapshot, source = trio.run(
             _fetch, address, args.label, not args.no_blocks, token, args.timeout

@@ -12,21 +12,19 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 
-from ..remote import MAX_RATE_HZ, RemoteError, find_server, parse_address, watch
+from ..remote import MAX_RATE_HZ, RemoteError, watch
 from ._command import EXIT_USAGE, CommandError
+from ._served import add_server_arguments, server_of, token_of
 
 NAME = "top"
 HELP = "watch a running program's memory live, from another terminal"
 EXAMPLE = "memactor top unix:/run/user/1000/memactor/4242.sock"
-TOKEN_VARIABLE = "MEMACTOR_TOKEN"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The command's options."""
-    parser.add_argument("address", nargs="?", metavar="ADDRESS", help="where the program serves")
-    parser.add_argument("--token", help=f"the server's token (default: ${TOKEN_VARIABLE}, if set)")
+    add_server_arguments(parser)
     parser.add_argument(
         "--rate", type=float, default=10.0, metavar="HZ", help="views per second (default: 10)"
     )
@@ -35,14 +33,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Open the live view on the server's stream until quit; 2 when the server refuses
     this viewer (token, version) or the address is bad."""
-    token = args.token or os.environ.get(TOKEN_VARIABLE) or None
+    token = token_of(args)
     if not (0 < args.rate <= MAX_RATE_HZ and math.isfinite(args.rate)):
         raise CommandError(f"--rate must be above 0 and at most {MAX_RATE_HZ:g}, got {args.rate}")
-    try:
-        address = args.address or find_server()
-        parse_address(address)
-    except (RemoteError, ValueError) as error:
-        raise CommandError(str(error)) from None
+    address = server_of(args)
 
     from ..tui import MemactorApp, Post, RemoteActions  # Textual loads only for the view
 
