@@ -16,7 +16,15 @@ if [ ! -x "$venv/bin/python" ]; then
   "$python" -m venv "$venv"
 fi
 stamp="$venv/.memactor-installed${extras:+-$extras}"
-if [ ! -f "$stamp" ] || [ "$root/pyproject.toml" -nt "$stamp" ]; then
+current() {  # installed since pyproject.toml last changed: with these extras, or any extras
+  local candidate candidates=("$stamp")
+  if [ -z "$extras" ]; then candidates+=("$venv"/.memactor-installed-*); fi
+  for candidate in "${candidates[@]}"; do
+    if [ -f "$candidate" ] && [ ! "$root/pyproject.toml" -nt "$candidate" ]; then return 0; fi
+  done
+  return 1
+}
+if ! current; then
   echo "Installing memactor${extras:+[$extras]} into .venv (log: .venv/install.log) ..." >&2
   log="$venv/install.log"
   if ! { "$venv/bin/python" -m pip install --quiet --upgrade pip &&

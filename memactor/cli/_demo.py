@@ -24,7 +24,7 @@ from pathlib import Path
 import trio
 
 from ..actors import MemorySystem, open_system
-from ..metrics import render_diff, render_snapshot
+from ..metrics import Snapshot, render_diff, render_snapshot
 from ..remote import RemoteError, open_server, parse_address
 from ._command import CommandError
 from ._pipeline_demo import PipelineRun, run_demo_in
@@ -79,6 +79,8 @@ def run(args: argparse.Namespace) -> int:
     if items is not None and items < 1:
         raise CommandError(f"--items must be at least 1, got {items}")
     token = token_of(args)
+    if args.save is not None:
+        _check_writable(args.save)  # before the run, not after it
     if args.serve is not None and args.serve:
         try:
             parse_address(args.serve)
@@ -95,18 +97,24 @@ def run(args: argparse.Namespace) -> int:
 def _run_live(
     args: argparse.Namespace, items: int | None, seconds: float | None, token: str | None
 ) -> int:
+    saved: list[Path] = []
+
     async def main(system: MemorySystem) -> None:
-        result = await run_demo_in(
-            system, items=items, seconds=seconds, leak=args.leak, seed=args.seed
-        )
-        if args.save:
-            result.end.save(args.save)
+        try:
+            await run_demo_in(system, items=items, seconds=seconds, leak=args.leak, seed=args.seed)
+        finally:
+            # Also when you quit before the end: the memory as it stood then.
+            if args.save:
+                saved.append(_save(system.ledger.snapshot("end"), args.save))
 
     from .. import tui  # Textual loads only for the live view
 
     serve: str | bool = False if args.serve is None else (args.serve or True)
     name = "memactor demo" + (" --leak" if args.leak else "")
-    return tui.run(main, name=name, serve=serve, token=token)
+    code = tui.run(main, name=name, serve=serve, token=token)
+    for path in saved:
+        print(f"snapshot saved to {path}")
+    return code
 
 
 def _run_headless(
@@ -127,7 +135,8 @@ def _run_headless(
                         open_server(system, args.serve or None, token=token)
                     )
                 except (OSError, RemoteError, ValueError) as error:
-                    raise CommandError(str(error)) from None
+                    where = args.serve or "this process's socket"
+                    raise CommandError(f"cannot serve on {where}: {error}") from None
                 print(f"serving on {server.address}; watch with: memactor top {server.address}")
                 sys.stdout.flush()
                 return await run_demo_in(
@@ -151,9 +160,22 @@ def _run_headless(
     out.write("\n")
     out.write(render_diff(result.change))
     if args.save:
-        path = result.end.save(args.save)
-        out.write(f"\nsnapshot saved to {path}\n")
+        out.write(f"\nsnapshot saved to {_save(result.end, args.save)}\n")
     return 0
+
+
+def _check_writable(path: Path) -> None:
+    if path.is_dir():
+        raise CommandError(f"cannot save to {path}: it is a directory")
+    if not path.parent.is_dir():
+        raise CommandError(f"cannot save to {path}: no directory {path.parent}")
+
+
+def _save(snapshot: Snapshot, path: Path) -> Path:
+    try:
+        return snapshot.save(path)
+    except OSError as error:
+        raise CommandError(f"cannot save to {path}: {error.strerror or error}") from None
 
 
 def _single(error: BaseException) -> BaseException:

@@ -28,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub = commands.add_parser(
             module.NAME,
             help=module.HELP,
-            description=module.__doc__,
+            description=(module.__doc__ or "").replace("``", ""),  # reST marks read badly
             formatter_class=argparse.RawDescriptionHelpFormatter,
             epilog=f"example:\n  {module.EXAMPLE}",
         )
@@ -49,6 +49,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"memactor {args.command}: {error}", file=sys.stderr)
         return error.exit_code
     except KeyboardInterrupt:
+        print(f"memactor {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except BaseExceptionGroup as group:
+        # trio wraps an interrupt in the groups of the nurseries it crossed.
+        if group.split(KeyboardInterrupt)[1] is not None:
+            raise
+        print(f"memactor {args.command}: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
         # The reader went away (``memactor report FILE | head``): not an error of ours.

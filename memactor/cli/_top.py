@@ -3,9 +3,11 @@
 The program serves its metrics actor (``memactor demo --serve``, or
 ``memactor.remote.open_server(system)`` in your own code). ADDRESS is where:
 unix:/path, a path with a '/', tcp://host:port, host:port or :port. Without one, the only
-server running as this user (in its runtime directory) is used. When the connection
-breaks, the view says so and reconnects, with backoff, until you quit (q). Keys are those
-of the live view; ? lists them. Snapshots (s) are taken in the program, with live blocks.
+server running as this user (in its runtime directory) is used, and followed: when
+that program restarts (on a new socket) and no other server runs, the view moves to it.
+When the connection breaks, the view says so and reconnects, with backoff, until you
+quit (q). Keys are those of the live view; ? lists them. Snapshots (s) are taken in the
+program, with live blocks.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import argparse
 import math
 
-from ..remote import MAX_RATE_HZ, RemoteError, watch
+from ..remote import MAX_RATE_HZ, RemoteError, follow, watch
 from ._command import EXIT_USAGE, CommandError
 from ._served import add_server_arguments, server_of, token_of
 
@@ -40,10 +42,18 @@ def run(args: argparse.Namespace) -> int:
 
     from ..tui import MemactorApp, Post, RemoteActions  # Textual loads only for the view
 
-    async def feed(post: Post) -> None:
-        await watch(address, post, token=token, rate_hz=args.rate)
+    actions = RemoteActions(address, token=token)
 
-    app = MemactorApp(feed, actions=RemoteActions(address, token=token), title="memactor top")
+    async def feed(post: Post) -> None:
+        if args.address:
+            await watch(address, post, token=token, rate_hz=args.rate)
+        else:  # the only local server: follow its program when it restarts elsewhere
+            await follow(address, post, token=token, rate_hz=args.rate, moved=moved)
+
+    def moved(new_address: str) -> None:
+        actions.address = new_address
+
+    app = MemactorApp(feed, actions=actions, title="memactor top")
     app.run()
     if isinstance(app.feed_error, RemoteError):
         return EXIT_USAGE

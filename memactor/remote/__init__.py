@@ -9,6 +9,7 @@ from ._address import runtime_dir as runtime_dir
 from ._client import Connection as Connection
 from ._client import connect as connect
 from ._client import fetch_snapshot as fetch_snapshot
+from ._client import follow as follow
 from ._client import watch as watch
 from ._errors import ProtocolError as ProtocolError
 from ._errors import RefusedError as RefusedError

@@ -11,7 +11,7 @@ import trio
 
 from ..codec import CodecError
 from ..metrics import Snapshot
-from ._address import UnixAddress, parse_address
+from ._address import UnixAddress, find_servers, parse_address
 from ._errors import ProtocolError, RefusedError, RemoteError
 from ._feed import ConnectionLost, Feed, Source, ViewUpdate
 from ._wire import (
@@ -265,3 +265,38 @@ async def watch(
         post(ConnectionLost(reason, delay_s, attempt))
         await trio.sleep(delay_s)
         delay_s = min(delay_s * 2, MAX_RETRY_S)
+
+
+async def follow(
+    address: str,
+    post: Callable[[Feed], None],
+    *,
+    token: str | None = None,
+    rate_hz: float = DEFAULT_RATE_HZ,
+    name: str = "memactor top",
+    moved: Callable[[str], None] | None = None,
+) -> None:
+    """:func:`watch` the local server at *address*, and follow the program when it comes
+    back elsewhere.
+
+    A program serving on its default socket serves on a new one when it restarts (the
+    socket is named by its pid). So whenever the connection is lost and exactly one
+    other server runs in :func:`runtime_dir`, ``follow`` switches to it and calls
+    ``moved(new_address)``. Otherwise it behaves as :func:`watch`, until cancelled.
+    """
+    current = address
+    while True:
+        with trio.CancelScope() as watching:
+
+            def relay(item: Feed) -> None:
+                nonlocal current
+                post(item)
+                if isinstance(item, ConnectionLost):
+                    found = find_servers()
+                    if len(found) == 1 and found[0] != current:
+                        current = found[0]
+                        if moved is not None:
+                            moved(current)
+                        watching.cancel()
+
+            await watch(current, relay, token=token, rate_hz=rate_hz, name=name)

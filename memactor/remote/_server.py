@@ -352,7 +352,8 @@ async def open_server(
     if isinstance(where, TcpAddress) and not where.is_loopback and token is None:
         raise ValueError(
             f"serving on {where} (not a loopback address) needs a token: anyone who can "
-            "reach it could watch this process; pass token=..., or serve on 127.0.0.1"
+            "reach it could watch this process; give a token (token=..., or --token or "
+            "$MEMACTOR_TOKEN on the command line), or serve on 127.0.0.1"
         )
     listener, printable, remove = await _listen(where)
     try:

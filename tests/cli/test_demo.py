@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -130,3 +131,31 @@ def test_headless_demo_serves_and_says_where(
     assert "serving on tcp://127.0.0.1:" in out
     assert "watch with: memactor top tcp://127.0.0.1:" in out
     assert "40 frames in" in out
+
+
+@pytest.mark.parametrize(
+    ("where", "problem"),
+    [("/nonexistent/end.msgpack", "no directory /nonexistent"), ("/", "it is a directory")],
+)
+def test_a_bad_save_path_is_refused_before_the_run(
+    where: str, problem: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["demo", "--headless", "--items", "5", "--save", where]) == 2
+    captured = capsys.readouterr()
+    assert captured.err == f"memactor demo: cannot save to {where}: {problem}\n"
+    assert "running the pipeline" not in captured.out
+
+
+def test_an_interrupted_demo_says_so_without_a_traceback() -> None:
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "memactor", "demo", "--headless", "--seconds", "60"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert demo.stdout is not None
+    assert demo.stdout.readline().startswith("memactor demo: running the pipeline")
+    demo.send_signal(signal.SIGINT)
+    _, err = demo.communicate(timeout=60)
+    assert demo.returncode == 130
+    assert err == "memactor demo: interrupted\n"

@@ -20,6 +20,7 @@ from memactor.remote import (
     ViewUpdate,
     connect,
     fetch_snapshot,
+    follow,
     open_server,
     watch,
 )
@@ -158,3 +159,27 @@ async def test_a_connection_skips_views_while_it_waits_for_a_reply(socket_dir: P
     assert snapshot.label == ""
     assert view.label == "live"
     assert missed >= 0
+
+
+async def test_follow_moves_to_the_program_when_it_comes_back_on_a_new_socket(
+    runtime: Path,
+) -> None:
+    runtime.mkdir(mode=0o700, parents=True)
+    first, second = f"unix:{runtime / '100.sock'}", f"unix:{runtime / '200.sock'}"
+    send, receive = trio.open_memory_channel[Feed](math.inf)
+    moves: list[str] = []
+    with trio.fail_after(LIMIT_S):
+        async with memactor.open_system(sample_hz=20) as system, trio.open_nursery() as nursery:
+            system.reporter("loader").alloc(1, 100)
+            async with open_server(system, first):
+                nursery.start_soon(
+                    partial(follow, first, send.send_nowait, rate_hz=20, moved=moves.append)
+                )
+                assert isinstance(await receive.receive(), ViewUpdate)
+            # The program restarted under another pid: its socket has another name.
+            async with open_server(system, second):
+                while not isinstance(item := await receive.receive(), ViewUpdate):
+                    assert isinstance(item, ConnectionLost)
+                assert item.source.address == second
+                assert moves == [second]
+                nursery.cancel_scope.cancel()
