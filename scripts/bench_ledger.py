@@ -142,8 +142,6 @@ def bench_memory(blocks: int) -> None:
     ledger = Ledger()
     fill(ledger, 1)
     base, _ = tracemalloc.get_traced_memory()
-    fill_rest = Ledger()
-    del fill_rest
     fill(ledger, blocks)
     gc.collect()
     used, _ = tracemalloc.get_traced_memory()

@@ -5,13 +5,17 @@ Measured side by side in one run, headless (``run_test``), on a 120 x 40 screen:
 
 1. an idle app with no feed (the baseline: what Textual itself costs);
 2. the app fed views of a real Ledger with 50 components, every one changing every tick,
-   at 10 Hz, through the trio guest feed, as ``memactor top`` and ``tui.run`` feed it.
+   at 10 Hz, through the trio guest feed, as ``memactor top`` and ``tui.run`` feed it;
+   then the same with the chart redrawn at 4 Hz instead of its default 2 Hz (plotext is
+   the costliest widget);
+3. the components table alone, its rows replaced at 10 Hz: the live view's light table
+   beside Textual's DataTable, which is why the view has a table of its own.
 
 The views are built before the clock starts, so the figures are the TUI's alone. The
 view-to-screen delay runs from each view's ``received_ns`` (set when the feed posts it)
 to the end of the screen refresh that drew it.
 
-3. the whole way from an event to the screen, in process (``tui.run``'s feed): a task
+4. the whole way from an event to the screen, in process (``tui.run``'s feed): a task
    emits one allocation every 0.37 s through a real reporter; the delay runs from the
    emit to the end of the first refresh that shows it. It spans the reporter's flush
    interval (50 ms), the metrics actor's sampling period (100 ms) and the drawing.
@@ -29,12 +33,17 @@ import dataclasses
 import time
 
 import trio
+from textual.app import App, ComposeResult
+from textual.widgets import DataTable
 
 import memactor
 from memactor.events import EventKind, MemoryEvent
 from memactor.metrics import Ledger, Snapshot
 from memactor.remote import Source, ViewUpdate
-from memactor.tui import MemactorApp, Post, pipeline_app
+from memactor.tui import Dashboard, MemactorApp, Post, pipeline_app
+from memactor.tui._app import DEFAULT_CHART_HZ
+from memactor.tui._model import COMPONENT_COLUMNS
+from memactor.tui._table import RowTable
 
 SIZE = (120, 40)
 HZ = 10.0
@@ -78,7 +87,7 @@ async def measure(app: MemactorApp, seconds: float) -> tuple[float, MemactorApp]
     return share, app
 
 
-def fed_app(views: list[Snapshot]) -> MemactorApp:
+def fed_app(views: list[Snapshot], *, chart_hz: float = DEFAULT_CHART_HZ) -> MemactorApp:
     source = Source.this_process(name="bench")
 
     async def feed(post: Post) -> None:
@@ -90,7 +99,59 @@ def fed_app(views: list[Snapshot]) -> MemactorApp:
             await trio.sleep_until(due)
         await trio.sleep_forever()
 
-    return MemactorApp(feed)
+    return MemactorApp(feed, chart_hz=chart_hz)
+
+
+Rows = list[tuple[str, tuple[str, ...]]]
+
+
+class TableApp(App[None]):
+    """Only the components table, its rows replaced at 10 Hz: the live view's own light
+    table, or Textual's DataTable (cleared and refilled, as re-sorted rows need)."""
+
+    def __init__(self, frames: list[Rows], *, data_table: bool) -> None:
+        super().__init__()
+        self.frames = frames
+        self.data_table = data_table
+        self.tick = 0
+
+    def compose(self) -> ComposeResult:
+        yield DataTable() if self.data_table else RowTable(COMPONENT_COLUMNS)
+
+    def on_mount(self) -> None:
+        if self.data_table:
+            self.query_one(DataTable).add_columns(*COMPONENT_COLUMNS)
+        self.set_interval(1.0 / HZ, self.next_rows)
+
+    def next_rows(self) -> None:
+        rows = self.frames[self.tick % len(self.frames)]
+        self.tick += 1
+        if self.data_table:
+            table = self.query_one(DataTable)
+            table.clear()
+            for key, cells in rows:
+                table.add_row(*cells, key=key)
+        else:
+            self.query_one(RowTable).show(rows)
+
+
+def table_frames(views: list[Snapshot]) -> list[Rows]:
+    """The component rows the live view shows for each view, computed once up front."""
+    dashboard = Dashboard()
+    source = Source.this_process(name="bench")
+    frames = []
+    for view in views:
+        dashboard.ingest(ViewUpdate(view, source))
+        frames.append([("\0".join(row.key), row.cells) for row in dashboard.component_rows()])
+    return frames
+
+
+async def measure_table(app: TableApp, seconds: float) -> float:
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause(WARM_S)
+        cpu, wall = time.process_time(), time.perf_counter()
+        await asyncio.sleep(seconds)
+        return (time.process_time() - cpu) / (time.perf_counter() - wall)
 
 
 async def event_to_screen(samples: int) -> list[float]:
@@ -135,6 +196,10 @@ def main() -> None:
     views = build_views(args.components, int((args.seconds + WARM_S + 2) * HZ))
     idle, _ = asyncio.run(measure(MemactorApp(), args.seconds))
     busy, app = asyncio.run(measure(fed_app(views), args.seconds))
+    busy_4hz, _ = asyncio.run(measure(fed_app(views, chart_hz=4.0), args.seconds))
+    frames = table_frames(views)
+    light = asyncio.run(measure_table(TableApp(frames, data_table=False), args.seconds))
+    data_table = asyncio.run(measure_table(TableApp(frames, data_table=True), args.seconds))
     stats = app.statistics()
     mean_ms = stats.total_delay_ns / max(1, stats.views_shown) / 1e6
     print(f"live view, {SIZE[0]}x{SIZE[1]} headless, {args.seconds:g} s measured each:")
@@ -142,6 +207,11 @@ def main() -> None:
     print(
         f"  {args.components} components at {HZ:g} Hz       {busy:7.1%} of a core   "
         f"{busy - idle:+7.1%} over idle (target <= 15%)"
+    )
+    print(f"  the same, chart at 4 Hz        {busy_4hz:7.1%} of a core (the default is 2 Hz)")
+    print(
+        f"  components table alone         {light:7.1%} of a core; Textual's DataTable "
+        f"{data_table:.1%}: {data_table / max(light, 1e-9):.1f}x"
     )
     print(
         f"  view to screen                 mean {mean_ms:6.1f} ms, max "

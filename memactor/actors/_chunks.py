@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-import math
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeAlias
@@ -30,6 +29,7 @@ import trio
 
 from ..runtime import Actor, ActorStatistics
 from ._chunking import chunk_slices
+from ._lease import nbytes_of
 from ._pool import BufferPool
 
 Array: TypeAlias = npt.NDArray[Any]
@@ -384,7 +384,7 @@ class ChunkProcessor(Actor[Array, Array]):
             finally:
                 self._in_flight -= 1
         self._chunks_done += 1
-        self._bytes_processed += math.prod(shape) * run.array.dtype.itemsize
+        self._bytes_processed += nbytes_of(shape, run.array.dtype)
         return output
 
     def _run_sync(self, chunk: Array, source: Array) -> Array:

@@ -22,8 +22,8 @@ import trio
 from .._errors import MemactorError
 from ..events import format_size, parse_size
 from ..runtime import Actor, ActorStatistics, MemoryReporter
-from ._gpu_backends import BackendName, CupyBackend, HostBackend, nbytes_of, select_backend
-from ._lease import current_owner, dims_of
+from ._gpu_backends import BackendName, CupyBackend, HostBackend, select_backend
+from ._lease import current_owner, dims_of, nbytes_of
 
 
 class DeviceBufferError(MemactorError):
@@ -183,7 +183,7 @@ class GpuBufferManager(Actor[GpuRequest, GpuStatistics]):
         self._hooked: dict[tuple[int, int], tuple[int, int]] = {}  # (dev, ptr): (block, size)
 
     def __repr__(self) -> str:
-        name = "(unspawned)" if self._cell is None else repr(self._cell.name)
+        name = repr(self.name) if self.spawned else "(unspawned)"
         return f"<GpuBufferManager {name} on {self.device} {self._state.value}>"
 
     # -- buffers -------------------------------------------------------------------------

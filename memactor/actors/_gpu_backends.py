@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import math
 from collections.abc import Callable
 from typing import Any, Final, Literal, Protocol
 
@@ -247,8 +246,3 @@ def select_backend(device: str) -> tuple[HostBackend | CupyBackend, str]:
     if device == "cpu":
         return HostBackend(), "device 'cpu' asked for: using the host backend"
     return CupyBackend(int(device.split(":")[1])), f"device {device!r} asked for: using cupy"
-
-
-def nbytes_of(dims: tuple[int, ...], dtype: np.dtype[Any]) -> int:
-    """The bytes an array of ``dims`` and ``dtype`` takes."""
-    return math.prod(dims) * dtype.itemsize

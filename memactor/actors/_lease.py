@@ -82,6 +82,11 @@ def dims_of(shape: SupportsIndex | Sequence[SupportsIndex]) -> tuple[int, ...]:
     return dims
 
 
+def nbytes_of(dims: tuple[int, ...], dtype: np.dtype[Any]) -> int:
+    """The bytes an array of ``dims`` and ``dtype`` takes."""
+    return math.prod(dims) * dtype.itemsize
+
+
 def current_owner() -> str:
     """The name to attribute memory to for the calling trio task.
 
@@ -198,7 +203,7 @@ class Lease:
         """The array's dtype."""
         self.owner = owner
         """Whom the ledger attributes the block to while lent."""
-        self.nbytes = math.prod(shape) * dtype.itemsize
+        self.nbytes = nbytes_of(shape, dtype)
         """The array's bytes (what was asked for)."""
         self.block_nbytes = size_class(self.nbytes)
         """The raw block's bytes (what the pool reserves for it)."""

@@ -98,6 +98,19 @@ MetricsReply = (
 )
 
 
+def check_rate(name: str, rate_hz: float) -> None:
+    """Raise ``ValueError`` naming *name* unless *rate_hz* is a positive finite number."""
+    if not (rate_hz > 0 and math.isfinite(rate_hz)):
+        raise ValueError(f"{name} must be a positive number, got {rate_hz}")
+
+
+def check_settings(sample_hz: float, keep_snapshots: int) -> None:
+    """Raise ``ValueError`` for a metrics actor setting it cannot run with."""
+    check_rate("sample_hz", sample_hz)
+    if keep_snapshots < 1:
+        raise ValueError(f"keep_snapshots must be at least 1, got {keep_snapshots}")
+
+
 def _next_due(due: float, period: float, now: float) -> float:
     """The first tick after *now* on the grid ``due + k * period``: late ticks are
     skipped, not bunched up."""
@@ -130,10 +143,7 @@ class MetricsActor(Actor[MetricsRequest, MetricsReply]):
         sample_hz: float = DEFAULT_SAMPLE_HZ,
         keep_snapshots: int = DEFAULT_KEEP_SNAPSHOTS,
     ) -> None:
-        if not (sample_hz > 0 and math.isfinite(sample_hz)):
-            raise ValueError(f"sample_hz must be a positive number, got {sample_hz}")
-        if keep_snapshots < 1:
-            raise ValueError(f"keep_snapshots must be at least 1, got {keep_snapshots}")
+        check_settings(sample_hz, keep_snapshots)
         self.hub = hub
         self.ledger = ledger
         self.sample_hz = sample_hz
@@ -150,7 +160,6 @@ class MetricsActor(Actor[MetricsRequest, MetricsReply]):
 
     async def _consume(self) -> None:
         receive = self.hub.receive
-        self._consuming = True
         try:
             async for batch in receive:
                 self._apply(batch)
@@ -283,8 +292,7 @@ class MetricsActor(Actor[MetricsRequest, MetricsReply]):
             raise UnknownSnapshotError(label, list(self._snapshots)) from None
 
     def _subscribe(self, request: Subscribe) -> trio.MemoryReceiveChannel[Snapshot]:
-        if not (request.rate_hz > 0 and math.isfinite(request.rate_hz)):
-            raise ValueError(f"rate_hz must be a positive number, got {request.rate_hz}")
+        check_rate("rate_hz", request.rate_hz)
         send, receive = trio.open_memory_channel[Snapshot](request.buffer)
         period = 1.0 / request.rate_hz
         self._subscribers.append(

@@ -103,7 +103,7 @@ class BufferPool(Actor[PoolRequest, PoolReply]):
         return f"<BufferPool {self._label()} {self._state.value}>"
 
     def _label(self) -> str:
-        return "(unspawned)" if self._cell is None else repr(self._cell.name)
+        return repr(self.name) if self.spawned else "(unspawned)"
 
     # -- lending -------------------------------------------------------------------------
 
@@ -193,10 +193,7 @@ class BufferPool(Actor[PoolRequest, PoolReply]):
             self._bytes_reserved -= block.nbytes
             self._free_after_stop(block)
             return
-        assert self._reporter is not None
-        self._reporter.release(block.id, block.nbytes)
-        self._cached[block.id] = block
-        self._buckets.setdefault(block.nbytes, {})[block.id] = block
+        self._cache(block)
         self._serve_waiters()
         if self.max_cached is not None:
             while self._bytes_reserved - self._bytes_in_use > self.max_cached:
@@ -365,11 +362,16 @@ class BufferPool(Actor[PoolRequest, PoolReply]):
             # cache as a returned block would, so the books stay equal to what is held.
             del self._lent[block.id]
             self._bytes_in_use -= size
-            reporter.release(block.id, size)
-            self._cached[block.id] = block
-            self._buckets.setdefault(size, {})[block.id] = block
+            self._cache(block)
             raise
         return True
+
+    def _cache(self, block: _Block) -> None:
+        """Put a block that came back into the cache (RELEASE), warmest of its class."""
+        assert self._reporter is not None
+        self._reporter.release(block.id, block.nbytes)
+        self._cached[block.id] = block
+        self._buckets.setdefault(block.nbytes, {})[block.id] = block
 
     def _serve_waiters(self) -> None:
         while self._waiters and self._state is _PoolState.RUNNING:

@@ -7,7 +7,6 @@ that feeds it, and :attr:`MemorySystem.metrics`, a client for asking it things.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Iterable
 from contextlib import AbstractAsyncContextManager
@@ -44,6 +43,7 @@ from ._metrics import (
     RequestFailed,
     Subscribe,
     TakeSnapshot,
+    check_settings,
 )
 
 METRICS_NAME: Final = "metrics"
@@ -174,10 +174,7 @@ def open_system(
     tracking costs, or to switch it off in production). The other options, and the
     shutdown and error behaviour, are those of :func:`memactor.runtime.open_system`.
     """
-    if not (sample_hz > 0 and math.isfinite(sample_hz)):
-        raise ValueError(f"sample_hz must be a positive number, got {sample_hz}")
-    if keep_snapshots < 1:
-        raise ValueError(f"keep_snapshots must be at least 1, got {keep_snapshots}")
+    check_settings(sample_hz, keep_snapshots)  # now, not when the system first starts it
     ledger = Ledger(clock=clock)
     hub = MemoryHub(
         clock=clock,

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import trio
 
+from .._errors import sole_error
 from ..actors import MemorySystem, open_system
 from ..metrics import Snapshot, render_diff, render_snapshot
 from ..remote import RemoteError, open_server, parse_address
@@ -148,7 +149,7 @@ def _run_headless(
     except BaseExceptionGroup as group:
         # The system's nursery wraps what failed in it: a server that could not listen
         # is a usage error (exit 2 with its message), anything else a real failure.
-        error = _single(group)
+        error = sole_error(group)
         if isinstance(error, CommandError):
             raise error from None
         raise
@@ -176,10 +177,3 @@ def _save(snapshot: Snapshot, path: Path) -> Path:
         return snapshot.save(path)
     except OSError as error:
         raise CommandError(f"cannot save to {path}: {error.strerror or error}") from None
-
-
-def _single(error: BaseException) -> BaseException:
-    """The one exception inside nested single-exception groups (else *error* itself)."""
-    while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
-        error = error.exceptions[0]
-    return error

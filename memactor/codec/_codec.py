@@ -20,11 +20,10 @@ from .._errors import MemactorError
 from ..events import (
     MAX_BLOCK,
     MAX_SIZE,
-    MAX_TIMESTAMP,
-    MIN_TIMESTAMP,
     MemoryEvent,
     check_device,
     check_kind,
+    check_timestamp,
 )
 
 SCHEMA_VERSION: Final = 1
@@ -171,10 +170,7 @@ def _event_from_row(index: int, row: object) -> MemoryEvent:
         ):
             if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= top:
                 raise ValueError(f"{name} must be an int from 0 to {top}, got {value!r}")
-        if isinstance(ts, bool) or not isinstance(ts, int):
-            raise ValueError(f"timestamp_ns must be an int, got {ts!r}")
-        if not MIN_TIMESTAMP <= ts <= MAX_TIMESTAMP:
-            raise ValueError(f"timestamp_ns must fit in a signed 64-bit int, got {ts}")
+        check_timestamp(ts)
         check_device(device)
         if dst is not None:
             check_device(dst, field="dst_device")

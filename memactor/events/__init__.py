@@ -9,6 +9,7 @@ from ._event import MemoryEvent as MemoryEvent
 from ._event import Tags as Tags
 from ._event import check_device as check_device
 from ._event import check_kind as check_kind
+from ._event import check_timestamp as check_timestamp
 from ._event import is_device as is_device
 from ._sizes import format_size as format_size
 from ._sizes import parse_size as parse_size

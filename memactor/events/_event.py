@@ -75,6 +75,18 @@ def is_device(name: object) -> bool:
     return isinstance(name, str) and _DEVICE_RE.fullmatch(name) is not None
 
 
+def check_timestamp(timestamp_ns: object) -> int:
+    """Return *timestamp_ns* if it is an int that fits a signed 64-bit integer, else raise.
+
+    Raises :class:`ValueError` naming the bad value (booleans are not timestamps).
+    """
+    if isinstance(timestamp_ns, bool) or not isinstance(timestamp_ns, int):
+        raise ValueError(f"timestamp_ns must be an int, got {timestamp_ns!r}")
+    if not MIN_TIMESTAMP <= timestamp_ns <= MAX_TIMESTAMP:
+        raise ValueError(f"timestamp_ns must fit in a signed 64-bit int, got {timestamp_ns}")
+    return timestamp_ns
+
+
 def _check_size(value: int, field: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValueError(f"{field} must be an int number of bytes, got {value!r}")
@@ -138,7 +150,7 @@ class MemoryEvent(_EventFields):
         event_kind = check_kind(kind)
         if not isinstance(component, str) or not component:
             raise ValueError(f"component must be a non-empty string, got {component!r}")
-        if isinstance(block, bool) or not isinstance(block, int) or not 0 <= block <= 2**63 - 1:
+        if isinstance(block, bool) or not isinstance(block, int) or not 0 <= block <= MAX_BLOCK:
             raise ValueError(f"block must be an int id from 0 to 2**63-1, got {block!r}")
         _check_size(size, "size")
         check_device(device)
@@ -146,10 +158,8 @@ class MemoryEvent(_EventFields):
             raise ValueError(f"owner must be a string, got {owner!r}")
         if timestamp_ns is None:
             timestamp_ns = time.monotonic_ns()
-        elif isinstance(timestamp_ns, bool) or not isinstance(timestamp_ns, int):
-            raise ValueError(f"timestamp_ns must be an int, got {timestamp_ns!r}")
-        elif not MIN_TIMESTAMP <= timestamp_ns <= MAX_TIMESTAMP:
-            raise ValueError(f"timestamp_ns must fit in a signed 64-bit int, got {timestamp_ns}")
+        else:
+            check_timestamp(timestamp_ns)
         if event_kind is EventKind.RESIZE:
             if old_size is None:
                 raise ValueError("old_size is required for a RESIZE event")

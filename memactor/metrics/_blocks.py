@@ -51,7 +51,27 @@ def int_column(values: object, name: str) -> npt.NDArray[np.int64]:
         raise ValueError(f"column {name!r} holds an integer beyond 64 bits") from None
 
 
-def _frozen(array: npt.NDArray[Any]) -> npt.NDArray[Any]:
+def read_column(
+    raw: object, name: str, dtype: type[np.int32] | type[np.int64], *, what: str = "column"
+) -> npt.NDArray[Any]:
+    """A read-only one-dimensional array of *dtype* from a column as a snapshot stores it:
+    little-endian bytes (msgpack) or a sequence of integers (JSON, or arrays in memory).
+
+    Raises :class:`ValueError` naming the column (``f"{what} {name!r}"``) for a partial
+    item, a value beyond *dtype*, anything that is not integers, or more than one dimension.
+    """
+    if isinstance(raw, bytes | bytearray | memoryview):
+        if len(raw) % np.dtype(dtype).itemsize:
+            raise ValueError(f"{what} {name!r} has a partial item")
+        array = np.frombuffer(raw, dtype=np.dtype(dtype).newbyteorder("<")).astype(dtype)
+    else:
+        wide = int_column(raw, name)
+        info = np.iinfo(dtype)
+        if len(wide) and (wide.min() < info.min or wide.max() > info.max):
+            raise ValueError(f"{what} {name!r} holds a value beyond {np.dtype(dtype)}")
+        array = wide.astype(dtype)
+    if array.ndim != 1:
+        raise ValueError(f"{what} {name!r} must be one-dimensional")
     array.flags.writeable = False
     return array
 
@@ -95,22 +115,9 @@ class LiveBlocks:
             "owner": np.int32,
             "allocated_ns": np.int64,
         }
-        arrays: dict[str, npt.NDArray[Any]] = {}
-        for name, dtype in dtypes.items():
-            raw = columns.get(name, ())
-            if isinstance(raw, bytes | bytearray | memoryview):
-                if len(raw) % np.dtype(dtype).itemsize:
-                    raise ValueError(f"column {name!r} has a partial item")
-                array = np.frombuffer(raw, dtype=np.dtype(dtype).newbyteorder("<")).astype(dtype)
-            else:
-                wide = int_column(raw, name)
-                info = np.iinfo(dtype)
-                if len(wide) and (wide.min() < info.min or wide.max() > info.max):
-                    raise ValueError(f"column {name!r} holds a value beyond {np.dtype(dtype)}")
-                array = wide.astype(dtype)
-            if array.ndim != 1:
-                raise ValueError(f"column {name!r} must be one-dimensional")
-            arrays[name] = _frozen(array)
+        arrays = {
+            name: read_column(columns.get(name, ()), name, dtype) for name, dtype in dtypes.items()
+        }
         lengths = {len(a) for a in arrays.values()}
         if len(lengths) > 1:
             raise ValueError(f"block columns differ in length: {sorted(lengths)}")

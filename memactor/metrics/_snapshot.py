@@ -21,7 +21,7 @@ import numpy as np
 
 from ..codec import DEFAULT_LIMITS as DEFAULT_LIMITS
 from ..codec import CodecError, DecodeLimits, decode, decode_json, encode, frame
-from ._blocks import LiveBlock, LiveBlocks, int_column
+from ._blocks import LiveBlock, LiveBlocks, read_column
 from ._series import SeriesView
 from ._stats import ComponentStats, DeviceStats, LedgerStats, OwnerStats
 
@@ -136,7 +136,7 @@ class Snapshot:
         return cls.from_dict(decode(data, SNAPSHOT_TYPE, limits=limits))
 
     def to_json(self) -> str:
-        return json.dumps(frame(SNAPSHOT_TYPE, self._body(binary=False)), separators=(",", ":"))
+        return json.dumps(self.to_dict(), separators=(",", ":"))
 
     def to_dict(self) -> dict[str, Any]:
         """The snapshot as plain JSON-ready data, marker and schema version included."""
@@ -242,17 +242,10 @@ class Snapshot:
 
 
 def _series_view(body: Mapping[str, Any]) -> SeriesView:
-    columns = []
-    for name in ("times_ns", "bytes_reserved", "bytes_in_use"):
-        raw = body[name]
-        if isinstance(raw, bytes):
-            if len(raw) % 8:
-                raise ValueError(f"series column {name!r} has a partial item")
-            array = np.frombuffer(raw, dtype="<i8").astype(np.int64)
-        else:
-            array = int_column(raw, name)
-        array.flags.writeable = False
-        columns.append(array)
+    columns = [
+        read_column(body[name], name, np.int64, what="series column")
+        for name in ("times_ns", "bytes_reserved", "bytes_in_use")
+    ]
     if len({len(c) for c in columns}) != 1:
         raise ValueError("series columns differ in length")
     return SeriesView(columns[0], columns[1], columns[2], _int(body["stride"]))

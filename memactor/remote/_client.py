@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Final
@@ -30,6 +29,7 @@ from ._wire import (
     Message,
     get_field,
     pack,
+    rate_allowed,
 )
 
 DEFAULT_RATE_HZ: Final = 10.0
@@ -165,7 +165,7 @@ def _server_error(address: str, message: Message) -> RemoteError:
 
 def _check_rate(rate_hz: float) -> None:
     # A server closes the connection of a faster subscribe: refused here, not retried.
-    if not (0 < rate_hz <= MAX_RATE_HZ and math.isfinite(rate_hz)):
+    if not rate_allowed(rate_hz):
         raise ValueError(f"rate_hz must be above 0 and at most {MAX_RATE_HZ:g}, got {rate_hz}")
 
 

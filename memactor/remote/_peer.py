@@ -15,7 +15,7 @@ from typing import Final
 
 import trio
 
-from ._wire import ERROR, VIEW, pack
+from ._wire import VIEW, error_frame, pack
 
 OUTBOX_FRAMES: Final = 4
 """Frames a connection may have waiting to be written; views beyond are dropped."""
@@ -91,7 +91,7 @@ class Peer:
         close the outbox: the writer writes what is queued and ends. Idempotent."""
         if code:
             with contextlib.suppress(trio.WouldBlock, trio.ClosedResourceError):
-                self._outbox.send_nowait(_Frame(pack(ERROR, {"code": code, "reason": reason})))
+                self._outbox.send_nowait(_Frame(error_frame(code, reason)))
         self._outbox.close()
 
     async def write(self, done: trio.CancelScope) -> None:
@@ -100,17 +100,16 @@ class Peer:
         counters = self._counters
         try:
             async for item in self._pending:
-                if isinstance(item, _View):
-                    data = pack(VIEW, {"seq": item.seq, "view": item.payload})
-                else:
-                    data = item.data
                 # Counted as handed to the socket: a viewer may read it before this task
                 # runs again.
-                counters.bytes_sent += len(data)
                 if isinstance(item, _View):
+                    data = pack(VIEW, {"seq": item.seq, "view": item.payload})
                     counters.views_sent += 1
-                elif item.is_snapshot:
-                    counters.snapshots_sent += 1
+                else:
+                    data = item.data
+                    if item.is_snapshot:
+                        counters.snapshots_sent += 1
+                counters.bytes_sent += len(data)
                 await self.stream.send_all(data)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass  # the viewer went away

@@ -12,7 +12,6 @@ import contextlib
 import dataclasses
 import errno
 import hmac
-import math
 import os
 import socket
 import stat
@@ -30,7 +29,6 @@ from ._errors import ProtocolError, RefusedError, RemoteError
 from ._feed import Source
 from ._peer import CLOSE_GRACE_S, Counters, Peer, linger
 from ._wire import (
-    ERROR,
     HELLO,
     MAX_RATE_HZ,
     MAX_REQUEST_BYTES,
@@ -43,8 +41,10 @@ from ._wire import (
     WELCOME,
     FrameReader,
     Message,
+    error_frame,
     get_field,
     pack,
+    rate_allowed,
     with_header,
 )
 
@@ -110,18 +110,9 @@ class Server:
 
     def statistics(self) -> ServerStatistics:
         """A fresh frozen copy of the server's counts."""
-        c = self._counters
         return ServerStatistics(
-            connections_now=c.connections_now,
-            connections_peak=c.connections_peak,
-            connections_total=c.connections_total,
             viewers_now=sum(len(rate.peers) for rate in self._rates.values()),
-            rejected=c.rejected,
-            protocol_errors=c.protocol_errors,
-            views_sent=c.views_sent,
-            views_dropped=c.views_dropped,
-            snapshots_sent=c.snapshots_sent,
-            bytes_sent=c.bytes_sent,
+            **dataclasses.asdict(self._counters),
         )
 
     # -- connections ----------------------------------------------------------------
@@ -184,7 +175,7 @@ class Server:
         return True
 
     async def _refuse(self, stream: trio.SocketStream, code: str, reason: str) -> None:
-        frame = _error_frame(code, reason)
+        frame = error_frame(code, reason)
         self._counters.bytes_sent += len(frame)
         with trio.move_on_after(CLOSE_GRACE_S):
             await stream.send_all(frame)
@@ -239,7 +230,7 @@ class Server:
         while (request := await reader.receive_message(REQUEST_LIMITS)) is not None:
             if request.type == SUBSCRIBE:
                 rate_hz = float(get_field(request, "rate_hz", (int, float)))
-                if not (0 < rate_hz <= MAX_RATE_HZ and math.isfinite(rate_hz)):
+                if not rate_allowed(rate_hz):
                     raise ProtocolError(f"rate_hz must be above 0 and at most {MAX_RATE_HZ:g}")
                 await self._subscribe(peer, rate_hz)
             elif request.type == SNAPSHOT:
@@ -250,7 +241,7 @@ class Server:
                     await self._metrics.flush()
                     snapshot = await self._metrics.snapshot(label, blocks=blocks)
                 except (MemactorError, trio.BrokenResourceError) as error:
-                    await peer.send(_error_frame("failed", f"no snapshot: {error}"))
+                    await peer.send(error_frame("failed", f"no snapshot: {error}"))
                     continue
                 await peer.send(with_header(snapshot.to_msgpack()), is_snapshot=True)
             elif request.type == PING:
@@ -266,7 +257,7 @@ class Server:
         try:
             first = await self._metrics.snapshot("", blocks=False)
         except (MemactorError, trio.BrokenResourceError) as error:
-            await peer.send(_error_frame("failed", f"no views: {error}"))
+            await peer.send(error_frame("failed", f"no views: {error}"))
             return
         await peer.restart_views(dataclasses.replace(first, label="live").to_msgpack())
         rate = self._rates.get(rate_hz)
@@ -316,10 +307,6 @@ class Server:
         with trio.move_on_after(CLOSE_GRACE_S):
             while self._counters.connections_now:
                 await self._gone.park()
-
-
-def _error_frame(code: str, reason: str) -> bytes:
-    return pack(ERROR, {"code": code, "reason": reason})
 
 
 @asynccontextmanager

@@ -22,6 +22,7 @@ number of views dropped because it read too slowly.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -74,6 +75,12 @@ class Message:
     body: dict[str, Any]
 
 
+def rate_allowed(rate_hz: float) -> bool:
+    """Whether a subscribe may ask for *rate_hz* views a second (above 0, at most
+    :data:`MAX_RATE_HZ`)."""
+    return 0 < rate_hz <= MAX_RATE_HZ and math.isfinite(rate_hz)
+
+
 def with_header(payload: bytes) -> bytes:
     """Prefix *payload* with its length."""
     return len(payload).to_bytes(HEADER_BYTES, "big") + payload
@@ -82,6 +89,11 @@ def with_header(payload: bytes) -> bytes:
 def pack(type_: str, body: Mapping[str, Any]) -> bytes:
     """A whole frame of *type_*, length included."""
     return with_header(encode(type_, body))
+
+
+def error_frame(code: str, reason: str) -> bytes:
+    """A whole error frame: the server says why it closes (see the protocol above)."""
+    return pack(ERROR, {"code": code, "reason": reason})
 
 
 def unpack(payload: bytes, *, limits: DecodeLimits) -> Message:

@@ -87,6 +87,12 @@ class Actor(abc.ABC, Generic[MessageT, ReplyT]):
         return self._cell
 
     @property
+    def spawned(self) -> bool:
+        """Whether the actor has been spawned (and so has a :attr:`name`); it stays true
+        after the actor stopped."""
+        return self._cell is not None
+
+    @property
     def name(self) -> str:
         """The unique name this actor was spawned under."""
         return self._bound_cell.name

@@ -157,9 +157,7 @@ class Cell(Generic[MessageT, ReplyT]):
         for envelope in self.mailbox.discard():
             self.discarded += 1
             if envelope.reply is not None:
-                envelope.reply.fail(
-                    trio.BrokenResourceError(f"actor {self.name!r} stopped before replying")
-                )
+                envelope.reply.fail(self._stopped_before_replying())
         if self.reporter is not None:
             self.system.memory.forget(self.reporter)
         self.parent._remove_child(self)
@@ -217,6 +215,9 @@ class Cell(Generic[MessageT, ReplyT]):
         )
 
     # ---- the incarnation task ---------------------------------------------------------
+
+    def _stopped_before_replying(self) -> trio.BrokenResourceError:
+        return trio.BrokenResourceError(f"actor {self.name!r} stopped before replying")
 
     def _dropped(self, envelope: Envelope[MessageT, ReplyT]) -> None:
         if envelope.reply is not None:
@@ -314,9 +315,7 @@ class Cell(Generic[MessageT, ReplyT]):
                     reply.fail(ActorFailedError(self.name, exc))
                     raise
                 except BaseException:
-                    reply.fail(
-                        trio.BrokenResourceError(f"actor {self.name!r} stopped before replying")
-                    )
+                    reply.fail(self._stopped_before_replying())
                     raise
                 reply.reply(value)
             self.handled += 1

@@ -136,9 +136,8 @@ class MemoryHub:
             try:
                 await reporter.flush()
             except trio.ClosedResourceError:
-                # Closed by its owner; forget() may have removed it while we waited.
-                if reporter in self._reporters:
-                    self._reporters.remove(reporter)
+                # Closed by its owner (forget() may have removed it while we waited).
+                self.forget(reporter)
 
     def take_thread_events(self) -> list[tuple[object, ...]]:
         """Every event queued by thread reporters, reporter by reporter, oldest first."""

@@ -267,15 +267,21 @@ class MemoryReporter:
             # stays whole.
             self._batch.pop()
             raise trio.ClosedResourceError(f"reporter {self.component!r} is closed")
-        if self.flush_nowait():
-            return
-        if self._lossy:
-            self._dropped += len(self._batch)
-            self._batch = []
-        else:
+        if not self._send_or_drop():
             # Keep the batch: it grows until the owner's next flush() waits. Try the
             # channel again only after another batch's worth, not on every emit.
             self._limit = len(self._batch) + self._batch_size
+
+    def _send_or_drop(self) -> bool:
+        """Hand the batch to the channel without waiting or, in lossy mode, drop and count
+        it; False when a lossless batch found no room and stays."""
+        if self.flush_nowait():
+            return True
+        if self._lossy:
+            self._dropped += len(self._batch)
+            self._batch = []
+            return True
+        return False
 
     def _take(self) -> EventBatch:
         batch = EventBatch(self._batch, self._dropped)
@@ -310,12 +316,7 @@ class MemoryReporter:
         while self._sending is not None:
             # Another task's flush waits for room: its batch goes first.
             await self._sending.wait()
-        if self.flush_nowait():
-            await trio.lowlevel.checkpoint()
-            return
-        if self._lossy:
-            self._dropped += len(self._batch)
-            self._batch = []
+        if self._send_or_drop():
             await trio.lowlevel.checkpoint()
             return
         batch = self._take()

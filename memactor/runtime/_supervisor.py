@@ -120,10 +120,7 @@ class Supervisor:
           trio.BrokenResourceError: this supervisor gave up and was not restarted (also
               while ``on_start`` runs).
         """
-        check_name(name)
-        self.system._check_open()
-        if self._closed:
-            raise trio.BrokenResourceError(f"supervisor {self.name!r} has stopped")
+        self._check_can_add(name)
         factory: Callable[[], Actor[MessageT, ReplyT]]
         if isinstance(actor, Actor):
             if actor._cell is not None:
@@ -181,10 +178,7 @@ class Supervisor:
           DuplicateNameError: the name is taken.
           trio.ClosedResourceError: the system is closing or closed.
         """
-        check_name(name)
-        self.system._check_open()
-        if self._closed:
-            raise trio.BrokenResourceError(f"supervisor {self.name!r} has stopped")
+        self._check_can_add(name)
         child = Supervisor(
             self.system,
             name,
@@ -197,6 +191,12 @@ class Supervisor:
         self.system._register(name, child)
         self._children.append(child)
         return child
+
+    def _check_can_add(self, name: str) -> None:
+        check_name(name)
+        self.system._check_open()
+        if self._closed:
+            raise trio.BrokenResourceError(f"supervisor {self.name!r} has stopped")
 
     # ---- used by the supervision task and the system ----------------------------------
 

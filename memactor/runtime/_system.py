@@ -177,34 +177,25 @@ class ActorSystem:
         """
         self._closing = True
         await self._supervision.aclose()
-        await self._shut_down_tree(self.root, graceful=graceful)
-        self.root._closed = self.root._finished = True
+        await self._stop_in_reverse(self.root._children, graceful=graceful)
+        self.root.finish()
         # Every other actor stops before the first system actor (the metrics actor in a
         # memory system), and the reporters close just before it: what they could not
         # send stays ready for it to take as it stops.
-        await self._shut_down_tree(
-            self._system_supervisor, graceful=graceful, before_first=self.memory.close
-        )
+        system_actors = list(self._system_supervisor._children)
+        await self._stop_in_reverse(system_actors[1:], graceful=graceful)
         self.memory.close()
-        self._system_supervisor._closed = self._system_supervisor._finished = True
+        await self._stop_in_reverse(system_actors[:1], graceful=graceful)
+        self._system_supervisor.finish()
 
-    async def _shut_down_tree(
-        self,
-        supervisor: Supervisor,
-        *,
-        graceful: bool,
-        before_first: Callable[[], None] | None = None,
+    async def _stop_in_reverse(
+        self, children: Iterable[Cell[Any, Any] | Supervisor], *, graceful: bool
     ) -> None:
-        children = list(supervisor._children)
-        for child in reversed(children):
-            if before_first is not None and child is children[0]:
-                before_first()
+        """Stop and finish each child, last started first; a supervisor's children first."""
+        for child in reversed(list(children)):
             if isinstance(child, Supervisor):
-                await self._shut_down_tree(child, graceful=graceful)
-                child.finish()
-                continue
-            incarnation = child.incarnation
-            if incarnation is not None:
+                await self._stop_in_reverse(child._children, graceful=graceful)
+            elif (incarnation := child.incarnation) is not None:
                 if graceful:
                     child.request_stop()
                 else:

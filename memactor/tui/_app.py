@@ -9,6 +9,7 @@ aggregation) and drawn by the widgets. Without a feed, tests and demos call
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import traceback
 from collections import deque
@@ -39,7 +40,6 @@ from ._model import (
     OWNER_COLUMNS,
     Connection,
     Dashboard,
-    relabel,
 )
 from ._pick_screen import PickSnapshots
 from ._table import RowTable
@@ -48,7 +48,8 @@ VIEWS = ("components", "owners", "leaks", "events")
 SNAPSHOTS_KEPT = 16
 DEFAULT_CHART_HZ = 2.0
 """How often the chart redraws at most: it spans a minute, and plotext is the costliest
-widget (at 4 Hz the view took about 15% of a core with 50 components at 10 Hz)."""
+widget: with 50 components at 10 Hz the view took 8.8% of a core at 2 Hz and 11.1% at
+4 Hz (``scripts/bench_tui.py``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -361,7 +362,7 @@ class MemactorApp(App[None]):
                 self.notify("no view yet: nothing to take a snapshot of", severity="warning")
                 self._snapshot_count -= 1
                 return None
-            snapshot = relabel(view, label)
+            snapshot = dataclasses.replace(view, label=label)
             how = "from the latest view (no live blocks)"
         self.snapshots.append(snapshot)
         self.dashboard.note("snapshot", f"snapshot {label} taken {how}")

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import outcome
 import trio
 
+from .._errors import sole_error
 from ..remote import Feed
 
 _T = TypeVar("_T")
@@ -38,13 +39,6 @@ Post = Callable[[FeedItem], None]
 
 FeedFunction = Callable[[Post], Awaitable[None]]
 """A trio async function that posts items until it returns, raises or is cancelled."""
-
-
-def unwrap(error: BaseException) -> BaseException:
-    """The one exception inside nested single-exception groups (else *error* itself)."""
-    while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
-        error = error.exceptions[0]
-    return error
 
 
 class TrioGuest:
@@ -112,7 +106,7 @@ class TrioGuest:
         self._pending.clear()
         assert self._done is not None
         self._done.set_result(None)
-        self._on_done(None if error is None else unwrap(error))
+        self._on_done(None if error is None else sole_error(error))
 
     async def stop(self) -> None:
         """Cancel the run and wait until it has finished; a no-op if it has."""

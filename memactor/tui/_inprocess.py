@@ -101,31 +101,14 @@ async def _show_views(system: MemorySystem, rate_hz: float, source: Source, post
         post(FeedNote("the metrics actor restarted; its views go on"))
 
 
-def run(
-    main: Main,
-    *,
-    title: str | None = None,
-    name: str | None = None,
-    sample_hz: float = DEFAULT_SAMPLE_HZ,
-    serve: str | bool = False,
-    token: str | None = None,
-    headless: bool = False,
-    **open_system_options: Any,
-) -> int:
+def run(main: Main, *, headless: bool = False, **options: Any) -> int:
     """Run ``main(system)`` under the live view until you quit; return the exit code.
 
     0 when you quit; 1 when ``main`` (or the memory system) failed, after printing the
     traceback once the view has left the screen. *headless* runs without a terminal
-    (for tests). See :func:`pipeline_app`.
+    (for tests). Every other option is :func:`pipeline_app`'s (*title*, *name*,
+    *sample_hz*, *serve*, *token*, and those of ``memactor.open_system``).
     """
-    app = pipeline_app(
-        main,
-        title=title,
-        name=name,
-        sample_hz=sample_hz,
-        serve=serve,
-        token=token,
-        **open_system_options,
-    )
+    app = pipeline_app(main, **options)
     app.run(headless=headless)
     return app.return_code or 0

@@ -7,7 +7,6 @@ notable events. The widgets only lay these out.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Literal
 
@@ -355,8 +354,3 @@ class Dashboard:
             for label, points, column in picked
         )
         return ChartData(unit, window_ns / 1e9, lines)
-
-
-def relabel(view: Snapshot, label: str) -> Snapshot:
-    """*view* under another label (a snapshot taken from the latest view)."""
-    return dataclasses.replace(view, label=label)

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import sys
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,11 +19,9 @@ LIMIT_S = 60  # generous: a bound on a hang, never a timing assertion
 
 
 @pytest.fixture
-def runtime() -> Iterator[Path]:
-    """A private runtime directory (short: a socket path may not exceed 107 bytes)."""
-    path = Path(tempfile.mkdtemp(prefix="ma-", dir="/tmp"))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
+def runtime(socket_dir: Path) -> Path:
+    """A private runtime directory."""
+    return socket_dir
 
 
 async def memactor_snapshot(runtime: Path, *args: str, token: str = "") -> tuple[int, str, str]:

@@ -6,9 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,16 +16,8 @@ from .helpers import memactor
 TMUX = shutil.which("tmux")
 
 
-@pytest.fixture
-def short_dir() -> Iterator[Path]:
-    """A short directory: a Unix socket path may not exceed 107 bytes."""
-    path = Path(tempfile.mkdtemp(prefix="mt-", dir="/tmp"))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
-def test_top_without_a_server_says_none_runs(short_dir: Path) -> None:
-    result = memactor("top", env={"XDG_RUNTIME_DIR": str(short_dir)})
+def test_top_without_a_server_says_none_runs(socket_dir: Path) -> None:
+    result = memactor("top", env={"XDG_RUNTIME_DIR": str(socket_dir)})
     assert result.returncode == 2
     assert result.stderr.startswith("memactor top: no memactor server is running")
 
@@ -56,11 +46,11 @@ def wait_until(check: object, what: str, timeout_s: float = 60.0) -> None:
 
 
 @pytest.mark.skipif(TMUX is None, reason="tmux is not installed")
-def test_top_in_a_terminal_shows_the_served_demo(short_dir: Path) -> None:
+def test_top_in_a_terminal_shows_the_served_demo(socket_dir: Path) -> None:
     assert TMUX is not None
-    sock = short_dir / "demo.sock"
+    sock = socket_dir / "demo.sock"
     address = f"unix:{sock}"
-    env = {**os.environ, "XDG_RUNTIME_DIR": str(short_dir), "TERM": "xterm-256color"}
+    env = {**os.environ, "XDG_RUNTIME_DIR": str(socket_dir), "TERM": "xterm-256color"}
     demo = subprocess.Popen(
         [
             sys.executable,
@@ -78,8 +68,8 @@ def test_top_in_a_terminal_shows_the_served_demo(short_dir: Path) -> None:
         stderr=subprocess.DEVNULL,
         env=env,
     )
-    tmux = [TMUX, "-S", str(short_dir / "tmux"), "-f", os.devnull]
-    status = short_dir / "status"
+    tmux = [TMUX, "-S", str(socket_dir / "tmux"), "-f", os.devnull]
+    status = socket_dir / "status"
     try:
         wait_until(sock.exists, "the demo to serve")
         top = f"{sys.executable} -m memactor top {address}; echo $? > {status}"

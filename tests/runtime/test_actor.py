@@ -163,8 +163,13 @@ async def test_a_failing_background_task_fails_the_actor() -> None:
 
 
 async def test_an_unspawned_actor_has_no_name() -> None:
+    actor = Counter()
+    assert not actor.spawned
     with pytest.raises(RuntimeError, match=r"has not been spawned$"):
-        Counter().name  # noqa: B018 - the property raises
+        actor.name  # noqa: B018 - the property raises
+    async with open_system() as system:
+        await system.spawn(actor, name="counter")
+        assert (actor.spawned, actor.name) == (True, "counter")
 
 
 async def test_exit_must_come_from_the_actor_itself() -> None:

@@ -65,7 +65,7 @@ async def test_every_statistics_field(autojump_clock: trio.testing.MockClock) ->
         nursery.start_soon(ref.send, "3")  # waits for room
         await trio.sleep(5)
 
-        assert ref.statistics() == ActorStatistics(
+        blocked = ActorStatistics(
             name="decode.stage",
             state=ActorState.RUNNING,
             mailbox_capacity=2,
@@ -80,25 +80,21 @@ async def test_every_statistics_field(autojump_clock: trio.testing.MockClock) ->
             restarts=0,
             uptime_s=5.0,
         )
+        assert ref.statistics() == blocked
 
         stage.gate.set()  # "fail" fails; the restarted actor handles 1, 2 and 3
         await trio.testing.wait_all_tasks_blocked()
         await trio.sleep(1)
-        assert ref.statistics() == ActorStatistics(
-            name="decode.stage",
-            state=ActorState.RUNNING,
-            mailbox_capacity=2,
+        restarted = dataclasses.replace(
+            blocked,
             mailbox_depth=0,
-            mailbox_peak_depth=2,
             senders_waiting=0,
-            overflow=Overflow.BLOCK,
             messages_handled=3,
-            messages_dropped=0,
-            messages_discarded=0,
             failures=1,
             restarts=1,
             uptime_s=1.0,
         )
+        assert ref.statistics() == restarted
 
         stage.gate = trio.Event()
         for message in ("exit", "x", "y"):
@@ -107,19 +103,11 @@ async def test_every_statistics_field(autojump_clock: trio.testing.MockClock) ->
         stage.gate.set()  # a TRANSIENT normal exit: stopped for good, x and y discarded
         await trio.testing.wait_all_tasks_blocked()
         await trio.sleep(10)  # uptime is frozen once stopped
-        assert ref.statistics() == ActorStatistics(
-            name="decode.stage",
+        assert ref.statistics() == dataclasses.replace(
+            restarted,
             state=ActorState.STOPPED,
-            mailbox_capacity=2,
-            mailbox_depth=0,
-            mailbox_peak_depth=2,
-            senders_waiting=0,
-            overflow=Overflow.BLOCK,
             messages_handled=4,
-            messages_dropped=0,
             messages_discarded=2,
-            failures=1,
-            restarts=1,
             uptime_s=2.0,
         )
 

@@ -214,35 +214,25 @@ async def test_an_error_in_the_body_cancels_the_actors_and_discards_their_mailbo
     )
 
 
-async def test_cancelling_the_system_mid_send_leaves_nothing_running(
-    autojump_clock: trio.testing.MockClock,
+@pytest.mark.parametrize("blocked_in", ["send", "ask"])
+async def test_cancelling_the_system_mid_send_or_ask_leaves_nothing_running(
+    blocked_in: str, autojump_clock: trio.testing.MockClock
 ) -> None:
     log: list[str] = []
     before = tasks_living()
     with trio.move_on_after(1) as scope:
         async with open_system() as system:
             ref = await system.spawn(partial(Worker, log, gated=True), name="w", mailbox_size=1)
-            ref.send_nowait("1")
-            ref.send_nowait("2")
-            await ref.send("3")  # blocked by backpressure until the cancel
+            if blocked_in == "send":
+                ref.send_nowait("1")
+                ref.send_nowait("2")
+                await ref.send("3")  # blocked by backpressure until the cancel
+            else:
+                await ref.ask("1")  # its handler waits at the gate until the cancel
     assert scope.cancelled_caught
     assert tasks_living() == before
     assert log == ["start w", "stop w"]
     assert ref.statistics().state is ActorState.STOPPED
-
-
-async def test_cancelling_the_system_mid_ask_leaves_nothing_running(
-    autojump_clock: trio.testing.MockClock,
-) -> None:
-    log: list[str] = []
-    before = tasks_living()
-    with trio.move_on_after(1) as scope:
-        async with open_system() as system:
-            ref = await system.spawn(partial(Worker, log, gated=True), name="w")
-            await ref.ask("1")
-    assert scope.cancelled_caught
-    assert tasks_living() == before
-    assert log == ["start w", "stop w"]
 
 
 async def test_cancelling_a_stuck_graceful_shutdown_turns_it_into_a_cancelling_one(

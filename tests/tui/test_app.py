@@ -5,8 +5,6 @@ pytest-trio runs in trio mode, so each test is a plain function around ``asyncio
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import trio
@@ -21,16 +19,7 @@ from memactor.tui._pick_screen import PickSnapshots
 from memactor.tui._table import RowTable
 
 from .feeds import Pipeline, updates
-
-SIZE = (120, 40)
-
-
-def drive(app: MemactorApp, script: Callable[[Pilot[None]], Awaitable[None]]) -> None:
-    async def main() -> None:
-        async with app.run_test(size=SIZE) as pilot:
-            await script(pilot)
-
-    asyncio.run(main())
+from .helpers import drive
 
 
 def table(app: MemactorApp, view: str) -> RowTable:

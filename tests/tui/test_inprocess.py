@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -13,7 +11,9 @@ from textual.pilot import Pilot
 
 import memactor
 from memactor.actors import MetricsActor
-from memactor.tui import MemactorApp, pipeline_app, run
+from memactor.tui import pipeline_app, run
+
+from .helpers import drive, wait_for
 
 
 class Holder(memactor.Actor[object, None]):
@@ -27,14 +27,6 @@ class Holder(memactor.Actor[object, None]):
 
     async def on_stop(self) -> None:
         self.stopped.append("holder")
-
-
-def drive(app: MemactorApp, script: object) -> None:
-    async def main() -> None:
-        async with app.run_test(size=(120, 40)) as pilot:
-            await script(pilot)  # type: ignore[operator]
-
-    asyncio.run(main())
 
 
 def test_quitting_stops_the_pipeline_cleanly() -> None:
@@ -94,15 +86,6 @@ def test_a_failing_pipeline_exits_with_its_error(capsys: pytest.CaptureFixture[s
     assert "ValueError: bad frame" in capsys.readouterr().err
 
 
-async def until(pilot: Pilot[None], ready: Callable[[], bool]) -> None:
-    """Wait for *ready*; a bound on the number of polls keeps a broken run from hanging."""
-    for _ in range(1000):
-        if ready():
-            return
-        await pilot.pause(0.02)
-    raise AssertionError("never happened")
-
-
 def test_views_go_on_after_the_metrics_actor_restarts(monkeypatch: pytest.MonkeyPatch) -> None:
     # A fault planted in the real metrics actor: the message "crash" fails it.
     handle = MetricsActor.handle
@@ -131,9 +114,10 @@ def test_views_go_on_after_the_metrics_actor_restarts(monkeypatch: pytest.Monkey
 
         assert app._guest is not None
         await app._guest.call(crash)  # in the feed's trio run
-        await until(pilot, lambda: any("restarted" in row[2] for row in app.dashboard.event_rows()))
+        rows = app.dashboard.event_rows
+        await wait_for(pilot, lambda: any("restarted" in row[2] for row in rows()))
         seen = app.dashboard.views_received
-        await until(pilot, lambda: app.dashboard.views_received >= seen + 3)  # views go on
+        await wait_for(pilot, lambda: app.dashboard.views_received >= seen + 3)  # views go on
         assert system.metrics.ref.statistics().restarts == 1
         await pilot.press("q")
 

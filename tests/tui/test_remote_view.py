@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import trio
 from textual.pilot import Pilot
 
@@ -17,29 +13,7 @@ from memactor.actors import UnknownSnapshotError
 from memactor.remote import fetch_snapshot, open_server, watch
 from memactor.tui import MemactorApp, Post, RemoteActions, pipeline_app
 
-
-@pytest.fixture
-def socket_dir() -> Iterator[Path]:
-    """A short directory: a Unix socket path may not exceed 107 bytes."""
-    path = Path(tempfile.mkdtemp(prefix="mv-", dir="/tmp"))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
-def drive(app: MemactorApp, script: object) -> None:
-    async def main() -> None:
-        async with app.run_test(size=(120, 40)) as pilot:
-            await script(pilot)  # type: ignore[operator]
-
-    asyncio.run(main())
-
-
-async def wait_for(pilot: Pilot[None], ready: object) -> None:
-    for _ in range(1000):
-        if ready():  # type: ignore[operator]
-            return
-        await pilot.pause(0.01)
-    raise AssertionError("the view never got there")
+from .helpers import drive, wait_for
 
 
 def test_a_served_pipeline_can_be_snapshotted_from_outside(socket_dir: Path) -> None:

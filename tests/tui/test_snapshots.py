@@ -14,8 +14,8 @@ from memactor.remote import ConnectionLost
 from memactor.tui import MemactorApp
 
 from .feeds import updates
+from .helpers import SIZE
 
-SIZE = (120, 40)
 SnapCompare = Callable[..., bool]
 
 
