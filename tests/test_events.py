@@ -35,14 +35,16 @@ def test_event_kinds_have_stable_wire_values() -> None:
     ]
 
 
-def test_an_alloc_event_is_a_flat_tuple_of_ten_fields() -> None:
+def test_an_alloc_event_is_a_flat_tuple_of_eleven_fields() -> None:
     event = make()
-    assert tuple(event) == (EventKind.ALLOC, "pool", 1, 4096, "cpu", "decode", 1_000, 0, None, ())
+    assert tuple(event) == (
+        EventKind.ALLOC, "pool", 1, 4096, "cpu", "decode", 1_000, 0, None, (), 0
+    )  # fmt: skip
     assert event.kind is EventKind.ALLOC
     assert (event.component, event.block, event.size) == ("pool", 1, 4096)
     assert (event.device, event.owner, event.timestamp_ns) == ("cpu", "decode", 1_000)
-    assert (event.old_size, event.dst_device, event.tags) == (0, None, ())
-    assert len(event) == 10
+    assert (event.old_size, event.dst_device, event.tags, event.seq) == (0, None, (), 0)
+    assert len(event) == 11
 
 
 def test_an_event_is_immutable() -> None:
@@ -140,6 +142,12 @@ def test_each_bad_field_is_named(overrides: dict[str, Any], message: str) -> Non
         make(**overrides)
 
 
+@pytest.mark.parametrize("seq", [-1, 2**63, 1.0, True, "1"])
+def test_seq_is_a_non_negative_int64(seq: object) -> None:
+    with pytest.raises(ValueError, match=r"^seq must be an int from 0"):
+        make(seq=seq)
+
+
 def test_the_first_bad_field_is_the_one_named() -> None:
     with pytest.raises(ValueError, match=r"^component must"):
         make(component="", size=-1, device="gpu")
@@ -149,7 +157,7 @@ def test_the_first_bad_field_is_the_one_named() -> None:
 
 def test_unchecked_builds_without_checking() -> None:
     event = MemoryEvent.unchecked(EventKind.FREE, "", -5, -1, "nowhere", "x", 0)
-    assert event == (EventKind.FREE, "", -5, -1, "nowhere", "x", 0, 0, None, ())
+    assert event == (EventKind.FREE, "", -5, -1, "nowhere", "x", 0, 0, None, (), 0)
     assert isinstance(event, MemoryEvent)
     checked = make(kind=EventKind.TRANSFER, dst_device="cuda:1", tags={"a": "b"})
     assert MemoryEvent.unchecked(*checked) == checked

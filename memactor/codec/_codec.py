@@ -19,6 +19,7 @@ import msgpack
 from .._errors import MemactorError
 from ..events import (
     MAX_BLOCK,
+    MAX_SEQ,
     MAX_SIZE,
     MemoryEvent,
     check_device,
@@ -133,10 +134,10 @@ EVENTS_TYPE: Final = "events"
 
 
 def encode_events(events: Iterable[Sequence[Any]]) -> bytes:
-    """Pack a batch of events; each becomes a flat array of its ten fields."""
+    """Pack a batch of events; each becomes a flat array of its eleven fields."""
     rows = [
-        [int(k), c, b, s, d, o, t, old, dst, [list(pair) for pair in tags]]
-        for k, c, b, s, d, o, t, old, dst, tags in events
+        [int(k), c, b, s, d, o, t, old, dst, [list(pair) for pair in tags], seq]
+        for k, c, b, s, d, o, t, old, dst, tags, seq in events
     ]
     return encode(EVENTS_TYPE, {"events": rows})
 
@@ -154,9 +155,9 @@ def decode_events(data: bytes, *, limits: DecodeLimits = DEFAULT_LIMITS) -> list
 
 
 def _event_from_row(index: int, row: object) -> MemoryEvent:
-    if not isinstance(row, list) or len(row) != 10:
-        raise CodecError(f"event {index}: expected an array of 10 fields")
-    kind, component, block, size, device, owner, ts, old_size, dst, tags = row
+    if not isinstance(row, list) or len(row) != 11:
+        raise CodecError(f"event {index}: expected an array of 11 fields")
+    kind, component, block, size, device, owner, ts, old_size, dst, tags, seq = row
     try:
         event_kind = check_kind(kind)
         if not isinstance(component, str) or not component:
@@ -167,6 +168,7 @@ def _event_from_row(index: int, row: object) -> MemoryEvent:
             ("block", block, MAX_BLOCK),
             ("size", size, MAX_SIZE),
             ("old_size", old_size, MAX_SIZE),
+            ("seq", seq, MAX_SEQ),
         ):
             if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= top:
                 raise ValueError(f"{name} must be an int from 0 to {top}, got {value!r}")
@@ -191,4 +193,5 @@ def _event_from_row(index: int, row: object) -> MemoryEvent:
         old_size,
         dst,
         tuple((k, v) for k, v in tags),
+        seq,
     )

@@ -1,6 +1,7 @@
 """Layer 1: the memory event model and byte sizes. Standard library only."""
 
 from ._event import MAX_BLOCK as MAX_BLOCK
+from ._event import MAX_SEQ as MAX_SEQ
 from ._event import MAX_SIZE as MAX_SIZE
 from ._event import MAX_TIMESTAMP as MAX_TIMESTAMP
 from ._event import MIN_TIMESTAMP as MIN_TIMESTAMP

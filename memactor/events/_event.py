@@ -19,6 +19,9 @@ MAX_SIZE: Final = 2**48 - 1
 MAX_BLOCK: Final = 2**63 - 1
 """Block ids are non-negative and fit in a signed 64-bit integer."""
 
+MAX_SEQ: Final = 2**63 - 1
+"""Sequence numbers are non-negative and fit in a signed 64-bit integer."""
+
 MIN_TIMESTAMP: Final = -(2**63)
 MAX_TIMESTAMP: Final = 2**63 - 1
 """Timestamps fit in a signed 64-bit integer, as snapshots and msgpack store them."""
@@ -115,6 +118,7 @@ class _EventFields(NamedTuple):
     old_size: int
     dst_device: str | None
     tags: Tags
+    seq: int
 
 
 class MemoryEvent(_EventFields):
@@ -129,7 +133,11 @@ class MemoryEvent(_EventFields):
 
     Fields: ``kind, component, block, size, device, owner, timestamp_ns`` and, where the kind
     uses them, ``old_size`` (RESIZE), ``dst_device`` (TRANSFER) and ``tags`` (sorted
-    ``(key, value)`` pairs).
+    ``(key, value)`` pairs). Last comes ``seq``, the event's place in its process's order
+    of emission: reporters number every event they emit from one counter per system, so
+    that the metrics actor applies events in the order they happened, whichever batch
+    reaches it first. ``0`` (the default) means "not numbered"; the ledger applies events
+    in the order it is given them and never reads ``seq``.
     """
 
     __slots__ = ()
@@ -146,6 +154,7 @@ class MemoryEvent(_EventFields):
         old_size: int | None = None,
         dst_device: str | None = None,
         tags: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
+        seq: int = 0,
     ) -> MemoryEvent:
         event_kind = check_kind(kind)
         if not isinstance(component, str) or not component:
@@ -172,6 +181,8 @@ class MemoryEvent(_EventFields):
             check_device(dst_device, field="dst_device")
         elif dst_device is not None:
             raise ValueError(f"dst_device is only for TRANSFER events, got {dst_device!r}")
+        if isinstance(seq, bool) or not isinstance(seq, int) or not 0 <= seq <= MAX_SEQ:
+            raise ValueError(f"seq must be an int from 0 to 2**63-1, got {seq!r}")
         return tuple.__new__(
             cls,
             (
@@ -185,6 +196,7 @@ class MemoryEvent(_EventFields):
                 old_size or 0,
                 dst_device,
                 _normalize_tags(tags),
+                seq,
             ),
         )
 
@@ -201,6 +213,7 @@ class MemoryEvent(_EventFields):
         old_size: int = 0,
         dst_device: str | None = None,
         tags: Tags = (),
+        seq: int = 0,
     ) -> MemoryEvent:
         """Build an event without checking it, for producers that already have.
 
@@ -209,5 +222,17 @@ class MemoryEvent(_EventFields):
         """
         return tuple.__new__(
             cls,
-            (kind, component, block, size, device, owner, timestamp_ns, old_size, dst_device, tags),
+            (
+                kind,
+                component,
+                block,
+                size,
+                device,
+                owner,
+                timestamp_ns,
+                old_size,
+                dst_device,
+                tags,
+                seq,
+            ),
         )

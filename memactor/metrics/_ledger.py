@@ -86,8 +86,8 @@ class Ledger:
     def apply(self, events: Iterable[Sequence[Any]]) -> int:
         """Apply *events* in order and return how many were taken in.
 
-        Each event is a :class:`~memactor.events.MemoryEvent` or a tuple with its ten
-        fields. Nothing is raised for a bad event: it is counted (see
+        Each event is a :class:`~memactor.events.MemoryEvent` or a tuple with its eleven
+        fields (``seq`` last; the ledger does not read it: the order is the one given). Nothing is raised for a bad event: it is counted (see
         :meth:`statistics` and each component's ``anomalies``) and the rest apply.
         """
         if not isinstance(events, list | tuple):
@@ -112,7 +112,7 @@ class Ledger:
         d_reserved = d_in_use = d_peak_reserved = d_peak_in_use = 0
         for event in events:
             try:
-                kind, component, block, size, device, owner, ts, old_size, dst, _tags = event
+                kind, component, block, size, device, owner, ts, old_size, dst, _tags, _seq = event
                 if component is not last_component or device is not last_device:
                     # Store the current books, then load the next pair's.
                     account.reserved = a_reserved

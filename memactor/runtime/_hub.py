@@ -66,6 +66,9 @@ class MemoryHub:
         # One block counter per component, shared by all its reporters: a respawned
         # actor, or a thread reporter beside an actor's, never reuses a live block's id.
         self._block_counters: dict[str, Iterator[int]] = {}
+        # One numbering of every event any reporter of this hub emits: the order in which
+        # they happened, which the metrics actor applies them in.
+        self._seq = itertools.count(1).__next__
         self._closed = False
 
     def _blocks_of(self, component: str) -> Iterator[int]:
@@ -104,6 +107,7 @@ class MemoryHub:
             clock=self.clock,
             on_close=self._late.append,
             blocks=self._blocks_of(component),
+            seq=self._seq,
         )
         self._reporters.append(reporter)
         return reporter
@@ -120,6 +124,7 @@ class MemoryHub:
             device=device,
             clock=self.clock,
             blocks=self._blocks_of(component),
+            seq=self._seq,
         )
         self._thread_reporters.append(reporter)
         return reporter

@@ -78,6 +78,7 @@ class MemoryReporter:
         "_lossy",
         "_on_close",
         "_sending",
+        "_seq",
         "component",
         "device",
         "owner",
@@ -95,6 +96,7 @@ class MemoryReporter:
         clock: Callable[[], int] = time.monotonic_ns,
         on_close: Callable[[EventBatch], None] | None = None,
         blocks: Iterator[int] | None = None,
+        seq: Callable[[], int] | None = None,
     ) -> None:
         if not isinstance(component, str) or not component:
             raise ValueError(f"component must be a non-empty string, got {component!r}")
@@ -112,6 +114,7 @@ class MemoryReporter:
         self._batch_size = batch_size
         self._limit = batch_size
         self._clock = clock
+        self._seq = seq if seq is not None else itertools.count(1).__next__
         self._batch: list[EventTuple] = []
         self._dropped = 0
         self._closed = False
@@ -148,6 +151,7 @@ class MemoryReporter:
                 0,
                 None,
                 (),
+                self._seq(),
             )
         )
         if len(batch) >= self._limit:
@@ -168,6 +172,7 @@ class MemoryReporter:
                 0,
                 None,
                 (),
+                self._seq(),
             )
         )
         if len(batch) >= self._limit:
@@ -190,6 +195,7 @@ class MemoryReporter:
                 0,
                 None,
                 (),
+                self._seq(),
             )
         )
         if len(batch) >= self._limit:
@@ -210,6 +216,7 @@ class MemoryReporter:
                 0,
                 None,
                 (),
+                self._seq(),
             )
         )
         if len(batch) >= self._limit:
@@ -230,6 +237,7 @@ class MemoryReporter:
                 old_size,
                 None,
                 (),
+                self._seq(),
             )
         )
         if len(batch) >= self._limit:
@@ -239,7 +247,19 @@ class MemoryReporter:
         """``size`` bytes were copied from device ``src`` to ``dst``."""
         batch = self._batch
         batch.append(
-            (_TRANSFER, self.component, block, size, src, self.owner, self._clock(), 0, dst, ())
+            (
+                _TRANSFER,
+                self.component,
+                block,
+                size,
+                src,
+                self.owner,
+                self._clock(),
+                0,
+                dst,
+                (),
+                self._seq(),
+            )  # fmt: skip
         )
         if len(batch) >= self._limit:
             self._full()
@@ -414,6 +434,7 @@ class ThreadReporter:
         device: str = "cpu",
         clock: Callable[[], int] = time.monotonic_ns,
         blocks: Iterator[int] | None = None,
+        seq: Callable[[], int] | None = None,
     ) -> None:
         if not isinstance(component, str) or not component:
             raise ValueError(f"component must be a non-empty string, got {component!r}")
@@ -422,6 +443,7 @@ class ThreadReporter:
         self.owner = component if owner is None else owner
         self.device = device
         self._clock = clock
+        self._seq = seq if seq is not None else itertools.count(1).__next__
         self._queue: list[EventTuple] = []
         self._closed = False
         self._lock = threading.Lock()
@@ -443,7 +465,7 @@ class ThreadReporter:
         dst: str | None = None,
     ) -> None:
         event = (kind, self.component, block, size, device or self.device, owner,
-                 self._clock(), old_size, dst, ())  # fmt: skip
+                 self._clock(), old_size, dst, (), self._seq())  # fmt: skip
         with self._lock:
             if self._closed:
                 raise trio.ClosedResourceError(f"reporter {self.component!r} is closed")

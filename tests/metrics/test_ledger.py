@@ -476,21 +476,21 @@ MALFORMED: list[Any] = [
     None,
     42,
     "not an event",
-    (ALLOC, "pool", 1, 10, "cpu", "o", 0, 0, None),
-    (ALLOC, "pool", 1, 10, "cpu", "o", 0, 0, None, (), "extra"),
-    (ALLOC, "", 1, 10, "cpu", "o", 0, 0, None, ()),
-    (ALLOC, 5, 1, 10, "cpu", "o", 0, 0, None, ()),
-    (ALLOC, None, 1, 10, None, "o", 0, 0, None, ()),
-    (ALLOC, "pool", 1, 10, "gpu", "o", 0, 0, None, ()),
-    (ALLOC, "pool", 1, 10, "cpu\n", "o", 0, 0, None, ()),
-    (ALLOC, ["pool"], 1, 10, "cpu", "o", 0, 0, None, ()),
-    (ALLOC, "pool", 1, "10", "cpu", "o", 0, 0, None, ()),
-    (ALLOC, "pool", 1, 10, "cpu", None, 0, 0, None, ()),
-    (ALLOC, "pool", 1, 10, "cpu", "o", None, 0, None, ()),
-    (ALLOC, "pool", 1, 10, "cpu", "o", 1.5, 0, None, ()),
-    (ALLOC, "pool", 1, 1.5, "cpu", "o", 0, 0, None, ()),
-    (TRANSFER, "pool", 1, 1.5, "cpu", "o", 0, 0, "cuda:0", ()),
-    (TRANSFER, "pool", 1, "10", "cpu", "o", 0, 0, "cuda:0", ()),
+    (ALLOC, "pool", 1, 10, "cpu", "o", 0, 0, None, ()),
+    (ALLOC, "pool", 1, 10, "cpu", "o", 0, 0, None, (), 0, "extra"),
+    (ALLOC, "", 1, 10, "cpu", "o", 0, 0, None, (), 0),
+    (ALLOC, 5, 1, 10, "cpu", "o", 0, 0, None, (), 0),
+    (ALLOC, None, 1, 10, None, "o", 0, 0, None, (), 0),
+    (ALLOC, "pool", 1, 10, "gpu", "o", 0, 0, None, (), 0),
+    (ALLOC, "pool", 1, 10, "cpu\n", "o", 0, 0, None, (), 0),
+    (ALLOC, ["pool"], 1, 10, "cpu", "o", 0, 0, None, (), 0),
+    (ALLOC, "pool", 1, "10", "cpu", "o", 0, 0, None, (), 0),
+    (ALLOC, "pool", 1, 10, "cpu", None, 0, 0, None, (), 0),
+    (ALLOC, "pool", 1, 10, "cpu", "o", None, 0, None, (), 0),
+    (ALLOC, "pool", 1, 10, "cpu", "o", 1.5, 0, None, (), 0),
+    (ALLOC, "pool", 1, 1.5, "cpu", "o", 0, 0, None, (), 0),
+    (TRANSFER, "pool", 1, 1.5, "cpu", "o", 0, 0, "cuda:0", (), 0),
+    (TRANSFER, "pool", 1, "10", "cpu", "o", 0, 0, "cuda:0", (), 0),
 ]
 
 
@@ -539,7 +539,7 @@ def test_a_malformed_event_on_a_live_block_changes_nothing(ledger: Ledger, kind:
 
 def test_an_event_with_neither_component_nor_device_does_not_crash(ledger: Ledger) -> None:
     # None is what a naive "last component seen" cache starts from.
-    assert ledger.apply([(ALLOC, None, 1, 10, None, "o", 0, 0, None, ())] * 2) == 2
+    assert ledger.apply([(ALLOC, None, 1, 10, None, "o", 0, 0, None, (), 0)] * 2) == 2
     assert ledger.statistics().malformed == 2
 
 
@@ -689,9 +689,9 @@ def test_numpy_integers_count_as_integers_and_floats_change_nothing() -> None:
     ledger = Ledger(clock=lambda: 0)
     ledger.apply(
         [
-            (EventKind.ALLOC, "a", 1, np.int64(4096), "cpu", "o", np.int64(5), 0, None, ()),
-            (EventKind.FREE, "a", 1, 4096, "cpu", "", 7.5, 0, None, ()),  # malformed: kept
-            (EventKind.FREE, "a", 1, np.int64(4096), "cpu", "", np.int64(15), 0, None, ()),
+            (EventKind.ALLOC, "a", 1, np.int64(4096), "cpu", "o", np.int64(5), 0, None, (), 0),
+            (EventKind.FREE, "a", 1, 4096, "cpu", "", 7.5, 0, None, (), 0),  # malformed: kept
+            (EventKind.FREE, "a", 1, np.int64(4096), "cpu", "", np.int64(15), 0, None, (), 0),
         ]
     )
     stats = ledger.component("a")

@@ -151,9 +151,9 @@ class Model:
         self.update_peaks()
 
     def classify_and_apply(self, event: Any) -> str:
-        if not isinstance(event, tuple) or len(event) != 10:
+        if not isinstance(event, tuple) or len(event) != 11:
             return "malformed"
-        kind, component, block, size, device, owner, ts, old_size, dst, _tags = event
+        kind, component, block, size, device, owner, ts, old_size, dst, _tags, _seq = event
         if not isinstance(component, str) or not component or device not in DEVICES:
             return "malformed"
         books = self.books.setdefault((component, device), Books())
@@ -317,14 +317,14 @@ MALFORMED: list[Any] = [
     42,
     (ALLOC, "pool", 1, 10, "cpu", "o", 0, 0, None),  # nine fields
     (ALLOC, "pool", 1, 10, "cpu", "o", 0, 0, None, (), "extra"),
-    (ALLOC, "", 1, 10, "cpu", "o", 0, 0, None, ()),
-    (ALLOC, None, 1, 10, "cpu", "o", 0, 0, None, ()),
-    (ALLOC, 5, 1, 10, "cpu", "o", 0, 0, None, ()),
-    (ALLOC, "pool", 1, 10, "gpu", "o", 0, 0, None, ()),
-    (ALLOC, "pool", 1, 10, None, "o", 0, 0, None, ()),
-    (ALLOC, "pool", 1, 10, "cpu\n", "o", 0, 0, None, ()),
-    (ALLOC, None, 1, 10, None, "o", 0, 0, None, ()),  # once crashed the identity cache
-    (FREE, ["pool"], 1, 10, "cpu", "o", 0, 0, None, ()),  # unhashable component
+    (ALLOC, "", 1, 10, "cpu", "o", 0, 0, None, (), 0),
+    (ALLOC, None, 1, 10, "cpu", "o", 0, 0, None, (), 0),
+    (ALLOC, 5, 1, 10, "cpu", "o", 0, 0, None, (), 0),
+    (ALLOC, "pool", 1, 10, "gpu", "o", 0, 0, None, (), 0),
+    (ALLOC, "pool", 1, 10, None, "o", 0, 0, None, (), 0),
+    (ALLOC, "pool", 1, 10, "cpu\n", "o", 0, 0, None, (), 0),
+    (ALLOC, None, 1, 10, None, "o", 0, 0, None, (), 0),  # once crashed the identity cache
+    (FREE, ["pool"], 1, 10, "cpu", "o", 0, 0, None, (), 0),  # unhashable component
 ]
 
 # One odd field of an otherwise good ALLOC: a wrong type is malformed, a value out of
@@ -392,7 +392,7 @@ class LedgerMachine(RuleBasedStateMachine):
 
     @rule(c=components, d=devices, b=blocks, o=owners, t=times, size=sizes, flush=st.booleans())
     def alloc(self, c: str, d: str, b: int, o: str, t: int, size: int, flush: bool) -> None:
-        self.send((ALLOC, c, b, size, d, o, t, 0, None, ()), flush)
+        self.send((ALLOC, c, b, size, d, o, t, 0, None, (), 0), flush)
 
     @rule(
         c=components,
@@ -406,7 +406,7 @@ class LedgerMachine(RuleBasedStateMachine):
         self, c: str, d: str, o: str, t: int, run: list[tuple[int, int]], flush: bool
     ) -> None:
         for b, size in run:
-            self.send((ALLOC, c, b, size, d, o, t, 0, None, ()), False)
+            self.send((ALLOC, c, b, size, d, o, t, 0, None, (), 0), False)
         if flush:
             self.apply_pending()
 
@@ -420,28 +420,28 @@ class LedgerMachine(RuleBasedStateMachine):
     def odd_alloc(self, c: str, d: str, t: int, odd: tuple[str, Any], flush: bool) -> None:
         f: dict[str, Any] = {"block": 2, "size": 64, "ts": t, "owner": "decode"}
         f[odd[0]] = odd[1]
-        self.send((ALLOC, c, f["block"], f["size"], d, f["owner"], f["ts"], 0, None, ()), flush)
+        self.send((ALLOC, c, f["block"], f["size"], d, f["owner"], f["ts"], 0, None, (), 0), flush)
 
     @rule(data=st.data(), t=st.one_of(times, st.none()), flush=st.booleans())
     def free(self, data: st.DataObject, t: int | None, flush: bool) -> None:
         c, d, b = self.target(data)
-        self.send((FREE, c, b, self.size_for(data, c, d, b), d, "", t, 0, None, ()), flush)
+        self.send((FREE, c, b, self.size_for(data, c, d, b), d, "", t, 0, None, (), 0), flush)
 
     @rule(data=st.data(), t=times, flush=st.booleans())
     def release(self, data: st.DataObject, t: int, flush: bool) -> None:
         c, d, b = self.target(data, lent=True)
-        self.send((RELEASE, c, b, self.size_for(data, c, d, b), d, "", t, 0, None, ()), flush)
+        self.send((RELEASE, c, b, self.size_for(data, c, d, b), d, "", t, 0, None, (), 0), flush)
 
     @rule(data=st.data(), t=times, o=st.sampled_from([*OWNERS, None, 3]), flush=st.booleans())
     def acquire(self, data: st.DataObject, t: int, o: Any, flush: bool) -> None:
         c, d, b = self.target(data, lent=False)
-        self.send((ACQUIRE, c, b, self.size_for(data, c, d, b), d, o, t, 0, None, ()), flush)
+        self.send((ACQUIRE, c, b, self.size_for(data, c, d, b), d, o, t, 0, None, (), 0), flush)
 
     @rule(data=st.data(), t=times, size=odd_sizes, flush=st.booleans())
     def resize(self, data: st.DataObject, t: int, size: Any, flush: bool) -> None:
         c, d, b = self.target(data)
         old_size = self.size_for(data, c, d, b)
-        self.send((RESIZE, c, b, size, d, "", t, old_size, None, ()), flush)
+        self.send((RESIZE, c, b, size, d, "", t, old_size, None, (), 0), flush)
 
     @rule(
         c=components,
@@ -453,7 +453,7 @@ class LedgerMachine(RuleBasedStateMachine):
         flush=st.booleans(),
     )
     def transfer(self, c: str, d: str, b: int, t: int, size: Any, dst: Any, flush: bool) -> None:
-        self.send((TRANSFER, c, b, size, d, "", t, 0, dst, ()), flush)
+        self.send((TRANSFER, c, b, size, d, "", t, 0, dst, (), 0), flush)
 
     @rule(
         c=components,
@@ -464,7 +464,7 @@ class LedgerMachine(RuleBasedStateMachine):
     )
     def junk(self, c: str, d: str, kind: Any, broken: Any, flush: bool) -> None:
         """An event of an unknown kind, or one too broken to attribute."""
-        event = broken if broken is not None else (kind, c, 1, 64, d, "decode", 0, 0, None, ())
+        event = broken if broken is not None else (kind, c, 1, 64, d, "decode", 0, 0, None, (), 0)
         self.send(event, flush)
 
     @rule(count=st.integers(0, 3))
