@@ -31,6 +31,7 @@ from ._metrics import DiffSnapshots as DiffSnapshots
 from ._metrics import Flush as Flush
 from ._metrics import GetStatistics as GetStatistics
 from ._metrics import MetricsActor as MetricsActor
+from ._metrics import MetricsState as MetricsState
 from ._metrics import RequestFailed as RequestFailed
 from ._metrics import Subscribe as Subscribe
 from ._metrics import TakeSnapshot as TakeSnapshot

@@ -1,8 +1,15 @@
 """The metrics actor: the one owner of the ledger.
 
-It applies every batch of memory events that reporters send, samples the time series at a
-fixed rate, keeps named snapshots, and answers requests (statistics, snapshots, diffs,
-subscriptions). Everything that shows or checks memory reads from it.
+It applies the memory events that reporters emit, in the order they were emitted,
+samples the time series at a fixed rate, keeps named snapshots, and answers requests
+(statistics, snapshots, diffs, subscriptions). Everything that shows or checks memory
+reads from it.
+
+Its work is done in *rounds*: a round takes every event emitted so far from the hub (a
+consistent cut, :meth:`MemoryHub.collect`) and applies them in emission order. A round
+runs when a reporter hands on a batch, every flush interval, before every sample, and
+before every answer, so every view, statistic and snapshot includes every event emitted
+before it.
 """
 
 from __future__ import annotations
@@ -15,8 +22,8 @@ from typing import Final
 import trio
 
 from .._errors import MemactorError
-from ..metrics import Ledger, LedgerStats, Snapshot, SnapshotDiff, diff
-from ..runtime import Actor, EventBatch, MemoryHub
+from ..metrics import EventOrder, Ledger, LedgerStats, Snapshot, SnapshotDiff, diff
+from ..runtime import Actor, MemoryHub
 
 DEFAULT_SAMPLE_HZ: Final = 10.0
 DEFAULT_KEEP_SNAPSHOTS: Final = 16
@@ -75,7 +82,7 @@ class Subscribe:
 
 @dataclass(frozen=True, slots=True)
 class Flush:
-    """Ask every reporter to hand on its batch and apply all that was handed on."""
+    """Ask for a round: apply every event emitted before the request."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,86 +133,73 @@ class _Subscriber:
     skipped: int = 0
 
 
-class MetricsActor(Actor[MetricsRequest, MetricsReply]):
-    """Owns the ledger; consumes the hub's batches; samples at ``sample_hz``.
+class MetricsState:
+    """What outlives any one metrics actor incarnation, as the ledger does: the events
+    held for ordering, the labelled snapshots and the subscriptions.
 
-    The ledger lives as long as the system, across restarts of this actor. On stop,
-    including a stop by cancellation, it applies every batch still in the channel and
-    every batch a closing reporter could not send, synchronously, so that a lossless
-    reporter's events all reach the ledger.
+    A metrics actor that fails and is restarted finds them as they were: held events are
+    applied exactly once, ``diff`` still knows every label, and viewers keep their
+    channels. For the runtime's use (:func:`memactor.open_system` makes one).
     """
 
-    def __init__(
-        self,
-        hub: MemoryHub,
-        ledger: Ledger,
-        *,
-        sample_hz: float = DEFAULT_SAMPLE_HZ,
-        keep_snapshots: int = DEFAULT_KEEP_SNAPSHOTS,
-    ) -> None:
-        check_settings(sample_hz, keep_snapshots)
+    def __init__(self, hub: MemoryHub, ledger: Ledger, *, keep_snapshots: int) -> None:
         self.hub = hub
         self.ledger = ledger
-        self.sample_hz = sample_hz
         self.keep_snapshots = keep_snapshots
-        self._snapshots: OrderedDict[str, Snapshot] = OrderedDict()
-        self._subscribers: list[_Subscriber] = []
-        self._consuming = False
+        self.order = EventOrder(ledger)
+        self.snapshots: OrderedDict[str, Snapshot] = OrderedDict()
+        self.subscribers: list[_Subscriber] = []
+
+    def round(self, *, last: bool = False) -> None:
+        """Take every event emitted so far and apply them in emission order.
+
+        With *last* (the system is closing and no reporter can emit again) nothing is
+        held back. Raises what the ledger raises (see :class:`EventOrder`).
+        """
+        collected = self.hub.collect()
+        order = self.order
+        ledger = self.ledger
+        for batch in collected.batches:
+            order.add(batch.events)
+            if batch.dropped:
+                ledger.note_dropped(batch.dropped)
+        order.apply_below(math.inf if last else collected.watermark)
+
+
+class MetricsActor(Actor[MetricsRequest, MetricsReply]):
+    """Owns the ledger; applies events in rounds; samples at ``sample_hz``.
+
+    The ledger and the :class:`MetricsState` live as long as the system, across restarts
+    of this actor. On its last stop (the system closing, the reporters closed) it runs a
+    last round, so every event any reporter emitted reaches the ledger, then ends the
+    subscriptions. After a failure it ends nothing: the next incarnation goes on.
+    """
+
+    def __init__(self, state: MetricsState, *, sample_hz: float = DEFAULT_SAMPLE_HZ) -> None:
+        check_settings(sample_hz, state.keep_snapshots)
+        self.state = state
+        self.hub = state.hub
+        self.ledger = state.ledger
+        self.sample_hz = sample_hz
 
     async def on_start(self) -> None:
-        self._consuming = True
-        self.start_soon(self._consume, name="memactor metrics: consume")
-        self.start_soon(self._flush_periodically, name="memactor metrics: flush")
+        self.start_soon(self._round_when_handed_on, name="memactor metrics: rounds")
+        self.start_soon(self._round_periodically, name="memactor metrics: flush")
         self.start_soon(self._sample_periodically, name="memactor metrics: sample")
 
-    async def _consume(self) -> None:
-        receive = self.hub.receive
-        try:
-            async for batch in receive:
-                self._apply(batch)
-                # Take all that is ready before yielding: one scheduling round can bring
-                # many batches from fast producers, and a lossy one drops what finds no room.
-                while True:
-                    try:
-                        batch = receive.receive_nowait()
-                    except (trio.WouldBlock, trio.EndOfChannel):
-                        break
-                    self._apply(batch)
-        finally:
-            self._consuming = False
+    async def _round_when_handed_on(self) -> None:
+        # A reporter handed on a batch (full, or its owner went idle) or waits for room:
+        # apply it now, which also makes room.
+        while True:
+            await self.hub.wait_handed_on()
+            self.state.round()
 
-    def _apply(self, batch: EventBatch) -> None:
-        self.ledger.apply(batch.events)
-        if batch.dropped:
-            self.ledger.note_dropped(batch.dropped)
-
-    async def _catch_up(self) -> None:
-        """Wait until every batch sent so far has been applied, in order.
-
-        The consumer task is the only receiver while it runs (a batch handed to it is
-        in flight until it runs, so taking later ones here would apply them out of
-        order); this yields until it has emptied the channel and waits again.
-        """
-        receive = self.hub.receive
-        while self._consuming:
-            stats = receive.statistics()
-            if not stats.current_buffer_used and stats.tasks_waiting_receive:
-                break
-            await trio.lowlevel.checkpoint()
-        # The channel is empty and the consumer holds nothing: what closing reporters
-        # could not send comes next, in order.
-        self.drain()
-
-    async def _flush_periodically(self) -> None:
-        # Its own task: a lossless flush may wait for room, and sampling must not.
+    async def _round_periodically(self) -> None:
+        # Takes what reporters hold and thread reporters queued, so that nothing waits
+        # longer than the flush interval.
         while True:
             await trio.sleep(self.hub.flush_interval_s)
-            self.ledger.apply(self.hub.take_thread_events())
-            await self.hub.flush()
-            if self.hub.has_late_batches:
-                # A reporter closed on a full channel: its last batch comes after all it
-                # sent before, so it waits until the channel has been applied.
-                await self._catch_up()
+            self.state.round()
 
     async def _sample_periodically(self) -> None:
         period = 1.0 / self.sample_hz
@@ -213,12 +207,14 @@ class MetricsActor(Actor[MetricsRequest, MetricsReply]):
         while True:
             await trio.sleep_until(next_sample)
             now = trio.current_time()
+            self.state.round()
             self.ledger.sample()
             next_sample = _next_due(next_sample, period, now)
             self._publish(now)
 
     def _publish(self, now: float) -> None:
-        due = [s for s in self._subscribers if now >= s.due]
+        subscribers = self.state.subscribers
+        due = [s for s in subscribers if now >= s.due]
         if not due:
             return
         views: dict[bool, Snapshot] = {}
@@ -233,19 +229,15 @@ class MetricsActor(Actor[MetricsRequest, MetricsReply]):
             except trio.WouldBlock:
                 subscriber.skipped += 1
             except (trio.BrokenResourceError, trio.ClosedResourceError):
-                self._subscribers.remove(subscriber)
+                subscribers.remove(subscriber)
 
     async def on_stop(self) -> None:
-        for subscriber in self._subscribers:
+        if not self.hub.closed:
+            return  # a failure: the next incarnation goes on with the same state
+        self.state.round(last=True)
+        for subscriber in self.state.subscribers:
             subscriber.channel.close()
-        self._subscribers.clear()
-        self.drain()
-
-    def drain(self) -> None:
-        """Apply, without waiting, everything that reporters have emitted so far."""
-        self.ledger.apply(self.hub.take_thread_events())
-        for batch in self.hub.take_ready():
-            self._apply(batch)
+        self.state.subscribers.clear()
 
     async def handle(self, message: MetricsRequest) -> MetricsReply:
         """Answer one request. A request that cannot be answered gets a
@@ -256,10 +248,8 @@ class MetricsActor(Actor[MetricsRequest, MetricsReply]):
             return RequestFailed(error)
 
     async def _answer(self, message: MetricsRequest) -> MetricsReply:
-        # Whatever reached the channel before this request counts in its answer.
-        if isinstance(message, Flush):
-            await self.hub.flush()
-        await self._catch_up()
+        # A consistent cut: every event emitted before this request counts in its answer.
+        self.state.round()
         if isinstance(message, Flush):
             return None
         if isinstance(message, GetStatistics):
@@ -279,23 +269,24 @@ class MetricsActor(Actor[MetricsRequest, MetricsReply]):
     def _take(self, request: TakeSnapshot) -> Snapshot:
         snapshot = self.ledger.snapshot(request.label, blocks=request.blocks)
         if request.label:
-            self._snapshots.pop(request.label, None)
-            self._snapshots[request.label] = snapshot
-            while len(self._snapshots) > self.keep_snapshots:
-                self._snapshots.popitem(last=False)
+            kept = self.state.snapshots
+            kept.pop(request.label, None)
+            kept[request.label] = snapshot
+            while len(kept) > self.state.keep_snapshots:
+                kept.popitem(last=False)
         return snapshot
 
     def _kept(self, label: str) -> Snapshot:
         try:
-            return self._snapshots[label]
+            return self.state.snapshots[label]
         except KeyError:
-            raise UnknownSnapshotError(label, list(self._snapshots)) from None
+            raise UnknownSnapshotError(label, list(self.state.snapshots)) from None
 
     def _subscribe(self, request: Subscribe) -> trio.MemoryReceiveChannel[Snapshot]:
         check_rate("rate_hz", request.rate_hz)
         send, receive = trio.open_memory_channel[Snapshot](request.buffer)
         period = 1.0 / request.rate_hz
-        self._subscribers.append(
+        self.state.subscribers.append(
             _Subscriber(send, period, trio.current_time(), series=request.series)
         )
         return receive

@@ -40,6 +40,7 @@ from ._metrics import (
     MetricsActor,
     MetricsReply,
     MetricsRequest,
+    MetricsState,
     RequestFailed,
     Subscribe,
     TakeSnapshot,
@@ -183,8 +184,9 @@ def open_system(
         flush_interval_s=flush_interval_s,
         tracking=tracking,
     )
+    state = MetricsState(hub, ledger, keep_snapshots=keep_snapshots)
     metrics = ActorSpec(
-        lambda: MetricsActor(hub, ledger, sample_hz=sample_hz, keep_snapshots=keep_snapshots),
+        lambda: MetricsActor(state, sample_hz=sample_hz),
         name=METRICS_NAME,
         restart=Restart.PERMANENT,
     )

@@ -1,6 +1,7 @@
 """Layer 3: the metrics core. Pure and synchronous: no trio, no I/O but snapshot files.
 
-The :class:`Ledger` turns memory events into exact statistics; :class:`Snapshot` freezes
+The :class:`Ledger` turns memory events into exact statistics, and :class:`EventOrder`
+feeds it events from many producers in the order they happened; :class:`Snapshot` freezes
 them; :func:`diff` compares two snapshots and names leak suspects; :func:`analyze_trend`
 finds steady growth in a time series; ``render_*`` functions write reports.
 """
@@ -14,6 +15,8 @@ from ._diff import LeakSuspect as LeakSuspect
 from ._diff import SnapshotDiff as SnapshotDiff
 from ._diff import diff as diff
 from ._ledger import Ledger as Ledger
+from ._order import EventOrder as EventOrder
+from ._order import OrderStatistics as OrderStatistics
 from ._report import diff_report_json as diff_report_json
 from ._report import render_diff as render_diff
 from ._report import render_snapshot as render_snapshot

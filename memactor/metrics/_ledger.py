@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Sequence
 from operator import index as as_int
+from operator import length_hint
 from typing import Any
 
 from ..events import MAX_BLOCK, MAX_TIMESTAMP, MIN_TIMESTAMP, EventKind, check_device, is_device
@@ -87,8 +88,14 @@ class Ledger:
         """Apply *events* in order and return how many were taken in.
 
         Each event is a :class:`~memactor.events.MemoryEvent` or a tuple with its eleven
-        fields (``seq`` last; the ledger does not read it: the order is the one given). Nothing is raised for a bad event: it is counted (see
-        :meth:`statistics` and each component's ``anomalies``) and the rest apply.
+        fields (``seq`` last; the ledger does not read it: the order is the one given).
+        Nothing is raised for a bad event: it is counted (see :meth:`statistics` and each
+        component's ``anomalies``) and the rest apply.
+
+        If an error that is not an event's fault escapes (a bug, ``MemoryError``, an
+        interrupt), the events before the one it failed on are applied and counted in
+        :attr:`events_applied`, the books are consistent, and the error is raised; the
+        failed event and those after it are not counted (see ``EventOrder``).
         """
         if not isinstance(events, list | tuple):
             events = list(events)
@@ -110,7 +117,9 @@ class Ledger:
         a_reserved = a_in_use = a_peak_reserved = a_peak_in_use = 0
         a_allocations = a_frees = a_acquires = a_releases = a_bytes_allocated = 0
         d_reserved = d_in_use = d_peak_reserved = d_peak_in_use = 0
-        for event in events:
+        remaining = iter(events)
+        failure: BaseException | None = None
+        for event in remaining:
             try:
                 kind, component, block, size, device, owner, ts, old_size, dst, _tags, _seq = event
                 if component is not last_component or device is not last_device:
@@ -331,6 +340,11 @@ class Ledger:
                 # fails before it changes anything, so the books stay consistent.
                 self._malformed += 1
                 last_component = last_device = _UNSET
+            except BaseException as error:
+                # Not the event's fault (a bug, memory, an interrupt): keep the books of
+                # the events before it, say how many those were, and let it go on.
+                failure = error
+                break
         account.reserved = a_reserved
         account.in_use = a_in_use
         account.peak_reserved = a_peak_reserved
@@ -348,6 +362,9 @@ class Ledger:
         self._in_use = in_use
         self._peak_reserved = peak_reserved
         self._peak_in_use = peak_in_use
+        if failure is not None:
+            self._events_applied += len(events) - length_hint(remaining) - 1
+            raise failure
         self._events_applied += len(events)
         return len(events)
 

@@ -1,9 +1,9 @@
 """The memory hub: where every reporter's events meet on their way to the metrics actor.
 
-The hub owns the one trio memory channel of event batches (each reporter sends on its
-own clone), the registry of reporters that the interval flusher visits, the queues of
-thread reporters, and the batches that closing reporters could not send. The metrics
-actor consumes from it; the actor system owns it and closes it last.
+The hub owns the inbox of event batches, the one counter that numbers every event its
+reporters emit, the registry of reporters, and the queues of thread reporters. The
+metrics actor takes from it with :meth:`MemoryHub.collect`; the actor system owns it and
+closes it just before the metrics actor stops.
 """
 
 from __future__ import annotations
@@ -11,13 +11,13 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Callable, Iterator
-from typing import Final
+from typing import Final, NamedTuple
 
 import trio
 
+from ._inbox import EventBatch, Inbox
 from ._reporter import (
     DEFAULT_BATCH_SIZE,
-    EventBatch,
     MemoryReporter,
     NullReporter,
     ThreadReporter,
@@ -27,6 +27,17 @@ DEFAULT_CHANNEL_SIZE: Final = 64
 """Batches that may wait for the metrics actor before lossless reporters wait too."""
 
 DEFAULT_FLUSH_INTERVAL_S: Final = 0.05
+
+
+class Collected(NamedTuple):
+    """What one :meth:`MemoryHub.collect` took: a consistent cut of the events."""
+
+    batches: list[EventBatch]
+    """Every batch handed on or held since the last collect, each in emission order."""
+    watermark: int
+    """Every event numbered below this was emitted before the cut and is in
+    :attr:`batches` or an earlier collect; events numbered above it (thread reporters
+    racing with the cut) may be in :attr:`batches` too, and later ones follow."""
 
 
 class MemoryHub:
@@ -56,13 +67,9 @@ class MemoryHub:
         self.flush_interval_s = flush_interval_s
         self.tracking = tracking
         """False: every reporter made is a :class:`NullReporter` (tracking off)."""
-        send, receive = trio.open_memory_channel[EventBatch](channel_size)
-        self._send = send
-        self.receive = receive
-        """The metrics actor's end of the channel."""
+        self._inbox = Inbox(channel_size)
         self._reporters: list[MemoryReporter] = []
         self._thread_reporters: list[ThreadReporter] = []
-        self._late: list[EventBatch] = []
         # One block counter per component, shared by all its reporters: a respawned
         # actor, or a thread reporter beside an actor's, never reuses a live block's id.
         self._block_counters: dict[str, Iterator[int]] = {}
@@ -99,13 +106,12 @@ class MemoryHub:
         kind = MemoryReporter if self.tracking else NullReporter
         reporter = kind(
             component,
-            self._send.clone(),
+            self._inbox,
             owner=owner,
             device=device,
             lossy=lossy,
             batch_size=batch_size or self.batch_size,
             clock=self.clock,
-            on_close=self._late.append,
             blocks=self._blocks_of(component),
             seq=self._seq,
         )
@@ -130,47 +136,51 @@ class MemoryHub:
         return reporter
 
     def forget(self, reporter: MemoryReporter) -> None:
-        """Close *reporter* and stop flushing it (its actor stopped for good)."""
+        """Close *reporter* (its last batch is handed on) and stop tracking it."""
         reporter.close()
         if reporter in self._reporters:
             self._reporters.remove(reporter)
 
     async def flush(self) -> None:
-        """Flush every reporter once: waits for room for lossless ones."""
+        """Hand on every reporter's batch, waiting for room for lossless ones."""
         for reporter in list(self._reporters):
-            try:
-                await reporter.flush()
-            except trio.ClosedResourceError:
-                # Closed by its owner (forget() may have removed it while we waited).
-                self.forget(reporter)
+            await reporter.flush()
 
-    def take_thread_events(self) -> list[tuple[object, ...]]:
-        """Every event queued by thread reporters, reporter by reporter, oldest first."""
-        events: list[tuple[object, ...]] = []
+    def collect(self) -> Collected:
+        """Take, without waiting, every event emitted so far: a consistent cut.
+
+        First draws the watermark from the numbering, then takes every batch handed on,
+        every batch whose flush waits for room (those flushes return), what every trio
+        reporter still holds, and every thread reporter's queue. Since trio reporters run
+        in this thread, all their events below the watermark are in hand; a thread
+        reporter numbers and queues an event under the lock this takes, so all of its
+        events below the watermark are in hand too.
+        """
+        watermark = self._seq()
+        batches = self._inbox.take_all()
         for reporter in self._thread_reporters:
-            events.extend(reporter.drain())
-        return events
+            events = reporter.drain()
+            if events:
+                batches.append(EventBatch(events))
+        return Collected(batches, watermark)
+
+    async def wait_handed_on(self) -> None:
+        """Wait until a reporter hands on a batch (or a flush waits for room) since the
+        last :meth:`collect`; the metrics actor's cue for an early round."""
+        await self._inbox.wait_handed_on()
 
     @property
-    def has_late_batches(self) -> bool:
-        """Whether closed reporters left batches the channel had no room for."""
-        return bool(self._late)
+    def flushes_waiting(self) -> int:
+        """Lossless flushes waiting now for room in the inbox (the backpressure at work)."""
+        return self._inbox.waiting
 
-    def take_ready(self) -> list[EventBatch]:
-        """Without waiting: every batch in the channel, then those closing reporters could
-        not send. The metrics actor's last call, so nothing is lost on shutdown."""
-        ready: list[EventBatch] = []
-        while True:
-            try:
-                ready.append(self.receive.receive_nowait())
-            except (trio.WouldBlock, trio.EndOfChannel):
-                break
-        ready.extend(self._late)
-        self._late.clear()
-        return ready
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called: no reporter will emit again."""
+        return self._closed
 
     def close(self) -> None:
-        """Close every reporter (their last batches stay ready to take) and the channel."""
+        """Close every reporter (their last batches wait for the next collect). Idempotent."""
         if self._closed:
             return
         self._closed = True
@@ -179,4 +189,3 @@ class MemoryHub:
         self._reporters.clear()
         for thread_reporter in self._thread_reporters:
             thread_reporter.close()
-        self._send.close()

@@ -1,19 +1,24 @@
-"""The memory reporter: cheap, synchronous emission of memory events in batches.
+"""Memory reporters: cheap, synchronous emission of memory events in batches.
 
 An emit call (``alloc``, ``free``, ``resize``, ``acquire``, ``release``, ``transfer``)
-stamps the component, the owner and the time onto an event tuple and appends it to a
-local batch; nothing awaits. Batches travel to the metrics actor over one trio memory
-channel, cloned per reporter, when they are full, when their owner yields
-(:meth:`MemoryReporter.flush`) and on the system's flush interval.
+stamps the component, the owner, the time and the event's number onto an event tuple and
+appends it to a local batch; nothing awaits. Every reporter of a system numbers its events
+from one counter (``seq``), so the metrics actor can apply them in the order they were
+emitted, whichever batch reaches it first.
+
+Batches reach the metrics actor through the hub's inbox when they are full, when their
+owner yields (:meth:`MemoryReporter.flush`), and at every round of the metrics actor,
+which also takes what reporters still hold (each round is a consistent cut).
 
 Two modes:
 
-* **lossless** (the default) never drops an event. A full batch that finds the channel
-  full keeps growing until the next :meth:`~MemoryReporter.flush`, which waits for room:
-  that wait is the backpressure, paid at a point where the owner may block.
+* **lossless** (the default) never drops an event. A full batch that finds the inbox
+  full keeps growing until the next :meth:`~MemoryReporter.flush`, which waits for room
+  (or for the metrics actor's next round, which takes it): that wait is the backpressure,
+  paid at a point where the owner may block.
 * **lossy** never blocks and never grows past its batch size: a full batch that finds the
-  channel full is dropped and counted, and the count travels with the next batch that
-  gets through, so the ledger's ``events_dropped`` says how much is missing.
+  inbox full is dropped and counted, and the count travels with the next batch that gets
+  through, so the ledger's ``events_dropped`` says how much is missing.
 """
 
 from __future__ import annotations
@@ -22,17 +27,14 @@ import itertools
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final, Protocol
 
 import trio
 
 from ..events import EventKind, check_device
+from ._inbox import EventBatch, EventTuple, Inbox
 
 DEFAULT_BATCH_SIZE: Final = 256
-
-EventTuple = tuple[Any, ...]
-"""An event in :class:`~memactor.events.MemoryEvent`'s field order, as a plain tuple."""
 
 # Kinds go into event tuples as plain ints: a tuple of only ints, strings and None is
 # one the garbage collector stops tracking, where an enum member would keep it tracked
@@ -47,13 +49,49 @@ _ALLOC, _FREE, _RESIZE, _ACQUIRE, _RELEASE, _TRANSFER = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class EventBatch:
-    """What travels to the metrics actor: events in order, and what was lost before them."""
+class Reporter(Protocol):
+    """What every reporter offers: :class:`MemoryReporter`, :class:`NullReporter` and
+    :class:`ThreadReporter`. Type an actor's or a library's reporting code against it."""
 
-    events: list[EventTuple]
-    dropped: int = 0
-    """Events the sender dropped (lossy mode) since its last delivered batch."""
+    component: str
+    owner: str
+    device: str
+
+    def next_block(self) -> int:
+        """A fresh block id, unique within the component."""
+        ...
+
+    def alloc(
+        self, block: int, size: int, owner: str | None = None, device: str | None = None
+    ) -> None:
+        """``size`` bytes were taken from the system for ``block`` and lent to ``owner``."""
+        ...
+
+    def free(self, block: int, size: int, device: str | None = None) -> None:
+        """``block``'s ``size`` bytes went back to the system."""
+        ...
+
+    def acquire(
+        self, block: int, size: int, owner: str | None = None, device: str | None = None
+    ) -> None:
+        """A cached ``block`` was lent to ``owner`` again (a pool hit)."""
+        ...
+
+    def release(self, block: int, size: int, device: str | None = None) -> None:
+        """A lent ``block`` came back to the cache; the component still holds it."""
+        ...
+
+    def resize(self, block: int, old_size: int, size: int, device: str | None = None) -> None:
+        """``block`` changed from ``old_size`` to ``size`` bytes."""
+        ...
+
+    def transfer(self, size: int, src: str, dst: str, block: int = 0) -> None:
+        """``size`` bytes were copied from device ``src`` to ``dst``."""
+        ...
+
+    def close(self) -> None:
+        """Refuse further emits; nothing emitted before is lost. Idempotent."""
+        ...
 
 
 class MemoryReporter:
@@ -61,23 +99,22 @@ class MemoryReporter:
 
     Emits are synchronous and never raise for a bad value: the ledger counts it as an
     anomaly. A reporter belongs to one trio thread (the one its actor runs in); for other
-    threads use :class:`ThreadReporter`.
+    threads use :class:`ThreadReporter`. Made by :meth:`MemoryHub.reporter`.
 
     After :meth:`close`, emits raise ``trio.ClosedResourceError``.
     """
 
     __slots__ = (
+        "__weakref__",
         "_batch",
         "_batch_size",
         "_blocks",
-        "_channel",
         "_clock",
         "_closed",
         "_dropped",
+        "_inbox",
         "_limit",
         "_lossy",
-        "_on_close",
-        "_sending",
         "_seq",
         "component",
         "device",
@@ -87,14 +124,13 @@ class MemoryReporter:
     def __init__(
         self,
         component: str,
-        channel: trio.MemorySendChannel[EventBatch],
+        inbox: Inbox,
         *,
         owner: str | None = None,
         device: str = "cpu",
         lossy: bool = False,
         batch_size: int = DEFAULT_BATCH_SIZE,
         clock: Callable[[], int] = time.monotonic_ns,
-        on_close: Callable[[EventBatch], None] | None = None,
         blocks: Iterator[int] | None = None,
         seq: Callable[[], int] | None = None,
     ) -> None:
@@ -109,20 +145,19 @@ class MemoryReporter:
         """The owner stamped when an emit names none."""
         self.device = device
         """The device stamped when an emit names none."""
-        self._channel = channel
+        self._inbox = inbox
         self._lossy = lossy
         self._batch_size = batch_size
-        self._limit = batch_size
+        # An emit calls _full() once len(batch) reaches _limit: at the first event of a
+        # batch (to tell the inbox this reporter holds events), when the batch is full,
+        # and after close (to refuse the emit). So the hot path has one comparison.
+        self._limit = 1
         self._clock = clock
         self._seq = seq if seq is not None else itertools.count(1).__next__
         self._batch: list[EventTuple] = []
         self._dropped = 0
         self._closed = False
         self._blocks = blocks if blocks is not None else itertools.count(1)
-        self._on_close = on_close
-        # Set while a flush waits for room with a taken batch; later flushes wait for it,
-        # so that batches reach the channel in the order they were emitted.
-        self._sending: trio.Event | None = None
 
     # -- emits ---------------------------------------------------------------------------
     # Each emit builds its tuple and appends it in place rather than through a shared
@@ -259,7 +294,7 @@ class MemoryReporter:
                 dst,
                 (),
                 self._seq(),
-            )  # fmt: skip
+            )
         )
         if len(batch) >= self._limit:
             self._full()
@@ -268,12 +303,12 @@ class MemoryReporter:
 
     @property
     def pending(self) -> int:
-        """Events emitted and not yet handed to the channel."""
+        """Events emitted and not yet handed on."""
         return len(self._batch)
 
     @property
     def backlogged(self) -> bool:
-        """A full batch found no room in the channel (lossless): the owner should flush."""
+        """A full batch found no room in the inbox (lossless): the owner should flush."""
         return len(self._batch) >= self._batch_size
 
     @property
@@ -281,108 +316,99 @@ class MemoryReporter:
         """Events dropped (lossy mode) and not yet reported to the metrics actor."""
         return self._dropped
 
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._closed
+
     def _full(self) -> None:
+        batch = self._batch
         if self._closed:
-            # Only the event just appended: a batch a waiting flush still has to hand on
-            # stays whole.
-            self._batch.pop()
+            batch.pop()
             raise trio.ClosedResourceError(f"reporter {self.component!r} is closed")
+        if len(batch) == 1:
+            # The first event since the batch was taken: the next round must look here.
+            self._inbox.note_pending(self)
+            self._limit = self._batch_size
+            if self._batch_size > 1:
+                return
         if not self._send_or_drop():
-            # Keep the batch: it grows until the owner's next flush() waits. Try the
-            # channel again only after another batch's worth, not on every emit.
-            self._limit = len(self._batch) + self._batch_size
+            # Keep the batch: it grows until the owner's next flush() waits or the next
+            # round takes it. Try the inbox again only after another batch's worth.
+            self._limit = len(batch) + self._batch_size
 
     def _send_or_drop(self) -> bool:
-        """Hand the batch to the channel without waiting or, in lossy mode, drop and count
-        it; False when a lossless batch found no room and stays."""
+        """Hand the batch on without waiting or, in lossy mode, drop and count it; False
+        when a lossless batch found no room and stays."""
         if self.flush_nowait():
             return True
         if self._lossy:
             self._dropped += len(self._batch)
             self._batch = []
+            self._limit = 1
             return True
         return False
 
-    def _take(self) -> EventBatch:
+    def take(self) -> EventBatch:
+        """Take the batch and the drop count as they are (for the runtime's use: the
+        metrics actor's rounds take what reporters hold)."""
         batch = EventBatch(self._batch, self._dropped)
         self._batch = []
         self._dropped = 0
-        self._limit = self._batch_size
+        self._limit = 0 if self._closed else 1
         return batch
 
     def flush_nowait(self) -> bool:
-        """Hand the batch to the channel if it has room; return whether it did (or was empty).
-
-        Raises ``trio.BrokenResourceError`` when the metrics actor is gone.
-        """
+        """Hand the batch on if the inbox has room; return whether it did (or was empty)."""
         if not self._batch and not self._dropped:
             return True
-        try:
-            self._channel.send_nowait(EventBatch(self._batch, self._dropped))
-        except trio.WouldBlock:
+        if not self._inbox.offer(EventBatch(self._batch, self._dropped)):
             return False
         self._batch = []
         self._dropped = 0
-        self._limit = self._batch_size
+        self._limit = 0 if self._closed else 1
         return True
 
     async def flush(self) -> None:
-        """Hand the batch to the channel, waiting for room in lossless mode.
+        """Hand the batch on, waiting for room in lossless mode.
 
         In lossy mode it never waits: a batch that finds no room is dropped and counted.
-        On cancellation while waiting, the batch stays with the reporter, whole.
-        Raises ``trio.BrokenResourceError`` when the metrics actor is gone.
+        On cancellation while waiting, the batch stays with the reporter, whole, in front
+        of what was emitted meanwhile. Order never depends on flushes: every event carries
+        its number, and the metrics actor applies them by it.
         """
-        while self._sending is not None:
-            # Another task's flush waits for room: its batch goes first.
-            await self._sending.wait()
         if self._send_or_drop():
             await trio.lowlevel.checkpoint()
             return
-        batch = self._take()
-        sending = self._sending = trio.Event()
+        batch = self.take()
         try:
-            await self._channel.send(batch)
+            await self._inbox.put(batch)
         except BaseException:
-            # Not delivered (trio guarantees it on cancellation): put it back in front of
-            # what was emitted while we waited, so nothing is lost or reordered.
+            # Not taken (the inbox guarantees it on cancellation): put it back in front.
             self._batch = batch.events + self._batch
             self._dropped += batch.dropped
-            self._limit = len(self._batch) + self._batch_size
-            raise
-        finally:
-            self._sending = None
-            sending.set()
             if self._closed:
-                # close() came while we waited and left the rest to us.
-                self._hand_on_last()
+                self._hand_over_rest()
+            else:
+                self._inbox.note_pending(self)
+                self._limit = len(self._batch) + self._batch_size
+            raise
 
     def close(self) -> None:
-        """Flush what is pending without waiting, then close; idempotent.
+        """Hand on what is pending, whatever the inbox's room, then close; idempotent.
 
-        What cannot be handed to the channel (it is full, or already closed) goes to the
-        ``on_close`` callback the system installed, which applies it directly, so a
-        lossless reporter loses nothing even when it is closed by a cancellation. If a
-        flush is waiting for room, it keeps waiting and hands on the rest when its batch
-        is delivered or cancelled (the channel stays open until then), so that nothing is
-        reordered.
+        A lossless reporter loses nothing, even when it is closed by a cancellation. A
+        flush waiting for room keeps waiting; its batch is taken by the next round.
         """
         if self._closed:
             return
         self._closed = True
-        self._limit = 0  # every later emit reaches _full(), which refuses it
-        if self._sending is None:
-            self._hand_on_last()
+        self._hand_over_rest()
 
-    def _hand_on_last(self) -> None:
-        try:
-            sent = self.flush_nowait()
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            sent = False
-        if not sent and self._on_close is not None:
-            self._on_close(self._take())
-        self._limit = 0
-        self._channel.close()
+    def _hand_over_rest(self) -> None:
+        batch = self.take()
+        if batch.events or batch.dropped:
+            self._inbox.hand_over(batch)
 
 
 class NullReporter(MemoryReporter):
@@ -420,8 +446,9 @@ class NullReporter(MemoryReporter):
 class ThreadReporter:
     """A reporter for code outside trio: worker threads, library callbacks.
 
-    Emits append to a queue under a lock; the metrics actor takes them on its interval,
-    in order. Emitting never blocks and never drops; after :meth:`close` it raises
+    Emits append to a queue under a lock; the metrics actor takes them at each of its
+    rounds and applies them in the order they were emitted among all reporters' events.
+    Emitting never blocks and never drops; after :meth:`close` it raises
     ``trio.ClosedResourceError``, and an emit that raced with the close either got in
     before it (and will be applied) or raises.
     """
@@ -464,12 +491,16 @@ class ThreadReporter:
         old_size: int = 0,
         dst: str | None = None,
     ) -> None:
-        event = (kind, self.component, block, size, device or self.device, owner,
-                 self._clock(), old_size, dst, (), self._seq())  # fmt: skip
         with self._lock:
+            # Numbered and stamped under the lock that drain() takes: once the metrics
+            # actor has drawn a number and drained, every event numbered below it is in
+            # hand (see MemoryHub.collect).
             if self._closed:
                 raise trio.ClosedResourceError(f"reporter {self.component!r} is closed")
-            self._queue.append(event)
+            self._queue.append(
+                (kind, self.component, block, size, device or self.device, owner,
+                 self._clock(), old_size, dst, (), self._seq())
+            )  # fmt: skip
 
     def alloc(
         self, block: int, size: int, owner: str | None = None, device: str | None = None

@@ -87,8 +87,9 @@ def pipeline_app(
 
 
 async def _show_views(system: MemorySystem, rate_hz: float, source: Source, post: Post) -> None:
-    """Post every view until cancelled, subscribing again if the metrics actor restarts
-    (its restart ends the subscription)."""
+    """Post every view until cancelled. A subscription outlives restarts of the metrics
+    actor (a note says when one happened); should it end anyway, subscribe again."""
+    restarts = 0
     while True:
         try:
             views = await system.metrics.subscribe(rate_hz)
@@ -98,7 +99,17 @@ async def _show_views(system: MemorySystem, rate_hz: float, source: Source, post
         async with views:
             async for view in views:
                 post(ViewUpdate(view, source))
-        post(FeedNote("the metrics actor restarted; its views go on"))
+                now = _restarts_of(system)
+                if now > restarts:
+                    restarts = now
+                    post(FeedNote("the metrics actor restarted; its views go on"))
+
+
+def _restarts_of(system: MemorySystem) -> int:
+    try:
+        return system.metrics.ref.statistics().restarts
+    except MemactorError:
+        return 0
 
 
 def run(main: Main, *, headless: bool = False, **options: Any) -> int:

@@ -15,6 +15,7 @@ from memactor.actors import (
     METRICS_NAME,
     Flush,
     MetricsActor,
+    MetricsState,
     RequestFailed,
     UnknownSnapshotError,
 )
@@ -70,7 +71,8 @@ class Fragile(MetricsActor):
 async def test_a_restarted_metrics_actor_keeps_the_ledger() -> None:
     ledger = Ledger()
     hub = MemoryHub()
-    spec = ActorSpec(lambda: Fragile(hub, ledger), name="metrics")
+    state = MetricsState(hub, ledger, keep_snapshots=4)
+    spec = ActorSpec(lambda: Fragile(state), name="metrics")
     async with memactor.runtime.open_system(memory=hub, system_actors=[spec]) as system:
         metrics: ActorRef[object, object] = system.lookup("metrics")
         loader = hub.reporter("loader")
@@ -232,7 +234,7 @@ async def test_a_subscription_rate_must_be_positive() -> None:
 @pytest.mark.parametrize("sample_hz", [0, -1, math.inf, math.nan])
 async def test_sample_hz_must_be_a_positive_number(sample_hz: float) -> None:
     with pytest.raises(ValueError, match=r"^sample_hz must be a positive number, got "):
-        MetricsActor(MemoryHub(), Ledger(), sample_hz=sample_hz)
+        MetricsActor(MetricsState(MemoryHub(), Ledger(), keep_snapshots=4), sample_hz=sample_hz)
 
 
 async def test_the_metrics_actor_is_the_system_actor_named_metrics() -> None:

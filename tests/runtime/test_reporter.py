@@ -13,7 +13,8 @@ import trio.testing
 
 from memactor.events import EventKind
 from memactor.runtime import EventBatch, MemoryHub, MemoryReporter, ThreadReporter
-from memactor.runtime._reporter import EventTuple, events_of
+from memactor.runtime._inbox import EventTuple, Inbox
+from memactor.runtime._reporter import events_of
 
 ALLOC, FREE, RESIZE, ACQUIRE, RELEASE, TRANSFER = (
     EventKind.ALLOC,
@@ -30,34 +31,19 @@ def counter_clock(start: int = 1000) -> itertools.count[int]:
 
 
 def make(
-    channel_size: int = 16,
-    *,
-    batch_size: int = 4,
-    lossy: bool = False,
-    late: list[EventBatch] | None = None,
-) -> tuple[
-    MemoryReporter, trio.MemorySendChannel[EventBatch], trio.MemoryReceiveChannel[EventBatch]
-]:
-    """A reporter on a fresh channel; the test keeps the original send end open."""
-    send, receive = trio.open_memory_channel[EventBatch](channel_size)
+    capacity: int = 16, *, batch_size: int = 4, lossy: bool = False
+) -> tuple[MemoryReporter, Inbox]:
+    """A reporter on a fresh inbox of *capacity* batches."""
+    inbox = Inbox(capacity)
     reporter = MemoryReporter(
-        "pool",
-        send.clone(),
-        lossy=lossy,
-        batch_size=batch_size,
-        clock=counter_clock().__next__,
-        on_close=None if late is None else late.append,
+        "pool", inbox, lossy=lossy, batch_size=batch_size, clock=counter_clock().__next__
     )
-    return reporter, send, receive
+    return reporter, inbox
 
 
-def received(receive: trio.MemoryReceiveChannel[EventBatch]) -> list[EventBatch]:
-    batches: list[EventBatch] = []
-    while True:
-        try:
-            batches.append(receive.receive_nowait())
-        except (trio.WouldBlock, trio.EndOfChannel):
-            return batches
+def received(inbox: Inbox) -> list[EventBatch]:
+    """What was handed on (a waiting flush's batch included), leaving reporters alone."""
+    return inbox.take_handed_on()
 
 
 def allocs(reporter: MemoryReporter, blocks: range) -> list[int]:
@@ -73,14 +59,15 @@ def blocks_of(events: list[EventTuple]) -> list[int]:
 # -- the event tuples -------------------------------------------------------------------
 
 
-async def test_each_emit_builds_its_ten_field_event() -> None:
-    send, receive = trio.open_memory_channel[EventBatch](4)
+async def test_each_emit_builds_its_eleven_field_event() -> None:
+    inbox = Inbox(4)
     reporter = MemoryReporter(
         "decode.chunks",
-        send,
+        inbox,
         owner="decoder",
         device="cuda:1",
         clock=counter_clock(10).__next__,
+        seq=counter_clock(100).__next__,
     )
     reporter.alloc(1, 100)
     reporter.alloc(2, 200, owner="task-7", device="cpu")
@@ -94,20 +81,20 @@ async def test_each_emit_builds_its_ten_field_event() -> None:
     reporter.free(2, 200, device="cpu")
     assert reporter.pending == 10
     assert reporter.flush_nowait()
-    batch = receive.receive_nowait()
+    [batch] = received(inbox)
     component = "decode.chunks"
     assert batch == EventBatch(
         [
-            (ALLOC, component, 1, 100, "cuda:1", "decoder", 10, 0, None, ()),
-            (ALLOC, component, 2, 200, "cpu", "task-7", 11, 0, None, ()),
-            (RESIZE, component, 1, 150, "cuda:1", "", 12, 100, None, ()),
-            (RELEASE, component, 1, 150, "cuda:1", "", 13, 0, None, ()),
-            (ACQUIRE, component, 1, 150, "cuda:1", "decoder", 14, 0, None, ()),
-            (ACQUIRE, component, 2, 200, "cpu", "task-8", 15, 0, None, ()),
-            (TRANSFER, component, 0, 64, "cuda:1", "decoder", 16, 0, "cpu", ()),
-            (TRANSFER, component, 2, 32, "cpu", "decoder", 17, 0, "cuda:0", ()),
-            (FREE, component, 1, 150, "cuda:1", "", 18, 0, None, ()),
-            (FREE, component, 2, 200, "cpu", "", 19, 0, None, ()),
+            (ALLOC, component, 1, 100, "cuda:1", "decoder", 10, 0, None, (), 100),
+            (ALLOC, component, 2, 200, "cpu", "task-7", 11, 0, None, (), 101),
+            (RESIZE, component, 1, 150, "cuda:1", "", 12, 100, None, (), 102),
+            (RELEASE, component, 1, 150, "cuda:1", "", 13, 0, None, (), 103),
+            (ACQUIRE, component, 1, 150, "cuda:1", "decoder", 14, 0, None, (), 104),
+            (ACQUIRE, component, 2, 200, "cpu", "task-8", 15, 0, None, (), 105),
+            (TRANSFER, component, 0, 64, "cuda:1", "decoder", 16, 0, "cpu", (), 106),
+            (TRANSFER, component, 2, 32, "cpu", "decoder", 17, 0, "cuda:0", (), 107),
+            (FREE, component, 1, 150, "cuda:1", "", 18, 0, None, (), 108),
+            (FREE, component, 2, 200, "cpu", "", 19, 0, None, (), 109),
         ],
         dropped=0,
     )
@@ -115,16 +102,16 @@ async def test_each_emit_builds_its_ten_field_event() -> None:
 
 
 async def test_the_owner_defaults_to_the_component() -> None:
-    reporter, _send, receive = make()
+    reporter, inbox = make()
     assert (reporter.component, reporter.owner, reporter.device) == ("pool", "pool", "cpu")
     reporter.alloc(1, 8)
     reporter.flush_nowait()
-    assert receive.receive_nowait().events[0][5] == "pool"
+    assert received(inbox)[0].events[0][5] == "pool"
 
 
 async def test_next_block_counts_from_one_per_reporter() -> None:
-    first, _send, _receive = make()
-    second, _send2, _receive2 = make()
+    first, _inbox = make()
+    second, _inbox2 = make()
     assert [first.next_block() for _ in range(3)] == [1, 2, 3]
     assert second.next_block() == 1
 
@@ -140,38 +127,48 @@ async def test_next_block_counts_from_one_per_reporter() -> None:
 async def test_bad_arguments_are_refused(
     component: str, device: str, batch_size: int, match: str
 ) -> None:
-    send, _receive = trio.open_memory_channel[EventBatch](1)
     with pytest.raises(ValueError, match=match):
-        MemoryReporter(component, send, device=device, batch_size=batch_size)
+        MemoryReporter(component, Inbox(1), device=device, batch_size=batch_size)
 
 
 # -- batching and lossless backpressure --------------------------------------------------
 
 
-async def test_a_full_batch_goes_to_the_channel_without_waiting() -> None:
-    reporter, _send, receive = make(batch_size=3)
+async def test_the_first_event_of_a_batch_tells_the_inbox_where_to_look() -> None:
+    reporter, inbox = make(batch_size=3)
+    reporter.alloc(1, 8)
+    assert received(inbox) == []
+    [batch] = inbox.take_all()  # a round takes what the reporter holds
+    assert blocks_of(batch.events) == [1]
+    assert reporter.pending == 0
+    assert inbox.take_all() == []
+    reporter.alloc(2, 16)
+    assert [blocks_of(b.events) for b in inbox.take_all()] == [[2]]
+
+
+async def test_a_full_batch_goes_to_the_inbox_without_waiting() -> None:
+    reporter, inbox = make(batch_size=3)
     allocs(reporter, range(1, 3))
     assert reporter.pending == 2
-    assert receive.statistics().current_buffer_used == 0
+    assert received(inbox) == []
     reporter.alloc(3, 24)
     assert reporter.pending == 0
-    assert [blocks_of(batch.events) for batch in received(receive)] == [[1, 2, 3]]
+    assert [blocks_of(batch.events) for batch in received(inbox)] == [[1, 2, 3]]
 
 
 async def test_flush_nowait_and_flush_of_nothing_send_nothing() -> None:
-    reporter, _send, receive = make()
+    reporter, inbox = make()
     assert reporter.flush_nowait()
     with trio.testing.assert_checkpoints():
         await reporter.flush()
-    assert received(receive) == []
+    assert inbox.take_all() == []
 
 
-async def test_lossless_a_full_channel_grows_the_batch_and_flush_waits_for_room() -> None:
-    reporter, _send, receive = make(channel_size=1, batch_size=2)
-    allocs(reporter, range(1, 3))  # fills the channel
+async def test_lossless_a_full_inbox_grows_the_batch_and_flush_waits_for_room() -> None:
+    reporter, inbox = make(capacity=1, batch_size=2)
+    allocs(reporter, range(1, 3))  # fills the inbox
     allocs(reporter, range(3, 8))  # no room: the batch keeps growing
-    assert reporter.pending == 5
-    assert reporter.dropped == 0
+    assert (reporter.pending, reporter.dropped, reporter.backlogged) == (5, 0, True)
     flushed = trio.Event()
 
     async def flush() -> None:
@@ -182,21 +179,20 @@ async def test_lossless_a_full_channel_grows_the_batch_and_flush_waits_for_room(
         nursery.start_soon(flush)
         await trio.testing.wait_all_tasks_blocked()
         assert not flushed.is_set()
-        assert receive.statistics().tasks_waiting_send == 1
-        assert reporter.pending == 0  # in flight
-        reporter.alloc(8, 64)  # emitted while the flush waits: after the batch in flight
-        first = await receive.receive()
+        assert inbox.waiting == 1
+        assert reporter.pending == 0  # waiting in the inbox
+        reporter.alloc(8, 64)  # emitted while the flush waits
+        first, second = received(inbox)  # taking the waiting batch lets the flush return
         await flushed.wait()
     assert blocks_of(first.events) == [1, 2]
-    second = receive.receive_nowait()
     assert blocks_of(second.events) == [3, 4, 5, 6, 7]
     assert reporter.pending == 1
     await reporter.flush()
-    assert blocks_of(events_of([first, second, *received(receive)])) == list(range(1, 9))
+    assert blocks_of(events_of([first, second, *received(inbox)])) == list(range(1, 9))
 
 
 async def test_lossless_a_cancelled_flush_puts_its_batch_back_in_front() -> None:
-    reporter, _send, receive = make(channel_size=1, batch_size=2)
+    reporter, inbox = make(capacity=1, batch_size=2)
     allocs(reporter, range(1, 6))
     with trio.CancelScope() as scope:
         async with trio.open_nursery() as nursery:
@@ -205,24 +201,42 @@ async def test_lossless_a_cancelled_flush_puts_its_batch_back_in_front() -> None
             allocs(reporter, range(6, 8))  # a full batch, no room: stays pending
             scope.cancel()
     assert scope.cancelled_caught
+    assert inbox.waiting == 0
     assert reporter.pending == 5  # 3, 4, 5 put back before 6, 7
-    assert blocks_of(events_of(received(receive))) == [1, 2]
+    assert blocks_of(events_of(received(inbox))) == [1, 2]
     allocs(reporter, range(8, 9))
     await reporter.flush()
-    assert blocks_of(events_of(received(receive))) == list(range(3, 9))
+    assert blocks_of(events_of(received(inbox))) == list(range(3, 9))
     assert reporter.pending == 0
+
+
+async def test_a_flush_cancelled_after_its_batch_was_taken_does_not_put_it_back() -> None:
+    reporter, inbox = make(capacity=1, batch_size=2)
+    allocs(reporter, range(1, 6))
+    with trio.CancelScope() as scope:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(reporter.flush)
+            await trio.testing.wait_all_tasks_blocked()
+            taken = received(inbox)  # the waiting flush's batch is taken...
+            scope.cancel()  # ...before the cancellation reaches it
+    assert blocks_of(events_of(taken)) == [1, 2, 3, 4, 5]
+    assert (reporter.pending, inbox.take_all()) == (0, [])
 
 
 async def test_lossless_many_emits_against_a_slow_receiver_lose_and_reorder_nothing() -> None:
     rng = random.Random(7)
-    reporter, send, receive = make(channel_size=2, batch_size=5)
+    reporter, inbox = make(capacity=2, batch_size=5)
     got: list[EventTuple] = []
     total = 2000
+    done = False
 
     async def consume() -> None:
-        async for batch in receive:
-            assert batch.dropped == 0
-            got.extend(batch.events)
+        while not done:
+            with trio.move_on_after(1):
+                await inbox.wait_handed_on()
+            for batch in received(inbox):
+                assert batch.dropped == 0
+                got.extend(batch.events)
             for _ in range(rng.randrange(3)):
                 await trio.lowlevel.checkpoint()
 
@@ -239,7 +253,8 @@ async def test_lossless_many_emits_against_a_slow_receiver_lose_and_reorder_noth
                 await trio.lowlevel.checkpoint()
         await reporter.flush()
         reporter.close()
-        send.close()
+        done = True
+    got.extend(events_of(inbox.take_all()))
     assert blocks_of(got) == list(range(1, block + 1))
 
 
@@ -249,46 +264,48 @@ async def test_lossless_many_emits_against_a_slow_receiver_lose_and_reorder_noth
 async def test_lossy_drops_whole_batches_and_the_next_batch_carries_the_count(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    reporter, _send, receive = make(channel_size=1, batch_size=2, lossy=True)
-    allocs(reporter, range(1, 3))  # sent: fills the channel
+    reporter, inbox = make(capacity=1, batch_size=2, lossy=True)
+    allocs(reporter, range(1, 3))  # handed on: fills the inbox
     allocs(reporter, range(3, 5))  # a full batch, no room: dropped
     assert (reporter.pending, reporter.dropped) == (0, 2)
     allocs(reporter, range(5, 6))
     with trio.fail_after(1):  # never waits
         await reporter.flush()
     assert (reporter.pending, reporter.dropped) == (0, 3)
-    assert receive.receive_nowait() == EventBatch(
-        [(ALLOC, "pool", b, b * 8, "cpu", "pool", 999 + b, 0, None, ()) for b in (1, 2)]
-    )
-    allocs(reporter, range(6, 8))  # room again: sent with the count of what was lost
-    batch = receive.receive_nowait()
+    assert received(inbox) == [
+        EventBatch(
+            [(ALLOC, "pool", b, b * 8, "cpu", "pool", 999 + b, 0, None, (), b) for b in (1, 2)]
+        )
+    ]
+    allocs(reporter, range(6, 8))  # room again: handed on with the count of what was lost
+    [batch] = received(inbox)
     assert (blocks_of(batch.events), batch.dropped) == ([6, 7], 3)
     assert reporter.dropped == 0
 
 
 async def test_lossy_a_count_alone_travels_on_flush() -> None:
-    reporter, _send, receive = make(channel_size=1, batch_size=1, lossy=True)
+    reporter, inbox = make(capacity=1, batch_size=1, lossy=True)
     allocs(reporter, range(1, 4))
     assert reporter.dropped == 2
-    received(receive)
+    received(inbox)
     assert reporter.flush_nowait()
-    assert receive.receive_nowait() == EventBatch([], dropped=2)
+    assert received(inbox) == [EventBatch([], dropped=2)]
 
 
 async def test_lossy_applied_plus_dropped_is_what_was_emitted() -> None:
     rng = random.Random(11)
-    reporter, _send, receive = make(channel_size=3, batch_size=7, lossy=True)
+    reporter, inbox = make(capacity=3, batch_size=7, lossy=True)
     delivered = dropped = emitted = 0
     for _ in range(500):
         for _ in range(rng.randrange(30)):
             emitted += 1
             reporter.alloc(emitted, 1)
         if rng.random() < 0.5:
-            for batch in received(receive):
+            for batch in received(inbox):
                 delivered += len(batch.events)
                 dropped += batch.dropped
     reporter.close()
-    for batch in received(receive):
+    for batch in inbox.take_all():
         delivered += len(batch.events)
         dropped += batch.dropped
     assert dropped > 0
@@ -298,40 +315,19 @@ async def test_lossy_applied_plus_dropped_is_what_was_emitted() -> None:
 # -- close ------------------------------------------------------------------------------------
 
 
-async def test_close_sends_the_last_batch_when_there_is_room() -> None:
-    late: list[EventBatch] = []
-    reporter, send, receive = make(late=late)
-    allocs(reporter, range(1, 3))
-    reporter.close()
-    reporter.close()  # idempotent
-    send.close()
-    assert blocks_of(events_of(received(receive))) == [1, 2]
-    assert late == []
-    with pytest.raises(trio.EndOfChannel):
-        receive.receive_nowait()
-
-
-async def test_close_hands_what_finds_no_room_to_on_close() -> None:
-    late: list[EventBatch] = []
-    reporter, _send, receive = make(channel_size=1, batch_size=2, late=late)
+async def test_close_hands_on_the_last_batch_whatever_the_room() -> None:
+    reporter, inbox = make(capacity=1, batch_size=2)
     allocs(reporter, range(1, 6))
     reporter.close()
-    assert blocks_of(events_of(received(receive))) == [1, 2]
-    assert [blocks_of(batch.events) for batch in late] == [[3, 4, 5]]
-
-
-async def test_close_hands_the_batch_to_on_close_when_the_receiver_is_gone() -> None:
-    late: list[EventBatch] = []
-    reporter, _send, receive = make(late=late)
-    allocs(reporter, range(1, 3))
-    receive.close()
-    reporter.close()
-    assert [blocks_of(batch.events) for batch in late] == [[1, 2]]
+    reporter.close()  # idempotent
+    assert reporter.closed
+    assert [blocks_of(batch.events) for batch in received(inbox)] == [[1, 2], [3, 4, 5]]
+    assert inbox.take_all() == []
 
 
 @pytest.mark.parametrize("batch_size", [1, 2, 256])
 async def test_emits_after_close_raise_closed_resource(batch_size: int) -> None:
-    reporter, _send, receive = make(batch_size=batch_size)
+    reporter, inbox = make(batch_size=batch_size)
     reporter.close()
     emits: list[Callable[[], None]] = [
         lambda: reporter.alloc(1, 8),
@@ -345,27 +341,24 @@ async def test_emits_after_close_raise_closed_resource(batch_size: int) -> None:
         with pytest.raises(trio.ClosedResourceError, match=r"^reporter 'pool' is closed$"):
             emit()
     assert reporter.pending == 0
-    assert received(receive) == []
+    assert inbox.take_all() == []
 
 
-async def test_close_while_a_flush_waits_loses_and_reorders_nothing() -> None:
-    late: list[EventBatch] = []
-    reporter, send, receive = make(channel_size=1, batch_size=2, late=late)
-    allocs(reporter, range(1, 3))  # fills the channel
+async def test_close_while_a_flush_waits_loses_nothing() -> None:
+    reporter, inbox = make(capacity=1, batch_size=2)
+    allocs(reporter, range(1, 3))  # fills the inbox
     allocs(reporter, range(3, 6))
     async with trio.open_nursery() as nursery:
         nursery.start_soon(reporter.flush)  # waits with 3, 4, 5
         await trio.testing.wait_all_tasks_blocked()
         allocs(reporter, range(6, 8))
         reporter.close()
-        send.close()
-        batches = [batch async for batch in receive]
-    assert blocks_of(events_of([*batches, *late])) == list(range(1, 8))
+        batches = inbox.take_all()
+    assert sorted(blocks_of(events_of(batches))) == list(range(1, 8))
 
 
-async def test_a_cancelled_flush_after_close_hands_everything_to_on_close() -> None:
-    late: list[EventBatch] = []
-    reporter, _send, receive = make(channel_size=1, batch_size=2, late=late)
+async def test_a_cancelled_flush_after_close_hands_everything_on() -> None:
+    reporter, inbox = make(capacity=1, batch_size=2)
     allocs(reporter, range(1, 6))
     with trio.CancelScope() as scope:
         async with trio.open_nursery() as nursery:
@@ -375,12 +368,12 @@ async def test_a_cancelled_flush_after_close_hands_everything_to_on_close() -> N
             reporter.close()
             await trio.testing.wait_all_tasks_blocked()
             scope.cancel()
-    assert blocks_of(events_of([*received(receive), *late])) == list(range(1, 8))
+    assert sorted(blocks_of(events_of(inbox.take_all()))) == list(range(1, 8))
 
 
-async def test_two_flushes_at_once_keep_the_order_when_the_first_is_cancelled() -> None:
-    reporter, _send, receive = make(channel_size=1, batch_size=2)
-    allocs(reporter, range(1, 5))  # 1, 2 sent; 3, 4 pending
+async def test_two_flushes_at_once_lose_nothing_when_the_first_is_cancelled() -> None:
+    reporter, inbox = make(capacity=1, batch_size=2)
+    allocs(reporter, range(1, 5))  # 1, 2 handed on; 3, 4 pending
     first = trio.CancelScope()
 
     async def first_flush() -> None:
@@ -393,13 +386,13 @@ async def test_two_flushes_at_once_keep_the_order_when_the_first_is_cancelled() 
         allocs(reporter, range(5, 7))
         nursery.start_soon(reporter.flush)
         await trio.testing.wait_all_tasks_blocked()
-        # Cancel the first flush only: its batch must still come before the second's.
-        first.cancel()
+        first.cancel()  # the first flush's batch goes back to the reporter
         await trio.testing.wait_all_tasks_blocked()
-        got = [await receive.receive(), await receive.receive()]
-    await reporter.flush()
-    got.extend(received(receive))
-    assert blocks_of(events_of(got)) == list(range(1, 7))
+        got = inbox.take_all()
+    # Batches may arrive in any order: every event carries its number, and the metrics
+    # actor applies them by it.
+    events = sorted(events_of(got), key=lambda event: event[10])
+    assert blocks_of(events) == list(range(1, 7))
 
 
 # -- the thread reporter ----------------------------------------------------------------------
@@ -436,12 +429,12 @@ async def test_thread_reporter_events_and_close() -> None:
     reporter.transfer(20, "cuda:0", "cpu")
     reporter.free(1, 20)
     assert reporter.drain() == [
-        (ALLOC, "cb", 1, 10, "cuda:0", "lib", 5, 0, None, ()),
-        (RESIZE, "cb", 1, 20, "cpu", "", 6, 10, None, ()),
-        (RELEASE, "cb", 1, 20, "cuda:0", "", 7, 0, None, ()),
-        (ACQUIRE, "cb", 1, 20, "cuda:0", "other", 8, 0, None, ()),
-        (TRANSFER, "cb", 0, 20, "cuda:0", "lib", 9, 0, "cpu", ()),
-        (FREE, "cb", 1, 20, "cuda:0", "", 10, 0, None, ()),
+        (ALLOC, "cb", 1, 10, "cuda:0", "lib", 5, 0, None, (), 1),
+        (RESIZE, "cb", 1, 20, "cpu", "", 6, 10, None, (), 2),
+        (RELEASE, "cb", 1, 20, "cuda:0", "", 7, 0, None, (), 3),
+        (ACQUIRE, "cb", 1, 20, "cuda:0", "other", 8, 0, None, (), 4),
+        (TRANSFER, "cb", 0, 20, "cuda:0", "lib", 9, 0, "cpu", (), 5),
+        (FREE, "cb", 1, 20, "cuda:0", "", 10, 0, None, (), 6),
     ]
     reporter.close()
     with pytest.raises(trio.ClosedResourceError, match=r"^reporter 'cb' is closed$"):
@@ -457,25 +450,22 @@ async def test_hub_lifecycle() -> None:
     second = hub.reporter("b", owner="someone", lossy=True, batch_size=1)
     threads = hub.thread_reporter("t")
     first.alloc(1, 1)
-    first.alloc(2, 2)  # sent: the channel is full
+    first.alloc(2, 2)  # handed on: the inbox is full
     first.alloc(3, 3)
     second.alloc(1, 1)  # lossy, no room: dropped
     threads.alloc(1, 1)
-    assert [event[2] for event in hub.take_thread_events()] == [1]
-    hub.forget(first)  # 3 finds no room: kept for the metrics actor
+    hub.forget(first)  # 3 is handed on whatever the room
     assert first.pending == 0
     hub.close()
     hub.close()  # idempotent
-    ready = hub.take_ready()
+    assert hub.closed
+    collected = hub.collect()
     assert [
-        (batch.events[0][1] if batch.events else None, len(batch.events)) for batch in ready
-    ] == [
-        ("a", 2),
-        ("a", 1),
-        (None, 0),
-    ]
-    assert ready[-1].dropped == 1
-    assert hub.take_ready() == []
+        (batch.events[0][1] if batch.events else None, len(batch.events), batch.dropped)
+        for batch in collected.batches
+    ] == [("a", 2, 0), ("a", 1, 0), (None, 0, 1), ("t", 1, 0)]
+    assert collected.watermark == 6  # after the five events' numbers
+    assert hub.collect().batches == []
     with pytest.raises(trio.ClosedResourceError, match=r"^the memory hub is closed$"):
         hub.reporter("c")
     with pytest.raises(trio.ClosedResourceError, match=r"^the memory hub is closed$"):
@@ -484,14 +474,57 @@ async def test_hub_lifecycle() -> None:
         threads.alloc(2, 1)
 
 
-async def test_hub_flush_waits_for_room_and_skips_closed_reporters() -> None:
+def check_no_gap(hub: MemoryHub, seen: set[int], drawn: list[int]) -> None:
+    """Collect once; every number below its watermark is an event in hand by now or an
+    earlier watermark (each collect draws one number for its own)."""
+    collected = hub.collect()
+    seen.update(event[10] for batch in collected.batches for event in batch.events)
+    drawn.append(collected.watermark)
+    assert set(range(1, collected.watermark)) <= seen | set(drawn)
+
+
+async def test_every_event_numbered_below_the_watermark_is_in_hand() -> None:
+    hub = MemoryHub(channel_size=2, batch_size=3)
+    reporters = [hub.reporter(f"r{index}") for index in range(3)]
+    threads = hub.thread_reporter("t")
+    rng = random.Random(5)
+    seen: set[int] = set()
+    drawn: list[int] = []
+    for _ in range(200):
+        for _ in range(rng.randrange(10)):
+            rng.choice(reporters).alloc(1, 1)
+            if rng.random() < 0.2:
+                threads.alloc(1, 1)
+        check_no_gap(hub, seen, drawn)
+    assert len(seen) > 500
+
+
+async def test_a_thread_racing_with_collect_leaves_no_gap_below_the_watermark() -> None:
+    hub = MemoryHub()
+    threads = hub.thread_reporter("t")
+    stop = threading.Event()
+
+    def emit() -> None:
+        while not stop.is_set():
+            threads.alloc(1, 1)
+
+    seen: set[int] = set()
+    drawn: list[int] = []
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(trio.to_thread.run_sync, emit)
+        for _ in range(50):
+            check_no_gap(hub, seen, drawn)
+            await trio.sleep(0.001)
+        stop.set()
+    check_no_gap(hub, seen, drawn)
+
+
+async def test_hub_flush_waits_for_room() -> None:
     hub = MemoryHub(channel_size=1, batch_size=2)
     reporter = hub.reporter("a")
     closed = hub.reporter("b")
     closed.close()
-    reporter.alloc(1, 1)
-    reporter.alloc(2, 1)
-    reporter.alloc(3, 1)
+    allocs(reporter, range(1, 4))
     done = trio.Event()
 
     async def flush() -> None:
@@ -502,21 +535,10 @@ async def test_hub_flush_waits_for_room_and_skips_closed_reporters() -> None:
         nursery.start_soon(flush)
         await trio.testing.wait_all_tasks_blocked()
         assert not done.is_set()
-        await hub.receive.receive()
-    assert [len(batch.events) for batch in hub.take_ready()] == [1]
-
-
-async def test_hub_flush_survives_a_reporter_forgotten_while_it_waits() -> None:
-    hub = MemoryHub(channel_size=1, batch_size=2)
-    reporter = hub.reporter("a")
-    allocs(reporter, range(1, 4))
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(hub.flush)
-        await trio.testing.wait_all_tasks_blocked()
-        hub.forget(reporter)
-        hub.close()
-        batches = [batch async for batch in hub.receive]
-    assert blocks_of(events_of([*batches, *hub.take_ready()])) == [1, 2, 3]
+        assert hub.flushes_waiting == 1
+        batches = hub.collect().batches
+    assert done.is_set()
+    assert blocks_of(events_of(batches)) == [1, 2, 3]
 
 
 async def test_hub_refuses_a_flush_interval_that_is_not_positive() -> None:
