@@ -159,3 +159,12 @@ class Actor(abc.ABC, Generic[MessageT, ReplyT]):
     def statistics(self) -> ActorStatistics:
         """Return a fresh frozen :class:`ActorStatistics` (same as ``self.ref.statistics()``)."""
         return self._bound_cell.statistics()
+
+
+def bind(actor: Actor[MessageT, ReplyT], cell: Cell[MessageT, ReplyT]) -> None:
+    """Attach ``actor`` to the cell it runs in: from now on :attr:`Actor.spawned` is true and
+    its name, system, ref and reporter are the cell's.
+
+    For the runtime's use: each incarnation binds the instance it is about to start.
+    """
+    actor._cell = cell

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 
 import trio
 
-from ._actor import Actor
+from ._actor import Actor, bind
 from ._exceptions import ActorFailedError, MessageDroppedError
 from ._mailbox import Mailbox, Overflow
 from ._ref import ActorRef, Envelope
@@ -127,7 +127,7 @@ class Cell(Generic[MessageT, ReplyT]):
         self.incarnation = self.last_incarnation = incarnation
         self.state = ActorState.STARTING
         self._started_at = self._ended_at = None
-        self.system._nursery.start_soon(self._run, incarnation, name=f"actor {self.name}")
+        self.system.start_task(self._run, incarnation, name=f"actor {self.name}")
         return incarnation
 
     async def terminate(self) -> None:
@@ -160,8 +160,8 @@ class Cell(Generic[MessageT, ReplyT]):
                 envelope.reply.fail(self._stopped_before_replying())
         if self.reporter is not None:
             self.system.memory.forget(self.reporter)
-        self.parent._remove_child(self)
-        self.system._unregister(self.name, self)
+        self.parent.remove_child(self)
+        self.system.unregister_name(self.name, self)
         self.finished.set()
 
     # ---- what the Actor base class delegates to -----------------------------------------
@@ -241,12 +241,12 @@ class Cell(Generic[MessageT, ReplyT]):
                 self.failures += 1
             incarnation.ready.set()
             incarnation.done.set()
-            self.system._supervision.incarnation_ended(incarnation)
+            self.system.supervision.incarnation_ended(incarnation)
 
     async def _live(self, incarnation: Incarnation[MessageT, ReplyT]) -> None:
         try:
             actor = self._factory()
-            actor._cell = self
+            bind(actor, self)
         except Exception as exc:
             incarnation.error = exc
             return

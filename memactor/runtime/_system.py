@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, TypeVarTuple
 
 import trio
 
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 MessageT = TypeVar("MessageT")
 ReplyT = TypeVar("ReplyT")
+PosArgsT = TypeVarTuple("PosArgsT")
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,25 +146,72 @@ class ActorSystem:
             if isinstance(node, Cell):
                 yield node
             else:
-                stack.extend(reversed(node._children))
+                stack.extend(reversed(node.children))
 
-    # ---- used by supervisors and cells ------------------------------------------------
+    # ---- the runtime's internal contract: supervisors, cells and supervision ----------
 
-    def _check_open(self) -> None:
+    @property
+    def closing(self) -> bool:
+        """Whether the system has begun to shut down (or has shut down): from then on no
+        actor or supervisor can be added, and nothing is restarted.
+
+        For the runtime's use.
+        """
+        return self._closing
+
+    @property
+    def supervision(self) -> Supervision:
+        """The queue and task that decide restarts; cells hand it their ended incarnations.
+
+        For the runtime's use.
+        """
+        return self._supervision
+
+    def check_open(self) -> None:
+        """Raise `trio.ClosedResourceError` if the system is :attr:`closing`.
+
+        For the runtime's use (before adding an actor or a supervisor).
+        """
         if self._closing:
             raise trio.ClosedResourceError("the actor system is closed")
 
-    def _register(self, name: str, owner: Cell[Any, Any] | Supervisor) -> None:
+    def register_name(self, name: str, owner: Cell[Any, Any] | Supervisor) -> None:
+        """Claim ``name`` for a new actor or supervisor.
+
+        For the runtime's use. Raises :class:`DuplicateNameError` if it is taken.
+        """
         if name in self._names:
             raise DuplicateNameError(name)
         self._names[name] = owner
 
-    def _unregister(self, name: str, owner: Cell[Any, Any] | Supervisor) -> None:
+    def unregister_name(self, name: str, owner: Cell[Any, Any] | Supervisor) -> None:
+        """Free ``name`` if ``owner`` still holds it (a finished actor or supervisor).
+
+        For the runtime's use.
+        """
         if self._names.get(name) is owner:
             del self._names[name]
 
-    def _fail(self, error: BaseException) -> None:
-        """Fail the system with ``error``: it cancels the body and leaves ``async with``."""
+    def start_task(
+        self,
+        async_fn: Callable[[*PosArgsT], Awaitable[object]],
+        *args: *PosArgsT,
+        name: str,
+    ) -> None:
+        """Start a task in the system's nursery, which outlives every actor's.
+
+        For the runtime's use: each incarnation of an actor is such a task. An exception
+        escaping the task fails the whole system; the system's shutdown does not cancel it
+        (the task must end when its actor is stopped or cancelled).
+        """
+        self._nursery.start_soon(async_fn, *args, name=name)
+
+    def fail(self, error: BaseException) -> None:
+        """Fail the system with ``error``: the body is cancelled and ``async with`` raises
+        it in an `ExceptionGroup` (see :func:`open_system`).
+
+        For the runtime's use (an actor that fails while the system shuts down).
+        """
         self._nursery.start_soon(_reraise, error)
 
     # ---- shutdown -----------------------------------------------------------------
@@ -177,12 +225,12 @@ class ActorSystem:
         """
         self._closing = True
         await self._supervision.aclose()
-        await self._stop_in_reverse(self.root._children, graceful=graceful)
+        await self._stop_in_reverse(self.root.children, graceful=graceful)
         self.root.finish()
         # Every other actor stops before the first system actor (the metrics actor in a
         # memory system), and the reporters close just before it: what they could not
         # send stays ready for it to take as it stops.
-        system_actors = list(self._system_supervisor._children)
+        system_actors = self._system_supervisor.children
         await self._stop_in_reverse(system_actors[1:], graceful=graceful)
         self.memory.close()
         await self._stop_in_reverse(system_actors[:1], graceful=graceful)
@@ -194,7 +242,7 @@ class ActorSystem:
         """Stop and finish each child, last started first; a supervisor's children first."""
         for child in reversed(list(children)):
             if isinstance(child, Supervisor):
-                await self._stop_in_reverse(child._children, graceful=graceful)
+                await self._stop_in_reverse(child.children, graceful=graceful)
             elif (incarnation := child.incarnation) is not None:
                 if graceful:
                     child.request_stop()
@@ -264,7 +312,7 @@ async def run_system(
     """
     async with trio.open_nursery() as nursery:
         system = make(nursery)
-        nursery.start_soon(system._supervision.run, name="memactor supervision")
+        nursery.start_soon(system.supervision.run, name="memactor supervision")
         try:
             for spec in system_actors:
                 await system._system_supervisor.spawn(
