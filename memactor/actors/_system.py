@@ -187,6 +187,7 @@ def open_system(
         lambda: MetricsActor(hub, ledger, sample_hz=sample_hz, keep_snapshots=keep_snapshots),
         name=METRICS_NAME,
         restart=Restart.PERMANENT,
+        drains_memory=True,
     )
 
     def make(nursery: trio.Nursery) -> MemorySystem:
