@@ -128,6 +128,8 @@ class Actor(abc.ABC, Generic[MessageT, ReplyT]):
 
         Its tasks are cancelled when the message loop ends (stop, exit, failure or
         cancellation), before ``on_stop``; an exception in one of them fails the actor.
+        The tasks this actor starts in it work for it (see :func:`current_actor`); a task
+        that code outside the actor starts in it works for whoever started it.
 
         Raises:
           RuntimeError: the actor is not running (before ``on_start`` or after the loop).

@@ -17,7 +17,7 @@ import trio
 from ._actor import Actor, bind
 from ._exceptions import ActorFailedError, MessageDroppedError
 from ._mailbox import Mailbox, Overflow
-from ._ref import ActorRef, Envelope
+from ._ref import ActorRef, Envelope, enter_actor
 from ._stats import ActorState, ActorStatistics
 
 if TYPE_CHECKING:
@@ -224,6 +224,9 @@ class Cell(Generic[MessageT, ReplyT]):
             envelope.reply.fail(MessageDroppedError(self.name))
 
     async def _run(self, incarnation: Incarnation[MessageT, ReplyT]) -> None:
+        # Set here, not by whoever starts the incarnation: a restart is started by the
+        # supervision task, and a spawn from an actor's handler by that other actor.
+        enter_actor(self.ref)
         incarnation.task = trio.lowlevel.current_task()
         try:
             with incarnation.scope:

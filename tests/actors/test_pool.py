@@ -631,6 +631,39 @@ async def test_owners_are_the_calling_actor_or_task_unless_named() -> None:
         }
 
 
+
+async def test_a_task_named_like_an_actor_outside_any_actor_owns_under_its_own_name() -> None:
+    async with open_pool() as (system, pool):
+        await system.spawn(Worker(pool), name="decode.worker")
+
+        async def impostor(done: trio.Event) -> None:
+            async with pool.lease(4 * KiB, np.uint8):
+                await done.wait()
+
+        done = trio.Event()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(impostor, done, name="actor decode.worker")
+            await trio.testing.wait_all_tasks_blocked()
+            await system.metrics.flush()
+            owners = {o.owner: o.bytes_in_use for o in system.ledger.owners()}
+            assert owners == {"decode.worker": 2 * KiB, "actor decode.worker": 4 * KiB}
+            done.set()
+
+
+async def test_a_task_started_in_an_actor_nursery_from_outside_owns_under_its_own_name() -> None:
+    owners: list[str] = []
+    async with open_pool() as (system, pool):
+        worker = Worker(pool)
+        await system.spawn(worker, name="decode.worker")
+
+        async def visitor() -> None:
+            owners.append(current_owner())
+
+        worker.nursery.start_soon(visitor, name="visitor")
+        await trio.testing.wait_all_tasks_blocked()
+    assert owners == ["visitor"]
+
+
 # -- statistics and the story -------------------------------------------------------------
 
 
