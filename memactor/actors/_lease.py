@@ -19,7 +19,7 @@ import numpy.typing as npt
 import trio
 
 from .._errors import MemactorError
-from ..runtime import ActorStatistics
+from ..runtime import ActorStatistics, current_actor
 
 if TYPE_CHECKING:
     from ._pool import BufferPool
@@ -27,9 +27,6 @@ if TYPE_CHECKING:
 
 MiB: Final = 1 << 20
 """Size classes are powers of two up to this, and multiples of it above."""
-
-_ACTOR_TASK_PREFIX: Final = "actor "
-"""How the runtime names an actor's incarnation task (``Cell.start``): ``"actor {name}"``."""
 
 
 class LeaseError(MemactorError):
@@ -90,18 +87,14 @@ def nbytes_of(dims: tuple[int, ...], dtype: np.dtype[Any]) -> int:
 def current_owner() -> str:
     """The name to attribute memory to for the calling trio task.
 
-    The name of the nearest actor whose incarnation task is the caller or one of its
-    ancestors (so an actor's handlers and its ``start_soon`` tasks count as the actor),
-    else the calling task's own name.
+    The name of the actor the task works for (:func:`memactor.runtime.current_actor`: its
+    hooks and handlers, and the tasks it started, count as the actor), else the calling
+    task's own name, whatever it looks like.
     """
-    task = trio.lowlevel.current_task()
-    here: trio.lowlevel.Task | None = task
-    while here is not None:
-        if here.name.startswith(_ACTOR_TASK_PREFIX):
-            return here.name[len(_ACTOR_TASK_PREFIX) :]
-        nursery = here.parent_nursery
-        here = None if nursery is None else nursery.parent_task
-    return task.name
+    actor = current_actor()
+    if actor is not None:
+        return actor.name
+    return trio.lowlevel.current_task().name
 
 
 @dataclass(frozen=True, slots=True)

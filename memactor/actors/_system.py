@@ -189,6 +189,7 @@ def open_system(
         lambda: MetricsActor(state, sample_hz=sample_hz),
         name=METRICS_NAME,
         restart=Restart.PERMANENT,
+        drains_memory=True,
     )
 
     def make(nursery: trio.Nursery) -> MemorySystem:

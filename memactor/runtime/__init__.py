@@ -24,6 +24,7 @@ from ._mailbox import Overflow as Overflow
 from ._policy import Restart as Restart
 from ._policy import Strategy as Strategy
 from ._ref import ActorRef as ActorRef
+from ._ref import current_actor as current_actor
 from ._reporter import DEFAULT_BATCH_SIZE as DEFAULT_BATCH_SIZE
 from ._reporter import MemoryReporter as MemoryReporter
 from ._reporter import NullReporter as NullReporter

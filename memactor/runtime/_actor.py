@@ -128,6 +128,8 @@ class Actor(abc.ABC, Generic[MessageT, ReplyT]):
 
         Its tasks are cancelled when the message loop ends (stop, exit, failure or
         cancellation), before ``on_stop``; an exception in one of them fails the actor.
+        The tasks this actor starts in it work for it (see :func:`current_actor`); a task
+        that code outside the actor starts in it works for whoever started it.
 
         Raises:
           RuntimeError: the actor is not running (before ``on_start`` or after the loop).
@@ -159,3 +161,12 @@ class Actor(abc.ABC, Generic[MessageT, ReplyT]):
     def statistics(self) -> ActorStatistics:
         """Return a fresh frozen :class:`ActorStatistics` (same as ``self.ref.statistics()``)."""
         return self._bound_cell.statistics()
+
+
+def bind(actor: Actor[MessageT, ReplyT], cell: Cell[MessageT, ReplyT]) -> None:
+    """Attach ``actor`` to the cell it runs in: from now on :attr:`Actor.spawned` is true and
+    its name, system, ref and reporter are the cell's.
+
+    For the runtime's use: each incarnation binds the instance it is about to start.
+    """
+    actor._cell = cell

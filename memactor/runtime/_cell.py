@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 
 import trio
 
-from ._actor import Actor
+from ._actor import Actor, bind
 from ._exceptions import ActorFailedError, MessageDroppedError
 from ._mailbox import Mailbox, Overflow
-from ._ref import ActorRef, Envelope
+from ._ref import ActorRef, Envelope, enter_actor
 from ._stats import ActorState, ActorStatistics
 
 if TYPE_CHECKING:
@@ -127,7 +127,7 @@ class Cell(Generic[MessageT, ReplyT]):
         self.incarnation = self.last_incarnation = incarnation
         self.state = ActorState.STARTING
         self._started_at = self._ended_at = None
-        self.system._nursery.start_soon(self._run, incarnation, name=f"actor {self.name}")
+        self.system.start_task(self._run, incarnation, name=f"actor {self.name}")
         return incarnation
 
     async def terminate(self) -> None:
@@ -160,8 +160,8 @@ class Cell(Generic[MessageT, ReplyT]):
                 envelope.reply.fail(self._stopped_before_replying())
         if self.reporter is not None:
             self.system.memory.forget(self.reporter)
-        self.parent._remove_child(self)
-        self.system._unregister(self.name, self)
+        self.parent.remove_child(self)
+        self.system.unregister_name(self.name, self)
         self.finished.set()
 
     # ---- what the Actor base class delegates to -----------------------------------------
@@ -224,6 +224,9 @@ class Cell(Generic[MessageT, ReplyT]):
             envelope.reply.fail(MessageDroppedError(self.name))
 
     async def _run(self, incarnation: Incarnation[MessageT, ReplyT]) -> None:
+        # Set here, not by whoever starts the incarnation: a restart is started by the
+        # supervision task, and a spawn from an actor's handler by that other actor.
+        enter_actor(self.ref)
         incarnation.task = trio.lowlevel.current_task()
         try:
             with incarnation.scope:
@@ -241,12 +244,12 @@ class Cell(Generic[MessageT, ReplyT]):
                 self.failures += 1
             incarnation.ready.set()
             incarnation.done.set()
-            self.system._supervision.incarnation_ended(incarnation)
+            self.system.supervision.incarnation_ended(incarnation)
 
     async def _live(self, incarnation: Incarnation[MessageT, ReplyT]) -> None:
         try:
             actor = self._factory()
-            actor._cell = self
+            bind(actor, self)
         except Exception as exc:
             incarnation.error = exc
             return

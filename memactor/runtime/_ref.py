@@ -1,9 +1,11 @@
-"""Addresses of actors: :class:`ActorRef` and what travels through a mailbox."""
+"""Addresses of actors: :class:`ActorRef`, what travels through a mailbox, and
+:func:`current_actor`, the actor the calling task works for."""
 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Generic, TypeVar
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import trio
 from outcome import Error, Outcome, Value
@@ -16,6 +18,42 @@ if TYPE_CHECKING:
 
 MessageT = TypeVar("MessageT")
 ReplyT = TypeVar("ReplyT")
+
+# Set by each incarnation task for itself (see enter_actor); trio copies the starting
+# task's context into every task it starts, so the actor's own tasks inherit it.
+_current_actor: ContextVar[ActorRef[Any, Any] | None] = ContextVar(
+    "memactor.current_actor", default=None
+)
+
+
+def current_actor() -> ActorRef[Any, Any] | None:
+    """The ref of the actor the calling task works for; ``None`` outside any actor.
+
+    That is the actor whose incarnation task is the caller or started it, directly or
+    through tasks started in turn: ``on_start``, ``handle``, ``on_idle`` and ``on_stop``,
+    the tasks of :meth:`Actor.start_soon` and of :attr:`Actor.nursery`, the tasks those
+    start, and the threads of `trio.to_thread.run_sync` called from any of them. It is
+    decided by trio's context inheritance (a new task gets a copy of its starter's
+    context), not by where a task runs: a task that code outside any actor starts in an
+    actor's nursery is not the actor's (``None``, or the actor its starter works for),
+    and a task an actor starts in a nursery of someone else's stays the actor's.
+
+    The ref is the same for every incarnation (each one sets it anew when it starts), so
+    ``current_actor().name`` is the name memory is attributed to. A task that outlives
+    its actor still gets that actor's ref, which then raises `trio.BrokenResourceError`
+    on delivery. One context-variable read: cheap enough for a hot path.
+    """
+    return _current_actor.get()
+
+
+def enter_actor(ref: ActorRef[Any, Any]) -> None:
+    """Make ``ref`` the :func:`current_actor` of the calling task and of the tasks it
+    starts from now on.
+
+    For the runtime's use: the first thing each incarnation task does. The setting lives
+    in the task's own context, so it needs no undoing when the task ends.
+    """
+    _current_actor.set(ref)
 
 
 class ReplySlot(Generic[ReplyT]):

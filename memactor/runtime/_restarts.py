@@ -66,9 +66,9 @@ class Supervision:
         if incarnation.initial and not incarnation.started:
             cell.finish()  # spawn raises the error
             return
-        if self._system._closing:
+        if self._system.closing:
             if error is not None:
-                self._system._fail(error)
+                self._system.fail(error)
             cell.finish()
             return
         if cell.stop_requested:
@@ -129,7 +129,7 @@ class Supervision:
                     parent.restart.value,
                     exc_info=error,
                 )
-                parent._closed = True
+                parent.refuse_new_children()
                 await self._terminate(parent, starting_too=True)
                 parent.finish()
                 return
@@ -140,7 +140,7 @@ class Supervision:
         if parent.strategy is Strategy.ONE_FOR_ONE:
             await self._start(failed)
             return
-        siblings = list(parent._children)
+        siblings = parent.children
         for sibling in reversed(siblings):
             if sibling is not failed:
                 await self._terminate(sibling)
@@ -154,7 +154,7 @@ class Supervision:
         alone unless ``starting_too``: it joins the restarted group as it is.
         """
         if isinstance(child, Supervisor):
-            for grandchild in reversed(list(child._children)):
+            for grandchild in reversed(child.children):
                 await self._terminate(grandchild, starting_too=starting_too)
             return
         incarnation = child.incarnation
@@ -166,13 +166,13 @@ class Supervision:
     async def _start(self, child: Child) -> None:
         """Start a terminated child again (in start order), unless it must stay stopped."""
         if isinstance(child, Supervisor):
-            if child._finished:
+            if child.finished.is_set():
                 return
             if child.restart is Restart.TEMPORARY:
                 child.finish()
                 return
             child.forget_restarts()
-            for grandchild in list(child._children):
+            for grandchild in child.children:
                 await self._start(grandchild)
             return
         if child.finished.is_set() or child.incarnation is not None:

@@ -81,8 +81,9 @@ class Supervisor:
         self.system = system
         self.parent = parent
         self._children: list[Cell[Any, Any] | Supervisor] = []
-        self._closed = False  # no new children
-        self._finished = False
+        self._refusing = False  # no new children
+        self.finished = trio.Event()
+        """Set once the supervisor has stopped for good (see :meth:`finish`)."""
         self._restart_times: deque[float] = deque()
 
     def __repr__(self) -> str:
@@ -123,8 +124,8 @@ class Supervisor:
         self._check_can_add(name)
         factory: Callable[[], Actor[MessageT, ReplyT]]
         if isinstance(actor, Actor):
-            if actor._cell is not None:
-                raise RuntimeError(f"{actor!r} was already spawned as {actor._cell.name!r}")
+            if actor.spawned:
+                raise RuntimeError(f"{actor!r} was already spawned as {actor.name!r}")
             instance = actor
 
             def factory() -> Actor[MessageT, ReplyT]:
@@ -141,7 +142,7 @@ class Supervisor:
             overflow=overflow,
             restart=restart,
         )
-        self.system._register(name, cell)
+        self.system.register_name(name, cell)
         self._children.append(cell)
         incarnation = cell.start(initial=True)
         try:
@@ -154,7 +155,7 @@ class Supervisor:
             return cell.ref
         if incarnation.error is not None:
             raise incarnation.error
-        if self.system._closing:
+        if self.system.closing:
             raise trio.ClosedResourceError(f"the actor system closed while {name!r} was starting")
         raise trio.BrokenResourceError(
             f"supervisor {self.name!r} stopped while {name!r} was starting"
@@ -188,20 +189,31 @@ class Supervisor:
             within_s=within_s,
             restart=restart,
         )
-        self.system._register(name, child)
+        self.system.register_name(name, child)
         self._children.append(child)
         return child
 
     def _check_can_add(self, name: str) -> None:
         check_name(name)
-        self.system._check_open()
-        if self._closed:
+        self.system.check_open()
+        if self._refusing:
             raise trio.BrokenResourceError(f"supervisor {self.name!r} has stopped")
 
-    # ---- used by the supervision task and the system ----------------------------------
+    # ---- the runtime's internal contract: the supervision task, cells and the system ----
+
+    @property
+    def children(self) -> tuple[Cell[Any, Any] | Supervisor, ...]:
+        """The live children, in start order: a copy, safe to iterate while they change.
+
+        For the runtime's use (shutdown and restarts walk the tree through it).
+        """
+        return tuple(self._children)
 
     def record_restart(self, now: float) -> bool:
-        """Count one restart at ``now``; False when that exceeds the restart intensity."""
+        """Count one restart at ``now``; False when that exceeds the restart intensity.
+
+        For the runtime's use (the supervision task).
+        """
         times = self._restart_times
         times.append(now)
         while now - times[0] > self.within_s:
@@ -209,18 +221,39 @@ class Supervisor:
         return len(times) <= self.max_restarts
 
     def forget_restarts(self) -> None:
+        """Start a fresh restart history (the supervisor itself was restarted).
+
+        For the runtime's use (the supervision task).
+        """
         self._restart_times.clear()
 
-    def _remove_child(self, child: Cell[Any, Any] | Supervisor) -> None:
+    def refuse_new_children(self) -> None:
+        """From now on :meth:`spawn` and :meth:`add_supervisor` raise
+        `trio.BrokenResourceError`; the children it has are left alone. Idempotent.
+
+        For the runtime's use: a supervisor that gave up and will not be restarted.
+        """
+        self._refusing = True
+
+    def remove_child(self, child: Cell[Any, Any] | Supervisor) -> None:
+        """Forget a child that has finished (it calls this from its ``finish``).
+
+        For the runtime's use.
+        """
         self._children.remove(child)
 
     def finish(self) -> None:
-        """Stop for good: finish every child (none may be running), free the name."""
-        if self._finished:
+        """Stop for good: finish every child (none may be running), free the name.
+
+        Idempotent; afterwards the supervisor refuses new children and :attr:`finished`
+        is set. For the runtime's use.
+        """
+        if self.finished.is_set():
             return
         for child in reversed(list(self._children)):
             child.finish()
-        self._closed = self._finished = True
+        self._refusing = True
+        self.finished.set()
         if self.parent is not None:
-            self.parent._remove_child(self)
-            self.system._unregister(self.name, self)
+            self.parent.remove_child(self)
+            self.system.unregister_name(self.name, self)

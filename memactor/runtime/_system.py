@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, TypeVarTuple
 
 import trio
 
@@ -28,17 +28,44 @@ if TYPE_CHECKING:
 
 MessageT = TypeVar("MessageT")
 ReplyT = TypeVar("ReplyT")
+PosArgsT = TypeVarTuple("PosArgsT")
 
 
 @dataclass(frozen=True, slots=True)
 class ActorSpec(Generic[MessageT, ReplyT]):
-    """The arguments of one :meth:`ActorSystem.spawn`, for actors the system starts itself."""
+    """The arguments of one :meth:`ActorSystem.spawn`, for actors the system starts itself.
+
+    System actors start in the order given, before the body of ``async with``, and stop
+    after every actor of the user, in reverse order, except the one that drains memory.
+    """
 
     actor: Actor[MessageT, ReplyT] | Callable[[], Actor[MessageT, ReplyT]]
     name: str
     mailbox_size: int = DEFAULT_MAILBOX_SIZE
     overflow: Overflow = Overflow.BLOCK
     restart: Restart = Restart.PERMANENT
+    drains_memory: bool = False
+    """Stop this actor after every other actor and after the system's :class:`MemoryHub`
+    has closed its reporters, so that it can take their last events as it stops (the
+    metrics actor does). At most one system actor may drain memory; :func:`open_system`
+    and :func:`run_system` raise ``ValueError`` when several do. Without one, the hub
+    closes after every actor has stopped."""
+
+
+def _checked_system_actors(specs: Iterable[ActorSpec[Any, Any]]) -> list[ActorSpec[Any, Any]]:
+    """``specs`` as a list, once checked: at most one of them drains memory.
+
+    Raises:
+      ValueError: more than one spec has ``drains_memory=True``.
+    """
+    specs = list(specs)
+    drainers = [spec.name for spec in specs if spec.drains_memory]
+    if len(drainers) > 1:
+        raise ValueError(
+            f"at most one system actor may drain memory, not {len(drainers)}: "
+            + ", ".join(map(repr, drainers))
+        )
+    return specs
 
 
 async def _reraise(error: BaseException) -> None:
@@ -66,6 +93,8 @@ class ActorSystem:
         self.memory = memory if memory is not None else MemoryHub()
         """Where the actors' memory reporters send their events; see :class:`MemoryHub`."""
         self._closing = False
+        # The system actor that stops last, after the hub closes; see ActorSpec.
+        self._memory_drainer: ActorRef[Any, Any] | None = None
         self._names: dict[str, Cell[Any, Any] | Supervisor] = {}
         self._supervision = Supervision(self)
         self._system_supervisor = Supervisor(
@@ -145,28 +174,88 @@ class ActorSystem:
             if isinstance(node, Cell):
                 yield node
             else:
-                stack.extend(reversed(node._children))
+                stack.extend(reversed(node.children))
 
-    # ---- used by supervisors and cells ------------------------------------------------
+    # ---- the runtime's internal contract: supervisors, cells and supervision ----------
 
-    def _check_open(self) -> None:
+    @property
+    def closing(self) -> bool:
+        """Whether the system has begun to shut down (or has shut down): from then on no
+        actor or supervisor can be added, and nothing is restarted.
+
+        For the runtime's use.
+        """
+        return self._closing
+
+    @property
+    def supervision(self) -> Supervision:
+        """The queue and task that decide restarts; cells hand it their ended incarnations.
+
+        For the runtime's use.
+        """
+        return self._supervision
+
+    def check_open(self) -> None:
+        """Raise `trio.ClosedResourceError` if the system is :attr:`closing`.
+
+        For the runtime's use (before adding an actor or a supervisor).
+        """
         if self._closing:
             raise trio.ClosedResourceError("the actor system is closed")
 
-    def _register(self, name: str, owner: Cell[Any, Any] | Supervisor) -> None:
+    def register_name(self, name: str, owner: Cell[Any, Any] | Supervisor) -> None:
+        """Claim ``name`` for a new actor or supervisor.
+
+        For the runtime's use. Raises :class:`DuplicateNameError` if it is taken.
+        """
         if name in self._names:
             raise DuplicateNameError(name)
         self._names[name] = owner
 
-    def _unregister(self, name: str, owner: Cell[Any, Any] | Supervisor) -> None:
+    def unregister_name(self, name: str, owner: Cell[Any, Any] | Supervisor) -> None:
+        """Free ``name`` if ``owner`` still holds it (a finished actor or supervisor).
+
+        For the runtime's use.
+        """
         if self._names.get(name) is owner:
             del self._names[name]
 
-    def _fail(self, error: BaseException) -> None:
-        """Fail the system with ``error``: it cancels the body and leaves ``async with``."""
+    def start_task(
+        self,
+        async_fn: Callable[[*PosArgsT], Awaitable[object]],
+        *args: *PosArgsT,
+        name: str,
+    ) -> None:
+        """Start a task in the system's nursery, which outlives every actor's.
+
+        For the runtime's use: each incarnation of an actor is such a task. An exception
+        escaping the task fails the whole system; the system's shutdown does not cancel it
+        (the task must end when its actor is stopped or cancelled).
+        """
+        self._nursery.start_soon(async_fn, *args, name=name)
+
+    def fail(self, error: BaseException) -> None:
+        """Fail the system with ``error``: the body is cancelled and ``async with`` raises
+        it in an `ExceptionGroup` (see :func:`open_system`).
+
+        For the runtime's use (an actor that fails while the system shuts down).
+        """
         self._nursery.start_soon(_reraise, error)
 
-    # ---- shutdown -----------------------------------------------------------------
+    # ---- start and shutdown, driven by run_system ---------------------------------------
+
+    async def _start_system_actors(self, specs: list[ActorSpec[Any, Any]]) -> None:
+        """Spawn the (checked) system actors in order; see :func:`open_system`."""
+        for spec in specs:
+            ref = await self._system_supervisor.spawn(
+                spec.actor,
+                name=spec.name,
+                mailbox_size=spec.mailbox_size,
+                overflow=spec.overflow,
+                restart=spec.restart,
+            )
+            if spec.drains_memory:
+                self._memory_drainer = ref
 
     async def _shutdown(self, *, graceful: bool) -> None:
         """Stop everything, children before parents, in reverse start order.
@@ -177,15 +266,22 @@ class ActorSystem:
         """
         self._closing = True
         await self._supervision.aclose()
-        await self._stop_in_reverse(self.root._children, graceful=graceful)
+        await self._stop_in_reverse(self.root.children, graceful=graceful)
         self.root.finish()
-        # Every other actor stops before the first system actor (the metrics actor in a
-        # memory system), and the reporters close just before it: what they could not
+        # Every other actor stops before the one that drains memory (the metrics actor in
+        # a memory system), and the reporters close just before it: what they could not
         # send stays ready for it to take as it stops.
-        system_actors = list(self._system_supervisor._children)
-        await self._stop_in_reverse(system_actors[1:], graceful=graceful)
+        system_actors = self._system_supervisor.children
+        drainers = [
+            child
+            for child in system_actors
+            if isinstance(child, Cell) and child.ref is self._memory_drainer
+        ]
+        await self._stop_in_reverse(
+            [child for child in system_actors if child not in drainers], graceful=graceful
+        )
         self.memory.close()
-        await self._stop_in_reverse(system_actors[:1], graceful=graceful)
+        await self._stop_in_reverse(drainers, graceful=graceful)
         self._system_supervisor.finish()
 
     async def _stop_in_reverse(
@@ -194,7 +290,7 @@ class ActorSystem:
         """Stop and finish each child, last started first; a supervisor's children first."""
         for child in reversed(list(children)):
             if isinstance(child, Supervisor):
-                await self._stop_in_reverse(child._children, graceful=graceful)
+                await self._stop_in_reverse(child.children, graceful=graceful)
             elif (incarnation := child.incarnation) is not None:
                 if graceful:
                     child.request_stop()
@@ -220,9 +316,10 @@ def open_system(
     ``strategy``, ``max_restarts`` and ``within_s`` configure :attr:`ActorSystem.root`,
     the top-level supervisor of the user's actors. ``system_actors`` are spawned, in order,
     under a separate top-level supervisor before the block runs, and are stopped after all
-    the user's actors: a place for infrastructure such as the metrics actor. ``memory`` is
-    the hub the actors' reporters send to (a new one by default); it is closed after the
-    user's actors stop and before the system actors do.
+    the user's actors, in reverse order: a place for infrastructure such as the metrics
+    actor. ``memory`` is the hub the actors' reporters send to (a new one by default); it
+    is closed once every actor has stopped, except the system actor whose spec has
+    ``drains_memory`` (see :class:`ActorSpec`), which stops last, after the hub closed.
 
     Leaving the block normally stops the actors gracefully, children before parents and in
     reverse start order: each drains its mailbox as with :meth:`ActorRef.stop`. Leaving it
@@ -238,6 +335,10 @@ def open_system(
     (it can no longer be restarted). Catch them with ``except*``.
 
     ``memactor.open_system`` is this with the metrics actor added.
+
+    Raises:
+      ValueError: more than one of ``system_actors`` drains memory (raised by this call,
+          before the system opens).
     """
 
     def make(nursery: trio.Nursery) -> ActorSystem:
@@ -252,28 +353,31 @@ def open_system(
     return run_system(make, system_actors)
 
 
-@asynccontextmanager
-async def run_system(
+def run_system(
     make: Callable[[trio.Nursery], SystemT],
     system_actors: Iterable[ActorSpec[Any, Any]] = (),
-) -> AsyncIterator[SystemT]:
+) -> AbstractAsyncContextManager[SystemT]:
     """Run the system that ``make`` builds on a new nursery; see :func:`open_system`.
 
     For layers that extend :class:`ActorSystem` (the memory system of
     :mod:`memactor.actors`).
+
+    Raises:
+      ValueError: more than one of ``system_actors`` drains memory (raised by this call,
+          before the system opens).
     """
+    return _run_system(make, _checked_system_actors(system_actors))
+
+
+@asynccontextmanager
+async def _run_system(
+    make: Callable[[trio.Nursery], SystemT], system_actors: list[ActorSpec[Any, Any]]
+) -> AsyncIterator[SystemT]:
     async with trio.open_nursery() as nursery:
         system = make(nursery)
-        nursery.start_soon(system._supervision.run, name="memactor supervision")
+        nursery.start_soon(system.supervision.run, name="memactor supervision")
         try:
-            for spec in system_actors:
-                await system._system_supervisor.spawn(
-                    spec.actor,
-                    name=spec.name,
-                    mailbox_size=spec.mailbox_size,
-                    overflow=spec.overflow,
-                    restart=spec.restart,
-                )
+            await system._start_system_actors(system_actors)
             yield system
         except BaseException:
             with trio.CancelScope(shield=True):

@@ -601,26 +601,35 @@ class Worker(Actor[int, int]):
             lease.release()
 
 
+@asynccontextmanager
+async def held_by_a_task(pool: BufferPool, nbytes: int, *, name: str) -> AsyncIterator[None]:
+    """A task outside any actor, called ``name``, holds ``nbytes`` from ``pool`` meanwhile."""
+
+    async def holder(done: trio.Event) -> None:
+        async with pool.lease(nbytes, np.uint8):
+            await done.wait()
+
+    done = trio.Event()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(holder, done, name=name)
+        await trio.testing.wait_all_tasks_blocked()
+        try:
+            yield
+        finally:
+            done.set()
+
+
 async def test_owners_are_the_calling_actor_or_task_unless_named() -> None:
     async with open_pool() as (system, pool):
         worker = Worker(pool)
         ref = await system.spawn(worker, name="decode.worker")
         await ref.ask(KiB)
         await worker.background_ready.wait()
-
-        async def loader(done: trio.Event) -> None:
-            async with pool.lease(4 * KiB, np.uint8):
-                await done.wait()
-
-        done = trio.Event()
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(loader, done, name="loader")
-            await trio.testing.wait_all_tasks_blocked()
+        async with held_by_a_task(pool, 4 * KiB, name="loader"):
             named = await pool.acquire(8 * KiB, np.uint8, owner="batch-7")
             await system.metrics.flush()
             owners = {o.owner: o.bytes_in_use for o in system.ledger.owners()}
             assert owners == {"decode.worker": 3 * KiB, "loader": 4 * KiB, "batch-7": 8 * KiB}
-            done.set()
         named.release()
         await ref.stop()
         await check_books(system, pool)
@@ -629,6 +638,29 @@ async def test_owners_are_the_calling_actor_or_task_unless_named() -> None:
             "loader": 0,
             "batch-7": 0,
         }
+
+
+async def test_a_task_named_like_an_actor_outside_any_actor_owns_under_its_own_name() -> None:
+    async with open_pool() as (system, pool):
+        await system.spawn(Worker(pool), name="decode.worker")
+        async with held_by_a_task(pool, 4 * KiB, name="actor decode.worker"):
+            await system.metrics.flush()
+            owners = {o.owner: o.bytes_in_use for o in system.ledger.owners()}
+            assert owners == {"decode.worker": 2 * KiB, "actor decode.worker": 4 * KiB}
+
+
+async def test_a_task_started_in_an_actor_nursery_from_outside_owns_under_its_own_name() -> None:
+    owners: list[str] = []
+    async with open_pool() as (system, pool):
+        worker = Worker(pool)
+        await system.spawn(worker, name="decode.worker")
+
+        async def visitor() -> None:
+            owners.append(current_owner())
+
+        worker.nursery.start_soon(visitor, name="visitor")
+        await trio.testing.wait_all_tasks_blocked()
+    assert owners == ["visitor"]
 
 
 # -- statistics and the story -------------------------------------------------------------

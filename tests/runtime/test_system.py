@@ -281,3 +281,58 @@ async def test_system_actors_are_supervised_too() -> None:
         await trio.testing.wait_all_tasks_blocked()
         assert metrics.statistics().restarts == 1
         assert await metrics.ask("ping") == "ping"
+
+
+class Drainer(Worker):
+    """As it stops, takes what the reporters left in the hub (as the metrics actor does)."""
+
+    async def on_stop(self) -> None:
+        taken = sum(len(batch.events) for batch in self.system.memory.take_ready())
+        self.log.append(f"stop {self.name} took {taken}")
+
+
+async def run_system_actors(log: list[str], *, drains_memory: bool, ending: str) -> None:
+    """System actors a, b (a Drainer) and c; one event left unflushed in the hub."""
+    specs = [
+        ActorSpec(partial(Worker, log), name="a"),
+        ActorSpec(partial(Drainer, log), name="b", drains_memory=drains_memory),
+        ActorSpec(partial(Worker, log), name="c"),
+    ]
+    with trio.CancelScope() as scope:
+        async with open_system(system_actors=specs) as system:
+            await system.spawn(partial(Worker, log), name="user")
+            system.memory.reporter("loader").alloc(1, 64)  # the hub's close hands it on
+            if ending == "normal":
+                b = system.lookup("b")
+                await b.send("fail")  # a restart keeps the actor the one that drains
+                await trio.testing.wait_all_tasks_blocked()
+                assert b.statistics().restarts == 1
+            else:
+                scope.cancel()
+                await trio.sleep_forever()
+
+
+@pytest.mark.parametrize("ending", ["normal", "cancel"])
+async def test_the_system_actor_that_drains_memory_stops_last_after_the_hub_closes(
+    ending: str,
+) -> None:
+    log: list[str] = []
+    await run_system_actors(log, drains_memory=True, ending=ending)
+    stops = [entry for entry in log if entry.startswith("stop")]
+    assert stops[-4:] == ["stop user", "stop c", "stop a", "stop b took 1"]
+
+
+async def test_without_a_drainer_system_actors_stop_in_reverse_and_then_the_hub_closes() -> None:
+    log: list[str] = []
+    await run_system_actors(log, drains_memory=False, ending="cancel")
+    assert log[-4:] == ["stop user", "stop c", "stop b took 0", "stop a"]
+
+
+def test_at_most_one_system_actor_drains_memory() -> None:
+    specs = [
+        ActorSpec(partial(Worker, []), name="metrics", drains_memory=True),
+        ActorSpec(partial(Worker, []), name="archive", drains_memory=True),
+    ]
+    message = r"^at most one system actor may drain memory, not 2: 'metrics', 'archive'$"
+    with pytest.raises(ValueError, match=message):
+        open_system(system_actors=specs)
