@@ -10,22 +10,13 @@ allocate more than a small multiple of its own length.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
 import msgpack
 
 from .._errors import MemactorError
-from ..events import (
-    MAX_BLOCK,
-    MAX_SEQ,
-    MAX_SIZE,
-    MemoryEvent,
-    check_device,
-    check_kind,
-    check_timestamp,
-)
 
 SCHEMA_VERSION: Final = 1
 """The version written into every payload; decoding any other version is an error."""
@@ -126,72 +117,3 @@ def unframe(obj: object, type_: str) -> dict[str, Any]:
             f"expected a memactor {type_} payload, found a {obj.get('type')!r} payload"
         )
     return obj
-
-
-# -- event batches -----------------------------------------------------------------------
-
-EVENTS_TYPE: Final = "events"
-
-
-def encode_events(events: Iterable[Sequence[Any]]) -> bytes:
-    """Pack a batch of events; each becomes a flat array of its eleven fields."""
-    rows = [
-        [int(k), c, b, s, d, o, t, old, dst, [list(pair) for pair in tags], seq]
-        for k, c, b, s, d, o, t, old, dst, tags, seq in events
-    ]
-    return encode(EVENTS_TYPE, {"events": rows})
-
-
-def decode_events(data: bytes, *, limits: DecodeLimits = DEFAULT_LIMITS) -> list[MemoryEvent]:
-    """Unpack a batch packed by :func:`encode_events`, checking every field.
-
-    Raises :class:`CodecError` naming the first bad event and field.
-    """
-    body = decode(data, EVENTS_TYPE, limits=limits)
-    rows = body.get("events")
-    if not isinstance(rows, list):
-        raise CodecError("expected an 'events' array in the events payload")
-    return [_event_from_row(index, row) for index, row in enumerate(rows)]
-
-
-def _event_from_row(index: int, row: object) -> MemoryEvent:
-    if not isinstance(row, list) or len(row) != 11:
-        raise CodecError(f"event {index}: expected an array of 11 fields")
-    kind, component, block, size, device, owner, ts, old_size, dst, tags, seq = row
-    try:
-        event_kind = check_kind(kind)
-        if not isinstance(component, str) or not component:
-            raise ValueError("component must be a non-empty string")
-        if not isinstance(owner, str):
-            raise ValueError("owner must be a string")
-        for name, value, top in (
-            ("block", block, MAX_BLOCK),
-            ("size", size, MAX_SIZE),
-            ("old_size", old_size, MAX_SIZE),
-            ("seq", seq, MAX_SEQ),
-        ):
-            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= top:
-                raise ValueError(f"{name} must be an int from 0 to {top}, got {value!r}")
-        check_timestamp(ts)
-        check_device(device)
-        if dst is not None:
-            check_device(dst, field="dst_device")
-        if not isinstance(tags, list) or not all(
-            isinstance(p, list) and len(p) == 2 and all(isinstance(x, str) for x in p) for p in tags
-        ):
-            raise ValueError("tags must be an array of [key, value] string pairs")
-    except ValueError as exc:
-        raise CodecError(f"event {index}: {exc}") from None
-    return MemoryEvent.unchecked(
-        event_kind,
-        component,
-        block,
-        size,
-        device,
-        owner,
-        ts,
-        old_size,
-        dst,
-        tuple((k, v) for k, v in tags),
-        seq,
-    )
