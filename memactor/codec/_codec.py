@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, BinaryIO, Final
 
 import msgpack
 
@@ -46,6 +46,68 @@ DEFAULT_LIMITS: Final = DecodeLimits()
 def encode(type_: str, body: Mapping[str, Any]) -> bytes:
     """Pack *body* as a payload of *type_* with the schema version."""
     return msgpack.packb(frame(type_, body), use_bin_type=True)
+
+
+def write(file: BinaryIO, type_: str, body: Mapping[str, Any]) -> None:
+    """Write the payload :func:`encode` would make to *file*, without building it whole.
+
+    Maps are written entry by entry and :class:`memoryview` values (a snapshot's columns)
+    go to *file* as msgpack ``bin`` straight from their buffers, so writing a large
+    snapshot needs no second copy of its columns. Raises what *file* raises.
+    """
+    packer = msgpack.Packer(use_bin_type=True)
+    _write_value(file, packer, frame(type_, body))
+
+
+def _write_value(file: BinaryIO, packer: msgpack.Packer, value: object) -> None:
+    if isinstance(value, dict):
+        file.write(packer.pack_map_header(len(value)))
+        for key, item in value.items():
+            file.write(packer.pack(key))
+            _write_value(file, packer, item)
+    elif isinstance(value, memoryview):
+        data = value.cast("B") if value.format != "B" or value.ndim != 1 else value
+        file.write(b"\xc6" + len(data).to_bytes(4, "big"))
+        file.write(data)
+    else:
+        file.write(packer.pack(value))
+
+
+def read(file: BinaryIO, type_: str, *, limits: DecodeLimits = DEFAULT_LIMITS) -> dict[str, Any]:
+    """Read one payload of *type_* from *file* (to its end); :func:`decode`'s checks.
+
+    The file is read in chunks rather than whole, so a payload's large ``bin`` values
+    are the only copy of its data held while it is read. Raises :class:`CodecError`
+    as :func:`decode` does; :class:`OSError` as *file* raises it.
+    """
+    what = f"memactor {type_} payload"
+    unpacker = msgpack.Unpacker(
+        file,
+        raw=False,
+        strict_map_key=True,
+        read_size=1 << 20,
+        max_buffer_size=limits.max_bytes,
+        max_str_len=limits.max_string_bytes,
+        max_bin_len=limits.max_bytes,
+        max_array_len=limits.max_items,
+        max_map_len=limits.max_items,
+        max_ext_len=0,
+    )
+    try:
+        obj = unpacker.unpack()
+    except msgpack.OutOfData:
+        raise CodecError(f"expected a {what}: truncated") from None
+    except (ValueError, msgpack.UnpackException) as exc:
+        raise CodecError(f"expected a {what}: not valid msgpack ({exc})") from None
+    try:
+        unpacker.unpack()
+    except msgpack.OutOfData:
+        return unframe(obj, type_)
+    except (ValueError, msgpack.UnpackException):
+        pass
+    if not isinstance(obj, dict):
+        raise CodecError(f"expected a {what}, found something else")
+    raise CodecError(f"expected one {what}, found trailing bytes after it")
 
 
 def frame(type_: str, body: Mapping[str, Any]) -> dict[str, Any]:
