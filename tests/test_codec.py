@@ -67,19 +67,7 @@ TRANSFER = MemoryEvent(
     tags={"stage": "upload"},
 )
 GOOD_ROW: list[Any] = [0, "pool", 1, 4096, "cpu", "decode", 10, 0, None, [], 0]
-FIELDS = (
-    "kind",
-    "component",
-    "block",
-    "size",
-    "device",
-    "owner",
-    "timestamp_ns",
-    "old_size",
-    "dst_device",
-    "tags",
-    "seq",
-)
+FIELDS = MemoryEvent._fields
 STRING_FIELDS = ("component", "device", "owner", "dst_device")
 
 

@@ -47,24 +47,7 @@ _COLUMNS: Final[dict[str, np.dtype[Any]]] = {
     **dict.fromkeys(_STRING_FIELDS, _INDEX),
 }
 # The event's fields in their order; the first bad field of an event is the one named.
-_FIELD_ORDER: Final = {
-    name: index
-    for index, name in enumerate(
-        (
-            "kind",
-            "component",
-            "block",
-            "size",
-            "device",
-            "owner",
-            "timestamp_ns",
-            "old_size",
-            "dst_device",
-            "tags",
-            "seq",
-        )
-    )
-}
+_FIELD_ORDER: Final = {name: index for index, name in enumerate(MemoryEvent._fields)}
 _KINDS: Final = tuple(EventKind)
 _new_event: Final[Callable[[tuple[Any, ...]], MemoryEvent]] = functools.partial(
     tuple.__new__, MemoryEvent
