@@ -23,7 +23,17 @@ import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 
-from memactor.events import EventKind, MemoryEvent
+from memactor.codec import decode, decode_events, encode, encode_events
+from memactor.events import (
+    MAX_BLOCK,
+    MAX_SEQ,
+    MAX_SIZE,
+    EventKind,
+    MemoryEvent,
+    check_device,
+    check_kind,
+    check_timestamp,
+)
 from memactor.metrics import Ledger, Snapshot, diff
 
 BATCH = 256
@@ -183,14 +193,153 @@ def bench_round_trip(blocks: int) -> None:
     print(f"  total    {total:6.2f} s (target < 5 s)")
 
 
+def _rows_encode(events: list[MemoryEvent]) -> bytes:
+    """The event batch format before columns (one array per event), for comparison."""
+    rows = [[int(e[0]), *e[1:9], [list(p) for p in e[9]], e[10]] for e in events]
+    return encode("events", {"events": rows})
+
+
+def _rows_decode(data: bytes) -> list[MemoryEvent]:
+    """The per-event decoder that went with :func:`_rows_encode`, its checks included."""
+    out = []
+    for kind, comp, block, size, dev, owner, ts, old, dst, tags, seq in decode(data, "events")[
+        "events"
+    ]:
+        event_kind = check_kind(kind)
+        if not isinstance(comp, str) or not comp or not isinstance(owner, str):
+            raise ValueError("bad string")
+        for value, top in ((block, MAX_BLOCK), (size, MAX_SIZE), (old, MAX_SIZE), (seq, MAX_SEQ)):
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= top:
+                raise ValueError("bad int")
+        check_timestamp(ts)
+        check_device(dev)
+        if dst is not None:
+            check_device(dst, field="dst_device")
+        pairs = tuple((k, v) for k, v in tags)
+        out.append(
+            MemoryEvent.unchecked(
+                event_kind, comp, block, size, dev, owner, ts, old, dst, pairs, seq
+            )
+        )
+    return out
+
+
+def bench_codec(event_count: int) -> None:
+    """Encode and decode event batches as columns, beside the old one-array-per-event rows."""
+    batches = churn_events(event_count)
+    events = [event for batch in batches for event in batch]
+    print(f"codec, {len(events):,} events (target: column decode >= 2 M events/s):")
+    for label, groups in ((f"batches of {BATCH}", batches), ("one batch", [events])):
+        for name, enc, dec in (
+            ("rows   ", _rows_encode, _rows_decode),
+            ("columns", encode_events, decode_events),
+        ):
+            start = time.perf_counter()
+            payloads = [enc(group) for group in groups]
+            encode_s = time.perf_counter() - start
+            start = time.perf_counter()
+            decoded = [dec(payload) for payload in payloads]
+            decode_s = time.perf_counter() - start
+            assert decoded == groups
+            del decoded
+            size = sum(len(p) for p in payloads)
+            print(
+                f"  {label:>18} {name} encode {len(events) / encode_s / 1e6:6.2f} M/s  "
+                f"decode {len(events) / decode_s / 1e6:6.2f} M/s  "
+                f"{size / len(events):5.1f} bytes/event"
+            )
+
+
+def _memory_kib(field: str) -> int:
+    """A field of /proc/self/status in KiB (VmRSS, VmHWM); 0 where there is none."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def _reset_peak_rss() -> bool:
+    """Start a new peak-RSS (VmHWM) window; False where the kernel does not allow it."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+def bench_snapshot_scale(blocks: int, repeats: int = 1) -> None:
+    """Snapshot, save, load and diff *blocks* live blocks, with the peak memory it takes.
+
+    The flow is a leak check's: take a snapshot and save it, then (the taken one gone)
+    load it back and diff it against an earlier one. Peak memory is the growth of the
+    process's peak RSS over its RSS before the snapshot, beside the file's size.
+    """
+    ledger = Ledger(clock=lambda: 5_000_000_000)
+    fill(ledger, blocks)
+    before = ledger.snapshot("before")
+    ledger.apply(
+        MemoryEvent.unchecked(EventKind.ALLOC, "leaky", block, 1024, "cpu", "worker", 2 * 10**9)
+        for block in range(1000)
+    )
+    print(f"snapshot scale, {blocks:,} live blocks (target: total <= 1.5 s, peak <= 1.5x file):")
+    for _ in range(repeats):
+        gc.collect()
+        windowed = _reset_peak_rss()
+        base_kib = _memory_kib("VmRSS")
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / "after.msgpack"
+            start = time.perf_counter()
+            after = ledger.snapshot("after")
+            snap_s = time.perf_counter() - start
+            start = time.perf_counter()
+            after.save(path)
+            save_s = time.perf_counter() - start
+            del after
+            size = path.stat().st_size
+            start = time.perf_counter()
+            loaded = Snapshot.load(path)
+            load_s = time.perf_counter() - start
+        start = time.perf_counter()
+        result = diff(before, loaded)
+        diff_s = time.perf_counter() - start
+        peak_kib = _memory_kib("VmHWM") - base_kib if windowed else 0
+        assert [s.component for s in result.suspects] == ["leaky"]
+        assert len(result.new_blocks) == 1000
+        del loaded, result
+        total = snap_s + save_s + load_s + diff_s
+        peak = f"{peak_kib / 1024:7.1f} MiB" if windowed else "    n/a"
+        print(
+            f"  snapshot {snap_s:5.2f} s  save {save_s:5.2f} s  load {load_s:5.2f} s  "
+            f"diff {diff_s:5.2f} s  total {total:5.2f} s"
+        )
+        print(
+            f"  file {size / 2**20:7.1f} MiB  peak RSS growth {peak}  "
+            f"ratio {peak_kib * 1024 / size:5.2f}x of the file"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--blocks", type=int, default=1_000_000)
+    parser.add_argument("--codec-events", type=int, default=1_000_000, help="events to encode")
+    parser.add_argument(
+        "--scale-blocks", type=int, default=5_000_000, help="live blocks for snapshot scale"
+    )
+    parser.add_argument("--scale-only", action="store_true", help="run only the scale sections")
     args = parser.parse_args()
+    if args.scale_only:
+        bench_codec(args.codec_events)
+        bench_snapshot_scale(args.scale_blocks, repeats=2)
+        return
     bench_apply(args.events)
     bench_memory(args.blocks)
     bench_round_trip(args.blocks)
+    bench_codec(args.codec_events)
+    bench_snapshot_scale(args.scale_blocks)
 
 
 if __name__ == "__main__":

@@ -5,10 +5,12 @@ from ._codec import SCHEMA_VERSION as SCHEMA_VERSION
 from ._codec import CodecError as CodecError
 from ._codec import DecodeLimits as DecodeLimits
 from ._codec import decode as decode
-from ._codec import decode_events as decode_events
 from ._codec import decode_json as decode_json
 from ._codec import encode as encode
-from ._codec import encode_events as encode_events
 from ._codec import frame as frame
+from ._codec import read as read
 from ._codec import unframe as unframe
 from ._codec import unpack as unpack
+from ._codec import write as write
+from ._events import decode_events as decode_events
+from ._events import encode_events as encode_events

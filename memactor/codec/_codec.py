@@ -10,22 +10,13 @@ allocate more than a small multiple of its own length.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, BinaryIO, Final
 
 import msgpack
 
 from .._errors import MemactorError
-from ..events import (
-    MAX_BLOCK,
-    MAX_SEQ,
-    MAX_SIZE,
-    MemoryEvent,
-    check_device,
-    check_kind,
-    check_timestamp,
-)
 
 SCHEMA_VERSION: Final = 1
 """The version written into every payload; decoding any other version is an error."""
@@ -55,6 +46,68 @@ DEFAULT_LIMITS: Final = DecodeLimits()
 def encode(type_: str, body: Mapping[str, Any]) -> bytes:
     """Pack *body* as a payload of *type_* with the schema version."""
     return msgpack.packb(frame(type_, body), use_bin_type=True)
+
+
+def write(file: BinaryIO, type_: str, body: Mapping[str, Any]) -> None:
+    """Write the payload :func:`encode` would make to *file*, without building it whole.
+
+    Maps are written entry by entry and :class:`memoryview` values (a snapshot's columns)
+    go to *file* as msgpack ``bin`` straight from their buffers, so writing a large
+    snapshot needs no second copy of its columns. Raises what *file* raises.
+    """
+    packer = msgpack.Packer(use_bin_type=True)
+    _write_value(file, packer, frame(type_, body))
+
+
+def _write_value(file: BinaryIO, packer: msgpack.Packer, value: object) -> None:
+    if isinstance(value, dict):
+        file.write(packer.pack_map_header(len(value)))
+        for key, item in value.items():
+            file.write(packer.pack(key))
+            _write_value(file, packer, item)
+    elif isinstance(value, memoryview):
+        data = value.cast("B") if value.format != "B" or value.ndim != 1 else value
+        file.write(b"\xc6" + len(data).to_bytes(4, "big"))
+        file.write(data)
+    else:
+        file.write(packer.pack(value))
+
+
+def read(file: BinaryIO, type_: str, *, limits: DecodeLimits = DEFAULT_LIMITS) -> dict[str, Any]:
+    """Read one payload of *type_* from *file* (to its end); :func:`decode`'s checks.
+
+    The file is read in chunks rather than whole, so a payload's large ``bin`` values
+    are the only copy of its data held while it is read. Raises :class:`CodecError`
+    as :func:`decode` does; :class:`OSError` as *file* raises it.
+    """
+    what = f"memactor {type_} payload"
+    unpacker = msgpack.Unpacker(
+        file,
+        raw=False,
+        strict_map_key=True,
+        read_size=1 << 20,
+        max_buffer_size=limits.max_bytes,
+        max_str_len=limits.max_string_bytes,
+        max_bin_len=limits.max_bytes,
+        max_array_len=limits.max_items,
+        max_map_len=limits.max_items,
+        max_ext_len=0,
+    )
+    try:
+        obj = unpacker.unpack()
+    except msgpack.OutOfData:
+        raise CodecError(f"expected a {what}: truncated") from None
+    except (ValueError, msgpack.UnpackException) as exc:
+        raise CodecError(f"expected a {what}: not valid msgpack ({exc})") from None
+    try:
+        unpacker.unpack()
+    except msgpack.OutOfData:
+        return unframe(obj, type_)
+    except (ValueError, msgpack.UnpackException):
+        pass
+    if not isinstance(obj, dict):
+        raise CodecError(f"expected a {what}, found something else")
+    raise CodecError(f"expected one {what}, found trailing bytes after it")
 
 
 def frame(type_: str, body: Mapping[str, Any]) -> dict[str, Any]:
@@ -126,72 +179,3 @@ def unframe(obj: object, type_: str) -> dict[str, Any]:
             f"expected a memactor {type_} payload, found a {obj.get('type')!r} payload"
         )
     return obj
-
-
-# -- event batches -----------------------------------------------------------------------
-
-EVENTS_TYPE: Final = "events"
-
-
-def encode_events(events: Iterable[Sequence[Any]]) -> bytes:
-    """Pack a batch of events; each becomes a flat array of its eleven fields."""
-    rows = [
-        [int(k), c, b, s, d, o, t, old, dst, [list(pair) for pair in tags], seq]
-        for k, c, b, s, d, o, t, old, dst, tags, seq in events
-    ]
-    return encode(EVENTS_TYPE, {"events": rows})
-
-
-def decode_events(data: bytes, *, limits: DecodeLimits = DEFAULT_LIMITS) -> list[MemoryEvent]:
-    """Unpack a batch packed by :func:`encode_events`, checking every field.
-
-    Raises :class:`CodecError` naming the first bad event and field.
-    """
-    body = decode(data, EVENTS_TYPE, limits=limits)
-    rows = body.get("events")
-    if not isinstance(rows, list):
-        raise CodecError("expected an 'events' array in the events payload")
-    return [_event_from_row(index, row) for index, row in enumerate(rows)]
-
-
-def _event_from_row(index: int, row: object) -> MemoryEvent:
-    if not isinstance(row, list) or len(row) != 11:
-        raise CodecError(f"event {index}: expected an array of 11 fields")
-    kind, component, block, size, device, owner, ts, old_size, dst, tags, seq = row
-    try:
-        event_kind = check_kind(kind)
-        if not isinstance(component, str) or not component:
-            raise ValueError("component must be a non-empty string")
-        if not isinstance(owner, str):
-            raise ValueError("owner must be a string")
-        for name, value, top in (
-            ("block", block, MAX_BLOCK),
-            ("size", size, MAX_SIZE),
-            ("old_size", old_size, MAX_SIZE),
-            ("seq", seq, MAX_SEQ),
-        ):
-            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= top:
-                raise ValueError(f"{name} must be an int from 0 to {top}, got {value!r}")
-        check_timestamp(ts)
-        check_device(device)
-        if dst is not None:
-            check_device(dst, field="dst_device")
-        if not isinstance(tags, list) or not all(
-            isinstance(p, list) and len(p) == 2 and all(isinstance(x, str) for x in p) for p in tags
-        ):
-            raise ValueError("tags must be an array of [key, value] string pairs")
-    except ValueError as exc:
-        raise CodecError(f"event {index}: {exc}") from None
-    return MemoryEvent.unchecked(
-        event_kind,
-        component,
-        block,
-        size,
-        device,
-        owner,
-        ts,
-        old_size,
-        dst,
-        tuple((k, v) for k, v in tags),
-        seq,
-    )

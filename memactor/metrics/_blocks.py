@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -13,6 +14,10 @@ from ._accounts import OWNER_MASK, OWNER_SHIFT, SIZE_MASK, TIME_SHIFT, Account, 
 
 Int64Array = npt.NDArray[np.int64]
 Int32Array = npt.NDArray[np.int32]
+
+_LOW_64 = (1 << 64) - 1
+_TIME_SHIFTER = TIME_SHIFT.__rrshift__  # block -> block >> TIME_SHIFT, in C
+_chain = itertools.chain.from_iterable
 
 CACHED = -1
 """The owner index of a block that sits in its pool's cache, lent to nobody."""
@@ -63,13 +68,16 @@ def read_column(
     if isinstance(raw, bytes | bytearray | memoryview):
         if len(raw) % np.dtype(dtype).itemsize:
             raise ValueError(f"{what} {name!r} has a partial item")
-        array = np.frombuffer(raw, dtype=np.dtype(dtype).newbyteorder("<")).astype(dtype)
+        # Bytes are immutable, so the array may share them; a no-op on little-endian hosts.
+        array = np.frombuffer(raw, dtype=np.dtype(dtype).newbyteorder("<")).astype(
+            dtype, copy=False
+        )
     else:
         wide = int_column(raw, name)
         info = np.iinfo(dtype)
         if len(wide) and (wide.min() < info.min or wide.max() > info.max):
             raise ValueError(f"{what} {name!r} holds a value beyond {np.dtype(dtype)}")
-        array = wide.astype(dtype)
+        array = wide.astype(dtype, copy=False)
     if array.ndim != 1:
         raise ValueError(f"{what} {name!r} must be one-dimensional")
     array.flags.writeable = False
@@ -118,6 +126,17 @@ class LiveBlocks:
         arrays = {
             name: read_column(columns.get(name, ()), name, dtype) for name, dtype in dtypes.items()
         }
+        return cls._checked(accounts, owners, arrays)
+
+    @classmethod
+    def _checked(
+        cls,
+        accounts: tuple[tuple[str, str], ...],
+        owners: tuple[str, ...],
+        arrays: dict[str, npt.NDArray[Any]],
+    ) -> LiveBlocks:
+        """Build from arrays of the right dtypes that nobody else holds; checks shapes
+        and indexes (raising :class:`ValueError`) and makes the arrays read-only."""
         lengths = {len(a) for a in arrays.values()}
         if len(lengths) > 1:
             raise ValueError(f"block columns differ in length: {sorted(lengths)}")
@@ -131,42 +150,55 @@ class LiveBlocks:
             raise ValueError("column 'owner' points past the owners table")
         if len(arrays["size"]) and arrays["size"].min() < 0:
             raise ValueError("column 'size' holds a negative size")
+        for array in arrays.values():
+            array.flags.writeable = False
         return cls(accounts, owners, **arrays)
 
     @classmethod
     def collect(cls, accounts: list[Account], holders: list[OwnerAccount]) -> LiveBlocks:
         """Copy the live blocks out of the ledger's accounts.
 
-        *holders* lists the owner accounts by the index packed into each block.
+        *holders* lists the owner accounts by the index packed into each block. Each
+        packed block is read twice in C (``map`` over the dict's values): once for its
+        low 64 bits (size and, with fewer than 2**16 owners, the owner index) and once
+        for its time, so no Python object per block is kept and no object array is made.
         """
-        records: list[int] = []
-        account_parts: list[Int32Array] = []
-        block_parts: list[Int64Array] = []
-        for index, account in enumerate(accounts):
-            blocks = account.blocks
-            account_parts.append(np.full(len(blocks), index, dtype=np.int32))
-            block_parts.append(np.fromiter(blocks.keys(), dtype=np.int64, count=len(blocks)))
-            records.extend(blocks.values())
-        packed = np.array(records, dtype=object)
-        if records:
-            sizes = (packed & SIZE_MASK).astype(np.int64)
-            holder_index = ((packed >> OWNER_SHIFT) & OWNER_MASK).astype(np.int32)
-            times = (packed >> TIME_SHIFT).astype(np.int64)
+        count = sum(len(account.blocks) for account in accounts)
+        lengths = np.fromiter(
+            (len(a.blocks) for a in accounts), dtype=np.int64, count=len(accounts)
+        )
+        account_index = np.repeat(np.arange(len(accounts), dtype=np.int32), lengths)
+        block = np.fromiter(_chain(a.blocks.keys() for a in accounts), np.int64, count=count)
+        low = np.fromiter(
+            map(_LOW_64.__and__, _chain(a.blocks.values() for a in accounts)),
+            np.uint64,
+            count=count,
+        )
+        times = np.fromiter(
+            map(_TIME_SHIFTER, _chain(a.blocks.values() for a in accounts)), np.int64, count=count
+        )
+        if len(holders) <= 1 << (64 - OWNER_SHIFT):
+            holder_index = (low >> np.uint64(OWNER_SHIFT)).astype(np.int32)
         else:
-            sizes = times = np.zeros(0, dtype=np.int64)
-            holder_index = np.zeros(0, dtype=np.int32)
+            holder_index = np.fromiter(
+                ((v >> OWNER_SHIFT) & OWNER_MASK for a in accounts for v in a.blocks.values()),
+                np.int32,
+                count=count,
+            )
+        np.bitwise_and(low, np.uint64(SIZE_MASK), out=low)
+        sizes = low.view(np.int64)
         # Keep only the owners that hold a block, renumbered from 0 in name order.
         used = np.unique(holder_index[holder_index > 0])
         names = sorted((holders[i].owner, i) for i in used.tolist())
         renumber = np.full(len(holders), CACHED, dtype=np.int32)
         for new_index, (_, old_index) in enumerate(names):
             renumber[old_index] = new_index
-        return cls.from_columns(
+        return cls._checked(
             tuple((a.component, a.device) for a in accounts),
             tuple(name for name, _ in names),
             {
-                "account": np.concatenate(account_parts) if account_parts else (),
-                "block": np.concatenate(block_parts) if block_parts else (),
+                "account": account_index,
+                "block": block,
                 "size": sizes,
                 "owner": renumber[holder_index],
                 "allocated_ns": times,
@@ -211,7 +243,7 @@ class LiveBlocks:
 
     def select(self, mask: npt.NDArray[np.bool_]) -> LiveBlocks:
         """The rows where *mask* is true, with the same tables."""
-        return LiveBlocks.from_columns(
+        return LiveBlocks._checked(
             self.accounts,
             self.owners,
             {

@@ -20,7 +20,7 @@ from typing import Any, Final, Literal, TypeVar
 import numpy as np
 
 from ..codec import DEFAULT_LIMITS as DEFAULT_LIMITS
-from ..codec import CodecError, DecodeLimits, decode, decode_json, encode, frame
+from ..codec import CodecError, DecodeLimits, decode, decode_json, encode, frame, read, write
 from ._blocks import LiveBlock, LiveBlocks, read_column
 from ._series import SeriesView
 from ._stats import ComponentStats, DeviceStats, LedgerStats, OwnerStats
@@ -95,10 +95,13 @@ class Snapshot:
         """
         target = Path(path)
         chosen = format or ("json" if target.suffix.lower() == ".json" else "msgpack")
-        data = self.to_json().encode() if chosen == "json" else self.to_msgpack()
         partial = target.with_name(f".{target.name}.partial")
         try:
-            partial.write_bytes(data)
+            with partial.open("wb") as file:
+                if chosen == "json":
+                    file.write(self.to_json().encode())
+                else:
+                    write(file, SNAPSHOT_TYPE, self._body(binary=True))
             partial.replace(target)
         except BaseException:
             partial.unlink(missing_ok=True)
@@ -119,12 +122,14 @@ class Snapshot:
         size = source.stat().st_size
         if size > limits.max_bytes:
             raise CodecError(f"{source}: {size} bytes is over the limit of {limits.max_bytes}")
-        data = source.read_bytes()
         try:
-            # msgpack maps start with a byte in 0x80-0x8f or 0xde-0xdf; JSON with text.
-            if data.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] in (b"{", b"["):
-                return cls.from_dict(decode_json(data, SNAPSHOT_TYPE))
-            return cls.from_msgpack(data, limits=limits)
+            with source.open("rb") as file:
+                # msgpack maps start with a byte in 0x80-0x8f or 0xde-0xdf; JSON with text.
+                if file.read(64).lstrip(b"\xef\xbb\xbf \t\r\n")[:1] in (b"{", b"["):
+                    file.seek(0)
+                    return cls.from_dict(decode_json(file.read(), SNAPSHOT_TYPE))
+                file.seek(0)
+                return cls.from_dict(read(file, SNAPSHOT_TYPE, limits=limits))
         except CodecError as exc:
             raise CodecError(f"{source}: {exc}") from None
 
@@ -145,7 +150,9 @@ class Snapshot:
     def _body(self, *, binary: bool) -> dict[str, Any]:
         def column(array: np.ndarray[Any, Any]) -> Any:
             if binary:
-                return array.astype(array.dtype.newbyteorder("<")).tobytes()
+                # A view, not a copy, on little-endian hosts; msgpack packs it as bin.
+                little = array.astype(array.dtype.newbyteorder("<"), copy=False)
+                return np.ascontiguousarray(little).data.cast("B")
             return array.tolist()
 
         blocks = self.blocks

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import tempfile
 from pathlib import Path
@@ -554,3 +555,14 @@ def test_empty_live_blocks() -> None:
     assert list(empty) == []
     assert (empty.accounts, empty.owners) == ((), ())
     assert (empty.block.dtype, empty.account.dtype) == (np.dtype(np.int64), np.dtype(np.int32))
+
+
+def test_a_file_in_the_first_schema_1_layout_still_loads() -> None:
+    # Written by memactor before live blocks were collected without object arrays and
+    # snapshot files were streamed; the layout is schema 1's first, and must keep loading.
+    path = Path(__file__).parent / "data" / "schema1-layout1.msgpack"
+    loaded = Snapshot.load(path)
+    expected = story_ledger().snapshot("written by memactor at schema 1")
+    assert dataclasses.replace(expected, wall_time_ns=loaded.wall_time_ns) == loaded
+    assert sorted(loaded.blocks) == sorted(expected.blocks)
+    assert loaded.blocks.size.flags.writeable is False
