@@ -72,7 +72,7 @@ async def test_a_restarted_metrics_actor_keeps_the_ledger() -> None:
     ledger = Ledger()
     hub = MemoryHub()
     state = MetricsState(hub, ledger, keep_snapshots=4)
-    spec = ActorSpec(lambda: Fragile(state), name="metrics")
+    spec = ActorSpec(lambda: Fragile(state), name="metrics", drains_memory=True)
     async with memactor.runtime.open_system(memory=hub, system_actors=[spec]) as system:
         metrics: ActorRef[object, object] = system.lookup("metrics")
         loader = hub.reporter("loader")
