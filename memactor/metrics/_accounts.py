@@ -192,5 +192,5 @@ class Account:
             lifetimes=self.lifetimes,
             lifetime_total_ns=self.lifetime_total_ns,
             lifetime_max_ns=self.lifetime_max_ns,
-            anomalies=tuple(sorted(self.anomalies.items())),
+            anomalies=tuple(sorted(self.anomalies.items())) if self.anomalies else (),
         )
