@@ -6,6 +6,7 @@ face of each is a frozen value from :mod:`._stats`.
 
 from __future__ import annotations
 
+from ._series import TimeSeries
 from ._stats import HISTOGRAM_BUCKETS, ComponentStats, DeviceStats, OwnerStats
 
 # A live block is one int in ``Account.blocks[block]``, packed to keep a million live
@@ -25,6 +26,11 @@ NO_SIZE = ~SIZE_MASK
 
 RECENT_FREES = 4096
 """How many freed block ids an account remembers, to tell a double free from a stranger."""
+
+RETIRED = "(retired)"
+"""The component name of the row that sums every retired component of a device."""
+OTHER_OWNERS = "(other owners)"
+"""The owner name of the row that sums every owner left out of the owner table."""
 
 
 class DeviceAccount:
@@ -73,6 +79,7 @@ class Account:
         "freed",
         "freed_before",
         "frees",
+        "frozen",
         "histogram",
         "in_use",
         "lifetime_max_ns",
@@ -83,6 +90,12 @@ class Account:
         "releases",
         "reserved",
         "resizes",
+        "retired",
+        "sampled",
+        "sampled_in_use",
+        "sampled_ns",
+        "sampled_reserved",
+        "series",
         "transfers",
     )
 
@@ -112,6 +125,40 @@ class Account:
         # recognised if it comes within the last RECENT_FREES..2*RECENT_FREES frees.
         self.freed: set[int] = set()
         self.freed_before: set[int] = set()
+        # Kept by the ledger between ticks: the last frozen statistics, the series, how
+        # many samples it holds (counted from the ledger's first), the bytes of the last
+        # of them and when the account last changed, as seen by a sample.
+        self.frozen: ComponentStats | None = None
+        self.series: TimeSeries | None = None
+        self.sampled = 0
+        self.sampled_reserved = 0
+        self.sampled_in_use = 0
+        self.sampled_ns = 0
+        self.retired = component == RETIRED
+
+    def fold_into(self, retired: Account) -> None:
+        """Add this account's counters into *retired*, the summary of retired accounts.
+
+        Only for an account with no live blocks (so no reserved or in-use bytes). Peaks
+        and the longest lifetime are maxima: the highest any one retired account reached.
+        """
+        assert not self.blocks, "an account with live blocks cannot retire"
+        retired.peak_reserved = max(retired.peak_reserved, self.peak_reserved)
+        retired.peak_in_use = max(retired.peak_in_use, self.peak_in_use)
+        retired.allocations += self.allocations
+        retired.frees += self.frees
+        retired.acquires += self.acquires
+        retired.releases += self.releases
+        retired.resizes += self.resizes
+        retired.transfers += self.transfers
+        retired.bytes_allocated += self.bytes_allocated
+        retired.bytes_transferred += self.bytes_transferred
+        retired.histogram = [a + b for a, b in zip(retired.histogram, self.histogram, strict=True)]
+        retired.lifetimes += self.lifetimes
+        retired.lifetime_total_ns += self.lifetime_total_ns
+        retired.lifetime_max_ns = max(retired.lifetime_max_ns, self.lifetime_max_ns)
+        for kind, count in self.anomalies.items():
+            retired.anomalies[kind] = retired.anomalies.get(kind, 0) + count
 
     def forget_old_frees(self) -> None:
         """Start a new generation of remembered frees, dropping the oldest one."""
@@ -145,5 +192,5 @@ class Account:
             lifetimes=self.lifetimes,
             lifetime_total_ns=self.lifetime_total_ns,
             lifetime_max_ns=self.lifetime_max_ns,
-            anomalies=tuple(sorted(self.anomalies.items())),
+            anomalies=tuple(sorted(self.anomalies.items())) if self.anomalies else (),
         )

@@ -6,11 +6,20 @@ device, per owner, per device and overall, with true peaks (the peak of each sum
 sum of peaks). Events that make no sense (a free of an unknown block, a double free, a
 negative size) are counted as anomalies of their component and otherwise ignored, so a
 bad producer can never crash the ledger or corrupt another component's books.
+
+A tick (:meth:`Ledger.sample` and a live view) costs what changed since the last one:
+``apply`` marks the accounts it touches, and only those are frozen again, sampled, and
+put back into the cached, sorted views. Components that stay idle and empty retire into
+one ``"(retired)"`` row per device, and the owner table stays bounded (see
+:mod:`._owners`), so a program that names a component or owner per request keeps a
+bounded ledger.
 """
 
 from __future__ import annotations
 
 import time
+from bisect import bisect_left
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from operator import index as as_int
 from operator import length_hint
@@ -24,6 +33,7 @@ from ._accounts import (
     OWNER_MASK,
     OWNER_SHIFT,
     RECENT_FREES,
+    RETIRED,
     SIZE_MASK,
     TIME_SHIFT,
     Account,
@@ -31,7 +41,8 @@ from ._accounts import (
     OwnerAccount,
 )
 from ._blocks import LiveBlocks
-from ._series import DEFAULT_CAPACITY, SeriesView, TimeSeries
+from ._owners import DEFAULT_OWNER_LIMIT, OwnerTable
+from ._series import DEFAULT_CAPACITY, SampleTimes, SeriesView, TimeSeries
 from ._snapshot import TOTAL, ComponentSeries, Snapshot
 from ._stats import ComponentStats, DeviceStats, LedgerStats, OwnerStats
 
@@ -46,6 +57,11 @@ _TRANSFER = int(EventKind.TRANSFER)
 _UNSET = object()
 _NO_ACCOUNT = Account("(none)", "cpu", DeviceAccount("cpu"))
 
+DEFAULT_RETIRE_AFTER_NS = 60 * 10**9
+"""How long a component with no live blocks stays idle before it retires (60 s)."""
+SAMPLE_WINDOW = 16_384
+"""How many sample times the ledger remembers to catch idle series up with."""
+
 
 class Ledger:
     """Applies memory events and answers what is held, where, by whom, and since when.
@@ -53,6 +69,17 @@ class Ledger:
     ``clock`` gives the ledger's notion of now in nanoseconds (ages, samples, snapshot
     time); it defaults to :func:`time.monotonic_ns`, which is also what events are stamped
     with. ``series_capacity`` bounds each component's time series.
+
+    ``retire_after_ns`` (default 60 s on the ledger's clock; ``None``: never) is how long
+    a component on a device may go without events while it holds no live block before
+    :meth:`sample` retires it: its counters are added into the ``"(retired)"`` row of its
+    device and its books, series and remembered frees are dropped. If it comes back it
+    starts a fresh account (new peaks; a free of a block from before it retired counts
+    as an unknown block, not a double free). ``owner_limit`` (default 1000) is how many
+    owners the views show by name; the rest make one exact ``"(other owners)"`` row, and
+    owners beyond it that hold no bytes are forgotten. ``sample_window`` is how many
+    sample times are remembered to catch idle series up with (a tuning knob; the default
+    suits every rate).
 
     The ledger is not thread-safe; it belongs to one task (the metrics actor).
     """
@@ -62,16 +89,44 @@ class Ledger:
         *,
         clock: Callable[[], int] = time.monotonic_ns,
         series_capacity: int = DEFAULT_CAPACITY,
+        retire_after_ns: int | None = DEFAULT_RETIRE_AFTER_NS,
+        owner_limit: int = DEFAULT_OWNER_LIMIT,
+        sample_window: int = SAMPLE_WINDOW,
     ) -> None:
+        if retire_after_ns is not None and retire_after_ns < 0:
+            raise ValueError(f"retire_after_ns must not be negative, got {retire_after_ns}")
+        if sample_window < 2:
+            raise ValueError(f"sample_window must be at least 2, got {sample_window}")
         self._clock = clock
         self._series_capacity = series_capacity
+        TimeSeries(series_capacity)  # checks the capacity now rather than at a sample
+        self._retire_after_ns = retire_after_ns
         self._accounts: dict[tuple[str, str], Account] = {}
-        self._owners: dict[str, OwnerAccount] = {}
-        # Owner accounts by index; index 0 stands for "lent to nobody" (cached).
-        self._holders: list[OwnerAccount] = [OwnerAccount("", 0)]
+        self._owner_table = OwnerTable(owner_limit)
+        self._owners = self._owner_table.by_name
+        self._holders = self._owner_table.by_index
         self._devices: dict[str, DeviceAccount] = {}
-        self._series: dict[tuple[str, str], TimeSeries] = {}
+        self._retired: dict[str, Account] = {}
         self._total_series = TimeSeries(series_capacity)
+        self._sample_times = SampleTimes(sample_window)
+        # What changed since the last tick: accounts that ``apply`` switched to (marked
+        # once per run of events of one account) wait in ``_dirty`` to be frozen again,
+        # then in ``_unsampled`` for the next sample.
+        self._dirty: set[Account] = set()
+        self._unsampled: set[Account] = set()
+        # The frozen rows of every account and retired row, sorted by (component,
+        # device), with their keys beside them, and the sums over them.
+        self._keys: list[tuple[str, str]] = []
+        self._rows: list[ComponentStats] = []
+        self._components: tuple[ComponentStats, ...] | None = ()
+        self._live_blocks = 0
+        self._anomalies = 0
+        # Accounts in the order they last changed (oldest first), for retirement; and in
+        # the order their series were last caught up, so none lags past the window.
+        self._idle: OrderedDict[Account, None] = OrderedDict()
+        self._behind: OrderedDict[Account, None] = OrderedDict()
+        # Accounts that might hold a zero-byte block: it pins its owner's index.
+        self._zero_suspects: set[Account] = set()
         self._transfers: dict[tuple[str, str], list[int]] = {}
         self._reserved = 0
         self._in_use = 0
@@ -101,6 +156,7 @@ class Ledger:
             events = list(events)
         owners = self._owners
         holders = self._holders
+        mark = self._dirty.add
         reserved = self._reserved
         in_use = self._in_use
         peak_reserved = self._peak_reserved
@@ -140,6 +196,7 @@ class Ledger:
                     account = self._accounts.get((component, device)) or self._open_account(
                         component, device
                     )
+                    mark(account)
                     last_component = component
                     last_device = device
                     blocks = account.blocks
@@ -370,7 +427,7 @@ class Ledger:
 
     def _open_account(self, component: object, device: object) -> Account:
         """Open the books of a new (component, device); ValueError if either is bad."""
-        if not isinstance(component, str) or not component:
+        if not isinstance(component, str) or not component or component == RETIRED:
             raise ValueError(f"component must be a non-empty string, got {component!r}")
         check_device(device)  # type: ignore[arg-type]  # checked here, at run time
         assert isinstance(device, str)
@@ -381,14 +438,7 @@ class Ledger:
         return account
 
     def _open_owner(self, owner: object) -> OwnerAccount:
-        if not isinstance(owner, str):
-            raise TypeError(f"owner must be a string, got {owner!r}")
-        index = len(self._holders)
-        if index > OWNER_MASK:
-            raise OverflowError(f"more than {OWNER_MASK} distinct owners")
-        holder = self._owners[owner] = OwnerAccount(owner, index)
-        self._holders.append(holder)
-        return holder
+        return self._owner_table.open(owner)
 
     @staticmethod
     def _stray_kind(account: Account, block: int, record: int | None, action: str) -> str:
@@ -405,18 +455,131 @@ class Ledger:
     # -- sampling ----------------------------------------------------------------------
 
     def sample(self, now_ns: int | None = None) -> None:
-        """Append one point to every component's series and to the total's.
+        """Take one sample: a point for the total's series and every component's.
 
-        Call it at a fixed rate (the metrics actor does); each series stays bounded.
+        Call it at a fixed rate (the metrics actor does); each series stays bounded. The
+        cost is that of the components that changed since the last sample: an unchanged
+        component's points are filled in later (when its series is viewed, when it
+        changes, or before the sample times it needs are forgotten), and are the same
+        points one sample at a time would give. Components idle for ``retire_after_ns``
+        with no live blocks retire here, and the owner table is trimmed when due.
         """
         now = self._clock() if now_ns is None else now_ns
-        series = self._series
-        for key, account in self._accounts.items():
-            one = series.get(key)
-            if one is None:
-                one = series[key] = TimeSeries(self._series_capacity)
-            one.append(now, account.reserved, account.in_use)
+        self._refresh()
+        times = self._sample_times
+        number = times.count
+        times.append(now)
+        idle, behind = self._idle, self._behind
+        for account in self._unsampled:
+            series = account.series
+            if series is None:
+                series = account.series = TimeSeries(self._series_capacity)
+                account.sampled = number
+            else:
+                self._catch_up(account, number)
+            series.append(now, account.reserved, account.in_use)
+            account.sampled = number + 1
+            account.sampled_reserved = account.reserved
+            account.sampled_in_use = account.in_use
+            account.sampled_ns = now
+            idle[account] = None
+            idle.move_to_end(account)
+            behind[account] = None
+            behind.move_to_end(account)
+        self._unsampled.clear()
         self._total_series.append(now, self._reserved, self._in_use)
+        # Catch up the series that would otherwise need times about to be forgotten.
+        oldest_kept = times.count - times.window // 2
+        while behind:
+            account = next(iter(behind))
+            if account.sampled > oldest_kept:
+                break
+            self._catch_up(account, times.count)
+            behind.move_to_end(account)
+        if self._retire_after_ns is not None:
+            self._retire_idle(now - self._retire_after_ns)
+        if self._owner_table.due():
+            self._owner_table.fold(self._pinned_owners())
+
+    def _catch_up(self, account: Account, upto: int) -> None:
+        """Fill *account*'s series in with its unchanged bytes up to sample *upto*."""
+        if account.series is not None and account.sampled < upto:
+            account.series.extend(
+                self._sample_times.between(account.sampled, upto),
+                account.sampled_reserved,
+                account.sampled_in_use,
+            )
+            account.sampled = upto
+
+    def _retire_idle(self, changed_before_ns: int) -> None:
+        idle = self._idle
+        while idle:
+            account = next(iter(idle))
+            if account.sampled_ns > changed_before_ns:
+                break
+            idle.popitem(last=False)
+            # One with live blocks stays: it can only empty through an event, which
+            # puts it back in line.
+            if not account.blocks:
+                self._retire(account)
+
+    def _retire(self, account: Account) -> None:
+        """Add *account*'s counters into its device's retired row and drop its books."""
+        key = (account.component, account.device)
+        del self._accounts[key]
+        self._behind.pop(account, None)
+        self._zero_suspects.discard(account)
+        retired = self._retired.get(account.device)
+        if retired is None:
+            retired = Account(RETIRED, account.device, account.device_account)
+            self._retired[account.device] = retired
+        account.fold_into(retired)
+        self._dirty.add(retired)
+        if account.frozen is not None:
+            position = bisect_left(self._keys, key)
+            del self._keys[position]
+            del self._rows[position]
+            self._anomalies -= account.frozen.anomaly_count
+            self._components = None
+
+    def _refresh(self) -> None:
+        """Freeze the accounts that changed again and put them into the sorted rows."""
+        dirty = self._dirty
+        if not dirty:
+            return
+        keys, rows = self._keys, self._rows
+        for account in dirty:
+            stats = account.freeze()
+            key = (account.component, account.device)
+            position = bisect_left(keys, key)
+            before = account.frozen
+            if before is None:
+                keys.insert(position, key)
+                rows.insert(position, stats)
+                self._live_blocks += stats.live_blocks
+                self._anomalies += stats.anomaly_count
+            else:
+                rows[position] = stats
+                self._live_blocks += stats.live_blocks - before.live_blocks
+                self._anomalies += stats.anomaly_count - before.anomaly_count
+            account.frozen = stats
+            if not account.retired:
+                self._unsampled.add(account)
+                if account.resizes or account.histogram[0]:
+                    self._zero_suspects.add(account)
+        dirty.clear()
+        self._components = None
+
+    def _pinned_owners(self) -> set[int]:
+        """Owner indexes that zero-byte lent blocks carry: their owners hold 0 bytes but
+        must keep their index. Only accounts that allocated or resized to zero are read."""
+        self._refresh()
+        pinned: set[int] = set()
+        for account in self._zero_suspects:
+            for record in account.blocks.values():
+                if not record & SIZE_MASK and record & OWNER_FIELD:
+                    pinned.add((record >> OWNER_SHIFT) & OWNER_MASK)
+        return pinned
 
     # -- reading -----------------------------------------------------------------------
 
@@ -446,37 +609,48 @@ class Ledger:
 
     def statistics(self) -> LedgerStats:
         """Return the totals as a fresh frozen value."""
-        anomalies = sum(sum(a.anomalies.values()) for a in self._accounts.values())
+        self._refresh()
         return LedgerStats(
             bytes_reserved=self._reserved,
             bytes_in_use=self._in_use,
             peak_bytes_reserved=self._peak_reserved,
             peak_bytes_in_use=self._peak_in_use,
-            live_blocks=sum(len(a.blocks) for a in self._accounts.values()),
+            live_blocks=self._live_blocks,
             events_applied=self._events_applied,
             events_dropped=self._events_dropped,
-            anomalies=anomalies,
+            anomalies=self._anomalies,
             malformed=self._malformed,
         )
 
     def components(self) -> tuple[ComponentStats, ...]:
-        """Every component's statistics, sorted by component then device."""
-        return tuple(self._accounts[key].freeze() for key in sorted(self._accounts))
+        """Every component's statistics, sorted by component then device.
+
+        Retired components are summed in a ``"(retired)"`` row per device (see the class
+        docstring), so the rows still add up to the totals.
+        """
+        self._refresh()
+        if self._components is None:
+            self._components = tuple(self._rows)
+        return self._components
 
     def component(self, component: str, device: str = "cpu") -> ComponentStats:
-        """One component's statistics on *device*.
+        """One component's statistics on *device* (``"(retired)"``: the retired row).
 
-        Raises :class:`KeyError` naming the component when the ledger has never seen it.
+        Raises :class:`KeyError` naming the component when the ledger does not know it
+        (never seen, or retired).
         """
         account = self._accounts.get((component, device))
+        if account is None and component == RETIRED:
+            account = self._retired.get(device)
         if account is None:
             known = ", ".join(f"{c}@{d}" for c, d in sorted(self._accounts)) or "none yet"
             raise KeyError(f"unknown component {component!r} on {device!r} (known: {known})")
         return account.freeze()
 
     def owners(self) -> tuple[OwnerStats, ...]:
-        """Every owner's statistics, sorted by owner."""
-        return tuple(self._owners[name].freeze() for name in sorted(self._owners))
+        """The owners' statistics, sorted by owner: the top ``owner_limit`` by bytes in use
+        (then peak), and an ``"(other owners)"`` row for the rest once there is a rest."""
+        return self._owner_table.stats()
 
     def devices(self) -> tuple[DeviceStats, ...]:
         """Every device's totals and true peaks, sorted by device."""
@@ -492,12 +666,15 @@ class Ledger:
     def series(self, component: str = TOTAL, device: str = "cpu") -> SeriesView:
         """The series of one component on *device*, or of the total (``"*"``).
 
-        A component that has not been sampled yet has an empty series.
+        A component that has not been sampled yet (or has retired) has an empty series.
         """
         if component == TOTAL:
             return self._total_series.view()
-        one = self._series.get((component, device))
-        return one.view() if one is not None else TimeSeries(2).view()
+        account = self._accounts.get((component, device))
+        if account is None or account.series is None:
+            return TimeSeries(2).view()
+        self._catch_up(account, self._sample_times.count)
+        return account.series.view()
 
     def snapshot(
         self,
@@ -514,25 +691,33 @@ class Ledger:
         cheap view for live displays, where the statistics and series are what counts.
         With *series* false the time series are left out too (``snapshot.series`` is
         empty): for a viewer that keeps its own history after a first full view.
+
+        Without blocks or series a view costs what changed since the last one, plus a
+        copy of the cached rows. With series it costs a pass over every component (each
+        series is caught up and copied); with blocks, a pass over every live block.
         """
-        keys = sorted(self._accounts)
-        accounts = [self._accounts[key] for key in keys]
         all_series: list[ComponentSeries] = []
         if series:
-            all_series = [
-                ComponentSeries(component, device, self._series[component, device].view())
-                for component, device in sorted(self._series)
-            ]
+            upto = self._sample_times.count
+            for key in sorted(self._accounts):
+                account = self._accounts[key]
+                if account.series is not None:
+                    self._catch_up(account, upto)
+                    all_series.append(ComponentSeries(*key, account.series.view()))
             all_series.append(ComponentSeries(TOTAL, "*", self._total_series.view()))
+        live = LiveBlocks.empty()
+        if blocks:
+            accounts = [self._accounts[key] for key in sorted(self._accounts)]
+            live = LiveBlocks.collect(accounts, self._holders)
         return Snapshot(
             label=label,
             wall_time_ns=time.time_ns(),
             monotonic_ns=self._clock() if now_ns is None else now_ns,
             totals=self.statistics(),
-            components=tuple(account.freeze() for account in accounts),
+            components=self.components(),
             owners=self.owners(),
             devices=self.devices(),
             transfers=self.transfers(),
-            blocks=LiveBlocks.collect(accounts, self._holders) if blocks else LiveBlocks.empty(),
+            blocks=live,
             series=tuple(all_series),
         )

@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from memactor.metrics import SeriesView, TimeSeries
+from memactor.metrics._series import SampleTimes
 
 
 def fill(series: TimeSeries, values: list[int]) -> None:
@@ -133,3 +134,39 @@ def test_views_compare_by_content_and_are_not_hashable() -> None:
     assert (empty == "a series") is False
     with pytest.raises(TypeError):
         hash(empty)
+
+
+@settings(max_examples=80)
+@given(
+    capacity=st.sampled_from([2, 4, 6, 8, 32]),
+    runs=st.lists(
+        st.tuples(st.integers(0, 70), st.integers(0, 2**40), st.integers(0, 2**40)), max_size=12
+    ),
+)
+def test_extend_gives_the_points_of_one_append_per_sample(
+    capacity: int, runs: list[tuple[int, int, int]]
+) -> None:
+    one_by_one, in_runs = TimeSeries(capacity), TimeSeries(capacity)
+    now = 0
+    for length, reserved, in_use in runs:
+        times = np.arange(now, now + length, dtype=np.int64) * 3
+        now += length
+        for time_ns in times.tolist():
+            one_by_one.append(time_ns, reserved, in_use)
+        in_runs.extend(times, reserved, in_use)
+        assert in_runs.view() == one_by_one.view()
+        assert len(in_runs) == len(one_by_one)
+
+
+def test_sample_times_remember_the_latest_window() -> None:
+    times = SampleTimes(4)
+    for time_ns in range(10, 70, 10):
+        times.append(time_ns)
+    assert (times.count, times.window) == (6, 4)
+    assert times.between(2, 6).tolist() == [30, 40, 50, 60]  # wraps around the ring
+    assert times.between(5, 6).tolist() == [60]
+    assert times.between(6, 6).tolist() == []
+    with pytest.raises(IndexError, match=r"^samples 1\.\.3 are not within the last 4$"):
+        times.between(1, 3)
+    with pytest.raises(ValueError, match=r"^window must be at least 1, got 0$"):
+        SampleTimes(0)

@@ -1,0 +1,307 @@
+"""The ledger at scale: ticks that cost what changed, retirement, and a bounded owner table.
+
+Each test checks that the shortcuts (re-freezing only marked accounts, filling idle series
+in later, folding idle components and owners away) give the same answers as doing
+everything every time would.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from memactor.events import EventKind, MemoryEvent
+from memactor.metrics import TOTAL, ComponentStats, Ledger, TimeSeries
+
+ALLOC, FREE, RESIZE = EventKind.ALLOC, EventKind.FREE, EventKind.RESIZE
+ACQUIRE, RELEASE, TRANSFER = EventKind.ACQUIRE, EventKind.RELEASE, EventKind.TRANSFER
+RETIRED, OTHER_OWNERS = "(retired)", "(other owners)"
+SECOND = 10**9
+
+
+class FakeClock:
+    def __init__(self, now_ns: int = SECOND) -> None:
+        self.now_ns = now_ns
+
+    def __call__(self) -> int:
+        return self.now_ns
+
+
+def ev(
+    kind: EventKind,
+    component: str = "pool",
+    block: int = 1,
+    size: int = 4096,
+    *,
+    device: str = "cpu",
+    owner: str = "decode",
+    ts: int = 0,
+    old_size: int = 0,
+    dst: str | None = None,
+) -> MemoryEvent:
+    return MemoryEvent.unchecked(kind, component, block, size, device, owner, ts, old_size, dst)
+
+
+COUNTERS = [
+    f.name
+    for f in dataclasses.fields(ComponentStats)
+    if f.name not in ("component", "device", "size_histogram", "anomalies")
+    and not f.name.startswith("peak")
+    and f.name != "lifetime_max_ns"
+]
+
+
+def assert_rows_add_up(ledger: Ledger) -> None:
+    """The component rows sum to the totals, to the byte and event."""
+    rows = ledger.components()
+    totals = ledger.statistics()
+    assert sum(r.bytes_reserved for r in rows) == totals.bytes_reserved
+    assert sum(r.bytes_in_use for r in rows) == totals.bytes_in_use
+    assert sum(r.live_blocks for r in rows) == totals.live_blocks
+    assert sum(r.anomaly_count for r in rows) == totals.anomalies
+    assert sum(o.bytes_in_use for o in ledger.owners()) == totals.bytes_in_use
+
+
+def test_retired_components_fold_into_one_exact_row_per_device() -> None:
+    clock = FakeClock()
+    ledger = Ledger(clock=clock)
+    before: dict[str, int] = dict.fromkeys(COUNTERS, 0)
+    for number in range(30):
+        name, device = f"request.{number}", "cuda:0" if number % 3 == 0 else "cpu"
+        ledger.apply(
+            [
+                ev(ALLOC, name, 1, 1000 + number, device=device, ts=number),
+                ev(RESIZE, name, 1, 3000 + number, device=device, old_size=1000 + number),
+                ev(RELEASE, name, 1, 3000 + number, device=device),
+                ev(TRANSFER, name, 1, 10, device=device, dst="cpu"),
+                ev(FREE, name, 1, 3000 + number, device=device, ts=2 * number + 50),
+                ev(FREE, name, 1, 3000 + number, device=device),  # a double free
+            ]
+        )
+        ledger.sample()
+    ledger.apply([ev(ALLOC, "steady", 7, 64)])  # holds a block: never retires
+    everything = ledger.components()
+    for row in everything:
+        for name in COUNTERS:
+            before[name] += getattr(row, name)
+    totals_before = ledger.statistics()
+    clock.now_ns += 61 * SECOND
+    ledger.sample()
+    rows = ledger.components()
+    assert [(r.component, r.device) for r in rows] == [
+        (RETIRED, "cpu"),
+        (RETIRED, "cuda:0"),
+        ("steady", "cpu"),
+    ]
+    for name in COUNTERS:
+        assert sum(getattr(r, name) for r in rows) == before[name], name
+    retired = ledger.component(RETIRED)
+    gone = [r for r in everything if r.component.startswith("request") and r.device == "cpu"]
+    assert retired.size_histogram == tuple(
+        map(sum, zip(*(r.size_histogram for r in gone), strict=True))
+    )
+    assert retired.anomalies == (("double_free", len(gone)),)
+    assert retired.peak_bytes_reserved == max(r.peak_bytes_reserved for r in gone)
+    assert retired.lifetime_max_ns == 79
+    assert ledger.statistics() == totals_before
+    assert_rows_add_up(ledger)
+    assert len(ledger.series("request.1")) == 0
+    with pytest.raises(KeyError, match=r"^\"unknown component 'request.1' on 'cpu'"):
+        ledger.component("request.1")
+    assert ledger.snapshot().component(RETIRED, "cuda:0").allocations == 10
+
+
+def test_a_component_retires_only_when_empty_and_idle_for_the_whole_while() -> None:
+    clock = FakeClock()
+    ledger = Ledger(clock=clock, retire_after_ns=10 * SECOND)
+    ledger.apply([ev(ALLOC, "holder"), ev(ALLOC, "idle"), ev(FREE, "idle")])
+    ledger.sample()
+    clock.now_ns += 9 * SECOND
+    ledger.apply([ev(ALLOC, "busy"), ev(FREE, "busy")])
+    ledger.sample()
+    clock.now_ns += 1 * SECOND
+    ledger.sample()
+    assert [r.component for r in ledger.components()] == [RETIRED, "busy", "holder"]
+    clock.now_ns += 60 * SECOND
+    ledger.sample()
+    assert [r.component for r in ledger.components()] == [RETIRED, "holder"]
+    ledger.apply([ev(FREE, "holder")])  # empties it: the idle clock starts again
+    ledger.sample()
+    clock.now_ns += 10 * SECOND
+    ledger.sample()
+    assert [r.component for r in ledger.components()] == [RETIRED]
+    assert ledger.component(RETIRED).allocations == 3
+
+
+def test_a_returning_component_starts_a_fresh_account() -> None:
+    clock = FakeClock()
+    ledger = Ledger(clock=clock, retire_after_ns=SECOND)
+    ledger.apply([ev(ALLOC, "job", 1, 5000), ev(FREE, "job", 1, 5000)])
+    ledger.sample()
+    clock.now_ns += 2 * SECOND
+    ledger.sample()
+    ledger.apply([ev(FREE, "job", 1, 5000), ev(ALLOC, "job", 2, 100)])
+    job = ledger.component("job")
+    assert (job.allocations, job.frees, job.peak_bytes_reserved) == (1, 0, 100)
+    assert job.anomalies == (("unknown_block", 1),)  # no longer known as a double free
+    assert ledger.component(RETIRED).allocations == 1
+    ledger.sample()
+    assert ledger.series("job").bytes_reserved.tolist() == [100]
+    assert_rows_add_up(ledger)
+
+
+def test_retirement_can_be_turned_off_and_the_reserved_names_are_not_for_events() -> None:
+    clock = FakeClock()
+    ledger = Ledger(clock=clock, retire_after_ns=None)
+    ledger.apply([ev(ALLOC, "job"), ev(FREE, "job")])
+    ledger.sample()
+    clock.now_ns += 10**6 * SECOND
+    ledger.sample()
+    assert [r.component for r in ledger.components()] == ["job"]
+    ledger.apply([ev(ALLOC, RETIRED), ev(ALLOC, "job", 5, owner=OTHER_OWNERS)])
+    assert ledger.statistics().malformed == 2
+    with pytest.raises(ValueError, match=r"^retire_after_ns must not be negative, got -1$"):
+        Ledger(retire_after_ns=-1)
+    with pytest.raises(ValueError, match=r"^owner_limit must be at least 1, got 0$"):
+        Ledger(owner_limit=0)
+
+
+# -- owners --------------------------------------------------------------------------------
+
+
+def test_the_other_owners_row_is_the_exact_remainder() -> None:
+    ledger = Ledger(clock=FakeClock(), owner_limit=3)
+    sizes = [700, 100, 900, 0, 300, 50, 800]
+    ledger.apply(
+        [ev(ALLOC, "pool", n, size, owner=f"task-{n}") for n, size in enumerate(sizes)]
+        + [ev(ALLOC, "pool", 99, 5000, owner="task-5"), ev(FREE, "pool", 99, 5000)]
+    )
+    owners = {o.owner: o for o in ledger.owners()}
+    assert sorted(owners) == [OTHER_OWNERS, "task-0", "task-2", "task-6"]
+    other = owners[OTHER_OWNERS]
+    assert other.bytes_in_use == 100 + 0 + 300 + 50
+    assert other.peak_bytes_in_use == 5050  # the highest peak of one owner left out
+    assert_rows_add_up(ledger)
+    assert ledger.snapshot().owners == ledger.owners()
+
+
+def test_folded_owners_free_their_index_without_touching_a_live_blocks_owner() -> None:
+    clock = FakeClock()
+    ledger = Ledger(clock=clock, owner_limit=2)
+    expected: dict[int, str | None] = {}
+    block = 0
+    for wave in range(6):
+        for number in range(7):
+            owner, block = f"task-{wave}-{number}", block + 1
+            size = 0 if number == 1 else 64 * (number + 1)
+            ledger.apply([ev(ALLOC, "pool", block, size, owner=owner)])
+            expected[block] = owner
+            if number % 3 == 0:  # most requests end, some blocks stay lent, one cached
+                ledger.apply([ev(FREE, "pool", block, size)])
+                del expected[block]
+            elif number == 5:
+                ledger.apply([ev(RELEASE, "pool", block, size)])
+                expected[block] = None
+        ledger.sample()
+        live = {b.block: b.owner for b in ledger.snapshot().blocks}
+        assert live == expected
+        assert_rows_add_up(ledger)
+    assert len(ledger._owners) <= 2 * 2 + len({o for o in expected.values() if o})
+    assert len(ledger._holders) < 6 * 7  # indexes came back and were used again
+    assert ledger.owners()[0].owner == OTHER_OWNERS
+
+
+# -- ticks that cost what changed ------------------------------------------------------------
+
+
+def every_kind(block: int) -> list[list[MemoryEvent]]:
+    """One batch per kind of change, each to be applied after a tick."""
+    return [
+        [ev(ALLOC, "pool", block, 512, owner="a")],
+        [ev(RELEASE, "pool", block, 512)],
+        [ev(ACQUIRE, "pool", block, 512, owner="b")],
+        [ev(RESIZE, "pool", block, 2048, old_size=512)],
+        [ev(TRANSFER, "pool", block, 100, dst="cuda:0")],
+        [ev(FREE, "pool", block, 2048, ts=40)],
+        [ev(FREE, "pool", block, 2048)],  # an anomaly only
+        [ev(ALLOC, "pool", block, 64, device="cuda:0")],  # a new account
+    ]
+
+
+@pytest.mark.parametrize("step", range(8))
+def test_a_tick_sees_a_change_made_through_every_kind_of_event(step: int) -> None:
+    ledger = Ledger(clock=FakeClock())
+    ledger.apply([ev(ALLOC, "other", 1)])
+    for batch in every_kind(5)[:step]:
+        ledger.apply(batch)
+    ledger.sample()
+    before = ledger.snapshot("live", blocks=False, series=False)
+    ledger.apply(every_kind(5)[step])
+    ledger.sample()
+    after = ledger.snapshot("live", blocks=False, series=False)
+    fresh = tuple(ledger.component(r.component, r.device) for r in after.components)
+    assert after.components == fresh
+    assert after.components != before.components
+    assert after.owners == tuple(sorted(after.owners, key=lambda o: o.owner))
+    assert after.totals.anomalies == sum(r.anomaly_count for r in fresh)
+    assert after.totals.live_blocks == sum(r.live_blocks for r in fresh)
+
+
+class Reference:
+    """Samples every component every tick, as the ledger once did."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.series: dict[tuple[str, str], TimeSeries] = {}
+
+    def sample(self, ledger: Ledger, now_ns: int) -> None:
+        for row in ledger.components():
+            key = (row.component, row.device)
+            one = self.series.get(key)
+            if one is None:
+                one = self.series[key] = TimeSeries(self.capacity)
+            one.append(now_ns, row.bytes_reserved, row.bytes_in_use)
+
+
+NAMES = ("a", "b", "c", "d")
+steps = st.lists(
+    st.one_of(
+        st.tuples(st.just("apply"), st.sampled_from(NAMES), st.integers(0, 3), st.booleans()),
+        st.tuples(st.just("sample"), st.integers(1, 5)),
+        st.tuples(st.just("view"), st.booleans()),
+    ),
+    max_size=80,
+)
+
+
+@settings(max_examples=120, deadline=None)
+@given(capacity=st.sampled_from([2, 4, 6]), window=st.sampled_from([2, 3, 8]), steps=steps)
+def test_sampling_what_changed_gives_the_series_of_sampling_everything(
+    capacity: int, window: int, steps: list[Any]
+) -> None:
+    clock = FakeClock(now_ns=0)
+    ledger = Ledger(clock=clock, series_capacity=capacity, sample_window=window)
+    reference = Reference(capacity)
+    for step in steps:
+        if step[0] == "apply":
+            _, name, block, free = step
+            live = {(b.component, b.block) for b in ledger.snapshot().blocks}
+            kind = FREE if free and (name, block) in live else ALLOC
+            ledger.apply([ev(kind, name, block, 100 * (block + 1))])
+        elif step[0] == "sample":
+            clock.now_ns += step[1]
+            ledger.sample()
+            reference.sample(ledger, clock.now_ns)
+        elif step[1]:
+            view = ledger.snapshot(blocks=False)
+            shown = {(s.component, s.device): s.series for s in view.series}
+            assert shown.pop((TOTAL, "*")) == ledger.series(TOTAL)
+            assert shown == {key: one.view() for key, one in reference.series.items()}
+        else:
+            for component, device in reference.series:
+                expected = reference.series[component, device].view()
+                assert ledger.series(component, device) == expected
