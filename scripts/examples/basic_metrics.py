@@ -37,8 +37,8 @@ async def main() -> None:
     async with memactor.open_system() as system:
         decoder = await system.spawn(Decoder, name="decoder")
         for n in range(8):
-            await decoder.send(n)
-        await system.metrics.flush()
+            await decoder.ask(n)  # handled when it returns (send would only queue it)
+        await system.metrics.flush()  # a cut: every event emitted before it is applied
         stats = system.ledger.component("decoder")
         print(f"in use:      {stats.bytes_in_use} bytes ({format_size(stats.bytes_in_use)})")
         print(f"peak in use: {stats.peak_bytes_in_use} bytes")
