@@ -12,7 +12,8 @@ Measured side by side in one run, each printed with its ratio:
    an emit does, less the method call);
 4. applying the same interleaved batches from 4 reporters in emission order (the
    metrics actor's :class:`~memactor.metrics.EventOrder`) against applying them in
-   arrival order (what it did before, which got peaks wrong).
+   arrival order (what it did before, which got peaks wrong);
+5. one trio task step with the stall watch (``open_system``'s default) against without.
 
 Run: ``.venv/bin/python scripts/bench_events.py [--events N]``
 """
@@ -27,7 +28,7 @@ import trio
 import memactor
 from memactor import Actor
 from memactor.metrics import EventOrder, Ledger
-from memactor.runtime import EventBatch, MemoryHub, MemoryReporter
+from memactor.runtime import EventBatch, MemoryHub, MemoryReporter, StallWatch
 from memactor.runtime._inbox import EventTuple, Inbox
 
 ACTORS = 4
@@ -185,6 +186,22 @@ def order_costs(events: int) -> tuple[float, float]:
     return min(arrival() for _ in range(3)), min(emission() for _ in range(3))
 
 
+def step_costs(steps: int) -> tuple[float, float]:
+    """Seconds per trio task step (a bare checkpoint) without and with the stall watch."""
+
+    async def run(watched: bool) -> float:
+        if watched:
+            trio.lowlevel.add_instrument(StallWatch())
+        start = time.perf_counter()
+        for _ in range(steps):
+            await trio.lowlevel.checkpoint()
+        return (time.perf_counter() - start) / steps
+
+    off = min(trio.run(run, False) for _ in range(3))
+    on = min(trio.run(run, True) for _ in range(3))
+    return off, on
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--events", type=int, default=2_000_000)
@@ -219,6 +236,11 @@ def main() -> None:
     print(f"  arrival order (exact only by luck)   {count / arrival_s / 1e6:8.2f} M events/s")
     print(f"  emission order (merged by seq)       {count / emission_s / 1e6:8.2f} M events/s")
     print(f"  ratio  {emission_s / arrival_s:6.2f}x the time of the arrival-order apply")
+
+    off, on = step_costs(200_000)
+    print("one trio task step (a bare checkpoint):")
+    print(f"  unwatched        {off * 1e9:7.0f} ns")
+    print(f"  stall watch on   {on * 1e9:7.0f} ns (+{(on - off) * 1e9:.0f} ns a step)")
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ import trio
 
 from .._errors import MemactorError
 from ..metrics import EventOrder, Ledger, LedgerStats, Snapshot, SnapshotDiff, diff
-from ..runtime import Actor, MemoryHub
+from ..runtime import Actor, MemoryHub, StallWatch
 
 DEFAULT_SAMPLE_HZ: Final = 10.0
 DEFAULT_KEEP_SNAPSHOTS: Final = 16
@@ -142,9 +142,17 @@ class MetricsState:
     channels. For the runtime's use (:func:`memactor.open_system` makes one).
     """
 
-    def __init__(self, hub: MemoryHub, ledger: Ledger, *, keep_snapshots: int) -> None:
+    def __init__(
+        self,
+        hub: MemoryHub,
+        ledger: Ledger,
+        *,
+        keep_snapshots: int,
+        stall_watch: StallWatch | None = None,
+    ) -> None:
         self.hub = hub
         self.ledger = ledger
+        self.stall_watch = stall_watch
         self.keep_snapshots = keep_snapshots
         self.order = EventOrder(ledger)
         self.snapshots: OrderedDict[str, Snapshot] = OrderedDict()
@@ -159,6 +167,9 @@ class MetricsState:
         collected = self.hub.collect()
         order = self.order
         ledger = self.ledger
+        if self.stall_watch is not None:
+            for stall in self.stall_watch.take():
+                ledger.note_stall(stall.task, stall.duration_ns)
         for batch in collected.batches:
             order.add(batch.events)
             if batch.dropped:

@@ -20,6 +20,7 @@ from ..runtime import (
     DEFAULT_CHANNEL_SIZE,
     DEFAULT_FLUSH_INTERVAL_S,
     DEFAULT_MAX_RESTARTS,
+    DEFAULT_STALL_THRESHOLD_S,
     DEFAULT_WITHIN_S,
     ActorRef,
     ActorSpec,
@@ -27,6 +28,7 @@ from ..runtime import (
     MemoryHub,
     MemoryReporter,
     Restart,
+    StallWatch,
     Strategy,
     ThreadReporter,
     run_system,
@@ -159,6 +161,7 @@ def open_system(
     channel_size: int = DEFAULT_CHANNEL_SIZE,
     flush_interval_s: float = DEFAULT_FLUSH_INTERVAL_S,
     tracking: bool = True,
+    stall_threshold_s: float | None = DEFAULT_STALL_THRESHOLD_S,
     system_actors: Iterable[ActorSpec[Any, Any]] = (),
 ) -> AbstractAsyncContextManager[MemorySystem]:
     """Open an actor system whose actors' memory is accounted by a metrics actor.
@@ -184,7 +187,8 @@ def open_system(
         flush_interval_s=flush_interval_s,
         tracking=tracking,
     )
-    state = MetricsState(hub, ledger, keep_snapshots=keep_snapshots)
+    watch = None if stall_threshold_s is None else StallWatch(stall_threshold_s)
+    state = MetricsState(hub, ledger, keep_snapshots=keep_snapshots, stall_watch=watch)
     metrics = ActorSpec(
         lambda: MetricsActor(state, sample_hz=sample_hz),
         name=METRICS_NAME,
@@ -200,6 +204,7 @@ def open_system(
             max_restarts=max_restarts,
             within_s=within_s,
             memory=hub,
+            stall_watch=watch,
         )
 
     return run_system(make, [metrics, *system_actors])

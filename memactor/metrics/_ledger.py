@@ -134,6 +134,9 @@ class Ledger:
         self._peak_in_use = 0
         self._events_applied = 0
         self._events_dropped = 0
+        self._stalls = 0
+        self._longest_stall_ns = 0
+        self._longest_stall_task = ""
         self._malformed = 0
         self._anomalies = 0
 
@@ -452,6 +455,14 @@ class Ledger:
             raise ValueError(f"count must not be negative, got {count}")
         self._events_dropped += count
 
+    def note_stall(self, task: str, duration_ns: int) -> None:
+        """Record that *task* kept its process's event loop from running for
+        *duration_ns* (see ``memactor.runtime.StallWatch``); shown with the totals."""
+        self._stalls += 1
+        if duration_ns > self._longest_stall_ns:
+            self._longest_stall_ns = duration_ns
+            self._longest_stall_task = task
+
     # -- sampling ----------------------------------------------------------------------
 
     def sample(self, now_ns: int | None = None) -> None:
@@ -620,6 +631,9 @@ class Ledger:
             events_dropped=self._events_dropped,
             anomalies=self._anomalies,
             malformed=self._malformed,
+            loop_stalls=self._stalls,
+            longest_stall_ns=self._longest_stall_ns,
+            longest_stall_task=self._longest_stall_task,
         )
 
     def components(self) -> tuple[ComponentStats, ...]:

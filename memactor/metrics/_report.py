@@ -93,6 +93,12 @@ def render_snapshot(snapshot: Snapshot, *, trend: TrendConfig | None = None) -> 
         f"{totals.malformed:,} malformed",
         "",
     ]
+    if totals.loop_stalls:
+        out.insert(
+            2,
+            f"loop stalls: {totals.loop_stalls:,}, the longest "
+            f"{totals.longest_stall_ns / 1e9:.3f} s in {totals.longest_stall_task}",
+        )
     # A (component, device) that only copied data (TRANSFER) shows in the transfers table.
     held = [c for c in snapshot.components if c.peak_bytes_reserved or c.anomalies]
     rows = [

@@ -258,13 +258,18 @@ def _series_view(body: Mapping[str, Any]) -> SeriesView:
     return SeriesView(columns[0], columns[1], columns[2], _int(body["stride"]))
 
 
+_ADDED_LATER = frozenset({"loop_stalls", "longest_stall_ns", "longest_stall_task"})
+"""Fields added to schema 1 after files were written without them: they take their
+defaults when missing."""
+
+
 def _build(cls: Callable[..., _T], fields: Mapping[str, Any]) -> _T:
     # Annotations are strings here (``from __future__ import annotations``).
     declared = {f.name: f.type for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = set(fields) - set(declared)
     if unknown:
         raise ValueError(f"unexpected fields {sorted(unknown)}")
-    missing = set(declared) - set(fields)
+    missing = set(declared) - set(fields) - _ADDED_LATER
     if missing:
         raise ValueError(f"missing fields {sorted(missing)}")
     checked = {

@@ -118,4 +118,11 @@ class LedgerStats:
     """Events counted as anomalies, over every component. All but ``size_mismatch`` are
     not applied; a size mismatch is applied with the size the ledger recorded."""
     malformed: int
-    """Events too broken to attribute to a component (not a 10-field event, bad types)."""
+    """Events too broken to attribute to a component (not an 11-field event, bad types)."""
+    loop_stalls: int = 0
+    """Times one task kept the process's event loop from running for longer than the
+    stall threshold (see ``memactor.runtime.StallWatch``); 0 where nobody watches."""
+    longest_stall_ns: int = 0
+    """The longest such stall."""
+    longest_stall_task: str = ""
+    """The task that ran during the longest stall (``"actor NAME"`` for an actor)."""

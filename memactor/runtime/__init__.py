@@ -30,6 +30,10 @@ from ._reporter import MemoryReporter as MemoryReporter
 from ._reporter import NullReporter as NullReporter
 from ._reporter import Reporter as Reporter
 from ._reporter import ThreadReporter as ThreadReporter
+from ._stall import DEFAULT_STALL_THRESHOLD_S as DEFAULT_STALL_THRESHOLD_S
+from ._stall import Stall as Stall
+from ._stall import StallStatistics as StallStatistics
+from ._stall import StallWatch as StallWatch
 from ._stats import ActorState as ActorState
 from ._stats import ActorStatistics as ActorStatistics
 from ._supervisor import DEFAULT_MAILBOX_SIZE as DEFAULT_MAILBOX_SIZE

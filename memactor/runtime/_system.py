@@ -16,6 +16,7 @@ from ._hub import MemoryHub
 from ._mailbox import Overflow
 from ._policy import Restart, Strategy
 from ._restarts import Supervision
+from ._stall import DEFAULT_STALL_THRESHOLD_S, StallWatch
 from ._supervisor import (
     DEFAULT_MAILBOX_SIZE,
     DEFAULT_MAX_RESTARTS,
@@ -88,10 +89,14 @@ class ActorSystem:
         max_restarts: int,
         within_s: float,
         memory: MemoryHub | None = None,
+        stall_watch: StallWatch | None = None,
     ) -> None:
         self._nursery = nursery
         self.memory = memory if memory is not None else MemoryHub()
         """Where the actors' memory reporters send their events; see :class:`MemoryHub`."""
+        self.stall_watch = stall_watch
+        """Times the run's task steps while the system is open (``None``: not watched);
+        its ``statistics()`` say how often, and by which task, the loop stalled."""
         self._closing = False
         # The system actor that stops last, after the hub closes; see ActorSpec.
         self._memory_drainer: ActorRef[Any, Any] | None = None
@@ -310,6 +315,7 @@ def open_system(
     within_s: float = DEFAULT_WITHIN_S,
     system_actors: Iterable[ActorSpec[Any, Any]] = (),
     memory: MemoryHub | None = None,
+    stall_threshold_s: float | None = DEFAULT_STALL_THRESHOLD_S,
 ) -> AbstractAsyncContextManager[ActorSystem]:
     """Open an actor system; every actor in it has stopped when the block is left.
 
@@ -334,6 +340,11 @@ def open_system(
     the group too, and so does an error that an actor raises while the system shuts down
     (it can no longer be restarted). Catch them with ``except*``.
 
+    ``stall_threshold_s`` (a quarter of a second by default; ``None`` turns it off) is
+    how long one task step may keep the trio loop from running before the system's
+    :attr:`ActorSystem.stall_watch` counts it as a stall, names the task, and logs a
+    warning (see :class:`StallWatch`).
+
     ``memactor.open_system`` is this with the metrics actor added.
 
     Raises:
@@ -348,6 +359,7 @@ def open_system(
             max_restarts=max_restarts,
             within_s=within_s,
             memory=memory,
+            stall_watch=None if stall_threshold_s is None else StallWatch(stall_threshold_s),
         )
 
     return run_system(make, system_actors)
@@ -375,17 +387,24 @@ async def _run_system(
 ) -> AsyncIterator[SystemT]:
     async with trio.open_nursery() as nursery:
         system = make(nursery)
-        nursery.start_soon(system.supervision.run, name="memactor supervision")
+        watch = system.stall_watch
+        if watch is not None:
+            trio.lowlevel.add_instrument(watch)
         try:
-            await system._start_system_actors(system_actors)
-            yield system
-        except BaseException:
-            with trio.CancelScope(shield=True):
-                await system._shutdown(graceful=False)
-            raise
-        try:
-            await system._shutdown(graceful=True)
-        except BaseException:
-            with trio.CancelScope(shield=True):
-                await system._shutdown(graceful=False)
-            raise
+            nursery.start_soon(system.supervision.run, name="memactor supervision")
+            try:
+                await system._start_system_actors(system_actors)
+                yield system
+            except BaseException:
+                with trio.CancelScope(shield=True):
+                    await system._shutdown(graceful=False)
+                raise
+            try:
+                await system._shutdown(graceful=True)
+            except BaseException:
+                with trio.CancelScope(shield=True):
+                    await system._shutdown(graceful=False)
+                raise
+        finally:
+            if watch is not None:
+                trio.lowlevel.remove_instrument(watch)

@@ -236,6 +236,11 @@ class Dashboard:
             f"drops {drops:,} ({totals.events_dropped:,} events, {self.views_missed:,} views) · "
             f"anomalies {totals.anomalies:,}"
         )
+        if totals.loop_stalls:
+            third += (
+                f" · stalls {totals.loop_stalls:,} (longest "
+                f"{totals.longest_stall_ns / 1e9:.2f} s in {totals.longest_stall_task})"
+            )
         return (first, second, third)
 
     def component_rows(self, text: str = "") -> tuple[ComponentRow, ...]:
