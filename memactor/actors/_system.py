@@ -56,12 +56,15 @@ METRICS_NAME: Final = "metrics"
 class Metrics:
     """Asks the metrics actor; every method is one ``ask`` with an optional timeout.
 
-    Each answer reflects every event that reached the metrics actor before the request,
-    including every batch an actor handed on when it last went idle. A request that
-    cannot be answered raises its own error (:class:`UnknownSnapshotError`,
-    ``ValueError``) and leaves the metrics actor as it was. Otherwise raises what
-    :meth:`ActorRef.ask` raises; once the system is closed the metrics actor is gone and
-    :class:`~memactor.runtime.ActorNotFoundError` is raised (read ``system.ledger``).
+    Every answer is a consistent cut: before answering, the metrics actor takes every
+    event emitted before the request, from every reporter of the system (held in a
+    batch, handed on, or queued by a worker thread), and applies them in emission order.
+    So whoever asks, and whenever, the answer includes every event emitted before the
+    call. A request that cannot be answered raises its own error
+    (:class:`UnknownSnapshotError`, ``ValueError``) and leaves the metrics actor as it
+    was. Otherwise raises what :meth:`ActorRef.ask` raises; once the system is closed the
+    metrics actor is gone and :class:`~memactor.runtime.ActorNotFoundError` is raised
+    (read ``system.ledger``).
     """
 
     def __init__(self, system: ActorSystem) -> None:
@@ -79,14 +82,15 @@ class Metrics:
         return reply
 
     async def statistics(self, *, timeout: float | None = None) -> LedgerStats:
-        """The ledger's totals now."""
+        """The ledger's totals, including every event emitted before the call."""
         result: LedgerStats = await self._ask(GetStatistics(), timeout)
         return result
 
     async def snapshot(
         self, label: str = "", *, blocks: bool = True, timeout: float | None = None
     ) -> Snapshot:
-        """A snapshot now; kept under *label* (if any) for :meth:`diff`."""
+        """A snapshot including every event emitted before the call; kept under *label*
+        (if any) for :meth:`diff`, across restarts of the metrics actor."""
         result: Snapshot = await self._ask(TakeSnapshot(label, blocks), timeout)
         return result
 
@@ -98,8 +102,8 @@ class Metrics:
         tolerance_bytes: int = 0,
         timeout: float | None = None,
     ) -> SnapshotDiff:
-        """The diff of two snapshots taken by label; an unknown label fails the ask with
-        :class:`UnknownSnapshotError`."""
+        """The diff of two snapshots taken by label (each a consistent cut when it was
+        taken); an unknown label fails the ask with :class:`UnknownSnapshotError`."""
         result: SnapshotDiff = await self._ask(
             DiffSnapshots(before, after, tolerance_bytes), timeout
         )
@@ -116,7 +120,7 @@ class Metrics:
         return result
 
     async def flush(self, *, timeout: float | None = None) -> None:
-        """Have every reporter hand on its batch, and apply everything handed on."""
+        """Apply every event emitted before the call (a round of the metrics actor)."""
         await self._ask(Flush(), timeout)
 
 
