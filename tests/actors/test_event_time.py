@@ -132,3 +132,25 @@ async def test_a_metrics_actor_failing_mid_round_loses_nothing_silently(
         with trio.fail_after(1):
             view = await views.receive()  # the subscription survived too
         assert view.totals.events_dropped == 1
+
+
+async def test_a_block_a_thread_allocates_and_trio_code_frees_is_no_anomaly() -> None:
+    # No periodic round comes between (both every 10 s): the statistics' round is the
+    # first to see the thread's allocations, together with the frees that follow them.
+    async with memactor.open_system(flush_interval_s=10, sample_hz=0.1) as system:
+        worker = system.thread_reporter("cache")
+        main = system.reporter("cache")  # the same component: block ids are shared
+        blocks: list[int] = []
+
+        def allocate() -> None:
+            for _ in range(100):
+                block = worker.next_block()
+                worker.alloc(block, 64)
+                blocks.append(block)
+
+        await trio.to_thread.run_sync(allocate)
+        for block in blocks:  # freed before any round took the thread's queue
+            main.free(block, 64)
+        stats = await system.metrics.statistics()
+    assert (stats.events_applied, stats.anomalies, stats.bytes_in_use) == (200, 0, 0)
+    assert stats.peak_bytes_in_use == 100 * 64
