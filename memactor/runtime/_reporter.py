@@ -105,7 +105,6 @@ class MemoryReporter:
     """
 
     __slots__ = (
-        "__weakref__",
         "_batch",
         "_batch_size",
         "_blocks",
@@ -414,8 +413,9 @@ class MemoryReporter:
 class NullReporter(MemoryReporter):
     """A reporter that reports nothing, for a system opened with tracking off.
 
-    Every emit returns at once; ``next_block`` still counts, so code that uses it works
-    unchanged. It exists to measure (and to remove) what tracking costs.
+    Every emit returns at once, even after :meth:`close`; ``next_block`` still counts,
+    so code that uses it works unchanged. It exists to measure (and to remove) what
+    tracking costs.
     """
 
     __slots__ = ()

@@ -12,7 +12,14 @@ import trio
 import trio.testing
 
 from memactor.events import EventKind
-from memactor.runtime import EventBatch, MemoryHub, MemoryReporter, ThreadReporter
+from memactor.runtime import (
+    EventBatch,
+    MemoryHub,
+    MemoryReporter,
+    NullReporter,
+    Reporter,
+    ThreadReporter,
+)
 from memactor.runtime._inbox import EventTuple, Inbox
 from memactor.runtime._reporter import events_of
 
@@ -544,3 +551,30 @@ async def test_hub_flush_waits_for_room() -> None:
 async def test_hub_refuses_a_flush_interval_that_is_not_positive() -> None:
     with pytest.raises(ValueError, match=r"^flush_interval_s must be positive, got 0$"):
         MemoryHub(flush_interval_s=0)
+
+
+async def test_every_reporter_is_a_reporter() -> None:
+    # mypy checks that each kind satisfies the Protocol; this checks they behave alike.
+    hub = MemoryHub()
+    reporters: list[Reporter] = [
+        hub.reporter("a"),
+        NullReporter("b", Inbox(1)),
+        hub.thread_reporter("c"),
+    ]
+    for reporter in reporters:
+        block = reporter.next_block()
+        reporter.alloc(block, 8)
+        reporter.free(block, 8)
+        reporter.close()
+        if isinstance(reporter, NullReporter):
+            reporter.alloc(reporter.next_block(), 8)  # reports nothing, before or after
+            continue
+        with pytest.raises(trio.ClosedResourceError):
+            reporter.alloc(reporter.next_block(), 8)
+    events = events_of(hub.collect().batches)
+    assert [(event[0], event[1]) for event in events] == [
+        (ALLOC, "a"),
+        (FREE, "a"),
+        (ALLOC, "c"),
+        (FREE, "c"),
+    ]
