@@ -30,7 +30,7 @@ from ..metrics import Snapshot, render_diff, render_snapshot
 from ..remote import RemoteError, open_server, parse_address
 from ._command import CommandError
 from ._pipeline_demo import PipelineRun, run_demo_in
-from ._served import TOKEN_VARIABLE, token_of
+from ._served import add_token_arguments, token_of
 from ._signals import StoppedBySignal, StopSignals
 
 NAME = "demo"
@@ -66,9 +66,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="ADDRESS",
         help="serve the metrics actor for memactor top (default: this process's socket)",
     )
-    parser.add_argument(
-        "--token", help=f"the token viewers must send (default: ${TOKEN_VARIABLE}, if set)"
-    )
+    add_token_arguments(parser, "the token viewers must send")
 
 
 def run(args: argparse.Namespace) -> int:
