@@ -14,7 +14,7 @@ from ._cell import Cell
 from ._exceptions import ActorNotFoundError, DuplicateNameError
 from ._hub import MemoryHub
 from ._mailbox import Overflow
-from ._policy import Restart, Strategy
+from ._policy import DEFAULT_BACKOFF, Backoff, Restart, Strategy
 from ._restarts import Supervision
 from ._supervisor import (
     DEFAULT_MAILBOX_SIZE,
@@ -88,6 +88,7 @@ class ActorSystem:
         max_restarts: int,
         within_s: float,
         memory: MemoryHub | None = None,
+        restart_backoff: Backoff = DEFAULT_BACKOFF,
     ) -> None:
         self._nursery = nursery
         self.memory = memory if memory is not None else MemoryHub()
@@ -104,6 +105,7 @@ class ActorSystem:
             strategy=Strategy.ONE_FOR_ONE,
             max_restarts=max_restarts,
             within_s=within_s,
+            restart_backoff=restart_backoff,
             restart=Restart.PERMANENT,
         )
         self.root = Supervisor(
@@ -113,6 +115,7 @@ class ActorSystem:
             strategy=strategy,
             max_restarts=max_restarts,
             within_s=within_s,
+            restart_backoff=restart_backoff,
             restart=Restart.PERMANENT,
         )
         """The top-level supervisor of the user's actors (the one :meth:`spawn` uses)."""
@@ -142,6 +145,7 @@ class ActorSystem:
         max_restarts: int = DEFAULT_MAX_RESTARTS,
         within_s: float = DEFAULT_WITHIN_S,
         restart: Restart = Restart.PERMANENT,
+        restart_backoff: Backoff = DEFAULT_BACKOFF,
     ) -> Supervisor:
         """Add a supervisor under :attr:`root`; see :meth:`Supervisor.add_supervisor`."""
         return self.root.add_supervisor(
@@ -149,6 +153,7 @@ class ActorSystem:
             strategy=strategy,
             max_restarts=max_restarts,
             within_s=within_s,
+            restart_backoff=restart_backoff,
             restart=restart,
         )
 
@@ -308,13 +313,16 @@ def open_system(
     strategy: Strategy = Strategy.ONE_FOR_ONE,
     max_restarts: int = DEFAULT_MAX_RESTARTS,
     within_s: float = DEFAULT_WITHIN_S,
+    restart_backoff: Backoff = DEFAULT_BACKOFF,
     system_actors: Iterable[ActorSpec[Any, Any]] = (),
     memory: MemoryHub | None = None,
 ) -> AbstractAsyncContextManager[ActorSystem]:
     """Open an actor system; every actor in it has stopped when the block is left.
 
-    ``strategy``, ``max_restarts`` and ``within_s`` configure :attr:`ActorSystem.root`,
-    the top-level supervisor of the user's actors. ``system_actors`` are spawned, in order,
+    ``strategy``, ``max_restarts``, ``within_s`` and ``restart_backoff`` (how long a
+    restart waits, see :class:`Backoff`; ``Backoff(first_s=0)`` for none) configure
+    :attr:`ActorSystem.root`, the top-level supervisor of the user's actors (the backoff
+    and intensity also the system actors' supervisor). ``system_actors`` are spawned, in order,
     under a separate top-level supervisor before the block runs, and are stopped after all
     the user's actors, in reverse order: a place for infrastructure such as the metrics
     actor. ``memory`` is the hub the actors' reporters send to (a new one by default); it
@@ -347,6 +355,7 @@ def open_system(
             strategy=strategy,
             max_restarts=max_restarts,
             within_s=within_s,
+            restart_backoff=restart_backoff,
             memory=memory,
         )
 
