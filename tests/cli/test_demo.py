@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import trio
+import trio.testing
 
 from memactor import Snapshot, __version__
 from memactor.cli import main
@@ -54,9 +55,22 @@ async def test_same_seed_same_frames() -> None:
     assert first.checksum == second.checksum
 
 
-async def test_over_seconds_the_trend_names_the_leaking_stage() -> None:
-    # A real run in real time: the metrics actor samples at 10 Hz for six seconds.
-    run = await run_pipeline_demo(seconds=6, leak=True)
+async def test_over_seconds_the_trend_names_the_leaking_stage(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # Six seconds of trio time, whatever the machine's load: a frame every 20 ms, events
+    # stamped and samples taken (10 Hz) on the mock clock, no worker threads.
+    def trio_clock_ns() -> int:
+        return round(trio.current_time() * 1e9)
+
+    run = await run_pipeline_demo(
+        seconds=6,
+        leak=True,
+        frame_interval_s=0.02,
+        threads=False,
+        system_options={"clock": trio_clock_ns},
+    )
+    assert run.frames == 300
     growing = [t.component for t in find_growth(run.end) if t.growing]
     assert growing == ["enrich"]
 
