@@ -11,6 +11,7 @@ from memactor.runtime import (
     Actor,
     ActorRef,
     ActorState,
+    ActorSystem,
     Backoff,
     open_system,
 )
@@ -82,15 +83,24 @@ async def test_the_backoff_starts_over_once_the_restart_window_is_empty(
     assert waits(failed_at, starts) == [0.1, 1.0, 0.1]
 
 
+LONG_WAIT = Backoff(first_s=60, max_s=60, jitter=0)
+
+
+async def crashed_into_the_wait(system: ActorSystem, starts: list[float]) -> ActorRef[str, None]:
+    """A crasher that failed once and now waits for its restart."""
+    ref = await system.spawn(lambda: Crasher(starts), name="c")
+    await ref.send("fail")
+    await trio.testing.wait_all_tasks_blocked()
+    assert ref.statistics().state is ActorState.RESTARTING
+    return ref
+
+
 async def test_a_stop_during_the_wait_ends_it_and_the_actor_stays_stopped(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     starts: list[float] = []
-    async with open_system(restart_backoff=Backoff(first_s=60, jitter=0)) as system:
-        ref = await system.spawn(lambda: Crasher(starts), name="c")
-        await ref.send("fail")
-        await trio.testing.wait_all_tasks_blocked()
-        assert ref.statistics().state is ActorState.RESTARTING
+    async with open_system(restart_backoff=LONG_WAIT) as system:
+        ref = await crashed_into_the_wait(system, starts)
         before = trio.current_time()
         await ref.stop()
         assert trio.current_time() == before  # no waiting out the backoff
@@ -103,10 +113,8 @@ async def test_a_shutdown_during_the_wait_cancels_it(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     starts: list[float] = []
-    async with open_system(restart_backoff=Backoff(first_s=60, jitter=0)) as system:
-        ref = await system.spawn(lambda: Crasher(starts), name="c")
-        await ref.send("fail")
-        await trio.testing.wait_all_tasks_blocked()
+    async with open_system(restart_backoff=LONG_WAIT) as system:
+        ref = await crashed_into_the_wait(system, starts)
         before = trio.current_time()
     assert trio.current_time() == before
     assert (ref.statistics().state, len(starts)) == (ActorState.STOPPED, 1)
