@@ -25,6 +25,7 @@ from .metrics import Ledger as Ledger
 from .metrics import Snapshot as Snapshot
 from .runtime import Actor as Actor
 from .runtime import ActorRef as ActorRef
+from .runtime import Backoff as Backoff
 from .runtime import MemoryReporter as MemoryReporter
 from .runtime import Overflow as Overflow
 from .runtime import Restart as Restart

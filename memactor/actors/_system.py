@@ -16,6 +16,7 @@ import trio
 
 from ..metrics import Ledger, LedgerStats, Snapshot, SnapshotDiff
 from ..runtime import (
+    DEFAULT_BACKOFF,
     DEFAULT_BATCH_SIZE,
     DEFAULT_CHANNEL_SIZE,
     DEFAULT_FLUSH_INTERVAL_S,
@@ -25,6 +26,7 @@ from ..runtime import (
     ActorRef,
     ActorSpec,
     ActorSystem,
+    Backoff,
     MemoryHub,
     MemoryReporter,
     Restart,
@@ -158,6 +160,7 @@ def open_system(
     strategy: Strategy = Strategy.ONE_FOR_ONE,
     max_restarts: int = DEFAULT_MAX_RESTARTS,
     within_s: float = DEFAULT_WITHIN_S,
+    restart_backoff: Backoff = DEFAULT_BACKOFF,
     sample_hz: float = DEFAULT_SAMPLE_HZ,
     keep_snapshots: int = DEFAULT_KEEP_SNAPSHOTS,
     clock: Callable[[], int] = time.monotonic_ns,
@@ -207,6 +210,7 @@ def open_system(
             strategy=strategy,
             max_restarts=max_restarts,
             within_s=within_s,
+            restart_backoff=restart_backoff,
             memory=hub,
             stall_watch=watch,
         )

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import signal
 import sys
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -29,7 +30,8 @@ from ..metrics import Snapshot, render_diff, render_snapshot
 from ..remote import RemoteError, open_server, parse_address
 from ._command import CommandError
 from ._pipeline_demo import PipelineRun, run_demo_in
-from ._served import TOKEN_VARIABLE, token_of
+from ._served import add_token_arguments, token_of
+from ._signals import StoppedBySignal, StopSignals
 
 NAME = "demo"
 HELP = "run the demo pipeline and show its memory live (or print its report)"
@@ -64,9 +66,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="ADDRESS",
         help="serve the metrics actor for memactor top (default: this process's socket)",
     )
-    parser.add_argument(
-        "--token", help=f"the token viewers must send (default: ${TOKEN_VARIABLE}, if set)"
-    )
+    add_token_arguments(parser, "the token viewers must send")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -115,6 +115,8 @@ def _run_live(
     code = tui.run(main, name=name, serve=serve, token=token)
     for path in saved:
         print(f"snapshot saved to {path}")
+    if code in (128 + signal.SIGINT, 128 + signal.SIGTERM):
+        raise StoppedBySignal(code - 128)
     return code
 
 
@@ -122,47 +124,75 @@ def _run_headless(
     args: argparse.Namespace, items: int | None, seconds: float | None, token: str | None
 ) -> int:
     what = f"{items:,} frames" if items is not None else f"{seconds:g} s"
-    print(f"memactor demo: running the pipeline for {what}{' with a leak' if args.leak else ''}")
+    signals = StopSignals()
+    with signals.caught():  # before the first line: a reader may signal once it sees it
+        print(f"memactor demo: running the pipeline for {what}{' with a leak' * args.leak}")
+        sys.stdout.flush()
+        try:
+            result, end = trio.run(_headless_main, args, items, seconds, token, signals)
+        except BaseExceptionGroup as group:
+            # The system's nursery wraps what failed in it: a server that could not listen
+            # is a usage error (exit 2 with its message), anything else a real failure.
+            error = sole_error(group)
+            if isinstance(error, CommandError):
+                raise error from None
+            raise
+        except (OSError, RemoteError, ValueError) as error:
+            raise CommandError(str(error)) from None
+        out = sys.stdout
+        if result is not None:
+            out.write(f"{result.frames:,} frames in {result.elapsed_s:.1f} s\n\n")
+            out.write(render_snapshot(result.end))
+            out.write("\n")
+            out.write(render_diff(result.change))
+            end = result.end
+        if args.save:
+            # Also when stopped by a signal: the memory as it stood then.
+            gap = "\n" if result is not None else ""
+            out.write(f"{gap}snapshot saved to {_save(end, args.save)}\n")
+    signals.raise_if_received()
+    return 0
 
-    async def main() -> PipelineRun:
+
+async def _headless_main(
+    args: argparse.Namespace,
+    items: int | None,
+    seconds: float | None,
+    token: str | None,
+    signals: StopSignals,
+) -> tuple[PipelineRun | None, Snapshot]:
+    """Run the pipeline (served with --serve) until it ends or a stop signal cancels it;
+    return the run (None when stopped) and the snapshot taken once the system closed."""
+    stop = trio.CancelScope()
+    result: PipelineRun | None = None
+    async with trio.open_nursery() as watching:
+        await watching.start(signals.watch, stop, watching.cancel_scope)
         async with open_system() as system:
             if args.serve is None:
-                return await run_demo_in(
-                    system, items=items, seconds=seconds, leak=args.leak, seed=args.seed
-                )
-            async with AsyncExitStack() as serving:
-                try:
-                    server = await serving.enter_async_context(
-                        open_server(system, args.serve or None, token=token)
+                with stop:
+                    result = await run_demo_in(
+                        system, items=items, seconds=seconds, leak=args.leak, seed=args.seed
                     )
-                except (OSError, RemoteError, ValueError) as error:
-                    where = args.serve or "this process's socket"
-                    raise CommandError(f"cannot serve on {where}: {error}") from None
-                print(f"serving on {server.address}; watch with: memactor top {server.address}")
-                sys.stdout.flush()
-                return await run_demo_in(
-                    system, items=items, seconds=seconds, leak=args.leak, seed=args.seed
-                )
-
-    try:
-        result = trio.run(main)
-    except BaseExceptionGroup as group:
-        # The system's nursery wraps what failed in it: a server that could not listen
-        # is a usage error (exit 2 with its message), anything else a real failure.
-        error = sole_error(group)
-        if isinstance(error, CommandError):
-            raise error from None
-        raise
-    except (OSError, RemoteError, ValueError) as error:
-        raise CommandError(str(error)) from None
-    out = sys.stdout
-    out.write(f"{result.frames:,} frames in {result.elapsed_s:.1f} s\n\n")
-    out.write(render_snapshot(result.end))
-    out.write("\n")
-    out.write(render_diff(result.change))
-    if args.save:
-        out.write(f"\nsnapshot saved to {_save(result.end, args.save)}\n")
-    return 0
+            else:
+                # The server closes normally after a stop: viewers get a closing frame and
+                # the socket file goes.
+                async with AsyncExitStack() as serving:
+                    try:
+                        server = await serving.enter_async_context(
+                            open_server(system, args.serve or None, token=token)
+                        )
+                    except (OSError, RemoteError, ValueError) as error:
+                        where = args.serve or "this process's socket"
+                        raise CommandError(f"cannot serve on {where}: {error}") from None
+                    print(f"serving on {server.address}; watch with: memactor top {server.address}")
+                    sys.stdout.flush()
+                    with stop:
+                        result = await run_demo_in(
+                            system, items=items, seconds=seconds, leak=args.leak, seed=args.seed
+                        )
+        watching.cancel_scope.cancel()
+    # The ledger is complete once the system has closed.
+    return result, system.ledger.snapshot("end")
 
 
 def _check_writable(path: Path) -> None:

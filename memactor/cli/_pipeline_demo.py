@@ -47,6 +47,12 @@ def _decode_chunk(chunk: Frame) -> Frame:
     return np.sqrt(np.abs(chunk) + 1.0, dtype=np.float32)
 
 
+async def _decode_chunk_in_trio(chunk: Frame) -> Frame:
+    """The same work in the trio thread (no worker threads: a mock clock then decides
+    every moment of the run)."""
+    return _decode_chunk(chunk)
+
+
 class Decode(Stage[Frame, Frame]):
     """Hands each frame to the chunk processor and sends the result on."""
 
@@ -132,14 +138,14 @@ class PipelineRun:
 
 
 async def _frames(
-    rng: np.random.Generator, items: int | None, seconds: float | None
+    rng: np.random.Generator, items: int | None, seconds: float | None, interval_s: float
 ) -> AsyncIterator[Frame]:
     deadline = trio.current_time() + seconds if seconds is not None else math.inf
     produced = 0
     while (items is None or produced < items) and trio.current_time() < deadline:
         yield rng.standard_normal(FRAME_SHAPE, dtype=np.float32)
         produced += 1
-        await trio.sleep(0)
+        await trio.sleep(interval_s)
 
 
 async def run_pipeline_demo(
@@ -150,18 +156,27 @@ async def run_pipeline_demo(
     tracking: bool = True,
     seed: int = 1,
     concurrency: int = 2,
+    frame_interval_s: float = 0.0,
+    threads: bool = True,
     system_options: dict[str, Any] | None = None,
 ) -> PipelineRun:
     """Run the demo pipeline for *items* frames or *seconds*, whichever ends first.
 
     See :class:`PipelineRun` for the snapshots. With *tracking* false the reporters are
-    no-ops (for the benchmark).
+    no-ops (for the benchmark). *frame_interval_s* and *threads* are :func:`run_demo_in`'s.
     """
     if items is None and seconds is None:
         raise ValueError("give items or seconds (or both)")
     async with open_system(tracking=tracking, **(system_options or {})) as system:
         return await run_demo_in(
-            system, items=items, seconds=seconds, leak=leak, seed=seed, concurrency=concurrency
+            system,
+            items=items,
+            seconds=seconds,
+            leak=leak,
+            seed=seed,
+            concurrency=concurrency,
+            frame_interval_s=frame_interval_s,
+            threads=threads,
         )
 
 
@@ -173,16 +188,24 @@ async def run_demo_in(
     leak: bool = False,
     seed: int = 1,
     concurrency: int = 2,
+    frame_interval_s: float = 0.0,
+    threads: bool = True,
 ) -> PipelineRun:
     """Run the demo pipeline in an open *system* (the live view opens its own); with
     neither *items* nor *seconds* it runs until cancelled. The stages are stopped when it
     returns; the pool, the chunk processor and the GPU manager go on until the system
-    closes."""
+    closes.
+
+    The source sleeps *frame_interval_s* after each frame (0: it only yields). With
+    *threads* false the chunks are decoded in the trio thread rather than in worker
+    threads, so that under trio's autojump clock (with the system's ``clock`` reading
+    trio time) a run is the same in every detail, however loaded the machine."""
     rng = np.random.default_rng(seed)
     start = trio.current_time()
     pool = BufferPool(max_cached="16 MiB")
     await system.spawn(pool, name="pool")
-    chunks = ChunkProcessor(_decode_chunk, CHUNK_SHAPE, pool=pool, concurrency=concurrency)
+    decode = _decode_chunk if threads else _decode_chunk_in_trio
+    chunks = ChunkProcessor(decode, CHUNK_SHAPE, pool=pool, concurrency=concurrency)
     await system.spawn(chunks, name="decode.chunks")
     gpu = GpuBufferManager("auto")
     await system.spawn(gpu, name="gpu")
@@ -194,7 +217,7 @@ async def run_demo_in(
         ("enrich", Enrich(leak=leak)),
         ("sink", sink),
     )
-    frames = _frames(rng, items, seconds)
+    frames = _frames(rng, items, seconds, frame_interval_s)
     warm, fed = await _feed(system, pipeline.feed, sink, frames, items, seconds)
     # Compare like with like: the stages still hold their working state in both.
     done = await _settle(system, sink, fed, "fed")

@@ -21,6 +21,9 @@ from ._hub import Collected as Collected
 from ._hub import MemoryHub as MemoryHub
 from ._inbox import EventBatch as EventBatch
 from ._mailbox import Overflow as Overflow
+from ._policy import DEFAULT_BACKOFF as DEFAULT_BACKOFF
+from ._policy import NO_BACKOFF as NO_BACKOFF
+from ._policy import Backoff as Backoff
 from ._policy import Restart as Restart
 from ._policy import Strategy as Strategy
 from ._ref import ActorRef as ActorRef

@@ -101,6 +101,8 @@ class Cell(Generic[MessageT, ReplyT]):
         self.incarnation: Incarnation[MessageT, ReplyT] | None = None
         self.last_incarnation: Incarnation[MessageT, ReplyT] | None = None
         self.stop_requested = False
+        self.stopping = trio.Event()
+        """Set when a stop is requested (a restart's backoff wait ends on it)."""
         self.stop_error: BaseException | None = None
         self.finished = trio.Event()
         self.handled = 0
@@ -145,6 +147,7 @@ class Cell(Generic[MessageT, ReplyT]):
         if self.stop_requested or self.finished.is_set():
             return
         self.stop_requested = True
+        self.stopping.set()
         self.state = ActorState.STOPPING
         self.mailbox.close()
 

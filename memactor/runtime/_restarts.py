@@ -3,7 +3,7 @@
 When an incarnation ends, :meth:`Supervision.incarnation_ended` decides synchronously,
 in the ending task, everything that needs no waiting (stop for good, or not). What needs a
 restart is queued for the one supervision task, which applies the parent supervisor's
-strategy and restart intensity and escalates up the tree. Serialising restarts in one task
+strategy, restart intensity and backoff and escalates up the tree. Serialising restarts in one task
 keeps them simple to reason about: two failures never restart the same siblings at once.
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+import random
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -37,6 +38,7 @@ class Supervision:
         self._send, self._receive = trio.open_memory_channel[Incarnation[Any, Any]](math.inf)
         self._scope = trio.CancelScope()
         self._done = trio.Event()
+        self._random = random.Random()  # the backoff's jitter
 
     async def run(self) -> None:
         """The supervision task; raises the error that a top-level supervisor escalates."""
@@ -109,6 +111,12 @@ class Supervision:
             parent = child.parent
             assert parent is not None
             if parent.record_restart(trio.current_time()):
+                await self._back_off(parent, child)
+                if child.finished.is_set():
+                    return
+                if isinstance(child, Cell) and child.stop_requested:
+                    child.finish()  # stopped during the wait: its stop returns now
+                    return
                 await self._restart(parent, child)
                 return
             # The parent gives up: it fails, with the original error.
@@ -135,6 +143,18 @@ class Supervision:
                 return
             await self._terminate(parent)
             child = parent
+
+    async def _back_off(self, parent: Supervisor, child: Child) -> None:
+        """Wait as the parent's backoff says before the restart counted last; an actor
+        stopped meanwhile ends the wait (a shutdown cancels it)."""
+        delay_s = parent.restart_backoff.delay_s(parent.restarts_in_window, self._random.random())
+        if delay_s <= 0:
+            return
+        with trio.move_on_after(delay_s):
+            if isinstance(child, Cell):
+                await child.stopping.wait()
+            else:
+                await trio.sleep_forever()
 
     async def _restart(self, parent: Supervisor, failed: Child) -> None:
         if parent.strategy is Strategy.ONE_FOR_ONE:

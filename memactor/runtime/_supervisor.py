@@ -17,7 +17,7 @@ import trio
 from ._actor import Actor
 from ._cell import Cell
 from ._mailbox import Overflow
-from ._policy import Restart, Strategy
+from ._policy import DEFAULT_BACKOFF, Backoff, Restart, Strategy
 
 if TYPE_CHECKING:
     from ._ref import ActorRef
@@ -55,6 +55,9 @@ class Supervisor:
     history. A top-level supervisor that gives up fails the whole system, whose
     ``async with`` then raises the original error (see :func:`open_system`).
 
+    A restart within the intensity waits first, longer for each restart in a row, as
+    ``restart_backoff`` says (see :class:`Backoff`).
+
     Created by :meth:`ActorSystem.add_supervisor` or :meth:`Supervisor.add_supervisor`.
     """
 
@@ -68,6 +71,7 @@ class Supervisor:
         max_restarts: int,
         within_s: float,
         restart: Restart,
+        restart_backoff: Backoff = DEFAULT_BACKOFF,
     ) -> None:
         if max_restarts < 0:
             raise ValueError(f"max_restarts must be 0 or more, not {max_restarts}")
@@ -78,6 +82,8 @@ class Supervisor:
         self.max_restarts = max_restarts
         self.within_s = within_s
         self.restart = restart
+        self.restart_backoff = restart_backoff
+        """How long to wait before each restart of a child; see :class:`Backoff`."""
         self.system = system
         self.parent = parent
         self._children: list[Cell[Any, Any] | Supervisor] = []
@@ -169,6 +175,7 @@ class Supervisor:
         max_restarts: int = DEFAULT_MAX_RESTARTS,
         within_s: float = DEFAULT_WITHIN_S,
         restart: Restart = Restart.PERMANENT,
+        restart_backoff: Backoff = DEFAULT_BACKOFF,
     ) -> Supervisor:
         """Add an empty child supervisor; spawn into it with its own :meth:`spawn`.
 
@@ -188,6 +195,7 @@ class Supervisor:
             max_restarts=max_restarts,
             within_s=within_s,
             restart=restart,
+            restart_backoff=restart_backoff,
         )
         self.system.register_name(name, child)
         self._children.append(child)
@@ -219,6 +227,15 @@ class Supervisor:
         while now - times[0] > self.within_s:
             times.popleft()
         return len(times) <= self.max_restarts
+
+    @property
+    def restarts_in_window(self) -> int:
+        """How many restarts :meth:`record_restart` counted within the last ``within_s``
+        (as of the last one): the number of the latest restart in a row, for the backoff.
+
+        For the runtime's use (the supervision task).
+        """
+        return len(self._restart_times)
 
     def forget_restarts(self) -> None:
         """Start a fresh restart history (the supervisor itself was restarted).

@@ -14,7 +14,7 @@ from ._cell import Cell
 from ._exceptions import ActorNotFoundError, DuplicateNameError
 from ._hub import MemoryHub
 from ._mailbox import Overflow
-from ._policy import Restart, Strategy
+from ._policy import DEFAULT_BACKOFF, Backoff, Restart, Strategy
 from ._restarts import Supervision
 from ._stall import DEFAULT_STALL_THRESHOLD_S, StallWatch
 from ._supervisor import (
@@ -89,6 +89,7 @@ class ActorSystem:
         max_restarts: int,
         within_s: float,
         memory: MemoryHub | None = None,
+        restart_backoff: Backoff = DEFAULT_BACKOFF,
         stall_watch: StallWatch | None = None,
     ) -> None:
         self._nursery = nursery
@@ -109,6 +110,7 @@ class ActorSystem:
             strategy=Strategy.ONE_FOR_ONE,
             max_restarts=max_restarts,
             within_s=within_s,
+            restart_backoff=restart_backoff,
             restart=Restart.PERMANENT,
         )
         self.root = Supervisor(
@@ -118,6 +120,7 @@ class ActorSystem:
             strategy=strategy,
             max_restarts=max_restarts,
             within_s=within_s,
+            restart_backoff=restart_backoff,
             restart=Restart.PERMANENT,
         )
         """The top-level supervisor of the user's actors (the one :meth:`spawn` uses)."""
@@ -147,6 +150,7 @@ class ActorSystem:
         max_restarts: int = DEFAULT_MAX_RESTARTS,
         within_s: float = DEFAULT_WITHIN_S,
         restart: Restart = Restart.PERMANENT,
+        restart_backoff: Backoff = DEFAULT_BACKOFF,
     ) -> Supervisor:
         """Add a supervisor under :attr:`root`; see :meth:`Supervisor.add_supervisor`."""
         return self.root.add_supervisor(
@@ -154,6 +158,7 @@ class ActorSystem:
             strategy=strategy,
             max_restarts=max_restarts,
             within_s=within_s,
+            restart_backoff=restart_backoff,
             restart=restart,
         )
 
@@ -313,14 +318,17 @@ def open_system(
     strategy: Strategy = Strategy.ONE_FOR_ONE,
     max_restarts: int = DEFAULT_MAX_RESTARTS,
     within_s: float = DEFAULT_WITHIN_S,
+    restart_backoff: Backoff = DEFAULT_BACKOFF,
     system_actors: Iterable[ActorSpec[Any, Any]] = (),
     memory: MemoryHub | None = None,
     stall_threshold_s: float | None = DEFAULT_STALL_THRESHOLD_S,
 ) -> AbstractAsyncContextManager[ActorSystem]:
     """Open an actor system; every actor in it has stopped when the block is left.
 
-    ``strategy``, ``max_restarts`` and ``within_s`` configure :attr:`ActorSystem.root`,
-    the top-level supervisor of the user's actors. ``system_actors`` are spawned, in order,
+    ``strategy``, ``max_restarts``, ``within_s`` and ``restart_backoff`` (how long a
+    restart waits, see :class:`Backoff`; ``Backoff(first_s=0)`` for none) configure
+    :attr:`ActorSystem.root`, the top-level supervisor of the user's actors (the backoff
+    and intensity also the system actors' supervisor). ``system_actors`` are spawned, in order,
     under a separate top-level supervisor before the block runs, and are stopped after all
     the user's actors, in reverse order: a place for infrastructure such as the metrics
     actor. ``memory`` is the hub the actors' reporters send to (a new one by default); it
@@ -358,6 +366,7 @@ def open_system(
             strategy=strategy,
             max_restarts=max_restarts,
             within_s=within_s,
+            restart_backoff=restart_backoff,
             memory=memory,
             stall_watch=None if stall_threshold_s is None else StallWatch(stall_threshold_s),
         )

@@ -7,6 +7,8 @@ system, so every actor stops (its ``on_stop`` runs) and every lease is released.
 
 from __future__ import annotations
 
+import asyncio
+import signal
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from typing import Any
@@ -27,6 +29,8 @@ DEFAULT_SAMPLE_HZ = 10.0
 """Views per second, and the metrics actor's sampling rate."""
 RESUBSCRIBE_DELAY_S = 0.1
 """The pause before asking a restarting metrics actor for views again."""
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+"""The signals that quit the view cleanly."""
 
 
 def pipeline_app(
@@ -116,10 +120,34 @@ def run(main: Main, *, headless: bool = False, **options: Any) -> int:
     """Run ``main(system)`` under the live view until you quit; return the exit code.
 
     0 when you quit; 1 when ``main`` (or the memory system) failed, after printing the
-    traceback once the view has left the screen. *headless* runs without a terminal
-    (for tests). Every other option is :func:`pipeline_app`'s (*title*, *name*,
+    traceback once the view has left the screen. SIGINT and SIGTERM quit as ``q`` does
+    (the pipeline is cancelled, the system closes, a server says goodbye to its viewers)
+    and the code is then 128 + the signal's number: 130 or 143. *headless* runs without a
+    terminal (for tests). Every other option is :func:`pipeline_app`'s (*title*, *name*,
     *sample_hz*, *serve*, *token*, and those of ``memactor.open_system``).
     """
     app = pipeline_app(main, **options)
-    app.run(headless=headless)
-    return app.return_code or 0
+    received: list[int] = []
+
+    def on_signal(signum: int) -> None:
+        received.append(signum)
+        if len(received) == 1:
+            app.call_later(app.action_quit)
+        else:
+            app.exit(return_code=128 + received[0])  # a second signal: leave at once
+
+    async def run_app() -> None:
+        loop = asyncio.get_running_loop()
+        for signum in STOP_SIGNALS:
+            loop.add_signal_handler(signum, on_signal, signum)
+        try:
+            await app.run_async(headless=headless)
+        finally:
+            for signum in STOP_SIGNALS:
+                loop.remove_signal_handler(signum)
+
+    asyncio.run(run_app())
+    code = app.return_code or 0
+    if received and code == 0:
+        return 128 + received[0]
+    return code

@@ -21,7 +21,7 @@ from memactor.actors import (
 )
 from memactor.actors._metrics import MetricsReply, MetricsRequest
 from memactor.metrics import TOTAL, Ledger, Snapshot
-from memactor.runtime import ActorFailedError, ActorRef, ActorSpec, MemoryHub
+from memactor.runtime import NO_BACKOFF, ActorFailedError, ActorRef, ActorSpec, MemoryHub
 
 
 def trio_clock_ns() -> int:
@@ -73,7 +73,9 @@ async def test_a_restarted_metrics_actor_keeps_the_ledger() -> None:
     hub = MemoryHub()
     state = MetricsState(hub, ledger, keep_snapshots=4)
     spec = ActorSpec(lambda: Fragile(state), name="metrics", drains_memory=True)
-    async with memactor.runtime.open_system(memory=hub, system_actors=[spec]) as system:
+    async with memactor.runtime.open_system(
+        restart_backoff=NO_BACKOFF, memory=hub, system_actors=[spec]
+    ) as system:
         metrics: ActorRef[object, object] = system.lookup("metrics")
         loader = hub.reporter("loader")
         loader.alloc(1, 100)

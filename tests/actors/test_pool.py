@@ -28,7 +28,7 @@ from memactor.actors import (
     current_owner,
     size_class,
 )
-from memactor.runtime import Actor, ActorFailedError, ActorRef, ActorState
+from memactor.runtime import NO_BACKOFF, Actor, ActorFailedError, ActorRef, ActorState
 
 KiB = 1 << 10
 MiB = 1 << 20
@@ -61,7 +61,7 @@ async def check_books(system: MemorySystem, pool: BufferPool, name: str = "pool"
 async def open_pool(
     max_reserved: int | str | None = None, max_cached: int | str | None = None
 ) -> AsyncIterator[tuple[MemorySystem, BufferPool]]:
-    async with memactor.open_system() as system:
+    async with memactor.open_system(restart_backoff=NO_BACKOFF) as system:
         pool = BufferPool(max_reserved=max_reserved, max_cached=max_cached)
         await system.spawn(pool, name="pool")
         yield system, pool

@@ -8,11 +8,14 @@ import sys
 from pathlib import Path
 
 import pytest
+import trio
+import trio.testing
 
 from memactor import Snapshot, __version__
 from memactor.cli import main
 from memactor.cli._pipeline_demo import HEADER_BYTES, LEAK_EVERY, run_pipeline_demo
 from memactor.metrics import find_growth
+from memactor.remote import Connection, RemoteError, connect
 
 
 async def test_the_leak_is_named_by_the_diff_and_the_books_are_exact() -> None:
@@ -52,9 +55,22 @@ async def test_same_seed_same_frames() -> None:
     assert first.checksum == second.checksum
 
 
-async def test_over_seconds_the_trend_names_the_leaking_stage() -> None:
-    # A real run in real time: the metrics actor samples at 10 Hz for six seconds.
-    run = await run_pipeline_demo(seconds=6, leak=True)
+async def test_over_seconds_the_trend_names_the_leaking_stage(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # Six seconds of trio time, whatever the machine's load: a frame every 20 ms, events
+    # stamped and samples taken (10 Hz) on the mock clock, no worker threads.
+    def trio_clock_ns() -> int:
+        return round(trio.current_time() * 1e9)
+
+    run = await run_pipeline_demo(
+        seconds=6,
+        leak=True,
+        frame_interval_s=0.02,
+        threads=False,
+        system_options={"clock": trio_clock_ns},
+    )
+    assert run.frames == 300
     growing = [t.component for t in find_growth(run.end) if t.growing]
     assert growing == ["enrich"]
 
@@ -146,12 +162,16 @@ def test_a_bad_save_path_is_refused_before_the_run(
     assert "running the pipeline" not in captured.out
 
 
-def test_an_interrupted_demo_says_so_without_a_traceback() -> None:
+def test_an_interrupted_demo_says_so_without_a_traceback(tmp_path: Path) -> None:
+    # Started with SIGINT ignored, as a shell starts a job with '&' (and as some test
+    # runners start their workers): the demo handles it all the same.
+    saved = tmp_path / "end.json"
     demo = subprocess.Popen(
-        [sys.executable, "-m", "memactor", "demo", "--headless", "--seconds", "60"],
+        [*DEMO, "--headless", "--seconds", "60", "--save", str(saved)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
     )
     assert demo.stdout is not None
     assert demo.stdout.readline().startswith("memactor demo: running the pipeline")
@@ -159,3 +179,43 @@ def test_an_interrupted_demo_says_so_without_a_traceback() -> None:
     _, err = demo.communicate(timeout=60)
     assert demo.returncode == 130
     assert err == "memactor demo: interrupted\n"
+    assert Snapshot.load(saved).label == "end"  # written before exiting
+
+
+DEMO = (sys.executable, "-m", "memactor", "demo")
+
+
+async def _views_until_closed(viewer: Connection) -> None:
+    while True:
+        await viewer.receive_view()
+
+
+@pytest.mark.parametrize(("signum", "code", "word"), [(signal.SIGTERM, 143, "terminated")])
+async def test_a_stop_signal_closes_the_served_demo_cleanly(
+    socket_dir: Path, tmp_path: Path, signum: int, code: int, word: str
+) -> None:
+    socket, saved = socket_dir / "demo.sock", tmp_path / "end.msgpack"
+    demo = subprocess.Popen(
+        [*DEMO, "--headless", "--seconds", "60", "--serve", str(socket), "--save", str(saved)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert demo.stdout is not None
+        assert demo.stdout.readline().startswith("memactor demo: running the pipeline")
+        assert demo.stdout.readline().startswith(f"serving on unix:{socket}")
+        with trio.fail_after(30):
+            async with connect(f"unix:{socket}") as viewer:
+                await viewer.subscribe(10.0)
+                await viewer.receive_view()
+                demo.send_signal(signum)
+                with pytest.raises(RemoteError, match=r"closed the connection: .*closing"):
+                    await _views_until_closed(viewer)
+        out, err = demo.communicate(timeout=30)
+    finally:
+        demo.kill()
+    assert (demo.returncode, err) == (code, f"memactor demo: {word}\n")
+    assert out == f"snapshot saved to {saved}\n"
+    assert Snapshot.load(saved).label == "end"
+    assert not socket.exists()

@@ -147,3 +147,24 @@ def test_help_describes_the_command(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert "Save a snapshot of a running program's memory" in out
     assert "memactor snapshot unix:/run/user/1000/memactor/4242.sock -o before.msgpack" in out
+
+
+async def test_a_token_file_is_read_and_the_token_never_shown(
+    runtime: Path, tmp_path: Path
+) -> None:
+    secret = "k3y-from-a-file"
+    right, wrong = tmp_path / "token", tmp_path / "wrong"
+    right.write_text(secret + "\n")
+    wrong.write_text("not-" + secret + "\n")
+    async with memactor.open_system() as system:
+        system.reporter("loader").alloc(1, 2048)
+        async with open_server(system, ":0", token=secret) as server:
+            target = tmp_path / "now.json"
+            args = (server.address, "-o", str(target))
+            code, out, err = await memactor_snapshot(runtime, *args, "--token-file", str(right))
+            assert (code, err) == (0, "")
+            refused = await memactor_snapshot(runtime, *args, "--token-file", str(wrong))
+            assert refused[0] == 2
+            assert refused[2].endswith("refused the connection: the token was refused\n")
+    everything = out + err + refused[1] + refused[2] + target.read_text()
+    assert secret not in everything

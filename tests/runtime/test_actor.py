@@ -7,6 +7,7 @@ import trio
 import trio.testing
 
 from memactor.runtime import (
+    NO_BACKOFF,
     Actor,
     ActorFailedError,
     ActorNotFoundError,
@@ -155,7 +156,7 @@ async def test_a_failing_background_task_fails_the_actor() -> None:
         async def handle(self, message: str) -> None:
             pass
 
-    async with open_system() as system:
+    async with open_system(restart_backoff=NO_BACKOFF) as system:
         ref = await system.spawn(Flaky, name="flaky")
         await trio.testing.wait_all_tasks_blocked()
         stats = ref.statistics()

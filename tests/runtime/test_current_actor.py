@@ -7,7 +7,7 @@ from typing import Any
 import trio
 import trio.testing
 
-from memactor.runtime import Actor, ActorRef, current_actor, open_system
+from memactor.runtime import NO_BACKOFF, Actor, ActorRef, current_actor, open_system
 
 Seen = list[tuple[str, ActorRef[Any, Any] | None]]
 
@@ -91,7 +91,7 @@ async def test_an_actor_spawned_by_another_works_for_itself() -> None:
 
 async def test_a_restarted_incarnation_sets_it_anew() -> None:
     seen: Seen = []
-    async with open_system() as system:
+    async with open_system(restart_backoff=NO_BACKOFF) as system:
         ref = await system.spawn(Recorder(seen), name="r")
         await ref.send("fail")
         await trio.testing.wait_all_tasks_blocked()

@@ -9,6 +9,7 @@ import trio
 import trio.testing
 
 from memactor.runtime import (
+    NO_BACKOFF,
     Actor,
     ActorState,
     ActorStatistics,
@@ -51,7 +52,7 @@ async def test_every_statistics_field(autojump_clock: trio.testing.MockClock) ->
     assert {field.name for field in dataclasses.fields(ActorStatistics)} == checked
 
     stage = Stage()
-    async with open_system() as system, trio.open_nursery() as nursery:
+    async with open_system(restart_backoff=NO_BACKOFF) as system, trio.open_nursery() as nursery:
         ref = await system.spawn(
             stage, name="decode.stage", mailbox_size=2, restart=Restart.TRANSIENT
         )

@@ -9,6 +9,7 @@ import trio
 import trio.testing
 
 from memactor.runtime import (
+    NO_BACKOFF,
     Actor,
     ActorState,
     Restart,
@@ -59,7 +60,7 @@ async def test_restart_policy_under_each_strategy(
     strategy: Strategy, restart: Restart, ending: str, restarted: bool
 ) -> None:
     log: list[str] = []
-    async with open_system(strategy=strategy) as system:
+    async with open_system(restart_backoff=NO_BACKOFF, strategy=strategy) as system:
         a = await system.spawn(partial(Worker, log), name="a")
         b = await system.spawn(partial(Worker, log), name="b", restart=restart)
         c = await system.spawn(partial(Worker, log), name="c")
@@ -83,7 +84,7 @@ async def test_restart_policy_under_each_strategy(
 
 async def test_one_for_all_does_not_restart_a_temporary_sibling() -> None:
     log: list[str] = []
-    async with open_system(strategy=Strategy.ONE_FOR_ALL) as system:
+    async with open_system(restart_backoff=NO_BACKOFF, strategy=Strategy.ONE_FOR_ALL) as system:
         a = await system.spawn(partial(Worker, log), name="a", restart=Restart.TEMPORARY)
         b = await system.spawn(partial(Worker, log), name="b")
         log.clear()
@@ -97,7 +98,7 @@ async def test_one_for_all_does_not_restart_a_temporary_sibling() -> None:
 
 async def test_messages_queued_behind_a_failure_survive_the_restart() -> None:
     log: list[str] = []
-    async with open_system() as system:
+    async with open_system(restart_backoff=NO_BACKOFF) as system:
         ref = await system.spawn(partial(Worker, log), name="w")
         ref.send_nowait("fail")
         ref.send_nowait("hello")
@@ -166,9 +167,9 @@ async def test_normal_exits_beyond_the_intensity_escalate_restart_intensity_erro
 
 async def test_a_nested_supervisor_that_gives_up_is_restarted_by_its_parent() -> None:
     log: list[str] = []
-    async with open_system() as system:
+    async with open_system(restart_backoff=NO_BACKOFF) as system:
         first = await system.spawn(partial(Worker, log), name="first")
-        stage = system.add_supervisor("stage", max_restarts=0)
+        stage = system.add_supervisor("stage", restart_backoff=NO_BACKOFF, max_restarts=0)
         x = await stage.spawn(partial(Worker, log), name="stage.x")
         y = await stage.spawn(partial(Worker, log), name="stage.y")
         log.clear()
@@ -216,9 +217,9 @@ async def test_a_temporary_nested_supervisor_that_gives_up_stops_for_good() -> N
 
 async def test_one_for_all_restarts_a_nested_supervisor_as_one_child() -> None:
     log: list[str] = []
-    async with open_system(strategy=Strategy.ONE_FOR_ALL) as system:
+    async with open_system(restart_backoff=NO_BACKOFF, strategy=Strategy.ONE_FOR_ALL) as system:
         a = await system.spawn(partial(Worker, log), name="a")
-        stage = system.add_supervisor("stage")
+        stage = system.add_supervisor("stage", restart_backoff=NO_BACKOFF)
         await stage.spawn(partial(Worker, log), name="stage.x")
         await stage.spawn(partial(Worker, log), name="stage.y")
         await system.spawn(partial(Worker, log), name="c")
@@ -262,7 +263,10 @@ class GatedStart(Worker):
 async def test_one_for_all_leaves_a_sibling_that_is_still_being_spawned_alone() -> None:
     log: list[str] = []
     gate = trio.Event()
-    async with open_system(strategy=Strategy.ONE_FOR_ALL) as system, trio.open_nursery() as n:
+    async with (
+        open_system(restart_backoff=NO_BACKOFF, strategy=Strategy.ONE_FOR_ALL) as system,
+        trio.open_nursery() as n,
+    ):
         a = await system.spawn(partial(Worker, log), name="a")
         n.start_soon(partial(system.spawn, GatedStart(log, gate), name="slow"))
         await trio.testing.wait_all_tasks_blocked()

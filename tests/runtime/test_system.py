@@ -9,6 +9,7 @@ import trio
 import trio.testing
 
 from memactor.runtime import (
+    NO_BACKOFF,
     Actor,
     ActorNotFoundError,
     ActorSpec,
@@ -275,7 +276,7 @@ async def test_an_actor_failing_during_the_graceful_shutdown_fails_the_system() 
 async def test_system_actors_are_supervised_too() -> None:
     log: list[str] = []
     spec = ActorSpec(partial(Worker, log), name="metrics")
-    async with open_system(system_actors=[spec]) as system:
+    async with open_system(restart_backoff=NO_BACKOFF, system_actors=[spec]) as system:
         metrics = system.lookup("metrics")
         await metrics.send("fail")
         await trio.testing.wait_all_tasks_blocked()
@@ -302,7 +303,7 @@ async def run_system_actors(log: list[str], *, drains_memory: bool, ending: str)
         ActorSpec(partial(Worker, log), name="c"),
     ]
     with trio.CancelScope() as scope:
-        async with open_system(system_actors=specs) as system:
+        async with open_system(restart_backoff=NO_BACKOFF, system_actors=specs) as system:
             await system.spawn(partial(Worker, log), name="user")
             system.memory.reporter("loader").alloc(1, 64)  # the hub's close hands it on
             if ending == "normal":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 from typing import Any
 
 import numpy as np
@@ -123,3 +125,16 @@ def test_views_go_on_after_the_metrics_actor_restarts(monkeypatch: pytest.Monkey
 
     drive(app, script)
     assert app.return_code == 0
+
+
+def test_sigterm_quits_as_q_does_with_exit_code_143() -> None:
+    stopped: list[str] = []
+
+    async def main(system: memactor.MemorySystem) -> None:
+        await system.spawn(Holder(stopped), name="holder")
+        os.kill(os.getpid(), signal.SIGTERM)
+        await trio.sleep_forever()
+
+    assert run(main, headless=True) == 143
+    assert stopped == ["holder"]  # the system closed: every actor stopped
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler is gone
