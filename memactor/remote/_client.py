@@ -59,8 +59,10 @@ class Connection:
         self._next_ping = 0
 
     async def snapshot(self, label: str = "", *, blocks: bool = True) -> Snapshot:
-        """A snapshot from the server's metrics actor, kept there under *label* (if any)
-        for diffs. Views that arrive meanwhile are skipped (counted as missed)."""
+        """A snapshot from the server's metrics actor, labelled *label*. The label is this
+        viewer's own: the program does not keep the snapshot, so a viewer never evicts the
+        labelled snapshots the program keeps for its diffs. Views that arrive meanwhile
+        are skipped (counted as missed)."""
         await self._send(SNAPSHOT, {"label": label, "blocks": blocks})
         message = await self._receive_other_than(VIEW)
         if message.type != SNAPSHOT:
@@ -214,7 +216,7 @@ async def fetch_snapshot(
     timeout: float = DEFAULT_TIMEOUT_S,
 ) -> Snapshot:
     """One snapshot from the server at *address* (blocks included unless told), taken
-    over one connection and kept there under *label* if given.
+    over one connection and labelled *label* here (the program does not keep it).
 
     Raises what :func:`connect` raises, and :class:`RemoteError` when the whole exchange
     takes more than *timeout* seconds.

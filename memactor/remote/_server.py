@@ -239,10 +239,13 @@ class Server:
                 try:
                     # Exact as of the request: reporters hand on what they have batched.
                     await self._metrics.flush()
-                    snapshot = await self._metrics.snapshot(label, blocks=blocks)
+                    # Taken unlabelled: the label is the viewer's own, never one of the
+                    # program's kept snapshots (a viewer must not evict those).
+                    snapshot = await self._metrics.snapshot("", blocks=blocks)
                 except (MemactorError, trio.BrokenResourceError) as error:
                     await peer.send(error_frame("failed", f"no snapshot: {error}"))
                     continue
+                snapshot = dataclasses.replace(snapshot, label=label)
                 await peer.send(with_header(snapshot.to_msgpack()), is_snapshot=True)
             elif request.type == PING:
                 ping_id = get_field(request, "id", (int, str))
