@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hmac
+import math
 import os
 import socket
 import stat
@@ -344,11 +345,13 @@ class Server:
                     return True
                 if idle_s is not None:
                     idle.deadline = trio.current_time() + idle_s
-                await self._handle(peer, request)
+                await self._handle(peer, request, idle)
         return False
 
-    async def _handle(self, peer: Peer, request: Message) -> None:
-        """Answer one request; ProtocolError for a bad one."""
+    async def _handle(self, peer: Peer, request: Message, idle: trio.CancelScope) -> None:
+        """Answer one request within *idle*'s deadline (a peer that does not read its
+        replies runs into it), the metrics actor's own time excepted; ProtocolError for a
+        bad one."""
         if request.type == SUBSCRIBE:
             rate_hz = float(get_field(request, "rate_hz", (int, float)))
             if not rate_allowed(rate_hz):
@@ -357,12 +360,17 @@ class Server:
         elif request.type == SNAPSHOT:
             label = get_field(request, "label", str)
             blocks = get_field(request, "blocks", bool)
+            left_s = idle.deadline - trio.current_time()
+            idle.deadline = math.inf  # a busy metrics actor is not an idle viewer
             try:
-                # Exact as of the request: reporters hand on what they have batched.
-                await self._metrics.flush()
-                # Taken unlabelled: the label is the viewer's own, never one of the
-                # program's kept snapshots (a viewer must not evict those).
-                snapshot = await self._metrics.snapshot("", blocks=blocks)
+                try:
+                    # Exact as of the request: reporters hand on what they have batched.
+                    await self._metrics.flush()
+                    # Taken unlabelled: the label is the viewer's own, never one of the
+                    # program's kept snapshots (a viewer must not evict those).
+                    snapshot = await self._metrics.snapshot("", blocks=blocks)
+                finally:
+                    idle.deadline = trio.current_time() + left_s
             except (MemactorError, trio.BrokenResourceError) as error:
                 await peer.send(error_frame("failed", f"no snapshot: {error}"))
                 return
