@@ -19,7 +19,18 @@ import trio.testing
 
 import memactor
 from memactor.actors import MemorySystem
-from memactor.remote import Server, ServerStatistics, connect, open_server
+from memactor.remote import (
+    HANDSHAKE_TIMEOUT_S,
+    IDLE_TIMEOUT_S,
+    KEEPALIVE_S,
+    MAX_CONNECTIONS,
+    MAX_HANDSHAKES,
+    SILENT_PINGS,
+    Server,
+    ServerStatistics,
+    connect,
+    open_server,
+)
 from memactor.remote._wire import HELLO, PING, PROTOCOL_VERSION, pack, with_header
 
 from .helpers import RawClient, raw_client
@@ -219,6 +230,10 @@ async def test_many_idle_peers_are_turned_away_timed_out_or_idled(
 
 
 async def test_statistics_name_every_limit_field_and_bad_limits_are_refused() -> None:
+    # The defaults the README documents.
+    defaults = (MAX_CONNECTIONS, MAX_HANDSHAKES, HANDSHAKE_TIMEOUT_S, IDLE_TIMEOUT_S)
+    assert defaults == (64, 8, 3.0, 30.0)
+    assert (KEEPALIVE_S, SILENT_PINGS) == (5.0, 3)
     fresh = ServerStatistics(0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
     assert (fresh.handshakes_now, fresh.handshakes_peak, fresh.turned_away) == (0, 0, 0)
     assert (fresh.idle_closed, fresh.accept_failures) == (0, 0)
