@@ -31,7 +31,7 @@ from memactor.remote import (
     connect,
     open_server,
 )
-from memactor.remote._wire import HELLO, PING, PROTOCOL_VERSION, pack, with_header
+from memactor.remote._wire import HELLO, PING, PROTOCOL_VERSION, SUBSCRIBE, pack, with_header
 
 from .helpers import RawClient, raw_client
 
@@ -247,3 +247,25 @@ async def test_statistics_name_every_limit_field_and_bad_limits_are_refused() ->
             with pytest.raises(ValueError, match=message):
                 async with open_server(system, ":0", **limits):  # type: ignore[arg-type]
                     pass
+
+
+async def test_a_subscribed_viewer_that_went_silent_is_closed(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # Views keep flowing to it, but it sends nothing: a dead host looks like this.
+    async with served_program(idle_timeout_s=5) as (system, server, baseline):
+        with trio.fail_after(VIRTUAL_LIMIT_S):
+            async with raw_client(server.address) as viewer:
+                assert (await viewer.hello()).type == "welcome"
+                await viewer.request(SUBSCRIBE, rate_hz=2)
+                await until(lambda: server.statistics().idle_closed == 1, "closed as idle")
+                frames = []
+                while (frame := await viewer.receive()) is not None:
+                    frames.append(frame)
+            assert frames[-1].type == "error"
+            assert (frames[-1].body["code"], frames[-1].body["reason"]) == (
+                "idle",
+                "nothing received for 5 s",
+            )
+            assert {frame.type for frame in frames[:-1]} == {"view"}
+            await assert_unharmed(system, server, baseline)
