@@ -3,9 +3,9 @@
 The program serves its metrics actor with ``memactor.remote.open_server(system)``.
 ADDRESS is where: unix:/path, a path with a '/', tcp://host:port, host:port or :port.
 Without one, the only server running as this user (in its runtime directory) is used.
-The snapshot includes every live block unless --no-blocks; it is kept in the program
-under --label too, for later diffs there. The file is written atomically, in msgpack
-unless --format json or a .json suffix says otherwise.
+The snapshot includes every live block unless --no-blocks; --label names it in the
+file only (the program's own labelled snapshots are never touched). The file is written
+atomically, in msgpack unless --format json or a .json suffix says otherwise.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The command's options."""
     add_server_arguments(parser)
     parser.add_argument("-o", "--output", required=True, metavar="FILE", help="file to write")
-    parser.add_argument("--label", default="", help="the snapshot's label (kept for diffs)")
+    parser.add_argument("--label", default="", help="the snapshot's label, in the file")
     parser.add_argument(
         "--no-blocks", action="store_true", help="leave the live blocks out (a smaller file)"
     )

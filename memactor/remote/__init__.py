@@ -6,6 +6,8 @@ from ._address import find_server as find_server
 from ._address import find_servers as find_servers
 from ._address import parse_address as parse_address
 from ._address import runtime_dir as runtime_dir
+from ._client import KEEPALIVE_S as KEEPALIVE_S
+from ._client import SILENT_PINGS as SILENT_PINGS
 from ._client import Connection as Connection
 from ._client import connect as connect
 from ._client import fetch_snapshot as fetch_snapshot
@@ -18,6 +20,10 @@ from ._feed import ConnectionLost as ConnectionLost
 from ._feed import Feed as Feed
 from ._feed import Source as Source
 from ._feed import ViewUpdate as ViewUpdate
+from ._server import HANDSHAKE_TIMEOUT_S as HANDSHAKE_TIMEOUT_S
+from ._server import IDLE_TIMEOUT_S as IDLE_TIMEOUT_S
+from ._server import MAX_CONNECTIONS as MAX_CONNECTIONS
+from ._server import MAX_HANDSHAKES as MAX_HANDSHAKES
 from ._server import Server as Server
 from ._server import ServerStatistics as ServerStatistics
 from ._server import open_server as open_server

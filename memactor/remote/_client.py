@@ -38,6 +38,11 @@ FIRST_RETRY_S: Final = 0.1
 """:func:`watch` waits this long before its first retry, then doubles the wait..."""
 MAX_RETRY_S: Final = 2.0
 """... up to this; a connection that gets as far as a welcome resets it."""
+KEEPALIVE_S: Final = 5.0
+"""While it waits for a view, a connection pings the server when it has sent nothing for
+this long (so the server knows it is alive), and gives the server up as gone when it has
+received nothing, views and pongs alike, for :data:`SILENT_PINGS` times as long."""
+SILENT_PINGS: Final = 3
 
 
 class Connection:
@@ -48,7 +53,13 @@ class Connection:
     the ``async with`` block, the connection is closed and every method raises it too.
     """
 
-    def __init__(self, stream: trio.SocketStream, reader: FrameReader, address: str) -> None:
+    def __init__(
+        self,
+        stream: trio.SocketStream,
+        reader: FrameReader,
+        address: str,
+        keepalive_s: float = KEEPALIVE_S,
+    ) -> None:
         self._stream = stream
         self._reader = reader
         self.address = address
@@ -57,12 +68,16 @@ class Connection:
         """The process at the other end, as its server describes it."""
         self._last_seq = 0
         self._next_ping = 0
+        self._keepalive_s = keepalive_s
+        self._ping_at = trio.current_time() + keepalive_s
 
     async def snapshot(self, label: str = "", *, blocks: bool = True) -> Snapshot:
-        """A snapshot from the server's metrics actor, kept there under *label* (if any)
-        for diffs. Views that arrive meanwhile are skipped (counted as missed)."""
+        """A snapshot from the server's metrics actor, labelled *label*. The label is this
+        viewer's own: the program does not keep the snapshot, so a viewer never evicts the
+        labelled snapshots the program keeps for its diffs. Views that arrive meanwhile
+        are skipped (counted as missed)."""
         await self._send(SNAPSHOT, {"label": label, "blocks": blocks})
-        message = await self._receive_other_than(VIEW)
+        message = await self._receive_reply()
         if message.type != SNAPSHOT:
             raise ProtocolError(f"expected a snapshot, got a {message.type!r} frame")
         try:
@@ -72,9 +87,8 @@ class Connection:
 
     async def ping(self) -> None:
         """Ask for a pong and wait for it (views meanwhile are skipped)."""
-        self._next_ping += 1
-        await self._send(PING, {"id": self._next_ping})
-        message = await self._receive_other_than(VIEW)
+        await self._send_ping()
+        message = await self._receive_reply(self._next_ping)
         if message.type != PONG or message.body.get("id") != self._next_ping:
             raise ProtocolError(f"expected pong {self._next_ping}, got a {message.type!r} frame")
 
@@ -86,9 +100,15 @@ class Connection:
         self._last_seq = 0
 
     async def receive_view(self) -> tuple[Snapshot, int]:
-        """The next view and how many were dropped just before it (the viewer was slow)."""
+        """The next view and how many were dropped just before it (the viewer was slow).
+
+        While it waits it keeps the connection alive: a ping after ``keepalive_s`` without
+        sending, and :class:`RemoteError` after :data:`SILENT_PINGS` times ``keepalive_s``
+        with nothing received (a server that stays connected but stopped sending).
+        Cancelling it loses nothing: a frame half received is finished by the next call.
+        """
         while True:
-            message = await self._receive()
+            message = await self._receive_keeping_alive()
             if message.type != VIEW:
                 continue  # a late pong or snapshot
             seq = get_field(message, "seq", int)
@@ -105,16 +125,37 @@ class Connection:
         """Close the connection; idempotent."""
         await self._stream.aclose()
 
+    async def _send_ping(self) -> None:
+        self._next_ping += 1
+        await self._send(PING, {"id": self._next_ping})
+
+    async def _receive_keeping_alive(self) -> Message:
+        silent_s = SILENT_PINGS * self._keepalive_s
+        give_up_at = trio.current_time() + silent_s
+        while True:
+            with trio.move_on_at(min(self._ping_at, give_up_at)):
+                # Cancelled only between chunks: FrameReader keeps what it has read.
+                return await self._receive()
+            if trio.current_time() >= give_up_at:
+                raise RemoteError(f"{self.address} sent nothing for {silent_s:g} s")
+            await self._send_ping()
+
     async def _send(self, type_: str, body: dict[str, object]) -> None:
+        self._ping_at = trio.current_time() + self._keepalive_s
         try:
             await self._stream.send_all(pack(type_, body))
         except (trio.BrokenResourceError, trio.ClosedResourceError) as error:
             raise RemoteError(f"the connection to {self.address} broke ({error})") from None
 
-    async def _receive_other_than(self, skipped: str) -> Message:
-        while (message := await self._receive()).type == skipped:
-            pass
-        return message
+    async def _receive_reply(self, ping_id: int | None = None) -> Message:
+        """The next frame that is not a view, nor the pong of an earlier ping."""
+        while True:
+            message = await self._receive()
+            if message.type == VIEW:
+                continue
+            if message.type == PONG and message.body.get("id") != ping_id:
+                continue  # the late answer to a keepalive ping
+            return message
 
     async def _receive(self) -> Message:
         try:
@@ -176,15 +217,24 @@ async def connect(
     token: str | None = None,
     name: str = "memactor",
     timeout: float = DEFAULT_TIMEOUT_S,
+    keepalive_s: float = KEEPALIVE_S,
 ) -> AsyncIterator[Connection]:
     """Connect to the server at *address* and shake hands; closed when the block is left.
 
-    *name* tells the server who is asking. Raises ``ValueError`` for an address that does
-    not parse, :class:`RefusedError` when the server refuses the token or the version,
-    and :class:`RemoteError` when it cannot be reached or does not answer the hello
-    within *timeout* seconds.
+    *name* tells the server who is asking. *keepalive_s* paces the pings that
+    :meth:`Connection.receive_view` sends while it waits, and how long it waits for a
+    silent server (:data:`SILENT_PINGS` times as long); a server closes a connection
+    that sends nothing for its idle timeout (30 s by default), so between calls that
+    wait for views, call :meth:`Connection.ping` now and then.
+
+    Raises ``ValueError`` for an address that does not parse or a *keepalive_s* not above
+    0, :class:`RefusedError` when the server refuses the token or the version, and
+    :class:`RemoteError` when it cannot be reached or does not answer the hello within
+    *timeout* seconds.
     """
     where = parse_address(address)
+    if not keepalive_s > 0:
+        raise ValueError(f"keepalive_s must be above 0, got {keepalive_s}")
     try:
         with trio.fail_after(timeout):
             if isinstance(where, UnixAddress):
@@ -196,7 +246,8 @@ async def connect(
     except trio.TooSlowError:
         raise RemoteError(f"cannot connect to {address} within {timeout:g} s") from None
     async with stream:
-        connection = Connection(stream, FrameReader(stream, REPLY_LIMITS.max_bytes), address)
+        reader = FrameReader(stream, REPLY_LIMITS.max_bytes)
+        connection = Connection(stream, reader, address, keepalive_s)
         try:
             with trio.fail_after(timeout):
                 await connection._handshake(token, name)
@@ -214,7 +265,7 @@ async def fetch_snapshot(
     timeout: float = DEFAULT_TIMEOUT_S,
 ) -> Snapshot:
     """One snapshot from the server at *address* (blocks included unless told), taken
-    over one connection and kept there under *label* if given.
+    over one connection and labelled *label* here (the program does not keep it).
 
     Raises what :func:`connect` raises, and :class:`RemoteError` when the whole exchange
     takes more than *timeout* seconds.
@@ -232,6 +283,7 @@ async def watch(
     token: str | None = None,
     rate_hz: float = DEFAULT_RATE_HZ,
     name: str = "memactor top",
+    keepalive_s: float = KEEPALIVE_S,
 ) -> None:
     """Watch the server at *address* until cancelled, handing *post* everything seen.
 
@@ -239,7 +291,10 @@ async def watch(
     because this viewer read too slowly). When the connection cannot be made or breaks,
     *post* gets a :class:`ConnectionLost` and ``watch`` tries again after
     :data:`FIRST_RETRY_S`, doubling the wait up to :data:`MAX_RETRY_S`; a connection that
-    is welcomed resets the wait. *post* is called from this task and must not block.
+    is welcomed resets the wait. A server that stays connected but sends nothing, not
+    even the pongs of the pings sent every *keepalive_s*, for :data:`SILENT_PINGS` times
+    *keepalive_s* (15 s by default) counts as a broken connection too.
+    *post* is called from this task and must not block.
 
     Raises ``ValueError`` for a bad address or rate at once, and :class:`RefusedError`
     when the server refuses the token or the version (retrying cannot help). Cancelling
@@ -247,11 +302,15 @@ async def watch(
     """
     parse_address(address)
     _check_rate(rate_hz)
+    if not keepalive_s > 0:
+        raise ValueError(f"keepalive_s must be above 0, got {keepalive_s}")
     attempt = 0
     delay_s = FIRST_RETRY_S
     while True:
         try:
-            async with connect(address, token=token, name=name) as connection:
+            async with connect(
+                address, token=token, name=name, keepalive_s=keepalive_s
+            ) as connection:
                 attempt, delay_s = 0, FIRST_RETRY_S
                 await connection.subscribe(rate_hz)
                 while True:
@@ -275,6 +334,7 @@ async def follow(
     rate_hz: float = DEFAULT_RATE_HZ,
     name: str = "memactor top",
     moved: Callable[[str], None] | None = None,
+    keepalive_s: float = KEEPALIVE_S,
 ) -> None:
     """:func:`watch` the local server at *address*, and follow the program when it comes
     back elsewhere.
@@ -299,4 +359,6 @@ async def follow(
                             moved(current)
                         watching.cancel()
 
-            await watch(current, relay, token=token, rate_hz=rate_hz, name=name)
+            await watch(
+                current, relay, token=token, rate_hz=rate_hz, name=name, keepalive_s=keepalive_s
+            )

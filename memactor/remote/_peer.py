@@ -38,6 +38,11 @@ class Counters:
     views_dropped: int = 0
     snapshots_sent: int = 0
     bytes_sent: int = 0
+    handshakes_now: int = 0
+    handshakes_peak: int = 0
+    turned_away: int = 0
+    idle_closed: int = 0
+    accept_failures: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,11 +122,11 @@ class Peer:
             done.cancel()
 
 
-async def linger(stream: trio.SocketStream) -> None:
+async def linger(stream: trio.SocketStream, grace_s: float = CLOSE_GRACE_S) -> None:
     """Say we are done writing and read (and discard) what the other side still sends,
-    until it closes or :data:`CLOSE_GRACE_S` passes: closing a socket that has unread
-    input resets the connection, and a reset can discard our last frame unread."""
-    with trio.move_on_after(CLOSE_GRACE_S):
+    until it closes or *grace_s* passes: closing a socket that has unread input resets
+    the connection, and a reset can discard our last frame unread."""
+    with trio.move_on_after(grace_s):
         with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
             await stream.send_eof()
             discarded = 0

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import errno
 import hmac
+import math
 import os
 import socket
 import stat
@@ -48,8 +48,25 @@ from ._wire import (
     with_header,
 )
 
-HANDSHAKE_TIMEOUT_S: Final = 10.0
-"""How long a new connection may take to say hello before it is closed."""
+MAX_CONNECTIONS: Final = 64
+"""The default cap on open connections (Redis' ``maxclients``); beyond it a new connection
+is told ``busy`` and closed at once."""
+MAX_HANDSHAKES: Final = 8
+"""The default cap on connections that have not yet been welcomed (sshd's
+``MaxStartups``): a flood of connections that never say hello holds at most this many
+file descriptors, plus the few being turned away."""
+HANDSHAKE_TIMEOUT_S: Final = 3.0
+"""How long a new connection may take to say hello before it is closed (by default)."""
+IDLE_TIMEOUT_S: Final = 30.0
+"""How long a welcomed connection may stay silent before it is closed (by default):
+:func:`~memactor.remote.connect` pings every ``keepalive_s`` (5 s) while it waits for
+views, so only a dead, stuck or misbehaving viewer stays silent this long."""
+ACCEPT_BACKOFF_S: Final = 0.05
+"""The first pause after a failed accept (out of file descriptors), doubled up to..."""
+MAX_ACCEPT_BACKOFF_S: Final = 1.0
+"""... this, and back to the first after an accept succeeds."""
+TURN_AWAY_GRACE_S: Final = 0.25
+"""How long a connection turned away at a cap may take to read its ``busy`` frame."""
 RESUBSCRIBE_DELAY_S: Final = 0.1
 """The pause before subscribing again when the metrics actor restarted or is gone."""
 SUBSCRIBE_TIMEOUT_S: Final = 5.0
@@ -78,6 +95,17 @@ class ServerStatistics:
     """Views not sent because their viewer's outbox was full (it read too slowly)."""
     snapshots_sent: int
     bytes_sent: int
+    handshakes_now: int = 0
+    """Connections open now that have not yet been welcomed (or refused)."""
+    handshakes_peak: int = 0
+    turned_away: int = 0
+    """Connections closed at once, told ``busy``, because a cap was reached (too many
+    connections, or too many not yet welcomed)."""
+    idle_closed: int = 0
+    """Welcomed connections closed because they sent nothing for the idle timeout."""
+    accept_failures: int = 0
+    """Accepts that failed (out of file descriptors: ``EMFILE``, ``ENFILE``, ...) and were
+    retried after a pause; never raised into the program."""
 
 
 @dataclass(eq=False, slots=True)
@@ -89,11 +117,32 @@ class _Rate:
     scope: trio.CancelScope = field(default_factory=trio.CancelScope)
 
 
+@dataclass(frozen=True, slots=True)
+class _Limits:
+    max_connections: int
+    max_handshakes: int
+    handshake_timeout_s: float
+    idle_timeout_s: float | None
+
+    def check(self) -> None:
+        if self.max_connections < 1 or self.max_handshakes < 1:
+            raise ValueError("max_connections and max_handshakes must be at least 1")
+        if not self.handshake_timeout_s > 0:
+            raise ValueError(f"handshake_timeout_s must be above 0, got {self.handshake_timeout_s}")
+        if self.idle_timeout_s is not None and not self.idle_timeout_s > 0:
+            raise ValueError(f"idle_timeout_s must be above 0 or None, got {self.idle_timeout_s}")
+
+
 class Server:
     """A running stream server; made by :func:`open_server`."""
 
     def __init__(
-        self, system: MemorySystem, address: str, source: Source, token: str | None
+        self,
+        system: MemorySystem,
+        address: str,
+        source: Source,
+        token: str | None,
+        limits: _Limits,
     ) -> None:
         self._metrics = system.metrics
         self.address = address
@@ -102,7 +151,9 @@ class Server:
         self.source = source
         """What it tells every viewer about this process."""
         self._token = token.encode() if token is not None else None
+        self._limits = limits
         self._counters = Counters()
+        self._turning_away = 0
         self._peers: set[Peer] = set()
         self._rates: dict[float, _Rate] = {}
         self._gone = trio.lowlevel.ParkingLot()
@@ -118,26 +169,74 @@ class Server:
     # -- connections ----------------------------------------------------------------
 
     async def _accept(self, listener: trio.SocketListener, nursery: trio.Nursery) -> None:
+        counters = self._counters
+        backoff_s = ACCEPT_BACKOFF_S
         while True:
             try:
                 stream = await listener.accept()
-            except OSError as error:
-                # Out of file descriptors or buffers: wait for some connections to end.
-                if error.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS):
-                    await trio.sleep(0.1)
-                    continue
-                raise
+            except OSError:
+                # Out of file descriptors or buffers (EMFILE, ENFILE, ENOBUFS, ENOMEM), or
+                # anything else the kernel says: wait for some connections to end. What a
+                # connection does never ends the server, let alone the program.
+                counters.accept_failures += 1
+                await trio.sleep(backoff_s)
+                backoff_s = min(backoff_s * 2, MAX_ACCEPT_BACKOFF_S)
+                continue
+            backoff_s = ACCEPT_BACKOFF_S
+            counters.connections_total += 1
+            # Counted here, before the connection's task runs: a burst of accepts sees the
+            # caps as they are.
+            busy = self._over_a_cap()
+            if busy:
+                counters.turned_away += 1
+                if self._turning_away >= self._limits.max_handshakes:
+                    await stream.aclose()  # a flood: no time to say why
+                else:
+                    self._turning_away += 1
+                    nursery.start_soon(self._turn_away, stream, busy)
+                continue
+            counters.connections_now += 1
+            counters.connections_peak = max(counters.connections_peak, counters.connections_now)
+            counters.handshakes_now += 1
+            counters.handshakes_peak = max(counters.handshakes_peak, counters.handshakes_now)
             nursery.start_soon(self._connection, stream)
 
+    def _over_a_cap(self) -> str:
+        """Why a new connection cannot be taken now, or ""."""
+        limits, counters = self._limits, self._counters
+        if counters.connections_now >= limits.max_connections:
+            return f"too many connections (the limit is {limits.max_connections})"
+        if counters.handshakes_now >= limits.max_handshakes:
+            return (
+                f"too many connections waiting to say hello (the limit is {limits.max_handshakes})"
+            )
+        return ""
+
+    async def _turn_away(self, stream: trio.SocketStream, reason: str) -> None:
+        try:
+            async with stream:
+                frame = error_frame("busy", reason)
+                with trio.move_on_after(TURN_AWAY_GRACE_S):
+                    await stream.send_all(frame)
+                    self._counters.bytes_sent += len(frame)
+                await linger(stream, TURN_AWAY_GRACE_S)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+        finally:
+            self._turning_away -= 1
+
     async def _connection(self, stream: trio.SocketStream) -> None:
+        """One accepted connection, already counted in ``connections_now`` and
+        ``handshakes_now``."""
         counters = self._counters
-        counters.connections_total += 1
-        counters.connections_now += 1
-        counters.connections_peak = max(counters.connections_peak, counters.connections_now)
         try:
             async with stream:
                 reader = FrameReader(stream, MAX_REQUEST_BYTES)
-                if await self._handshake(stream, reader):
+                try:
+                    welcomed = await self._handshake(stream, reader)
+                finally:
+                    counters.handshakes_now -= 1
+                if welcomed:
                     await self._converse(Peer(stream, counters), reader)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass  # the viewer went away
@@ -148,14 +247,15 @@ class Server:
     async def _handshake(self, stream: trio.SocketStream, reader: FrameReader) -> bool:
         """Answer the hello: True once welcomed; False after a refusal (sent, counted)."""
         try:
-            with trio.fail_after(HANDSHAKE_TIMEOUT_S):
+            with trio.fail_after(self._limits.handshake_timeout_s):
                 hello = await reader.receive_message(REQUEST_LIMITS)
             if hello is None:
                 return False  # a probe (find_servers), or a viewer that changed its mind
             self._check_hello(hello)
         except trio.TooSlowError:
             self._counters.rejected += 1
-            await self._refuse(stream, "timeout", f"no hello within {HANDSHAKE_TIMEOUT_S:g} s")
+            timeout_s = self._limits.handshake_timeout_s
+            await self._refuse(stream, "timeout", f"no hello within {timeout_s:g} s")
             return False
         except RefusedError as error:
             self._counters.rejected += 1
@@ -208,7 +308,7 @@ class Server:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(peer.write, nursery.cancel_scope)
                 try:
-                    await self._answer(peer, reader)
+                    spoke = await self._answer(peer, reader)
                 except (trio.BrokenResourceError, trio.ClosedResourceError):
                     peer.close_outbox()  # the viewer went away
                 except ProtocolError as error:
@@ -216,7 +316,13 @@ class Server:
                     failed = True
                     peer.close_outbox(code=error.code, reason=str(error))
                 else:
-                    peer.close_outbox()
+                    if spoke:
+                        peer.close_outbox()
+                    else:
+                        self._counters.idle_closed += 1
+                        failed = True
+                        idle_s = self._limits.idle_timeout_s
+                        peer.close_outbox(code="idle", reason=f"nothing received for {idle_s:g} s")
                 # The writer ends the connection once it has written what is queued.
                 nursery.cancel_scope.deadline = trio.current_time() + CLOSE_GRACE_S
         finally:
@@ -225,30 +331,56 @@ class Server:
         if failed:
             await linger(peer.stream)
 
-    async def _answer(self, peer: Peer, reader: FrameReader) -> None:
-        """Answer requests until the viewer closes; ProtocolError for a bad one."""
-        while (request := await reader.receive_message(REQUEST_LIMITS)) is not None:
-            if request.type == SUBSCRIBE:
-                rate_hz = float(get_field(request, "rate_hz", (int, float)))
-                if not rate_allowed(rate_hz):
-                    raise ProtocolError(f"rate_hz must be above 0 and at most {MAX_RATE_HZ:g}")
-                await self._subscribe(peer, rate_hz)
-            elif request.type == SNAPSHOT:
-                label = get_field(request, "label", str)
-                blocks = get_field(request, "blocks", bool)
+    async def _answer(self, peer: Peer, reader: FrameReader) -> bool:
+        """Answer requests until the viewer closes (True) or sends no whole frame for the
+        idle timeout (False: a dead peer, one that no longer reads our replies, or bytes
+        trickled); ProtocolError for a bad request."""
+        idle_s = self._limits.idle_timeout_s
+        with trio.CancelScope() as idle:
+            while True:
+                if idle_s is not None:
+                    idle.deadline = trio.current_time() + idle_s
+                request = await reader.receive_message(REQUEST_LIMITS)
+                if request is None:
+                    return True
+                if idle_s is not None:
+                    idle.deadline = trio.current_time() + idle_s
+                await self._handle(peer, request, idle)
+        return False
+
+    async def _handle(self, peer: Peer, request: Message, idle: trio.CancelScope) -> None:
+        """Answer one request within *idle*'s deadline (a peer that does not read its
+        replies runs into it), the metrics actor's own time excepted; ProtocolError for a
+        bad one."""
+        if request.type == SUBSCRIBE:
+            rate_hz = float(get_field(request, "rate_hz", (int, float)))
+            if not rate_allowed(rate_hz):
+                raise ProtocolError(f"rate_hz must be above 0 and at most {MAX_RATE_HZ:g}")
+            await self._subscribe(peer, rate_hz)
+        elif request.type == SNAPSHOT:
+            label = get_field(request, "label", str)
+            blocks = get_field(request, "blocks", bool)
+            left_s = idle.deadline - trio.current_time()
+            idle.deadline = math.inf  # a busy metrics actor is not an idle viewer
+            try:
                 try:
                     # Exact as of the request: reporters hand on what they have batched.
                     await self._metrics.flush()
-                    snapshot = await self._metrics.snapshot(label, blocks=blocks)
-                except (MemactorError, trio.BrokenResourceError) as error:
-                    await peer.send(error_frame("failed", f"no snapshot: {error}"))
-                    continue
-                await peer.send(with_header(snapshot.to_msgpack()), is_snapshot=True)
-            elif request.type == PING:
-                ping_id = get_field(request, "id", (int, str))
-                await peer.send(pack(PONG, {"id": ping_id}))
-            else:
-                raise ProtocolError(f"an unknown request type {request.type!r}")
+                    # Taken unlabelled: the label is the viewer's own, never one of the
+                    # program's kept snapshots (a viewer must not evict those).
+                    snapshot = await self._metrics.snapshot("", blocks=blocks)
+                finally:
+                    idle.deadline = trio.current_time() + left_s
+            except (MemactorError, trio.BrokenResourceError) as error:
+                await peer.send(error_frame("failed", f"no snapshot: {error}"))
+                return
+            snapshot = dataclasses.replace(snapshot, label=label)
+            await peer.send(with_header(snapshot.to_msgpack()), is_snapshot=True)
+        elif request.type == PING:
+            ping_id = get_field(request, "id", (int, str))
+            await peer.send(pack(PONG, {"id": ping_id}))
+        else:
+            raise ProtocolError(f"an unknown request type {request.type!r}")
 
     # -- views ----------------------------------------------------------------------
 
@@ -316,6 +448,10 @@ async def open_server(
     *,
     token: str | None = None,
     name: str | None = None,
+    max_connections: int = MAX_CONNECTIONS,
+    max_handshakes: int = MAX_HANDSHAKES,
+    handshake_timeout_s: float = HANDSHAKE_TIMEOUT_S,
+    idle_timeout_s: float | None = IDLE_TIMEOUT_S,
 ) -> AsyncIterator[Server]:
     """Serve *system*'s metrics actor on *address* while the block runs.
 
@@ -327,12 +463,25 @@ async def open_server(
     not loopback needs a *token* (else ``ValueError``): every viewer must then send it.
     *name* is the program's name that viewers see (default: its script's name).
 
+    Limits, so that nothing a connection does can harm the program: at most
+    *max_connections* connections (default :data:`MAX_CONNECTIONS`, 64) and at most
+    *max_handshakes* of them not yet welcomed (default :data:`MAX_HANDSHAKES`, 8); a
+    connection beyond either is told ``busy`` in an error frame and closed at once
+    (counted in ``turned_away``). A connection that has not said hello within
+    *handshake_timeout_s* (3 s) is refused; a welcomed one that sends no whole frame for
+    *idle_timeout_s* (30 s; ``None``: never) is closed with the reason ``idle`` (the
+    clients of :mod:`memactor.remote` ping while they wait). Running out of file
+    descriptors is waited out, 0.05 s doubling up to 1 s, and counted in
+    ``accept_failures``; it is never raised. A bad limit raises ``ValueError``.
+
     Leaving the block stops accepting, tells every viewer that the server is closing,
     gives them :data:`CLOSE_GRACE_S` to read it, then closes every connection. Left by
     a cancellation, the connections are cut at once. Like a nursery, errors come out in
     an ``ExceptionGroup``. A failure to listen (the port is taken) raises ``OSError``
     before the block runs; :class:`RemoteError` if another server serves the socket.
     """
+    limits = _Limits(max_connections, max_handshakes, handshake_timeout_s, idle_timeout_s)
+    limits.check()
     where = default_address() if address is None else parse_address(address)
     if token is not None and not token:
         raise ValueError("token must not be empty; pass None for no token")
@@ -345,9 +494,8 @@ async def open_server(
     listener, printable, remove = await _listen(where)
     try:
         async with trio.open_nursery() as nursery:
-            server = Server(
-                system, printable, Source.this_process(name=name, address=printable), token
-            )
+            source = Source.this_process(name=name, address=printable)
+            server = Server(system, printable, source, token, limits)
             server._nursery = nursery
             accepting = trio.CancelScope()
 

@@ -42,7 +42,10 @@ async def test_a_fetched_snapshot_equals_the_systems_own_to_the_byte(socket_dir:
                 fetched = await fetch_snapshot(server.address, label="remote")
                 lean = await fetch_snapshot(server.address, blocks=False)
             own = await system.metrics.snapshot("own")
-            diff = await system.metrics.diff("remote", "own")  # kept under its label
+            # The label is the viewer's own: the program keeps only its own labels.
+            with pytest.raises(memactor.MemactorError, match=r"^no snapshot labelled 'remote'"):
+                await system.metrics.diff("remote", "own")
+            diff = memactor.metrics.diff(fetched, own)
     assert len(fetched.blocks) == 49
     same_moment = dataclasses.replace(
         own, label="remote", wall_time_ns=fetched.wall_time_ns, monotonic_ns=fetched.monotonic_ns
@@ -183,3 +186,22 @@ async def test_follow_moves_to_the_program_when_it_comes_back_on_a_new_socket(
                 assert item.source.address == second
                 assert moves == [second]
                 nursery.cancel_scope.cancel()
+
+
+async def test_a_viewers_labels_never_evict_the_programs(socket_dir: Path) -> None:
+    async with memactor.open_system() as system:
+        loader = system.reporter("loader")
+        loader.alloc(1, 100)
+        await system.metrics.snapshot("warm")
+        async with open_server(system, str(socket_dir / "app.sock")) as server:
+            with trio.fail_after(LIMIT_S):
+                async with connect(server.address) as viewer:
+                    # The program's own label too, and more labels than the program keeps.
+                    labels = ["warm", "end", *(f"v{n}" for n in range(20))]
+                    for label in labels:
+                        assert (await viewer.snapshot(label, blocks=False)).label == label
+                await fetch_snapshot(server.address, label="warm")
+        loader.alloc(2, 50)
+        await system.metrics.snapshot("end")
+        diff = await system.metrics.diff("warm", "end")
+    assert (diff.before_label, diff.after_label, diff.bytes_in_use_delta) == ("warm", "end", 50)
