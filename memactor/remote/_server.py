@@ -296,7 +296,7 @@ class Server:
         token = hello.body.get("token")
         if not isinstance(token, str) or not token:
             raise RefusedError(
-                "this server needs a token (--token or MEMACTOR_TOKEN)", code="token"
+                "this server needs a token (--token-file, MEMACTOR_TOKEN or --token)", code="token"
             )
         if not hmac.compare_digest(token.encode(), self._token):
             raise RefusedError("the token was refused", code="token")
@@ -488,8 +488,8 @@ async def open_server(
     if isinstance(where, TcpAddress) and not where.is_loopback and token is None:
         raise ValueError(
             f"serving on {where} (not a loopback address) needs a token: anyone who can "
-            "reach it could watch this process; give a token (token=..., or --token or "
-            "$MEMACTOR_TOKEN on the command line), or serve on 127.0.0.1"
+            "reach it could watch this process; give a token (token=..., or --token-file, "
+            "$MEMACTOR_TOKEN or --token on the command line), or serve on 127.0.0.1"
         )
     listener, printable, remove = await _listen(where)
     try:

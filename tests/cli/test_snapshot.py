@@ -85,7 +85,8 @@ async def test_json_without_blocks_over_tcp_with_a_token(runtime: Path, tmp_path
             code, out, err = await memactor_snapshot(runtime, *args)
             assert code == 2
             assert err.endswith(
-                "refused the connection: this server needs a token (--token or MEMACTOR_TOKEN)\n"
+                "refused the connection: this server needs a token "
+                "(--token-file, MEMACTOR_TOKEN or --token)\n"
             )
     assert target.read_bytes().startswith(b"{")
     assert len(Snapshot.load(target).blocks) == 0

@@ -95,7 +95,8 @@ async def test_a_missing_or_wrong_token_is_refused_and_other_viewers_go_on() -> 
                             "memactor": 1,
                             "type": "error",
                             "code": "token",
-                            "reason": "this server needs a token (--token or MEMACTOR_TOKEN)",
+                            "reason": "this server needs a token "
+                            "(--token-file, MEMACTOR_TOKEN or --token)",
                         }
                     with pytest.raises(
                         RefusedError, match=r"refused the connection: the token"
