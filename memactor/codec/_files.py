@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Final
 
 import msgpack
+import numpy as np
 
 from ._codec import DEFAULT_LIMITS, CodecError, DecodeLimits, container_cap, unframe, unpack
 
@@ -42,8 +43,9 @@ def is_partial(path: str | os.PathLike[str]) -> bool:
     return name.startswith(".") and name.endswith(PARTIAL_SUFFIX)
 
 
-def read_file(path: str | os.PathLike[str], *, limits: DecodeLimits = DEFAULT_LIMITS) -> bytearray:
-    """The contents of the regular file at *path*, read within ``limits.max_bytes``.
+def read_file(path: str | os.PathLike[str], *, limits: DecodeLimits = DEFAULT_LIMITS) -> memoryview:
+    """The contents of the regular file at *path*, read within ``limits.max_bytes``, as a
+    read-only byte view.
 
     Raises :class:`CodecError` (without the file's name) for a file that is not a regular
     file (a FIFO, a device, a socket) or holds more than ``limits.max_bytes`` bytes, even
@@ -66,24 +68,26 @@ def read_file(path: str | os.PathLike[str], *, limits: DecodeLimits = DEFAULT_LI
         os.close(fd)
 
 
-def _read_bounded(fd: int, expected: int, max_bytes: int) -> bytearray:
-    buffer = bytearray(expected + 1)  # one more byte tells a file that grew
+def _read_bounded(fd: int, expected: int, max_bytes: int) -> memoryview:
+    # An uninitialised array, not a bytearray: the read fills it, so zeroing it first
+    # would only cost a pass over the file's size. One more byte tells a file that grew.
+    buffer = np.empty(expected + 1, dtype=np.uint8)
     filled = 0
     while True:
         if filled == len(buffer):
             if filled > max_bytes:
                 raise CodecError(f"more than {max_bytes} bytes is over the limit of {max_bytes}")
-            buffer.extend(bytes(min(max(filled, 1 << 16), max_bytes + 1 - filled)))
-        with memoryview(buffer) as view:
-            count = os.readv(fd, [view[filled:]])
+            grown = np.empty(min(2 * filled + (1 << 16), max_bytes + 1), dtype=np.uint8)
+            grown[:filled] = buffer
+            buffer = grown
+        count = os.readv(fd, [buffer.data[filled:]])
         if count == 0:
-            del buffer[filled:]
-            return buffer
+            return buffer.data[:filled].toreadonly()
         filled += count
 
 
 def decode_buffer(
-    buffer: bytes | bytearray, type_: str, *, limits: DecodeLimits = DEFAULT_LIMITS
+    buffer: bytes | bytearray | memoryview, type_: str, *, limits: DecodeLimits = DEFAULT_LIMITS
 ) -> dict[str, Any]:
     """:func:`~memactor.codec.decode` for a file's buffer, sharing its large values.
 

@@ -140,7 +140,7 @@ class Snapshot:
             data = read_file(source, limits=limits)
             # msgpack maps start with a byte in 0x80-0x8f or 0xde-0xdf; JSON with text.
             if bytes(data[:64]).lstrip(b"\xef\xbb\xbf \t\r\n")[:1] in (b"{", b"["):
-                return cls.from_dict(decode_json(data, SNAPSHOT_TYPE, limits=limits))
+                return cls.from_dict(decode_json(data.tobytes(), SNAPSHOT_TYPE, limits=limits))
             # The block columns stay views of *data*: the file's bytes are held once.
             return cls.from_dict(decode_buffer(data, SNAPSHOT_TYPE, limits=limits))
         except CodecError as exc:
