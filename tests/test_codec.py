@@ -467,3 +467,20 @@ def test_small_batches_decode_as_large_ones_do(
     small = outcome()
     with mock.patch.object(codec_events, "SMALL_BATCH", -1):
         assert outcome() == small
+
+
+@pytest.mark.parametrize(
+    ("field", "top"),
+    [("block", MAX_BLOCK), ("size", MAX_SIZE), ("old_size", MAX_SIZE), ("seq", 2**63 - 1)],
+)
+def test_a_small_batch_takes_each_upper_bound_and_refuses_one_past_it(field: str, top: int) -> None:
+    body = decode(encode_events([ALLOC, ALLOC]), "events")
+    for value, good in ((top, True), (top + 1, False), (-1, False)):
+        column = np.frombuffer(body[field], dtype="<i8").copy()
+        column[1] = value if value < 2**63 else -(2**63)
+        payload = msgpack.packb(body | {field: column.tobytes()}, use_bin_type=True)
+        if good:
+            assert getattr(decode_events(payload)[1], field) == value
+        else:
+            with pytest.raises(CodecError, match=rf"^event 1: {field} must be an int from 0 to "):
+                decode_events(payload)
