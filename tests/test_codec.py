@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from unittest import mock
 
 import msgpack
 import numpy as np
@@ -24,6 +25,7 @@ from memactor.codec import (
     frame,
     unframe,
 )
+from memactor.codec import _events as codec_events
 from memactor.events import (
     MAX_BLOCK,
     MAX_SIZE,
@@ -422,3 +424,63 @@ def test_decoded_events_skip_kind_consistency_checks() -> None:
     (event,) = decode_events(events_payload([row]))
     assert event.kind is EventKind.TRANSFER
     assert event.dst_device is None
+
+
+_COLUMN_NAMES = (
+    "kind",
+    "block",
+    "size",
+    "timestamp_ns",
+    "old_size",
+    "seq",
+    "component",
+    "device",
+    "owner",
+    "dst_device",
+)
+
+
+@given(
+    st.lists(memory_events(), min_size=1, max_size=6),
+    st.sampled_from(_COLUMN_NAMES),
+    st.integers(0, 10**6),
+    st.integers(0, 255),
+)
+def test_small_batches_decode_as_large_ones_do(
+    batch: list[MemoryEvent], column: str, position: int, byte: int
+) -> None:
+    # Small batches are checked without numpy; a damaged byte anywhere must give the
+    # same events or the same error, naming the same event and field, as the
+    # vectorised checks of a large batch.
+    body = decode(encode_events(batch), "events")
+    raw = bytearray(body[column])
+    raw[position % len(raw)] = byte
+    body[column] = bytes(raw)
+    payload = msgpack.packb(body, use_bin_type=True)
+
+    def outcome() -> object:
+        try:
+            return decode_events(payload)
+        except CodecError as error:
+            return str(error)
+
+    small = outcome()
+    with mock.patch.object(codec_events, "SMALL_BATCH", -1):
+        assert outcome() == small
+
+
+@pytest.mark.parametrize(
+    ("field", "top"),
+    [("block", MAX_BLOCK), ("size", MAX_SIZE), ("old_size", MAX_SIZE), ("seq", 2**63 - 1)],
+)
+def test_a_small_batch_takes_each_upper_bound_and_refuses_one_past_it(field: str, top: int) -> None:
+    body = decode(encode_events([ALLOC, ALLOC]), "events")
+    for value, good in ((top, True), (top + 1, False), (-1, False)):
+        column = np.frombuffer(body[field], dtype="<i8").copy()
+        column[1] = value if value < 2**63 else -(2**63)
+        payload = msgpack.packb(body | {field: column.tobytes()}, use_bin_type=True)
+        if good:
+            assert getattr(decode_events(payload)[1], field) == value
+        else:
+            with pytest.raises(CodecError, match=rf"^event 1: {field} must be an int from 0 to "):
+                decode_events(payload)

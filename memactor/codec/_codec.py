@@ -10,6 +10,7 @@ allocate more than a small multiple of its own length.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Final
@@ -42,6 +43,19 @@ class DecodeLimits:
 
 DEFAULT_LIMITS: Final = DecodeLimits()
 
+_CLAIMED_LENGTH: Final = re.compile(r"(\d+) exceeds max_(?:array|map)_len")
+_JSON_CONTAINERS: Final = (str, list, dict)
+
+
+def container_cap(limits: DecodeLimits, data_bytes: int) -> int:
+    """The longest array or map to accept in *data_bytes* of msgpack.
+
+    Every item takes at least a byte, so no honest container is longer than its data;
+    msgpack allocates a container's length before reading its items, so a header
+    claiming more would cost memory out of all proportion to the payload.
+    """
+    return min(limits.max_items, max(data_bytes, 1 << 16))
+
 
 def encode(type_: str, body: Mapping[str, Any]) -> bytes:
     """Pack *body* as a payload of *type_* with the schema version."""
@@ -73,43 +87,6 @@ def _write_value(file: BinaryIO, packer: msgpack.Packer, value: object) -> None:
         file.write(packer.pack(value))
 
 
-def read(file: BinaryIO, type_: str, *, limits: DecodeLimits = DEFAULT_LIMITS) -> dict[str, Any]:
-    """Read one payload of *type_* from *file* (to its end); :func:`decode`'s checks.
-
-    The file is read in chunks rather than whole, so a payload's large ``bin`` values
-    are the only copy of its data held while it is read. Raises :class:`CodecError`
-    as :func:`decode` does; :class:`OSError` as *file* raises it.
-    """
-    what = f"memactor {type_} payload"
-    unpacker = msgpack.Unpacker(
-        file,
-        raw=False,
-        strict_map_key=True,
-        read_size=1 << 20,
-        max_buffer_size=limits.max_bytes,
-        max_str_len=limits.max_string_bytes,
-        max_bin_len=limits.max_bytes,
-        max_array_len=limits.max_items,
-        max_map_len=limits.max_items,
-        max_ext_len=0,
-    )
-    try:
-        obj = unpacker.unpack()
-    except msgpack.OutOfData:
-        raise CodecError(f"expected a {what}: truncated") from None
-    except (ValueError, msgpack.UnpackException) as exc:
-        raise CodecError(f"expected a {what}: not valid msgpack ({exc})") from None
-    try:
-        unpacker.unpack()
-    except msgpack.OutOfData:
-        return unframe(obj, type_)
-    except (ValueError, msgpack.UnpackException):
-        pass
-    if not isinstance(obj, dict):
-        raise CodecError(f"expected a {what}, found something else")
-    raise CodecError(f"expected one {what}, found trailing bytes after it")
-
-
 def frame(type_: str, body: Mapping[str, Any]) -> dict[str, Any]:
     """Return *body* with the marker, version and type added (for msgpack or JSON)."""
     return {MAGIC_KEY: SCHEMA_VERSION, "type": type_, **body}
@@ -124,7 +101,12 @@ def decode(data: bytes, type_: str, *, limits: DecodeLimits = DEFAULT_LIMITS) ->
     return unframe(unpack(data, limits=limits, what=f"memactor {type_} payload"), type_)
 
 
-def unpack(data: bytes, *, limits: DecodeLimits = DEFAULT_LIMITS, what: str = "payload") -> object:
+def unpack(
+    data: bytes | bytearray | memoryview,
+    *,
+    limits: DecodeLimits = DEFAULT_LIMITS,
+    what: str = "payload",
+) -> object:
     """Unpack one msgpack value within *limits*, whatever it holds.
 
     Raises :class:`CodecError` (its message says it expected *what*) when *data* is too
@@ -139,8 +121,8 @@ def unpack(data: bytes, *, limits: DecodeLimits = DEFAULT_LIMITS, what: str = "p
             strict_map_key=True,
             max_str_len=limits.max_string_bytes,
             max_bin_len=limits.max_bytes,
-            max_array_len=limits.max_items,
-            max_map_len=limits.max_items,
+            max_array_len=container_cap(limits, len(data)),
+            max_map_len=container_cap(limits, len(data)),
             max_ext_len=0,
         )
     except msgpack.ExtraData as extra:
@@ -151,17 +133,64 @@ def unpack(data: bytes, *, limits: DecodeLimits = DEFAULT_LIMITS, what: str = "p
         raise CodecError(f"expected one {what}, found trailing bytes after it") from None
     except (ValueError, msgpack.UnpackException) as exc:
         # Truncated data raises ValueError("Unpack failed: incomplete input") in msgpack.
-        reason = "truncated" if "incomplete" in str(exc) else f"not valid msgpack ({exc})"
+        claimed = _CLAIMED_LENGTH.search(str(exc))
+        if "incomplete" in str(exc) or (claimed and int(claimed[1]) <= limits.max_items):
+            # A container longer than the data left is one cut short.
+            reason = "truncated"
+        else:
+            reason = f"not valid msgpack ({exc})"
         raise CodecError(f"expected a {what}: {reason}") from None
 
 
-def decode_json(text: str | bytes, type_: str) -> dict[str, Any]:
-    """Parse a JSON payload of *type_*; the same checks as :func:`decode`."""
+def decode_json(
+    text: str | bytes | bytearray, type_: str, *, limits: DecodeLimits = DEFAULT_LIMITS
+) -> dict[str, Any]:
+    """Parse a JSON payload of *type_*; the same checks and *limits* as :func:`decode`.
+
+    Raises :class:`CodecError` when *text* is over ``limits.max_bytes``, not JSON (or not
+    UTF-8), nested deeper than Python's parser goes, holds an integer of more digits than
+    Python converts (4,300 by default), a string over ``limits.max_string_bytes`` UTF-8
+    bytes or an array or object over ``limits.max_items`` entries, and for what
+    :func:`unframe` refuses.
+    """
+    what = f"memactor {type_} payload"
+    if len(text) > limits.max_bytes:
+        raise CodecError(f"payload of {len(text)} bytes is over the limit of {limits.max_bytes}")
     try:
         obj = json.loads(text)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CodecError(f"expected a memactor {type_} payload: not valid JSON ({exc})") from None
+    except RecursionError:
+        raise CodecError(f"expected a {what}: JSON nested too deeply") from None
+    except ValueError as exc:
+        # JSONDecodeError, UnicodeDecodeError and an integer of too many digits.
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CodecError(f"expected a {what}: not valid JSON ({reason})") from None
+    _check_json_limits(obj, limits, what)
     return unframe(obj, type_)
+
+
+def _check_json_limits(obj: object, limits: DecodeLimits, what: str) -> None:
+    """Apply the msgpack decoder's container and string limits to parsed JSON."""
+    pending = [obj]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, str):
+            if len(value) > limits.max_string_bytes // 4 and (
+                len(value.encode("utf-8", "surrogatepass")) > limits.max_string_bytes
+            ):
+                raise CodecError(
+                    f"expected a {what}: a string of {len(value.encode('utf-8', 'surrogatepass'))}"
+                    f" bytes is over the limit of {limits.max_string_bytes}"
+                )
+        elif isinstance(value, list | dict):
+            if len(value) > limits.max_items:
+                kind = "an array" if isinstance(value, list) else "an object"
+                raise CodecError(
+                    f"expected a {what}: {kind} of {len(value)} entries is over the limit "
+                    f"of {limits.max_items}"
+                )
+            items = value.items() if isinstance(value, dict) else [value]
+            for entries in items:
+                pending.extend(v for v in entries if type(v) in _JSON_CONTAINERS)
 
 
 def unframe(obj: object, type_: str) -> dict[str, Any]:

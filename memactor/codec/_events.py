@@ -12,16 +12,21 @@ A batch of ``n`` events is the payload ``{"memactor": 1, "type": "events", ...}`
 - ``tags``: ``[[event_index, [[key, value], ...]], ...]`` for the events that have tags,
   in ascending event order.
 
-Decoding checks the whole batch with vectorised comparisons, so a batch costs a few
-numpy operations per field plus the building of its tuples; the first bad event is still
-named with its index and field, as a per-event decoder would. This module uses numpy, a
-core dependency, for the columns.
+A large batch is checked with vectorised comparisons, a few numpy operations per field;
+a batch of up to :data:`SMALL_BATCH` events (what reporters send) is checked with
+:mod:`array` columns and builtin ``min``/``max``, as numpy's fixed cost per call would
+outweigh its work there. Either way the first bad event is named with its index and
+field, as a per-event decoder would: when a small batch fails a check, the vectorised
+checks find which event and field. This module uses numpy, a core dependency.
 """
 
 from __future__ import annotations
 
+import array
 import functools
 import gc
+import operator
+import sys
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Final, cast
 
@@ -53,6 +58,30 @@ _new_event: Final[Callable[[tuple[Any, ...]], MemoryEvent]] = functools.partial(
     tuple.__new__, MemoryEvent
 )
 _TAGS_ERROR: Final = "tags must be an array of [key, value] string pairs"
+_RANGES: Final = (
+    ("block", MAX_BLOCK),
+    ("size", MAX_SIZE),
+    ("old_size", MAX_SIZE),
+    ("seq", MAX_SEQ),
+)
+
+SMALL_BATCH: Final = 8192
+"""Batches of at most this many events are decoded without numpy."""
+
+_SWAP: Final = sys.byteorder != "little"
+# The small-batch path reads int32 and int64 columns with array codes "i" and "q".
+_SMALL_OK: Final = array.array("i").itemsize == 4 and array.array("q").itemsize == 8
+_GOOD_KINDS: Final = bytes(range(len(EventKind)))
+_NON_NEGATIVE: Final = bytes(range(128))
+"""The top bytes of a non-negative little-endian integer."""
+# Per int64 column: byte offsets (within an 8-byte item) that must be zero, and the bytes
+# allowed at offset 7 (the top one): MAX_SIZE is 2**48 - 1, the others 2**63 - 1.
+_BYTE_RANGES: Final = (
+    ("size", (6,), b"\x00"),
+    ("old_size", (6,), b"\x00"),
+    ("block", (), _NON_NEGATIVE),
+    ("seq", (), _NON_NEGATIVE),
+)
 
 
 def encode_events(events: Iterable[Sequence[Any]]) -> bytes:
@@ -133,15 +162,20 @@ def decode_events(data: bytes, *, limits: DecodeLimits = DEFAULT_LIMITS) -> list
     strings = body.get("strings")
     if not isinstance(strings, list) or not all(isinstance(s, str) for s in strings):
         raise CodecError("expected a 'strings' array of strings in the events payload")
-    columns = {name: _column(body, name, dtype, count) for name, dtype in _COLUMNS.items()}
+    raws = {name: _column_bytes(body, name, dtype, count) for name, dtype in _COLUMNS.items()}
     tags = _tags(body.get("tags"), count)
+    if count <= SMALL_BATCH:
+        events = _small_batch(raws, strings, tags, count)
+        if events is not None:
+            return events
+    columns = {name: np.frombuffer(raws[name], dtype=dtype) for name, dtype in _COLUMNS.items()}
     first = _first_bad(columns, strings, tags)
     if first is not None:
         raise CodecError(f"event {first[0]}: {first[1]}")
     return _build(columns, strings, tags, count)
 
 
-def _column(body: dict[str, Any], name: str, dtype: np.dtype[Any], count: int) -> npt.NDArray[Any]:
+def _column_bytes(body: dict[str, Any], name: str, dtype: np.dtype[Any], count: int) -> bytes:
     raw = body.get(name)
     expected = count * dtype.itemsize
     if not isinstance(raw, bytes) or len(raw) != expected:
@@ -150,7 +184,63 @@ def _column(body: dict[str, Any], name: str, dtype: np.dtype[Any], count: int) -
             f"events payload: column {name!r} must be {expected} bytes for {count} events, "
             f"found {found}"
         )
-    return np.frombuffer(raw, dtype=dtype)
+    return raw
+
+
+def _small_batch(
+    raws: dict[str, bytes], strings: list[str], tags: dict[int, object], count: int
+) -> list[MemoryEvent] | None:
+    """A small batch's events, or ``None`` when any check fails (the vectorised checks
+    then name the first bad event and field).
+
+    Ranges are checked on the little-endian bytes: every upper bound is ``2**k - 1``, so
+    a value is in range when the bytes above bit ``k`` of its item are zero.
+    """
+    if not _SMALL_OK or raws["kind"].translate(None, _GOOD_KINDS):
+        return None
+    for name, high_bytes, top_byte_ok in _BYTE_RANGES:
+        raw = raws[name]
+        for offset in high_bytes:
+            if raw[offset::8].count(0) != count:
+                return None
+        if raw[7::8].translate(None, top_byte_ok):
+            return None
+    for name in ("component", "device", "owner"):
+        if raws[name][3::4].translate(None, _NON_NEGATIVE):  # a negative index
+            return None
+    table = tuple(strings)
+    try:
+        text = {
+            name: _strings_of(_ints(raws[name], "i"), table)
+            for name in ("component", "device", "owner")
+        }
+        dst = _ints(raws["dst_device"], "i")
+        if dst and min(dst) < NO_DEVICE:
+            return None
+        text["dst_device"] = _strings_of(dst, (*table, None))
+    except IndexError:  # an index past the strings table
+        return None
+    if not all(map(is_device, {*text["device"], *text["dst_device"]} - {None})):
+        return None
+    if "" in table and "" in text["component"]:
+        return None
+    if not _tags_good(tags):
+        return None
+    ints = {name: _ints(raws[name], "q") for name in _INT_FIELDS}
+    kinds = _strings_of(list(raws["kind"]), _KINDS)
+    return _events(kinds, text, ints, _tag_column(tags, count))
+
+
+def _ints(raw: bytes, code: str) -> list[int]:
+    column = array.array(code)
+    column.frombytes(raw)
+    if _SWAP:
+        column.byteswap()
+    return column.tolist()
+
+
+def _tags_good(tags: dict[int, object]) -> bool:
+    return all(map(_is_pairs, tags.values()))
 
 
 def _tags(raw: object, count: int) -> dict[int, object]:
@@ -214,12 +304,7 @@ def _first_bad(
         (dst >= 0) & not_device[dst_index],
         lambda v: f"dst_device must be 'cpu' or 'cuda:N', got {strings[v]!r}",
     )
-    for name, top in (
-        ("block", MAX_BLOCK),
-        ("size", MAX_SIZE),
-        ("old_size", MAX_SIZE),
-        ("seq", MAX_SEQ),
-    ):
+    for name, top in _RANGES:
         values = columns[name]
         check(name, (values < 0) | (values > top), _out_of_range(name, top))
     for index, pairs in tags.items():
@@ -244,12 +329,25 @@ def _build(
     columns: dict[str, npt.NDArray[Any]], strings: list[str], tags: dict[int, object], count: int
 ) -> list[MemoryEvent]:
     table: tuple[str | None, ...] = (*strings, None)  # index -1: no destination
-    text = {name: _strings_of(columns[name], table) for name in _STRING_FIELDS}
-    tag_column: list[tuple[tuple[str, str], ...]] = [()] * count
-    for index, pairs in tags.items():
-        tag_column[index] = tuple((key, value) for key, value in cast(list[list[str]], pairs))
-    kinds = list(map(_KINDS.__getitem__, columns["kind"].tolist()))
+    text = {name: _strings_of(columns[name].tolist(), table) for name in _STRING_FIELDS}
+    kinds = _strings_of(columns["kind"].tolist(), _KINDS)
     ints = {name: columns[name].tolist() for name in _INT_FIELDS}
+    return _events(kinds, text, ints, _tag_column(tags, count))
+
+
+def _tag_column(tags: dict[int, object], count: int) -> list[tuple[tuple[str, str], ...]]:
+    column: list[tuple[tuple[str, str], ...]] = [()] * count
+    for index, pairs in tags.items():
+        column[index] = tuple((key, value) for key, value in cast(list[list[str]], pairs))
+    return column
+
+
+def _events(
+    kinds: Sequence[EventKind],
+    text: dict[str, Sequence[Any]],
+    ints: dict[str, list[int]],
+    tag_column: list[tuple[tuple[str, str], ...]],
+) -> list[MemoryEvent]:
     # Building a million tuples would set off the cyclic collector over and over, each
     # time walking the whole heap; none of them can be part of a cycle.
     collecting = gc.isenabled()
@@ -279,7 +377,10 @@ def _build(
             gc.enable()
 
 
-def _strings_of(index: npt.NDArray[np.int32], table: tuple[str | None, ...]) -> list[Any]:
-    if len(index) and index.min() == index.max():
-        return [table[int(index[0])]] * len(index)
-    return list(map(table.__getitem__, index.tolist()))
+def _strings_of(index: list[int], table: tuple[Any, ...]) -> Sequence[Any]:
+    """The strings *index* points at; :class:`IndexError` past the end of *table*."""
+    if len(index) < 2 or index.count(index[0]) == len(index):
+        return [table[index[0]]] * len(index) if index else []
+    # One C call for the whole column (itemgetter of two or more items gives a tuple).
+    strings: tuple[Any, ...] = operator.itemgetter(*index)(table)
+    return strings

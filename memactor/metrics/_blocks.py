@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import operator
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -16,8 +17,8 @@ Int64Array = npt.NDArray[np.int64]
 Int32Array = npt.NDArray[np.int32]
 
 _LOW_64 = (1 << 64) - 1
-_TIME_SHIFTER = TIME_SHIFT.__rrshift__  # block -> block >> TIME_SHIFT, in C
 _chain = itertools.chain.from_iterable
+_repeat = itertools.repeat
 
 CACHED = -1
 """The owner index of a block that sits in its pool's cache, lent to nobody."""
@@ -169,13 +170,18 @@ class LiveBlocks:
         )
         account_index = np.repeat(np.arange(len(accounts), dtype=np.int32), lengths)
         block = np.fromiter(_chain(a.blocks.keys() for a in accounts), np.int64, count=count)
+        # operator.and_ and operator.rshift over a repeat() are called with their two
+        # arguments directly; a bound method such as _LOW_64.__and__ would be called
+        # through a method wrapper that builds an argument tuple per block.
         low = np.fromiter(
-            map(_LOW_64.__and__, _chain(a.blocks.values() for a in accounts)),
+            map(operator.and_, _chain(a.blocks.values() for a in accounts), _repeat(_LOW_64)),
             np.uint64,
             count=count,
         )
         times = np.fromiter(
-            map(_TIME_SHIFTER, _chain(a.blocks.values() for a in accounts)), np.int64, count=count
+            map(operator.rshift, _chain(a.blocks.values() for a in accounts), _repeat(TIME_SHIFT)),
+            np.int64,
+            count=count,
         )
         if len(holders) <= 1 << (64 - OWNER_SHIFT):
             holder_index = (low >> np.uint64(OWNER_SHIFT)).astype(np.int32)
@@ -188,7 +194,10 @@ class LiveBlocks:
         np.bitwise_and(low, np.uint64(SIZE_MASK), out=low)
         sizes = low.view(np.int64)
         # Keep only the owners that hold a block, renumbered from 0 in name order.
-        used = np.unique(holder_index[holder_index > 0])
+        # (A count per holder, not np.unique: no sort of a column.)
+        held = np.bincount(holder_index, minlength=len(holders))
+        held[:1] = 0  # index 0 holds nothing: a block in its pool's cache
+        used = np.flatnonzero(held)
         names = sorted((holders[i].owner, i) for i in used.tolist())
         renumber = np.full(len(holders), CACHED, dtype=np.int32)
         for new_index, (_, old_index) in enumerate(names):

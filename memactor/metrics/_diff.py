@@ -10,6 +10,7 @@ it caches.
 from __future__ import annotations
 
 import enum
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -161,12 +162,53 @@ def diff(before: Snapshot, after: Snapshot, *, tolerance_bytes: int = 0) -> Snap
 def _not_in(after: LiveBlocks, before: LiveBlocks) -> npt.NDArray[np.bool_]:
     """A mask of the rows of *after* whose (component, device, block) is not in *before*."""
     mask = np.ones(len(after), dtype=bool)
+    after_rows, before_rows = _account_rows(after), _account_rows(before)
+    earlier_account = {key: index for index, key in enumerate(before.accounts)}
     for index, key in enumerate(after.accounts):
-        rows = after.account == index
-        earlier = before.block[before.rows_of(*key)]
+        earlier_index = earlier_account.get(key)
+        if earlier_index is None:
+            continue
+        rows, earlier_rows = after_rows[index], before_rows[earlier_index]
+        earlier = before.block[earlier_rows]
         if len(earlier):
-            mask[rows] = ~np.isin(after.block[rows], earlier)
+            mask[rows] = ~_member(after.block[rows], earlier)
     return mask
+
+
+def _account_rows(blocks: LiveBlocks) -> list[slice] | list[npt.NDArray[np.bool_]]:
+    """Each account's rows: slices (views, no copies) when rows are grouped by account,
+    as :meth:`LiveBlocks.collect` makes them, else masks."""
+    account = blocks.account
+    if len(account) < 2 or bool(np.all(account[1:] >= account[:-1])):
+        bounds = np.searchsorted(account, np.arange(len(blocks.accounts) + 1)).tolist()
+        return [slice(start, end) for start, end in itertools.pairwise(bounds)]
+    return [account == index for index in range(len(blocks.accounts))]
+
+
+_CHUNK = 1 << 20
+
+
+def _member(values: npt.NDArray[np.int64], known: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+    """A mask of the *values* found in *known*, with little memory for dense block ids.
+
+    Block ids are counters, so a table of one byte per id between the smallest and the
+    largest known one is small; it is filled and read in chunks so that no temporary
+    is as large as a column. Sparse ids fall back to :func:`numpy.isin`.
+    """
+    low, high = int(known.min()), int(known.max())
+    span = high - low + 1
+    if span > 4 * len(known) + (1 << 16):
+        found: npt.NDArray[np.bool_] = np.isin(values, known)
+        return found
+    table = np.zeros(span, dtype=bool)
+    for start in range(0, len(known), _CHUNK):
+        table[known[start : start + _CHUNK] - low] = True
+    found = np.zeros(len(values), dtype=bool)
+    for start in range(0, len(values), _CHUNK):
+        part = values[start : start + _CHUNK]
+        inside = (part >= low) & (part <= high)
+        found[start : start + _CHUNK][inside] = table[part[inside] - low]
+    return found
 
 
 def _suspect(delta: ComponentDelta, fresh: LiveBlocks) -> LeakSuspect:

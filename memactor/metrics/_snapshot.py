@@ -15,12 +15,24 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, Literal, TypeVar
+from typing import Any, BinaryIO, Final, Literal, TypeVar
 
 import numpy as np
 
 from ..codec import DEFAULT_LIMITS as DEFAULT_LIMITS
-from ..codec import CodecError, DecodeLimits, decode, decode_json, encode, frame, read, write
+from ..codec import (
+    CodecError,
+    DecodeLimits,
+    decode,
+    decode_buffer,
+    decode_json,
+    encode,
+    frame,
+    is_partial,
+    read_file,
+    save_atomically,
+    write,
+)
 from ._blocks import LiveBlock, LiveBlocks, read_column
 from ._series import SeriesView
 from ._stats import ComponentStats, DeviceStats, LedgerStats, OwnerStats
@@ -90,23 +102,23 @@ class Snapshot:
         """Write the snapshot to *path* and return it as a :class:`Path`.
 
         The format comes from *format*, else the suffix (``.json`` is JSON, anything else
-        msgpack). The file is written to a temporary name beside *path* and renamed, so a
-        crash never leaves a half-written snapshot under the real name.
+        msgpack). The file is written to a new temporary file beside *path*
+        (``.NAME.XXXXXXXX.partial``, created exclusively, never through a symlink),
+        synced, renamed over *path* and the directory synced, so a crash never leaves a
+        half-written snapshot under the real name and two savers never collide; a save
+        killed midway can leave its ``.partial`` file, which :meth:`load` refuses.
+        Raises :class:`OSError` as writing raises it; *path* is then as it was.
         """
         target = Path(path)
         chosen = format or ("json" if target.suffix.lower() == ".json" else "msgpack")
-        partial = target.with_name(f".{target.name}.partial")
-        try:
-            with partial.open("wb") as file:
-                if chosen == "json":
-                    file.write(self.to_json().encode())
-                else:
-                    write(file, SNAPSHOT_TYPE, self._body(binary=True))
-            partial.replace(target)
-        except BaseException:
-            partial.unlink(missing_ok=True)
-            raise
-        return target
+
+        def write_to(file: BinaryIO) -> None:
+            if chosen == "json":
+                file.write(self.to_json().encode())
+            else:
+                write(file, SNAPSHOT_TYPE, self._body(binary=True))
+
+        return save_atomically(target, write_to)
 
     @classmethod
     def load(
@@ -114,22 +126,23 @@ class Snapshot:
     ) -> Snapshot:
         """Read a snapshot written by :meth:`save`, in either format.
 
-        Raises :class:`CodecError` naming the file when it is damaged, truncated, not a
-        memactor snapshot or from another schema version; :class:`OSError` as usual when
-        it cannot be read at all.
+        At most ``limits.max_bytes`` are read, whatever the file's size says, and only
+        from a regular file; JSON is held to the same *limits* as msgpack. Raises
+        :class:`CodecError` naming the file when it is damaged, truncated, not a memactor
+        snapshot, from another schema version, over a limit, not a regular file (a FIFO,
+        a device) or a save's unfinished ``.NAME.*.partial`` file; :class:`OSError` as
+        usual when it cannot be read at all (:class:`IsADirectoryError` for a directory).
         """
         source = Path(path)
-        size = source.stat().st_size
-        if size > limits.max_bytes:
-            raise CodecError(f"{source}: {size} bytes is over the limit of {limits.max_bytes}")
         try:
-            with source.open("rb") as file:
-                # msgpack maps start with a byte in 0x80-0x8f or 0xde-0xdf; JSON with text.
-                if file.read(64).lstrip(b"\xef\xbb\xbf \t\r\n")[:1] in (b"{", b"["):
-                    file.seek(0)
-                    return cls.from_dict(decode_json(file.read(), SNAPSHOT_TYPE))
-                file.seek(0)
-                return cls.from_dict(read(file, SNAPSHOT_TYPE, limits=limits))
+            if is_partial(source):
+                raise CodecError("an unfinished save's temporary file, not a snapshot")
+            data = read_file(source, limits=limits)
+            # msgpack maps start with a byte in 0x80-0x8f or 0xde-0xdf; JSON with text.
+            if bytes(data[:64]).lstrip(b"\xef\xbb\xbf \t\r\n")[:1] in (b"{", b"["):
+                return cls.from_dict(decode_json(data.tobytes(), SNAPSHOT_TYPE, limits=limits))
+            # The block columns stay views of *data*: the file's bytes are held once.
+            return cls.from_dict(decode_buffer(data, SNAPSHOT_TYPE, limits=limits))
         except CodecError as exc:
             raise CodecError(f"{source}: {exc}") from None
 

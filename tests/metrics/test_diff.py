@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from unittest import mock
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from memactor.events import EventKind, MemoryEvent
-from memactor.metrics import Change, Ledger, Snapshot, diff
+from memactor.metrics import Change, Ledger, LiveBlocks, Snapshot, diff
+from memactor.metrics import _diff as diff_module
+from memactor.metrics._diff import _not_in
 
 ALLOC, FREE, ACQUIRE, RELEASE = (
     EventKind.ALLOC,
@@ -124,3 +129,38 @@ def test_diff_of_loaded_snapshots_equals_diff_of_live_ones(ledger: Ledger, tmp_p
     after = ledger.snapshot("a")
     loaded = [Snapshot.load(s.save(tmp_path / f"{s.label}.json")) for s in (before, after)]
     assert diff(*loaded) == diff(before, after)
+
+
+_ACCOUNTS = (("a", "cpu"), ("b", "cpu"), ("a", "cuda:0"))
+
+
+@st.composite
+def live_blocks(draw: st.DrawFn) -> LiveBlocks:
+    """Blocks over three accounts, grouped by account or shuffled, with dense or sparse ids."""
+    ids = st.integers(0, 40) | st.integers(-(2**63), 2**63 - 1)
+    rows = draw(st.lists(st.tuples(st.integers(0, 2), ids), max_size=30))
+    if draw(st.booleans()):
+        rows.sort(key=lambda row: row[0])
+    return LiveBlocks.from_columns(
+        _ACCOUNTS,
+        (),
+        {
+            "account": [account for account, _ in rows],
+            "block": [block for _, block in rows],
+            "size": [1] * len(rows),
+            "owner": [-1] * len(rows),
+            "allocated_ns": [0] * len(rows),
+        },
+    )
+
+
+@given(live_blocks(), live_blocks())
+def test_new_blocks_are_those_whose_account_and_id_are_not_before(
+    before: LiveBlocks, after: LiveBlocks
+) -> None:
+    # The chunked id table, the slices of grouped rows and the fallbacks agree with sets.
+    seen = {(b.component, b.device, b.block) for b in before}
+    expected = [b for b in after if (b.component, b.device, b.block) not in seen]
+    assert list(after.select(_not_in(after, before))) == expected
+    with mock.patch.object(diff_module, "_CHUNK", 4):  # columns of many chunks
+        assert list(after.select(_not_in(after, before))) == expected
