@@ -16,12 +16,12 @@ half a baseline.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, BinaryIO, Final
 
+from ..codec import save_atomically
 from ..events import format_size, parse_size
 from ..metrics import Snapshot, render_table
 
@@ -125,18 +125,18 @@ def load_baseline(path: Path) -> dict[str, Peaks]:
 
 
 def save_baseline(path: Path, entries: dict[str, Peaks]) -> None:
-    """Write *entries* to *path* atomically (a temporary file beside it, then a rename)."""
+    """Write *entries* to *path* atomically: an exclusive temporary file beside it, synced,
+    then renamed (see :func:`memactor.codec.save_atomically`)."""
     data = {
         "memactor_baseline": BASELINE_VERSION,
         "tests": {nodeid: entries[nodeid].to_json() for nodeid in sorted(entries)},
     }
-    partial = path.with_name(f".{path.name}.partial")
-    try:
-        partial.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-        os.replace(partial, path)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
+    text = (json.dumps(data, indent=2) + "\n").encode("utf-8")
+
+    def write(file: BinaryIO) -> None:
+        file.write(text)
+
+    save_atomically(path, write)
 
 
 def compare(before: Peaks, now: Peaks, tolerance: Tolerance) -> str | None:
