@@ -7,7 +7,7 @@ face of each is a frozen value from :mod:`._stats`.
 from __future__ import annotations
 
 from ._series import TimeSeries
-from ._stats import HISTOGRAM_BUCKETS, ComponentStats, DeviceStats, OwnerStats
+from ._stats import HISTOGRAM_BUCKETS, ComponentStats, DeviceStats, OwnerStats, component_stats
 
 # A live block is one int in ``Account.blocks[block]``, packed to keep a million live
 # blocks small and every update a few integer operations:
@@ -172,25 +172,25 @@ class Account:
         self.anomalies[kind] = self.anomalies.get(kind, 0) + 1
 
     def freeze(self) -> ComponentStats:
-        return ComponentStats(
-            component=self.component,
-            device=self.device,
-            bytes_reserved=self.reserved,
-            bytes_in_use=self.in_use,
-            peak_bytes_reserved=self.peak_reserved,
-            peak_bytes_in_use=self.peak_in_use,
-            live_blocks=len(self.blocks),
-            allocations=self.allocations,
-            frees=self.frees,
-            acquires=self.acquires,
-            releases=self.releases,
-            resizes=self.resizes,
-            transfers=self.transfers,
-            bytes_allocated=self.bytes_allocated,
-            bytes_transferred=self.bytes_transferred,
-            size_histogram=tuple(self.histogram),
-            lifetimes=self.lifetimes,
-            lifetime_total_ns=self.lifetime_total_ns,
-            lifetime_max_ns=self.lifetime_max_ns,
-            anomalies=tuple(sorted(self.anomalies.items())) if self.anomalies else (),
+        return component_stats(
+            self.component,
+            self.device,
+            self.reserved,
+            self.in_use,
+            self.peak_reserved,
+            self.peak_in_use,
+            len(self.blocks),
+            self.allocations,
+            self.frees,
+            self.acquires,
+            self.releases,
+            self.resizes,
+            self.transfers,
+            self.bytes_allocated,
+            self.bytes_transferred,
+            tuple(self.histogram),
+            self.lifetimes,
+            self.lifetime_total_ns,
+            self.lifetime_max_ns,
+            tuple(sorted(self.anomalies.items())) if self.anomalies else (),
         )
