@@ -6,8 +6,13 @@ face of each is a frozen value from :mod:`._stats`.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ._series import TimeSeries
 from ._stats import HISTOGRAM_BUCKETS, ComponentStats, DeviceStats, OwnerStats, component_stats
+
+if TYPE_CHECKING:
+    from ._rows import _Chunk
 
 # A live block is one int in ``Account.blocks[block]``, packed to keep a million live
 # blocks small and every update a few integer operations:
@@ -91,6 +96,8 @@ class Account:
         "reserved",
         "resizes",
         "retired",
+        "row_chunk",
+        "row_index",
         "sampled",
         "sampled_in_use",
         "sampled_ns",
@@ -135,6 +142,10 @@ class Account:
         self.sampled_in_use = 0
         self.sampled_ns = 0
         self.retired = component == RETIRED
+        # Where the ledger's sorted rows keep this account's row (see ``SortedRows``): the
+        # chunk, and the position in it when last seen (rows may have come before it since).
+        self.row_chunk: _Chunk | None = None
+        self.row_index = 0
 
     def fold_into(self, retired: Account) -> None:
         """Add this account's counters into *retired*, the summary of retired accounts.

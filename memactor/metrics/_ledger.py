@@ -18,7 +18,6 @@ bounded ledger.
 from __future__ import annotations
 
 import time
-from bisect import bisect_left
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from operator import index as as_int
@@ -42,6 +41,7 @@ from ._accounts import (
 )
 from ._blocks import LiveBlocks
 from ._owners import DEFAULT_OWNER_LIMIT, OwnerTable
+from ._rows import ComponentRows, SortedRows
 from ._series import DEFAULT_CAPACITY, SampleTimes, SeriesView, TimeSeries
 from ._snapshot import TOTAL, ComponentSeries, Snapshot
 from ._stats import ComponentStats, DeviceStats, LedgerStats, OwnerStats
@@ -115,10 +115,8 @@ class Ledger:
         self._dirty: set[Account] = set()
         self._unsampled: set[Account] = set()
         # The frozen rows of every account and retired row, sorted by (component,
-        # device), with their keys beside them, and the sums over them.
-        self._keys: list[tuple[str, str]] = []
-        self._rows: list[ComponentStats] = []
-        self._components: tuple[ComponentStats, ...] | None = ()
+        # device), and the sums over them.
+        self._rows = SortedRows()
         self._live_blocks = 0
         self._anomalies = 0
         # Accounts in the order they last changed (oldest first), for retirement; and in
@@ -536,30 +534,23 @@ class Ledger:
         account.fold_into(retired)
         self._dirty.add(retired)
         if account.frozen is not None:
-            position = bisect_left(self._keys, key)
-            del self._keys[position]
-            del self._rows[position]
+            self._rows.remove(account)
             self._anomalies -= account.frozen.anomaly_count
-            self._components = None
 
     def _refresh(self) -> None:
         """Freeze the accounts that changed again and put them into the sorted rows."""
         dirty = self._dirty
         if not dirty:
             return
-        keys, rows = self._keys, self._rows
+        put = self._rows.put
         for account in dirty:
             stats = account.freeze()
-            key = (account.component, account.device)
-            position = bisect_left(keys, key)
+            put(account, stats)
             before = account.frozen
             if before is None:
-                keys.insert(position, key)
-                rows.insert(position, stats)
                 self._live_blocks += stats.live_blocks
                 self._anomalies += stats.anomaly_count
             else:
-                rows[position] = stats
                 self._live_blocks += stats.live_blocks - before.live_blocks
                 self._anomalies += stats.anomaly_count - before.anomaly_count
             account.frozen = stats
@@ -568,7 +559,6 @@ class Ledger:
                 if account.resizes or account.histogram[0]:
                     self._zero_suspects.add(account)
         dirty.clear()
-        self._components = None
 
     def _pinned_owners(self) -> set[int]:
         """Owner indexes that zero-byte lent blocks carry: their owners hold 0 bytes but
@@ -622,16 +612,16 @@ class Ledger:
             malformed=self._malformed,
         )
 
-    def components(self) -> tuple[ComponentStats, ...]:
+    def components(self) -> ComponentRows:
         """Every component's statistics, sorted by component then device.
 
         Retired components are summed in a ``"(retired)"`` row per device (see the class
-        docstring), so the rows still add up to the totals.
+        docstring), so the rows still add up to the totals. The rows are an immutable
+        sequence that behaves as (and compares equal to) the tuple of them; it shares
+        the rows that did not change with the last one returned, so it costs what changed.
         """
         self._refresh()
-        if self._components is None:
-            self._components = tuple(self._rows)
-        return self._components
+        return self._rows.view()
 
     def component(self, component: str, device: str = "cpu") -> ComponentStats:
         """One component's statistics on *device* (``"(retired)"``: the retired row).
