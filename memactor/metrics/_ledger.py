@@ -468,14 +468,21 @@ class Ledger:
         number = times.count
         times.append(now)
         idle, behind = self._idle, self._behind
+        between = times.between
         for account in self._unsampled:
             series = account.series
             if series is None:
                 series = account.series = TimeSeries(self._series_capacity)
-                account.sampled = number
+                series.append(now, account.reserved, account.in_use)
             else:
-                self._catch_up(account, number)
-            series.append(now, account.reserved, account.in_use)
+                series.extend_then_append(
+                    between(account.sampled, number),
+                    account.sampled_reserved,
+                    account.sampled_in_use,
+                    now,
+                    account.reserved,
+                    account.in_use,
+                )
             account.sampled = number + 1
             account.sampled_reserved = account.reserved
             account.sampled_in_use = account.in_use
