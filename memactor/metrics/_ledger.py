@@ -55,6 +55,8 @@ _TRANSFER = int(EventKind.TRANSFER)
 
 
 _UNSET = object()
+_NO_BLOCKS = LiveBlocks.empty()
+"""The live blocks of a view without them: read-only, so every such view shares one."""
 _NO_ACCOUNT = Account("(none)", "cpu", DeviceAccount("cpu"))
 
 DEFAULT_RETIRE_AFTER_NS = 60 * 10**9
@@ -556,10 +558,12 @@ class Ledger:
             before = account.frozen
             if before is None:
                 self._live_blocks += stats.live_blocks
-                self._anomalies += stats.anomaly_count
+                if stats.anomalies:
+                    self._anomalies += stats.anomaly_count
             else:
                 self._live_blocks += stats.live_blocks - before.live_blocks
-                self._anomalies += stats.anomaly_count - before.anomaly_count
+                if stats.anomalies:  # anomalies are only ever added
+                    self._anomalies += stats.anomaly_count - before.anomaly_count
             account.frozen = stats
             if not account.retired:
                 self._unsampled.add(account)
@@ -702,7 +706,7 @@ class Ledger:
                     self._catch_up(account, upto)
                     all_series.append(ComponentSeries(*key, account.series.view()))
             all_series.append(ComponentSeries(TOTAL, "*", self._total_series.view()))
-        live = LiveBlocks.empty()
+        live = _NO_BLOCKS
         if blocks:
             accounts = [self._accounts[key] for key in sorted(self._accounts)]
             live = LiveBlocks.collect(accounts, self._holders)
