@@ -30,7 +30,21 @@ NO_OWNER = ~OWNER_FIELD
 NO_SIZE = ~SIZE_MASK
 
 RECENT_FREES = 4096
-"""How many freed block ids an account remembers, to tell a double free from a stranger."""
+"""How many freed block ids an account remembers per generation (it keeps two), to tell
+a double free from a stranger, while the ledger has few accounts."""
+RECENT_FREES_BUDGET = 1 << 18
+"""How many freed block ids one generation may hold over all of a ledger's accounts: with
+more than ``RECENT_FREES_BUDGET // RECENT_FREES`` accounts, each remembers fewer."""
+MIN_RECENT_FREES = 64
+"""The fewest freed block ids an account remembers per generation, however many there are."""
+
+
+def recent_frees_limit(accounts: int) -> int:
+    """How many freed ids each of *accounts* accounts remembers per generation: the
+    budget shared out, rounded down to a power of two, within the bounds above."""
+    share = RECENT_FREES_BUDGET // max(accounts, 1)
+    return max(MIN_RECENT_FREES, min(RECENT_FREES, 1 << (share.bit_length() - 1) if share else 0))
+
 
 RETIRED = "(retired)"
 """The component name of the row that sums every retired component of a device."""
@@ -81,6 +95,7 @@ class Account:
         "component",
         "device",
         "device_account",
+        "free_limit",
         "freed",
         "freed_before",
         "frees",
@@ -129,7 +144,9 @@ class Account:
         self.lifetime_max_ns = 0
         self.anomalies: dict[str, int] = {}
         # Two generations of recently freed ids: bounded memory, and a double free is
-        # recognised if it comes within the last RECENT_FREES..2*RECENT_FREES frees.
+        # recognised if it comes within the last free_limit..2*free_limit frees. The
+        # ledger lowers free_limit as accounts multiply (see ``recent_frees_limit``).
+        self.free_limit = RECENT_FREES
         self.freed: set[int] = set()
         self.freed_before: set[int] = set()
         # Kept by the ledger between ticks: the last frozen statistics, the series, how
@@ -175,6 +192,15 @@ class Account:
         """Start a new generation of remembered frees, dropping the oldest one."""
         self.freed_before = self.freed
         self.freed = set()
+
+    def limit_frees(self, limit: int) -> None:
+        """Remember at most *limit* freed ids per generation from now on; a generation
+        already larger than that is forgotten (its ids count as strangers if freed again)."""
+        self.free_limit = limit
+        if len(self.freed_before) > limit:
+            self.freed_before = set()
+        if len(self.freed) > limit:
+            self.freed = set()
 
     def was_freed(self, block: int) -> bool:
         return block in self.freed or block in self.freed_before

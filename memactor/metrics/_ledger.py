@@ -31,13 +31,13 @@ from ._accounts import (
     OWNER_FIELD,
     OWNER_MASK,
     OWNER_SHIFT,
-    RECENT_FREES,
     RETIRED,
     SIZE_MASK,
     TIME_SHIFT,
     Account,
     DeviceAccount,
     OwnerAccount,
+    recent_frees_limit,
 )
 from ._blocks import LiveBlocks
 from ._owners import DEFAULT_OWNER_LIMIT, OwnerTable
@@ -125,6 +125,9 @@ class Ledger:
         # the order their series were last caught up, so none lags past the window.
         self._idle: OrderedDict[Account, None] = OrderedDict()
         self._behind: OrderedDict[Account, None] = OrderedDict()
+        # How many freed ids each account remembers per generation: shared out of one
+        # budget, so they stop growing with the number of accounts.
+        self._free_limit = recent_frees_limit(0)
         # Accounts that might hold a zero-byte block: it pins its owner's index.
         self._zero_suspects: set[Account] = set()
         self._transfers: dict[tuple[str, str], list[int]] = {}
@@ -335,7 +338,7 @@ class Ledger:
                     account.lifetimes += 1
                     freed = account.freed
                     freed.add(block)
-                    if len(freed) >= RECENT_FREES:
+                    if len(freed) >= account.free_limit:
                         account.forget_old_frees()
 
                 elif kind == _RESIZE:
@@ -435,6 +438,7 @@ class Ledger:
         if device_account is None:
             device_account = self._devices[device] = DeviceAccount(device)
         account = self._accounts[(component, device)] = Account(component, device, device_account)
+        account.free_limit = self._free_limit
         return account
 
     def _open_owner(self, owner: object) -> OwnerAccount:
@@ -505,8 +509,27 @@ class Ledger:
             behind.move_to_end(account)
         if self._retire_after_ns is not None:
             self._retire_idle(now - self._retire_after_ns)
+        self._share_recent_frees()
         if self._owner_table.due():
             self._owner_table.fold(self._pinned_owners())
+
+    def _share_recent_frees(self) -> None:
+        """Share the remembered frees out again when the accounts outgrew their share
+        (or shrank to a quarter of the number it was set for).
+
+        The ids remembered then stay within ``2 * RECENT_FREES_BUDGET`` over the ledger
+        (two generations), or ``2 * MIN_RECENT_FREES`` per account beyond
+        ``RECENT_FREES_BUDGET // MIN_RECENT_FREES`` accounts. The trade-off: with many
+        accounts, a double free is told from a stranger only within fewer frees of the
+        first, and a pass that lowers the share forgets the generations above it. The
+        pass over every account comes once per doubling of their number (or fall to a
+        quarter), and costs apply nothing: a FREE compares with the account's own limit.
+        """
+        limit = recent_frees_limit(len(self._accounts))
+        if limit < self._free_limit or limit >= 4 * self._free_limit:
+            self._free_limit = limit
+            for account in self._accounts.values():
+                account.limit_frees(limit)
 
     def _catch_up(self, account: Account, upto: int) -> None:
         """Fill *account*'s series in with its unchanged bytes up to sample *upto*."""

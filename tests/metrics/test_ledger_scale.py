@@ -19,7 +19,14 @@ from hypothesis import strategies as st
 
 from memactor.events import EventKind, MemoryEvent
 from memactor.metrics import TOTAL, ComponentStats, Ledger, TimeSeries
-from memactor.metrics._accounts import Account, DeviceAccount
+from memactor.metrics._accounts import (
+    MIN_RECENT_FREES,
+    RECENT_FREES,
+    RECENT_FREES_BUDGET,
+    Account,
+    DeviceAccount,
+    recent_frees_limit,
+)
 from memactor.metrics._rows import CHUNK_ROWS, ComponentRows, SortedRows
 
 ALLOC, FREE, RESIZE = EventKind.ALLOC, EventKind.FREE, EventKind.RESIZE
@@ -430,3 +437,46 @@ def test_sorted_rows_match_a_sorted_table_through_inserts_changes_and_removals(
 def rows_of(account: Account) -> int:
     assert account.row_chunk is not None
     return account.row_chunk.rows[account.row_chunk.position(account)].bytes_reserved
+
+
+# -- remembered frees ----------------------------------------------------------------------
+
+
+def test_the_remembered_frees_are_shared_out_of_one_budget() -> None:
+    assert recent_frees_limit(0) == recent_frees_limit(1) == RECENT_FREES
+    assert recent_frees_limit(RECENT_FREES_BUDGET // RECENT_FREES) == RECENT_FREES
+    assert recent_frees_limit(RECENT_FREES_BUDGET // RECENT_FREES + 1) == RECENT_FREES // 2
+    assert recent_frees_limit(RECENT_FREES_BUDGET // 100) == 64
+    assert recent_frees_limit(10**9) == MIN_RECENT_FREES
+    for accounts in range(1, 20_000, 97):
+        limit = recent_frees_limit(accounts)
+        assert limit & (limit - 1) == 0  # a power of two
+        assert limit * accounts <= RECENT_FREES_BUDGET or limit == MIN_RECENT_FREES
+
+
+def test_many_accounts_each_remember_fewer_frees_and_the_total_stays_bounded() -> None:
+    clock = FakeClock()
+    ledger = Ledger(clock=clock, retire_after_ns=SECOND)
+    ledger.apply([ev(ALLOC, "busy", b, 8) for b in range(1001)])  # 1000 stays: never retires
+    ledger.apply([ev(FREE, "busy", b, 8) for b in range(1000)])
+    busy = ledger._accounts["busy", "cpu"]
+    assert len(busy.freed) == 1000  # one generation of up to RECENT_FREES
+    many = RECENT_FREES_BUDGET // MIN_RECENT_FREES + 1
+    ledger.apply([ev(ALLOC, f"c{n}", 1, 8) for n in range(many)])
+    ledger.sample()
+    assert busy.free_limit == MIN_RECENT_FREES
+    assert len(busy.freed) + len(busy.freed_before) == 0  # over the new share: forgotten
+    ledger.apply([ev(FREE, "busy", 999, 8)])
+    assert ledger.component("busy").anomalies == (("unknown_block", 1),)
+    ledger.apply([ev(ALLOC, "busy", b, 8) for b in range(2000, 2200)])
+    ledger.apply([ev(FREE, "busy", b, 8) for b in range(2000, 2200)])
+    ledger.apply([ev(FREE, "busy", 2199, 8), ev(FREE, "busy", 2000, 8)])
+    assert ledger.component("busy").anomalies == (("double_free", 1), ("unknown_block", 2))
+    remembered = sum(len(a.freed) + len(a.freed_before) for a in ledger._accounts.values())
+    assert remembered <= 2 * MIN_RECENT_FREES * len(ledger._accounts)
+    ledger.apply([ev(FREE, f"c{n}", 1, 8) for n in range(many)])
+    ledger.sample()
+    clock.now_ns += 2 * SECOND
+    ledger.sample()  # all but "busy" retire: the whole budget is shared again
+    assert list(ledger._accounts) == [("busy", "cpu")]
+    assert busy.free_limit == RECENT_FREES
