@@ -136,12 +136,16 @@ def test_views_compare_by_content_and_are_not_hashable() -> None:
         hash(empty)
 
 
+runs_of_samples = st.lists(
+    st.tuples(st.integers(0, 70), st.integers(0, 2**40), st.integers(0, 2**40)), max_size=12
+)
+"""Runs of samples of equal bytes: (how many, reserved, in use)."""
+
+
 @settings(max_examples=80)
 @given(
     capacity=st.sampled_from([2, 4, 6, 8, 32]),
-    runs=st.lists(
-        st.tuples(st.integers(0, 70), st.integers(0, 2**40), st.integers(0, 2**40)), max_size=12
-    ),
+    runs=runs_of_samples,
 )
 def test_extend_gives_the_points_of_one_append_per_sample(
     capacity: int, runs: list[tuple[int, int, int]]
@@ -161,9 +165,7 @@ def test_extend_gives_the_points_of_one_append_per_sample(
 @settings(max_examples=80)
 @given(
     capacity=st.sampled_from([2, 4, 6, 8, 32, 512]),
-    runs=st.lists(
-        st.tuples(st.integers(0, 70), st.integers(0, 2**40), st.integers(0, 2**40)), max_size=12
-    ),
+    runs=runs_of_samples,
 )
 def test_extend_then_append_gives_the_points_of_the_two_calls(
     capacity: int, runs: list[tuple[int, int, int]]
