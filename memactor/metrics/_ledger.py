@@ -83,6 +83,11 @@ class Ledger:
     sample times are remembered to catch idle series up with (a tuning knob; the default
     suits every rate).
 
+    To tell a double free from a free of an unknown block, each account remembers the
+    ids it freed last, in two generations of up to ``RECENT_FREES`` (4,096) ids; with
+    more than 64 accounts they share one budget of ``RECENT_FREES_BUDGET`` ids per
+    generation, down to 64 each (see ``_share_recent_frees``).
+
     The ledger is not thread-safe; it belongs to one task (the metrics actor).
     """
 
