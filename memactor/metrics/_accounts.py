@@ -6,8 +6,13 @@ face of each is a frozen value from :mod:`._stats`.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ._series import TimeSeries
-from ._stats import HISTOGRAM_BUCKETS, ComponentStats, DeviceStats, OwnerStats
+from ._stats import HISTOGRAM_BUCKETS, ComponentStats, DeviceStats, OwnerStats, component_stats
+
+if TYPE_CHECKING:
+    from ._rows import _Chunk
 
 # A live block is one int in ``Account.blocks[block]``, packed to keep a million live
 # blocks small and every update a few integer operations:
@@ -25,7 +30,21 @@ NO_OWNER = ~OWNER_FIELD
 NO_SIZE = ~SIZE_MASK
 
 RECENT_FREES = 4096
-"""How many freed block ids an account remembers, to tell a double free from a stranger."""
+"""How many freed block ids an account remembers per generation (it keeps two), to tell
+a double free from a stranger, while the ledger has few accounts."""
+RECENT_FREES_BUDGET = 1 << 18
+"""How many freed block ids one generation may hold over all of a ledger's accounts: with
+more than ``RECENT_FREES_BUDGET // RECENT_FREES`` accounts, each remembers fewer."""
+MIN_RECENT_FREES = 64
+"""The fewest freed block ids an account remembers per generation, however many there are."""
+
+
+def recent_frees_limit(accounts: int) -> int:
+    """How many freed ids each of *accounts* accounts remembers per generation: the
+    budget shared out, rounded down to a power of two, within the bounds above."""
+    share = RECENT_FREES_BUDGET // max(accounts, 1)
+    return max(MIN_RECENT_FREES, min(RECENT_FREES, 1 << (share.bit_length() - 1) if share else 0))
+
 
 RETIRED = "(retired)"
 """The component name of the row that sums every retired component of a device."""
@@ -76,6 +95,7 @@ class Account:
         "component",
         "device",
         "device_account",
+        "free_limit",
         "freed",
         "freed_before",
         "frees",
@@ -91,6 +111,8 @@ class Account:
         "reserved",
         "resizes",
         "retired",
+        "row_chunk",
+        "row_index",
         "sampled",
         "sampled_in_use",
         "sampled_ns",
@@ -122,7 +144,9 @@ class Account:
         self.lifetime_max_ns = 0
         self.anomalies: dict[str, int] = {}
         # Two generations of recently freed ids: bounded memory, and a double free is
-        # recognised if it comes within the last RECENT_FREES..2*RECENT_FREES frees.
+        # recognised if it comes within the last free_limit..2*free_limit frees. The
+        # ledger lowers free_limit as accounts multiply (see ``recent_frees_limit``).
+        self.free_limit = RECENT_FREES
         self.freed: set[int] = set()
         self.freed_before: set[int] = set()
         # Kept by the ledger between ticks: the last frozen statistics, the series, how
@@ -135,6 +159,10 @@ class Account:
         self.sampled_in_use = 0
         self.sampled_ns = 0
         self.retired = component == RETIRED
+        # Where the ledger's sorted rows keep this account's row (see ``SortedRows``): the
+        # chunk, and the position in it when last seen (rows may have come before it since).
+        self.row_chunk: _Chunk | None = None
+        self.row_index = 0
 
     def fold_into(self, retired: Account) -> None:
         """Add this account's counters into *retired*, the summary of retired accounts.
@@ -165,6 +193,15 @@ class Account:
         self.freed_before = self.freed
         self.freed = set()
 
+    def limit_frees(self, limit: int) -> None:
+        """Remember at most *limit* freed ids per generation from now on; a generation
+        already larger than that is forgotten (its ids count as strangers if freed again)."""
+        self.free_limit = limit
+        if len(self.freed_before) > limit:
+            self.freed_before = set()
+        if len(self.freed) > limit:
+            self.freed = set()
+
     def was_freed(self, block: int) -> bool:
         return block in self.freed or block in self.freed_before
 
@@ -172,25 +209,25 @@ class Account:
         self.anomalies[kind] = self.anomalies.get(kind, 0) + 1
 
     def freeze(self) -> ComponentStats:
-        return ComponentStats(
-            component=self.component,
-            device=self.device,
-            bytes_reserved=self.reserved,
-            bytes_in_use=self.in_use,
-            peak_bytes_reserved=self.peak_reserved,
-            peak_bytes_in_use=self.peak_in_use,
-            live_blocks=len(self.blocks),
-            allocations=self.allocations,
-            frees=self.frees,
-            acquires=self.acquires,
-            releases=self.releases,
-            resizes=self.resizes,
-            transfers=self.transfers,
-            bytes_allocated=self.bytes_allocated,
-            bytes_transferred=self.bytes_transferred,
-            size_histogram=tuple(self.histogram),
-            lifetimes=self.lifetimes,
-            lifetime_total_ns=self.lifetime_total_ns,
-            lifetime_max_ns=self.lifetime_max_ns,
-            anomalies=tuple(sorted(self.anomalies.items())) if self.anomalies else (),
+        return component_stats(
+            self.component,
+            self.device,
+            self.reserved,
+            self.in_use,
+            self.peak_reserved,
+            self.peak_in_use,
+            len(self.blocks),
+            self.allocations,
+            self.frees,
+            self.acquires,
+            self.releases,
+            self.resizes,
+            self.transfers,
+            self.bytes_allocated,
+            self.bytes_transferred,
+            tuple(self.histogram),
+            self.lifetimes,
+            self.lifetime_total_ns,
+            self.lifetime_max_ns,
+            tuple(sorted(self.anomalies.items())) if self.anomalies else (),
         )

@@ -18,7 +18,6 @@ bounded ledger.
 from __future__ import annotations
 
 import time
-from bisect import bisect_left
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from operator import index as as_int
@@ -32,16 +31,17 @@ from ._accounts import (
     OWNER_FIELD,
     OWNER_MASK,
     OWNER_SHIFT,
-    RECENT_FREES,
     RETIRED,
     SIZE_MASK,
     TIME_SHIFT,
     Account,
     DeviceAccount,
     OwnerAccount,
+    recent_frees_limit,
 )
 from ._blocks import LiveBlocks
 from ._owners import DEFAULT_OWNER_LIMIT, OwnerTable
+from ._rows import ComponentRows, SortedRows
 from ._series import DEFAULT_CAPACITY, SampleTimes, SeriesView, TimeSeries
 from ._snapshot import TOTAL, ComponentSeries, Snapshot
 from ._stats import ComponentStats, DeviceStats, LedgerStats, OwnerStats
@@ -55,6 +55,8 @@ _TRANSFER = int(EventKind.TRANSFER)
 
 
 _UNSET = object()
+_NO_BLOCKS = LiveBlocks.empty()
+"""The live blocks of a view without them: read-only, so every such view shares one."""
 _NO_ACCOUNT = Account("(none)", "cpu", DeviceAccount("cpu"))
 
 DEFAULT_RETIRE_AFTER_NS = 60 * 10**9
@@ -80,6 +82,11 @@ class Ledger:
     owners beyond it that hold no bytes are forgotten. ``sample_window`` is how many
     sample times are remembered to catch idle series up with (a tuning knob; the default
     suits every rate).
+
+    To tell a double free from a free of an unknown block, each account remembers the
+    ids it freed last, in two generations of up to ``RECENT_FREES`` (4,096) ids; with
+    more than 64 accounts they share one budget of ``RECENT_FREES_BUDGET`` ids per
+    generation, down to 64 each (see ``_share_recent_frees``).
 
     The ledger is not thread-safe; it belongs to one task (the metrics actor).
     """
@@ -115,16 +122,17 @@ class Ledger:
         self._dirty: set[Account] = set()
         self._unsampled: set[Account] = set()
         # The frozen rows of every account and retired row, sorted by (component,
-        # device), with their keys beside them, and the sums over them.
-        self._keys: list[tuple[str, str]] = []
-        self._rows: list[ComponentStats] = []
-        self._components: tuple[ComponentStats, ...] | None = ()
+        # device), and the sums over them.
+        self._rows = SortedRows()
         self._live_blocks = 0
         self._anomalies = 0
         # Accounts in the order they last changed (oldest first), for retirement; and in
         # the order their series were last caught up, so none lags past the window.
         self._idle: OrderedDict[Account, None] = OrderedDict()
         self._behind: OrderedDict[Account, None] = OrderedDict()
+        # How many freed ids each account remembers per generation: shared out of one
+        # budget, so they stop growing with the number of accounts.
+        self._free_limit = recent_frees_limit(0)
         # Accounts that might hold a zero-byte block: it pins its owner's index.
         self._zero_suspects: set[Account] = set()
         self._transfers: dict[tuple[str, str], list[int]] = {}
@@ -338,7 +346,7 @@ class Ledger:
                     account.lifetimes += 1
                     freed = account.freed
                     freed.add(block)
-                    if len(freed) >= RECENT_FREES:
+                    if len(freed) >= account.free_limit:
                         account.forget_old_frees()
 
                 elif kind == _RESIZE:
@@ -438,6 +446,7 @@ class Ledger:
         if device_account is None:
             device_account = self._devices[device] = DeviceAccount(device)
         account = self._accounts[(component, device)] = Account(component, device, device_account)
+        account.free_limit = self._free_limit
         return account
 
     def _open_owner(self, owner: object) -> OwnerAccount:
@@ -481,14 +490,21 @@ class Ledger:
         number = times.count
         times.append(now)
         idle, behind = self._idle, self._behind
+        between = times.between
         for account in self._unsampled:
             series = account.series
             if series is None:
                 series = account.series = TimeSeries(self._series_capacity)
-                account.sampled = number
+                series.append(now, account.reserved, account.in_use)
             else:
-                self._catch_up(account, number)
-            series.append(now, account.reserved, account.in_use)
+                series.extend_then_append(
+                    between(account.sampled, number),
+                    account.sampled_reserved,
+                    account.sampled_in_use,
+                    now,
+                    account.reserved,
+                    account.in_use,
+                )
             account.sampled = number + 1
             account.sampled_reserved = account.reserved
             account.sampled_in_use = account.in_use
@@ -509,8 +525,27 @@ class Ledger:
             behind.move_to_end(account)
         if self._retire_after_ns is not None:
             self._retire_idle(now - self._retire_after_ns)
+        self._share_recent_frees()
         if self._owner_table.due():
             self._owner_table.fold(self._pinned_owners())
+
+    def _share_recent_frees(self) -> None:
+        """Share the remembered frees out again when the accounts outgrew their share
+        (or shrank to a quarter of the number it was set for).
+
+        The ids remembered then stay within ``2 * RECENT_FREES_BUDGET`` over the ledger
+        (two generations), or ``2 * MIN_RECENT_FREES`` per account beyond
+        ``RECENT_FREES_BUDGET // MIN_RECENT_FREES`` accounts. The trade-off: with many
+        accounts, a double free is told from a stranger only within fewer frees of the
+        first, and a pass that lowers the share forgets the generations above it. The
+        pass over every account comes once per doubling of their number (or fall to a
+        quarter), and costs apply nothing: a FREE compares with the account's own limit.
+        """
+        limit = recent_frees_limit(len(self._accounts))
+        if limit < self._free_limit or limit >= 4 * self._free_limit:
+            self._free_limit = limit
+            for account in self._accounts.values():
+                account.limit_frees(limit)
 
     def _catch_up(self, account: Account, upto: int) -> None:
         """Fill *account*'s series in with its unchanged bytes up to sample *upto*."""
@@ -547,39 +582,33 @@ class Ledger:
         account.fold_into(retired)
         self._dirty.add(retired)
         if account.frozen is not None:
-            position = bisect_left(self._keys, key)
-            del self._keys[position]
-            del self._rows[position]
+            self._rows.remove(account)
             self._anomalies -= account.frozen.anomaly_count
-            self._components = None
 
     def _refresh(self) -> None:
         """Freeze the accounts that changed again and put them into the sorted rows."""
         dirty = self._dirty
         if not dirty:
             return
-        keys, rows = self._keys, self._rows
+        put = self._rows.put
         for account in dirty:
             stats = account.freeze()
-            key = (account.component, account.device)
-            position = bisect_left(keys, key)
+            put(account, stats)
             before = account.frozen
             if before is None:
-                keys.insert(position, key)
-                rows.insert(position, stats)
                 self._live_blocks += stats.live_blocks
-                self._anomalies += stats.anomaly_count
+                if stats.anomalies:
+                    self._anomalies += stats.anomaly_count
             else:
-                rows[position] = stats
                 self._live_blocks += stats.live_blocks - before.live_blocks
-                self._anomalies += stats.anomaly_count - before.anomaly_count
+                if stats.anomalies:  # anomalies are only ever added
+                    self._anomalies += stats.anomaly_count - before.anomaly_count
             account.frozen = stats
             if not account.retired:
                 self._unsampled.add(account)
                 if account.resizes or account.histogram[0]:
                     self._zero_suspects.add(account)
         dirty.clear()
-        self._components = None
 
     def _pinned_owners(self) -> set[int]:
         """Owner indexes that zero-byte lent blocks carry: their owners hold 0 bytes but
@@ -636,16 +665,16 @@ class Ledger:
             longest_stall_task=self._longest_stall_task,
         )
 
-    def components(self) -> tuple[ComponentStats, ...]:
+    def components(self) -> ComponentRows:
         """Every component's statistics, sorted by component then device.
 
         Retired components are summed in a ``"(retired)"`` row per device (see the class
-        docstring), so the rows still add up to the totals.
+        docstring), so the rows still add up to the totals. The rows are an immutable
+        sequence that behaves as (and compares equal to) the tuple of them; it shares
+        the rows that did not change with the last one returned, so it costs what changed.
         """
         self._refresh()
-        if self._components is None:
-            self._components = tuple(self._rows)
-        return self._components
+        return self._rows.view()
 
     def component(self, component: str, device: str = "cpu") -> ComponentStats:
         """One component's statistics on *device* (``"(retired)"``: the retired row).
@@ -719,7 +748,7 @@ class Ledger:
                     self._catch_up(account, upto)
                     all_series.append(ComponentSeries(*key, account.series.view()))
             all_series.append(ComponentSeries(TOTAL, "*", self._total_series.view()))
-        live = LiveBlocks.empty()
+        live = _NO_BLOCKS
         if blocks:
             accounts = [self._accounts[key] for key in sorted(self._accounts)]
             live = LiveBlocks.collect(accounts, self._holders)

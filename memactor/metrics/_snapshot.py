@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Final, Literal, TypeVar
@@ -77,7 +77,9 @@ class Snapshot:
     monotonic_ns: int
     """The ledger's clock when the snapshot was taken; block ages count from here."""
     totals: LedgerStats
-    components: tuple[ComponentStats, ...]
+    components: Sequence[ComponentStats]
+    """Sorted by component then device: a tuple, or (from the ledger) an immutable
+    sequence that behaves as and compares equal to one (see ``Ledger.components``)."""
     owners: tuple[OwnerStats, ...]
     devices: tuple[DeviceStats, ...]
     transfers: tuple[tuple[str, str, int, int], ...]

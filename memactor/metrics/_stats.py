@@ -7,6 +7,7 @@ alive and never changes as more events arrive.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 HISTOGRAM_BUCKETS = 49
 """Size histogram buckets: bucket 0 holds zero-byte blocks, bucket ``i`` sizes in
@@ -79,6 +80,69 @@ class ComponentStats:
         """Share of lendings served from cache: acquires / (acquires + allocations)."""
         lendings = self.acquires + self.allocations
         return self.acquires / lendings if lendings else 0.0
+
+
+class _Unfrozen:
+    """:class:`ComponentStats`'s slots, in its order, but writable with a plain store.
+
+    A frozen dataclass's ``__init__`` sets each of its 20 fields through
+    ``object.__setattr__``; the ledger freezes an account at every change, so it writes
+    the fields of one of these instead and then makes it a ``ComponentStats`` by class
+    assignment, which CPython allows only between classes of the same slots (it raises
+    ``TypeError`` otherwise, so a field added to one and not the other cannot go unseen).
+    """
+
+    __slots__ = ComponentStats.__slots__
+
+
+def component_stats(
+    component: str,
+    device: str,
+    bytes_reserved: int,
+    bytes_in_use: int,
+    peak_bytes_reserved: int,
+    peak_bytes_in_use: int,
+    live_blocks: int,
+    allocations: int,
+    frees: int,
+    acquires: int,
+    releases: int,
+    resizes: int,
+    transfers: int,
+    bytes_allocated: int,
+    bytes_transferred: int,
+    size_histogram: tuple[int, ...],
+    lifetimes: int,
+    lifetime_total_ns: int,
+    lifetime_max_ns: int,
+    anomalies: tuple[tuple[str, int], ...],
+) -> ComponentStats:
+    """Return ``ComponentStats(...)`` of these fields (all of them, in order), at about a
+    fifth of the constructor's cost. For the ledger, which freezes at every tick."""
+    stats: Any = _Unfrozen()
+    stats.component = component
+    stats.device = device
+    stats.bytes_reserved = bytes_reserved
+    stats.bytes_in_use = bytes_in_use
+    stats.peak_bytes_reserved = peak_bytes_reserved
+    stats.peak_bytes_in_use = peak_bytes_in_use
+    stats.live_blocks = live_blocks
+    stats.allocations = allocations
+    stats.frees = frees
+    stats.acquires = acquires
+    stats.releases = releases
+    stats.resizes = resizes
+    stats.transfers = transfers
+    stats.bytes_allocated = bytes_allocated
+    stats.bytes_transferred = bytes_transferred
+    stats.size_histogram = size_histogram
+    stats.lifetimes = lifetimes
+    stats.lifetime_total_ns = lifetime_total_ns
+    stats.lifetime_max_ns = lifetime_max_ns
+    stats.anomalies = anomalies
+    stats.__class__ = ComponentStats
+    frozen: ComponentStats = stats
+    return frozen
 
 
 @dataclass(frozen=True, slots=True)

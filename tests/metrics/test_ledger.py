@@ -20,6 +20,7 @@ from memactor.metrics import (
     histogram_bucket_bounds,
 )
 from memactor.metrics._accounts import RECENT_FREES
+from memactor.metrics._stats import component_stats
 
 KiB = 1024
 
@@ -274,6 +275,22 @@ def test_a_free_stamped_before_its_alloc_adds_no_lifetime(ledger: Ledger) -> Non
     assert pool.lifetime_mean_ns == 0.0
     assert ComponentStats("x", "cpu").lifetime_mean_ns == 0.0
     assert ComponentStats("x", "cpu").hit_ratio == 0.0
+
+
+def test_the_ledgers_fast_constructor_builds_the_very_value_of_the_public_one() -> None:
+    fields = dataclasses.fields(ComponentStats)
+    values: list[Any] = ["pool", "cuda:0"]
+    values += [n * 1_000_003 for n in range(1, len(fields) - 3)]  # every count distinct
+    values[15:15] = [tuple(range(HISTOGRAM_BUCKETS))]
+    values.append((("double_free", 2), ("unknown_block", 1)))
+    assert [f.name for f in fields][15] == "size_histogram"
+    built = component_stats(*values)
+    assert type(built) is ComponentStats
+    assert built == ComponentStats(*values)
+    assert dataclasses.astuple(built) == tuple(values)
+    assert hash(built) == hash(ComponentStats(*values))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        built.bytes_in_use = 0  # type: ignore[misc]
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,10 @@ everything every time would.
 from __future__ import annotations
 
 import dataclasses
+import pickle
+import random
 from typing import Any
+from unittest import mock
 
 import pytest
 from hypothesis import given, settings
@@ -16,6 +19,15 @@ from hypothesis import strategies as st
 
 from memactor.events import EventKind, MemoryEvent
 from memactor.metrics import TOTAL, ComponentStats, Ledger, TimeSeries
+from memactor.metrics._accounts import (
+    MIN_RECENT_FREES,
+    RECENT_FREES,
+    RECENT_FREES_BUDGET,
+    Account,
+    DeviceAccount,
+    recent_frees_limit,
+)
+from memactor.metrics._rows import CHUNK_ROWS, ComponentRows, SortedRows
 
 ALLOC, FREE, RESIZE = EventKind.ALLOC, EventKind.FREE, EventKind.RESIZE
 ACQUIRE, RELEASE, TRANSFER = EventKind.ACQUIRE, EventKind.RELEASE, EventKind.TRANSFER
@@ -305,3 +317,166 @@ def test_sampling_what_changed_gives_the_series_of_sampling_everything(
             for component, device in reference.series:
                 expected = reference.series[component, device].view()
                 assert ledger.series(component, device) == expected
+
+
+# -- the rows of a view ------------------------------------------------------------------
+
+
+def stats(name: str, device: str = "cpu") -> ComponentStats:
+    return ComponentStats(name, device, bytes_reserved=len(name))
+
+
+def test_component_rows_behave_as_the_tuple_of_their_rows() -> None:
+    rows = tuple(stats(name) for name in "abcdefg")
+    chunked = ComponentRows._of_chunks((rows[:2], rows[2:3], rows[3:]), len(rows))
+    for sequence in (chunked, ComponentRows(rows)):
+        assert sequence == rows
+        assert rows == sequence
+        assert (sequence != rows) is False
+        assert hash(sequence) == hash(rows)
+        assert len(sequence) == 7
+        assert bool(sequence)
+        assert list(sequence) == list(rows)
+        assert [sequence[i] for i in range(-7, 7)] == [rows[i] for i in range(-7, 7)]
+        assert sequence[1:6:2] == rows[1:6:2]
+        assert isinstance(sequence[::-1], tuple)
+        assert list(reversed(sequence)) == list(reversed(rows))
+        assert rows[4] in sequence
+        assert stats("z") not in sequence
+        assert (sequence.index(rows[3]), sequence.count(rows[3])) == (3, 1)
+        assert pickle.loads(pickle.dumps(sequence)) == rows
+        assert repr(sequence) == f"ComponentRows({rows!r})"
+        assert sequence != rows[:-1]
+        assert sequence != list(rows)
+        with pytest.raises(IndexError, match=r"^ComponentRows index out of range$"):
+            sequence[7]
+        with pytest.raises(IndexError, match=r"^ComponentRows index out of range$"):
+            sequence[-8]
+    assert chunked == ComponentRows(rows)
+    assert chunked != ComponentRows(rows[1:])
+    assert ComponentRows() == ()
+    assert not ComponentRows()
+
+
+def test_a_view_shares_the_chunks_that_did_not_change_with_the_last_one() -> None:
+    ledger = Ledger(clock=FakeClock())
+    ledger.apply([ev(ALLOC, f"c{n:04d}", 1, 64) for n in range(4 * CHUNK_ROWS)])
+    before = ledger.components()
+    ledger.apply([ev(ALLOC, "c0100", 2, 64)])
+    after = ledger.components()
+    assert after is not before
+    assert len(after) == len(before) == 4 * CHUNK_ROWS
+    shared = [a is b for a, b in zip(after._chunks, before._chunks, strict=True)]
+    assert shared.count(False) == 1
+    assert after[100].live_blocks == 2
+    assert before[100].live_blocks == 1
+    assert ledger.components() is after  # nothing changed since
+
+
+row_steps = st.lists(
+    st.one_of(
+        st.tuples(st.just("alloc"), st.integers(0, 39), st.sampled_from(["cpu", "cuda:0"])),
+        st.tuples(st.just("free"), st.integers(0, 39), st.sampled_from(["cpu", "cuda:0"])),
+        st.tuples(st.just("sample"), st.integers(0, 3)),
+    ),
+    max_size=120,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(steps=row_steps, chunk_rows=st.sampled_from([1, 2, 3, 8]))
+def test_the_rows_stay_sorted_and_fresh_as_accounts_come_change_and_retire(
+    steps: list[Any], chunk_rows: int
+) -> None:
+    clock = FakeClock()
+    with mock.patch("memactor.metrics._rows.CHUNK_ROWS", chunk_rows):
+        ledger = Ledger(clock=clock, retire_after_ns=2 * SECOND)
+        views: list[tuple[ComponentRows, tuple[ComponentStats, ...]]] = []
+        for step in steps:
+            if step[0] == "sample":
+                clock.now_ns += step[1] * SECOND
+                ledger.sample()
+            else:
+                kind, number, device = step
+                ledger.apply(
+                    [ev(ALLOC if kind == "alloc" else FREE, f"c{number}", 1, device=device)]
+                )
+            rows = ledger.components()
+            keys = sorted([*ledger._accounts, *((RETIRED, d) for d in ledger._retired)])
+            assert rows == tuple(ledger.component(*key) for key in keys)
+            assert [rows[i] for i in range(len(rows))] == list(rows)
+            views.append((rows, tuple(rows)))
+        for view, copy in views:  # a view never changes once taken
+            assert view == copy
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_sorted_rows_match_a_sorted_table_through_inserts_changes_and_removals(
+    seed: int,
+) -> None:
+    rng = random.Random(seed)
+    device = DeviceAccount("cpu")
+    table: dict[str, Account] = {}
+    with mock.patch("memactor.metrics._rows.CHUNK_ROWS", 4):
+        rows = SortedRows()
+        for step in range(3000):
+            name = f"c{rng.randrange(60 if step < 2000 else 200):03d}"
+            account = table.get(name)
+            if account is not None and rng.random() < 0.4:
+                rows.remove(table.pop(name))
+            else:
+                if account is None:
+                    account = table[name] = Account(name, "cpu", device)
+                rows.put(account, ComponentStats(name, "cpu", bytes_reserved=step))
+            view = rows.view()
+            assert [r.component for r in view] == sorted(table)
+            assert len(view) == len(rows) == len(table)
+        assert [r.bytes_reserved for r in view] == [rows_of(table[n]) for n in sorted(table)]
+
+
+def rows_of(account: Account) -> int:
+    assert account.row_chunk is not None
+    return account.row_chunk.rows[account.row_chunk.position(account)].bytes_reserved
+
+
+# -- remembered frees ----------------------------------------------------------------------
+
+
+def test_the_remembered_frees_are_shared_out_of_one_budget() -> None:
+    assert recent_frees_limit(0) == recent_frees_limit(1) == RECENT_FREES
+    assert recent_frees_limit(RECENT_FREES_BUDGET // RECENT_FREES) == RECENT_FREES
+    assert recent_frees_limit(RECENT_FREES_BUDGET // RECENT_FREES + 1) == RECENT_FREES // 2
+    assert recent_frees_limit(RECENT_FREES_BUDGET // 100) == 64
+    assert recent_frees_limit(10**9) == MIN_RECENT_FREES
+    for accounts in range(1, 20_000, 97):
+        limit = recent_frees_limit(accounts)
+        assert limit & (limit - 1) == 0  # a power of two
+        assert limit * accounts <= RECENT_FREES_BUDGET or limit == MIN_RECENT_FREES
+
+
+def test_many_accounts_each_remember_fewer_frees_and_the_total_stays_bounded() -> None:
+    clock = FakeClock()
+    ledger = Ledger(clock=clock, retire_after_ns=SECOND)
+    ledger.apply([ev(ALLOC, "busy", b, 8) for b in range(1001)])  # 1000 stays: never retires
+    ledger.apply([ev(FREE, "busy", b, 8) for b in range(1000)])
+    busy = ledger._accounts["busy", "cpu"]
+    assert len(busy.freed) == 1000  # one generation of up to RECENT_FREES
+    many = RECENT_FREES_BUDGET // MIN_RECENT_FREES + 1
+    ledger.apply([ev(ALLOC, f"c{n}", 1, 8) for n in range(many)])
+    ledger.sample()
+    assert busy.free_limit == MIN_RECENT_FREES
+    assert len(busy.freed) + len(busy.freed_before) == 0  # over the new share: forgotten
+    ledger.apply([ev(FREE, "busy", 999, 8)])
+    assert ledger.component("busy").anomalies == (("unknown_block", 1),)
+    ledger.apply([ev(ALLOC, "busy", b, 8) for b in range(2000, 2200)])
+    ledger.apply([ev(FREE, "busy", b, 8) for b in range(2000, 2200)])
+    ledger.apply([ev(FREE, "busy", 2199, 8), ev(FREE, "busy", 2000, 8)])
+    assert ledger.component("busy").anomalies == (("double_free", 1), ("unknown_block", 2))
+    remembered = sum(len(a.freed) + len(a.freed_before) for a in ledger._accounts.values())
+    assert remembered <= 2 * MIN_RECENT_FREES * len(ledger._accounts)
+    ledger.apply([ev(FREE, f"c{n}", 1, 8) for n in range(many)])
+    ledger.sample()
+    clock.now_ns += 2 * SECOND
+    ledger.sample()  # all but "busy" retire: the whole budget is shared again
+    assert list(ledger._accounts) == [("busy", "cpu")]
+    assert busy.free_limit == RECENT_FREES

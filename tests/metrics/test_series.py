@@ -136,12 +136,16 @@ def test_views_compare_by_content_and_are_not_hashable() -> None:
         hash(empty)
 
 
+runs_of_samples = st.lists(
+    st.tuples(st.integers(0, 70), st.integers(0, 2**40), st.integers(0, 2**40)), max_size=12
+)
+"""Runs of samples of equal bytes: (how many, reserved, in use)."""
+
+
 @settings(max_examples=80)
 @given(
     capacity=st.sampled_from([2, 4, 6, 8, 32]),
-    runs=st.lists(
-        st.tuples(st.integers(0, 70), st.integers(0, 2**40), st.integers(0, 2**40)), max_size=12
-    ),
+    runs=runs_of_samples,
 )
 def test_extend_gives_the_points_of_one_append_per_sample(
     capacity: int, runs: list[tuple[int, int, int]]
@@ -156,6 +160,27 @@ def test_extend_gives_the_points_of_one_append_per_sample(
         in_runs.extend(times, reserved, in_use)
         assert in_runs.view() == one_by_one.view()
         assert len(in_runs) == len(one_by_one)
+
+
+@settings(max_examples=80)
+@given(
+    capacity=st.sampled_from([2, 4, 6, 8, 32, 512]),
+    runs=runs_of_samples,
+)
+def test_extend_then_append_gives_the_points_of_the_two_calls(
+    capacity: int, runs: list[tuple[int, int, int]]
+) -> None:
+    two_calls, one_call = TimeSeries(capacity), TimeSeries(capacity)
+    now, last = 0, (0, 0)
+    for length, reserved, in_use in runs:
+        times = np.arange(now, now + length, dtype=np.int64) * 3
+        now += length + 1
+        two_calls.extend(times, *last)
+        two_calls.append(3 * now - 3, reserved, in_use)
+        one_call.extend_then_append(times, *last, 3 * now - 3, reserved, in_use)
+        last = (reserved // 2, in_use // 3)
+        assert one_call.view() == two_calls.view()
+        assert len(one_call) == len(two_calls)
 
 
 def test_sample_times_remember_the_latest_window() -> None:
