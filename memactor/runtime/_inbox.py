@@ -9,6 +9,7 @@ which is what lets every round be a consistent cut (see :meth:`MemoryHub.collect
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -69,13 +70,17 @@ class Inbox:
         self._handed_on.set()
         return True
 
-    async def put(self, batch: EventBatch) -> None:
+    async def put(self, batch: EventBatch, give_back: Callable[[EventBatch], object]) -> None:
         """Take *batch*, waiting while the inbox is full (lossless backpressure).
 
-        Waits until the metrics actor's next round takes it. On cancellation while
-        waiting, *batch* was not taken: the caller still owns it.
+        Waits until the metrics actor's next round takes it. If there is room it is taken
+        at once, even in a cancelled scope (the cancellation then comes at the caller's
+        next checkpoint). On cancellation while waiting, *batch* was not taken:
+        ``give_back(batch)`` is called in the step that cancels, before any other task
+        (a round of the metrics actor included) can run, then the cancellation is raised.
+        Giving it back later, when the cancelled task resumes, would let a round take
+        events emitted after *batch* without it.
         """
-        await trio.lowlevel.checkpoint_if_cancelled()
         if self.offer(batch):
             # Taken: a cancellation now must not tell the caller otherwise.
             await trio.lowlevel.cancel_shielded_checkpoint()
@@ -85,8 +90,10 @@ class Inbox:
         self._handed_on.set()  # the round that makes room takes it too
 
         def abort(_: trio.lowlevel.RaiseCancelT) -> trio.lowlevel.Abort:
-            # Synchronous with the cancellation: no later round can take the batch.
+            # Synchronous with the cancellation: no later round can take the batch, and
+            # its owner has it back before any round can look there.
             self._waiting.remove(put)
+            give_back(batch)
             return trio.lowlevel.Abort.SUCCEEDED
 
         await trio.lowlevel.wait_task_rescheduled(abort)

@@ -379,19 +379,21 @@ class MemoryReporter:
         if self._send_or_drop():
             await trio.lowlevel.checkpoint()
             return
-        batch = self.take()
-        try:
-            await self._inbox.put(batch)
-        except BaseException:
-            # Not taken (the inbox guarantees it on cancellation): put it back in front.
-            self._batch = batch.events + self._batch
-            self._dropped += batch.dropped
-            if self._closed:
-                self._hand_over_rest()
-            else:
-                self._inbox.note_pending(self)
-                self._limit = len(self._batch) + self._batch_size
-            raise
+        # Cancelled already: raise with the batch still here. Otherwise this does not
+        # yield, so the inbox has the batch before any round can run.
+        await trio.lowlevel.checkpoint_if_cancelled()
+        await self._inbox.put(self.take(), self._put_back)
+
+    def _put_back(self, batch: EventBatch) -> None:
+        """Take back *batch*, which a cancelled :meth:`flush` could not hand on, in front
+        of what was emitted since (the inbox calls this as the cancellation happens)."""
+        self._batch = batch.events + self._batch
+        self._dropped += batch.dropped
+        if self._closed:
+            self._hand_over_rest()
+        else:
+            self._inbox.note_pending(self)
+            self._limit = len(self._batch) + self._batch_size
 
     def close(self) -> None:
         """Hand on what is pending, whatever the inbox's room, then close; idempotent.

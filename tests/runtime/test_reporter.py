@@ -217,6 +217,29 @@ async def test_lossless_a_cancelled_flush_puts_its_batch_back_in_front() -> None
     assert reporter.pending == 0
 
 
+async def test_a_round_right_after_a_flush_is_cancelled_takes_its_batch_too() -> None:
+    # The cancelled flush's task has not resumed yet when the canceller emits and a round
+    # runs: its batch must already be back with the reporter, or the round would apply the
+    # free before the alloc it follows (an unknown block, and a leak that never was).
+    hub = MemoryHub(channel_size=1, batch_size=2)
+    other = hub.reporter("other")
+    pool = hub.reporter("pool")
+    other.alloc(other.next_block(), 8)
+    other.alloc(other.next_block(), 8)  # a full batch: it fills the inbox
+    pool.alloc(1, 64)
+    with trio.CancelScope() as scope:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(pool.flush)  # waits for room
+            await trio.testing.wait_all_tasks_blocked()
+            assert hub.flushes_waiting == 1
+            scope.cancel()  # the flush's task is rescheduled, and has not run yet
+            pool.free(1, 64)
+            taken = hub.collect()
+    pool_events = [event for event in events_of(taken.batches) if event[1] == "pool"]
+    assert [(EventKind(event[0]), event[2]) for event in pool_events] == [(ALLOC, 1), (FREE, 1)]
+    assert (pool.pending, hub.flushes_waiting) == (0, 0)
+
+
 async def test_a_flush_cancelled_after_its_batch_was_taken_does_not_put_it_back() -> None:
     reporter, inbox = make(capacity=1, batch_size=2)
     allocs(reporter, range(1, 6))
