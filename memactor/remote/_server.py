@@ -68,7 +68,7 @@ MAX_ACCEPT_BACKOFF_S: Final = 1.0
 TURN_AWAY_GRACE_S: Final = 0.25
 """How long a connection turned away at a cap may take to read its ``busy`` frame."""
 RESUBSCRIBE_DELAY_S: Final = 0.1
-"""The pause before subscribing again when the metrics actor restarted or is gone."""
+"""The pause before subscribing again when a subscription ended or could not be made."""
 SUBSCRIBE_TIMEOUT_S: Final = 5.0
 """How long a subscription may take to be answered before it is tried again."""
 BACKLOG: Final = 64
@@ -364,10 +364,10 @@ class Server:
             idle.deadline = math.inf  # a busy metrics actor is not an idle viewer
             try:
                 try:
-                    # Exact as of the request: reporters hand on what they have batched.
-                    await self._metrics.flush()
-                    # Taken unlabelled: the label is the viewer's own, never one of the
-                    # program's kept snapshots (a viewer must not evict those).
+                    # A consistent cut as of the request (the metrics actor takes every
+                    # event emitted before it). Taken unlabelled: the label is the
+                    # viewer's own, never one of the program's kept snapshots (a viewer
+                    # must not evict those).
                     snapshot = await self._metrics.snapshot("", blocks=blocks)
                 finally:
                     idle.deadline = trio.current_time() + left_s
@@ -411,8 +411,9 @@ class Server:
             del self._rates[rate.rate_hz]
 
     async def _pump(self, rate: _Rate) -> None:
-        """Feed one rate's viewers until none is left, subscribing again if the metrics
-        actor restarts (its restart closes the subscription)."""
+        """Feed one rate's viewers until none is left, subscribing again if the
+        subscription ends (the metrics actor stopped; a restart keeps it) or cannot be
+        made."""
         with rate.scope:
             while True:
                 try:
