@@ -146,7 +146,6 @@ class Ledger:
         self._longest_stall_ns = 0
         self._longest_stall_task = ""
         self._malformed = 0
-        self._anomalies = 0
 
     # -- applying events -------------------------------------------------------------
 

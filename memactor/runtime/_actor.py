@@ -114,8 +114,9 @@ class Actor(abc.ABC, Generic[MessageT, ReplyT]):
         Made on first use and kept across restarts, so block ids stay unique. The runtime
         flushes it whenever the actor is about to wait for a message, and also between
         messages once a full batch has found no room (lossless: waiting for room in the
-        channel, which is the backpressure), on the system's flush interval, and closes
-        it when the actor stops for good.
+        hub's inbox, which is the backpressure), and closes it when the actor stops for
+        good; every round of the metrics actor (at least once per flush interval) takes
+        what it still holds.
         """
         cell = self._bound_cell
         if cell.reporter is None:

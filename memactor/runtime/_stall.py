@@ -48,10 +48,10 @@ class StallWatch(trio.abc.Instrument):
     """Times every task step of the trio run it is added to; see the module docstring.
 
     ``clock`` reads nanoseconds (a real clock: steps take real time even under a mock
-    trio clock). Stalls are kept until :meth:`take` collects them (at most ``keep``;
-    older ones are only counted) and each is logged as a warning on the
-    ``memactor.runtime`` logger. Add it with ``trio.lowlevel.add_instrument``; the actor
-    system does so for its run and removes it when the system closes.
+    trio clock). Stalls are kept until :meth:`take` collects them (the first ``keep``
+    since the last take; later ones are only counted) and each is logged as a warning
+    on the ``memactor.runtime`` logger. Add it with ``trio.lowlevel.add_instrument``;
+    the actor system does so for its run and removes it when the system closes.
     """
 
     def __init__(

@@ -56,7 +56,7 @@ async def test_a_step_past_the_threshold_is_a_stall_named_by_its_task(
     assert "stalled for 0.900 s while task 'slower' ran" in caplog.text
 
 
-def test_only_the_last_keep_stalls_wait_to_be_taken_but_all_are_counted() -> None:
+def test_only_the_first_keep_stalls_wait_to_be_taken_but_all_are_counted() -> None:
     clock = ManualClock()
     watch = StallWatch(0.001, clock=clock, keep=2)
     task = trio.lowlevel.Task.__new__(trio.lowlevel.Task)  # only its name is read
