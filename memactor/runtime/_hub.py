@@ -68,7 +68,9 @@ class MemoryHub:
         self.tracking = tracking
         """False: every reporter made is a :class:`NullReporter` (tracking off)."""
         self._inbox = Inbox(channel_size)
-        self._reporters: list[MemoryReporter] = []
+        # An insertion-ordered set: an actor's reporter is forgotten when the actor
+        # finishes, in O(1) however many actors come and go.
+        self._reporters: dict[MemoryReporter, None] = {}
         self._thread_reporters: list[ThreadReporter] = []
         # One block counter per component, shared by all its reporters: a respawned
         # actor, or a thread reporter beside an actor's, never reuses a live block's id.
@@ -115,7 +117,7 @@ class MemoryHub:
             blocks=self._blocks_of(component),
             seq=self._seq,
         )
-        self._reporters.append(reporter)
+        self._reporters[reporter] = None
         return reporter
 
     def thread_reporter(
@@ -138,8 +140,7 @@ class MemoryHub:
     def forget(self, reporter: MemoryReporter) -> None:
         """Close *reporter* (its last batch is handed on) and stop tracking it."""
         reporter.close()
-        if reporter in self._reporters:
-            self._reporters.remove(reporter)
+        self._reporters.pop(reporter, None)
 
     async def flush(self) -> None:
         """Hand on every reporter's batch, waiting for room for lossless ones."""
@@ -154,14 +155,22 @@ class MemoryHub:
         reporter still holds, and every thread reporter's queue. Since trio reporters run
         in this thread, all their events below the watermark are in hand; a thread
         reporter numbers and queues an event under the lock this takes, so all of its
-        events below the watermark are in hand too.
+        events below the watermark are in hand too. A thread reporter found closed is
+        drained one last time and forgotten.
         """
         watermark = self._seq()
         batches = self._inbox.take_all()
-        for reporter in self._thread_reporters:
-            events = reporter.drain()
-            if events:
-                batches.append(EventBatch(events))
+        if self._thread_reporters:
+            still_open = []
+            for reporter in self._thread_reporters:
+                # Read before the drain: once closed, nothing more can be queued.
+                closed = reporter.closed
+                events = reporter.drain()
+                if events:
+                    batches.append(EventBatch(events))
+                if not closed:
+                    still_open.append(reporter)
+            self._thread_reporters = still_open
         return Collected(batches, watermark)
 
     async def wait_handed_on(self) -> None:

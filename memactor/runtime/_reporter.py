@@ -526,6 +526,11 @@ class ThreadReporter:
     def transfer(self, size: int, src: str, dst: str, block: int = 0) -> None:
         self._emit(_TRANSFER, block, size, src, self.owner, 0, dst)
 
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called: no event can be queued any more."""
+        return self._closed
+
     def drain(self) -> list[EventTuple]:
         """Take every queued event, oldest first (the metrics actor calls this)."""
         with self._lock:

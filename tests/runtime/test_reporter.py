@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import random
 import threading
+import weakref
 from collections.abc import Callable
 
 import pytest
@@ -527,6 +528,22 @@ async def test_every_event_numbered_below_the_watermark_is_in_hand() -> None:
                 threads.alloc(1, 1)
         check_no_gap(hub, seen, drawn)
     assert len(seen) > 500
+
+
+def test_a_closed_thread_reporter_is_drained_once_more_then_forgotten() -> None:
+    # A program that makes a thread reporter per request and closes it must not leave
+    # the hub holding (and draining, every round) every one it ever made.
+    hub = MemoryHub()
+    reporter = hub.thread_reporter("callback")
+    reporter.alloc(reporter.next_block(), 10)
+    assert len(events_of(hub.collect().batches)) == 1
+    reporter.alloc(reporter.next_block(), 20)
+    reporter.close()
+    gone = weakref.ref(reporter)
+    del reporter
+    assert [event[3] for event in events_of(hub.collect().batches)] == [20]
+    assert gone() is None
+    assert hub.collect().batches == []
 
 
 async def test_a_thread_racing_with_collect_leaves_no_gap_below_the_watermark() -> None:
