@@ -392,6 +392,8 @@ def test_columns_that_disagree_are_refused(replace: dict[str, Any], message: str
         ([*GOOD_ROW[:7], -1, *GOOD_ROW[8:]], r"old_size must be an int from 0 to \d+, got -1"),
         ([*GOOD_ROW[:8], "tpu", *GOOD_ROW[9:]], r"dst_device must be 'cpu' or 'cuda:N', got 'tpu'"),
         ([*GOOD_ROW[:8], -2, *GOOD_ROW[9:]], r"dst_device must index the strings table, got -2"),
+        # One past the table: the small-batch path once read it as "no destination".
+        ([*GOOD_ROW[:8], 3, *GOOD_ROW[9:]], r"dst_device must index the strings table, got 3"),
         ([*GOOD_ROW[:9], [["a"]], 0], r"tags must be an array of \[key, value\] string pairs"),
         ([*GOOD_ROW[:9], [["a", 1]], 0], r"tags must be an array of \[key, value\] string pairs"),
         ([*GOOD_ROW[:9], {"a": "b"}, 0], r"tags must be an array of \[key, value\] string pairs"),

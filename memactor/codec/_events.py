@@ -215,7 +215,8 @@ def _small_batch(
             for name in ("component", "device", "owner")
         }
         dst = _ints(raws["dst_device"], "i")
-        if dst and min(dst) < NO_DEVICE:
+        # Not through the table below: its extra last entry stands for index -1 only.
+        if dst and (min(dst) < NO_DEVICE or max(dst) >= len(table)):
             return None
         text["dst_device"] = _strings_of(dst, (*table, None))
     except IndexError:  # an index past the strings table
