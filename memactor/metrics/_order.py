@@ -17,12 +17,13 @@ from itertools import chain
 from operator import itemgetter
 from typing import Any
 
+from ..events import MemoryEvent
 from ._ledger import Ledger
 
 Event = Sequence[Any]
 
-SEQ_FIELD = 10
-"""Where an event tuple keeps its number."""
+SEQ_FIELD = MemoryEvent._fields.index("seq")
+"""Where an event tuple keeps its number (the last of its eleven fields)."""
 
 _seq_of = itemgetter(SEQ_FIELD)
 
