@@ -60,7 +60,9 @@ def token_of(args: argparse.Namespace) -> str | None:
 
 def _read_token_file(path: Path) -> str:
     try:
-        with path.open("rb") as file:  # bounded: a FIFO or /dev/zero cannot hang us
+        # Bounded: /dev/zero cannot grow us. A FIFO (``--token-file <(pass show x)``) is
+        # read until its writer closes it, as any reader of a pipe would.
+        with path.open("rb") as file:
             data = file.read(MAX_TOKEN_FILE_BYTES + 1)
     except OSError as error:
         raise CommandError(f"cannot read the token file {path}: {error.strerror}") from None
