@@ -8,8 +8,8 @@ that feeds it, and :attr:`MemorySystem.metrics`, a client for asking it things.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Final
 
 import trio
@@ -215,4 +215,24 @@ def open_system(
             stall_watch=watch,
         )
 
-    return run_system(make, [metrics, *system_actors])
+    return _finishing_metrics(run_system(make, [metrics, *system_actors]), state)
+
+
+@asynccontextmanager
+async def _finishing_metrics(
+    running: AbstractAsyncContextManager[MemorySystem], state: MetricsState
+) -> AsyncIterator[MemorySystem]:
+    """*running*, then the metrics actor's last round and the end of its subscriptions,
+    in case its last stop did not run them: a metrics actor that failed and waited out
+    its restart backoff when the system closed is never started again. After a last stop
+    that ran, this finds nothing to apply and no subscription left."""
+    try:
+        async with running as system:
+            yield system
+    finally:
+        try:
+            state.round(last=True)
+        finally:
+            for subscriber in state.subscribers:
+                subscriber.channel.close()
+            state.subscribers.clear()

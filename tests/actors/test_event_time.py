@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 
 import numpy as np
+import pytest
 import trio
 import trio.testing
 
@@ -13,6 +14,7 @@ import memactor
 from memactor import Actor
 from memactor.events import EventKind, MemoryEvent
 from memactor.metrics import Ledger
+from memactor.runtime import ActorFailedError
 
 KiB, MiB = 1 << 10, 1 << 20
 
@@ -132,6 +134,33 @@ async def test_a_metrics_actor_failing_mid_round_loses_nothing_silently(
         with trio.fail_after(1):
             view = await views.receive()  # the subscription survived too
         assert view.totals.events_dropped == 1
+
+
+async def test_a_system_closed_while_its_metrics_actor_waits_to_restart_loses_nothing(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # The metrics actor fails and the block is left during its restart backoff: it is
+    # never restarted, so its last stop's round never runs. The events it held must still
+    # reach the ledger, and its viewers must see their channel end.
+    Fragile.armed = False
+    async with memactor.open_system() as system:
+        views = await system.metrics.subscribe(10, series=False)
+        good = system.reporter("good")
+        bad = system.reporter(Fragile("bad"))
+        good.alloc(1, 100)
+        Fragile.armed = True
+        bad.alloc(1, 7)  # the round fails on this one
+        good.alloc(2, 200)  # held for a round after it
+        with pytest.raises(ActorFailedError):
+            await system.metrics.flush()
+        await trio.testing.wait_all_tasks_blocked()  # the supervisor waits out its backoff
+        assert system.metrics.ref.statistics().restarts == 0
+    stats = system.ledger.statistics()
+    assert (stats.events_applied, stats.events_dropped) == (2, 1)
+    assert stats.bytes_in_use == 300
+    with trio.fail_after(1):
+        async for _ in views:
+            pass  # ends: the channel was closed
 
 
 async def test_a_block_a_thread_allocates_and_trio_code_frees_is_no_anomaly() -> None:
