@@ -5,6 +5,9 @@ in the ending task, everything that needs no waiting (stop for good, or not). Wh
 restart is queued for the one supervision task, which applies the parent supervisor's
 strategy, restart intensity and backoff and escalates up the tree. Serialising restarts in one task
 keeps them simple to reason about: two failures never restart the same siblings at once.
+A backoff's wait is the exception: it runs in a task of its own and queues the restart
+when it ends, so one supervisor's wait never delays another's restarts (the metrics
+actor's included).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import logging
 import math
 import random
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -30,12 +34,24 @@ logger = logging.getLogger("memactor.runtime")
 Child = Cell[Any, Any] | Supervisor
 
 
+@dataclass(frozen=True, slots=True)
+class _Due:
+    """A restart whose backoff wait has ended: *child* of *parent* restarts now, unless
+    it was stopped, or restarted with its siblings, meanwhile."""
+
+    incarnation: Incarnation[Any, Any]
+    parent: Supervisor
+    child: Child
+
+
 class Supervision:
     """Owns the queue of incarnations waiting for a restart decision, and its task."""
 
     def __init__(self, system: ActorSystem) -> None:
         self._system = system
-        self._send, self._receive = trio.open_memory_channel[Incarnation[Any, Any]](math.inf)
+        self._send, self._receive = trio.open_memory_channel[Incarnation[Any, Any] | _Due](math.inf)
+        self._waits: set[trio.CancelScope] = set()
+        self._closed = False
         self._scope = trio.CancelScope()
         self._done = trio.Event()
         self._random = random.Random()  # the backoff's jitter
@@ -44,13 +60,20 @@ class Supervision:
         """The supervision task; raises the error that a top-level supervisor escalates."""
         try:
             with self._scope:
-                async for incarnation in self._receive:
-                    await self._restart_after(incarnation)
+                async for item in self._receive:
+                    if isinstance(item, _Due):
+                        await self._restart_due(item)
+                    else:
+                        await self._restart_after(item)
         finally:
             self._done.set()
 
     async def aclose(self) -> None:
-        """Cancel the task (no more restarts) and wait until it has ended."""
+        """Cancel the task and every backoff wait (no more restarts) and wait until the
+        task has ended."""
+        self._closed = True
+        for wait in self._waits:
+            wait.cancel()
         self._scope.cancel()
         await self._done.wait()
 
@@ -111,13 +134,16 @@ class Supervision:
             parent = child.parent
             assert parent is not None
             if parent.record_restart(trio.current_time()):
-                await self._back_off(parent, child)
-                if child.finished.is_set():
-                    return
-                if isinstance(child, Cell) and child.stop_requested:
-                    child.finish()  # stopped during the wait: its stop returns now
-                    return
-                await self._restart(parent, child)
+                due = _Due(incarnation, parent, child)
+                delay_s = parent.restart_backoff.delay_s(
+                    parent.restarts_in_window, self._random.random()
+                )
+                if delay_s > 0:
+                    self._system.start_task(
+                        self._back_off, due, delay_s, name="memactor restart backoff"
+                    )
+                else:
+                    await self._restart_due(due)
                 return
             # The parent gives up: it fails, with the original error.
             if error is None:
@@ -144,17 +170,32 @@ class Supervision:
             await self._terminate(parent)
             child = parent
 
-    async def _back_off(self, parent: Supervisor, child: Child) -> None:
-        """Wait as the parent's backoff says before the restart counted last; an actor
-        stopped meanwhile ends the wait (a shutdown cancels it)."""
-        delay_s = parent.restart_backoff.delay_s(parent.restarts_in_window, self._random.random())
-        if delay_s <= 0:
+    async def _back_off(self, due: _Due, delay_s: float) -> None:
+        """Wait *delay_s*, as the parent's backoff says, then queue the restart; an actor
+        stopped meanwhile ends the wait at once, a shutdown (:meth:`aclose`) cancels it."""
+        with trio.move_on_after(delay_s) as wait:
+            self._waits.add(wait)
+            try:
+                if isinstance(due.child, Cell):
+                    await due.child.stopping.wait()
+                else:
+                    await trio.sleep_forever()
+            finally:
+                self._waits.discard(wait)
+        if not self._closed:
+            self._send.send_nowait(due)
+
+    async def _restart_due(self, due: _Due) -> None:
+        child = due.child
+        if child.finished.is_set():
             return
-        with trio.move_on_after(delay_s):
-            if isinstance(child, Cell):
-                await child.stopping.wait()
-            else:
-                await trio.sleep_forever()
+        if isinstance(child, Cell):
+            if child.stop_requested:
+                child.finish()  # stopped during the wait: its stop returns now
+                return
+            if child.incarnation is not None or child.last_incarnation is not due.incarnation:
+                return  # restarted with its siblings during the wait
+        await self._restart(due.parent, child)
 
     async def _restart(self, parent: Supervisor, failed: Child) -> None:
         if parent.strategy is Strategy.ONE_FOR_ONE:

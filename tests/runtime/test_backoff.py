@@ -148,6 +148,22 @@ async def test_nested_supervisors_take_their_own_backoff(
     assert waits(failed_at, starts) == [3.0]
 
 
+async def test_one_supervisors_wait_does_not_delay_anothers_restart(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    slow_starts: list[float] = []
+    quick_starts: list[float] = []
+    async with open_system(restart_backoff=Backoff(first_s=0.01, jitter=0)) as system:
+        slow = system.add_supervisor("slow", restart_backoff=Backoff(first_s=3, max_s=3, jitter=0))
+        waiting = await slow.spawn(lambda: Crasher(slow_starts), name="slow.c")
+        quick = await system.spawn(lambda: Crasher(quick_starts), name="quick")
+        await waiting.send("fail")
+        await trio.testing.wait_all_tasks_blocked()  # slow.c waits out its 3 s
+        failed_at = await fail_and_wait(quick, [10])
+    assert waits(failed_at, quick_starts) == [0.01]
+    assert round(slow_starts[1] - slow_starts[0], 9) == 3.0
+
+
 def test_the_default_waits_briefly_and_grows_to_a_second() -> None:
     assert Backoff(first_s=0.01, factor=2.0, max_s=1.0, jitter=0.2) == DEFAULT_BACKOFF
     delays = [DEFAULT_BACKOFF.delay_s(attempt) for attempt in range(1, 10)]
