@@ -176,6 +176,17 @@ class MetricsState:
                 ledger.note_dropped(batch.dropped)
         order.apply_below(math.inf if last else collected.watermark)
 
+    def finish(self) -> None:
+        """The last round (no reporter can emit again), then the end of every
+        subscription, even if the round fails; idempotent: a second call finds nothing
+        to apply and no subscription left."""
+        try:
+            self.round(last=True)
+        finally:
+            for subscriber in self.subscribers:
+                subscriber.channel.close()
+            self.subscribers.clear()
+
 
 class MetricsActor(Actor[MetricsRequest, MetricsReply]):
     """Owns the ledger; applies events in rounds; samples at ``sample_hz``.
@@ -243,12 +254,9 @@ class MetricsActor(Actor[MetricsRequest, MetricsReply]):
                 subscribers.remove(subscriber)
 
     async def on_stop(self) -> None:
-        if not self.hub.closed:
-            return  # a failure: the next incarnation goes on with the same state
-        self.state.round(last=True)
-        for subscriber in self.state.subscribers:
-            subscriber.channel.close()
-        self.state.subscribers.clear()
+        if self.hub.closed:
+            self.state.finish()
+        # Otherwise a failure or a restart: the next incarnation goes on with the state.
 
     async def handle(self, message: MetricsRequest) -> MetricsReply:
         """Answer one request. A request that cannot be answered gets a

@@ -230,9 +230,4 @@ async def _finishing_metrics(
         async with running as system:
             yield system
     finally:
-        try:
-            state.round(last=True)
-        finally:
-            for subscriber in state.subscribers:
-                subscriber.channel.close()
-            state.subscribers.clear()
+        state.finish()
