@@ -225,7 +225,7 @@ class NoLeaks:
         start = snapshots[self.warmup - 1] if self.warmup else _EMPTY
         first, last = readings[self.warmup], readings[-1]
         process_grown = last.host_bytes - first.host_bytes
-        reserved_grown = _reserved_on_cpu(end) - _reserved_on_cpu(start)
+        reserved_grown = reserved_on_cpu(end) - reserved_on_cpu(start)
         unattributed = process_grown - reserved_grown
         if unattributed <= self.process_tolerance_bytes:
             return None
@@ -240,7 +240,9 @@ class NoLeaks:
         )
 
 
-def _reserved_on_cpu(snapshot: Snapshot) -> int:
+def reserved_on_cpu(snapshot: Snapshot) -> int:
+    """What *snapshot*'s components reserved on ``"cpu"``: the part of the process's
+    host memory that the ledger explains."""
     return sum(d.bytes_reserved for d in snapshot.devices if d.device == "cpu")
 
 

@@ -19,7 +19,7 @@ from ..actors import MemorySystem, Metrics, ProcessMemory, open_system, read_pro
 from ..events import format_size
 from ..metrics import Snapshot, render_table
 from ._baseline import BaselineError, Peaks, Tolerance, compare, load_baseline, save_baseline
-from ._markers import MemoryLimit, NoLeaks
+from ._markers import MemoryLimit, NoLeaks, reserved_on_cpu
 
 MARKERS = (
     "memactor_limit(peak, component=None, device=None): fail the test when its peak memory "
@@ -227,14 +227,10 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
         if grown is not None:
             verdict = "grew"
             failures.append(grown)
-    growth = readings[-1].host_bytes - readings[0].host_bytes - _reserved_on_cpu(end)
+    growth = readings[-1].host_bytes - readings[0].host_bytes - reserved_on_cpu(end)
     session.outcomes.append(_Outcome(item.nodeid, end, verdict, growth))
     if failures:
         pytest.fail("\n\n".join(failures), pytrace=False)
-
-
-def _reserved_on_cpu(snapshot: Snapshot) -> int:
-    return sum(d.bytes_reserved for d in snapshot.devices if d.device == "cpu")
 
 
 def _against_baseline(session: _Session, nodeid: str, peaks: Peaks) -> str | None:
