@@ -50,6 +50,7 @@ def test_an_allocation_outside_memactor_shows_as_unattributed() -> None:
     assert first.device == "cpu"
     assert first.bytes_reserved == 0
     assert first.unattributed_bytes == first.process_bytes == before.host_bytes > 0
+    # Above glibc's largest mmap threshold (32 MiB): fresh pages, not reused heap ones.
     allocated = 64 * 2**20
     held = np.ones(allocated // 8)  # np.ones touches every page
     note_process_memory(ledger)
