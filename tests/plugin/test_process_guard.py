@@ -33,7 +33,7 @@ async def test_keeps_untracked_arrays(memactor_system):
 
 
 @pytest.mark.memactor_no_leaks(process=True)
-async def test_untracked_but_unguarded(memactor_system):
+async def test_untracked_but_freed(memactor_system):
     KEPT.append(np.ones(10 * 10**6 // 8))
     KEPT.pop()
 
