@@ -43,6 +43,10 @@ from ._pipeline import Stage as Stage
 from ._pipeline import open_pipeline as open_pipeline
 from ._pipeline import run_pipeline as run_pipeline
 from ._pool import BufferPool as BufferPool
+from ._process import ProcessMemory as ProcessMemory
+from ._process import note_process_memory as note_process_memory
+from ._process import parse_smaps_rollup as parse_smaps_rollup
+from ._process import read_process_memory as read_process_memory
 from ._system import METRICS_NAME as METRICS_NAME
 from ._system import MemorySystem as MemorySystem
 from ._system import Metrics as Metrics

@@ -3,13 +3,16 @@
 A backend makes arrays on its device and copies between it and the host; it knows
 nothing about accounting. CuPy (and nvidia-ml-py) are imported lazily, by
 :class:`CupyBackend` and :func:`select_backend` only, never when this module is imported:
-CuPy is an optional extra and useless without a driver.
+CuPy is an optional extra and useless without a driver. :func:`process_device_memory`
+never imports CuPy: it reads the GPUs only of a program that already did.
 """
 
 from __future__ import annotations
 
 import contextlib
 import itertools
+import os
+import sys
 from collections.abc import Callable
 from typing import Any, Final, Literal, Protocol
 
@@ -246,3 +249,51 @@ def select_backend(device: str) -> tuple[HostBackend | CupyBackend, str]:
     if device == "cpu":
         return HostBackend(), "device 'cpu' asked for: using the host backend"
     return CupyBackend(int(device.split(":")[1])), f"device {device!r} asked for: using cupy"
+
+
+def process_device_memory() -> tuple[tuple[str, int, int], ...]:
+    """``(device, process bytes, pool bytes)`` for the current CuPy device of a program
+    that imported CuPy; empty otherwise (CuPy is never imported here).
+
+    The process bytes are what NVML (nvidia-ml-py, if installed) says this process uses
+    on the device, else CuPy's default pool total; the pool bytes are that total. Any
+    failure of CuPy or NVML gives an empty answer: sampling never stops a program.
+    """
+    cupy: Any = sys.modules.get("cupy")
+    if cupy is None:
+        return ()
+    try:
+        index = int(cupy.cuda.runtime.getDevice())
+        pool_bytes = int(cupy.get_default_memory_pool().total_bytes())
+        bus_id = str(cupy.cuda.Device(index).pci_bus_id)
+    except Exception:
+        return ()
+    used = _nvml_process_bytes(bus_id)
+    return ((f"cuda:{index}", pool_bytes if used is None else used, pool_bytes),)
+
+
+_nvml_started = False
+"""Whether :func:`_nvml_process_bytes` initialized NVML (once; NVML counts inits, so
+this never disturbs a :class:`CupyBackend`'s own)."""
+
+
+def _nvml_process_bytes(bus_id: str) -> int | None:
+    """This process's device memory on the GPU at PCI *bus_id*, per NVML; ``None`` when
+    NVML is missing or does not say."""
+    global _nvml_started
+    try:
+        import pynvml
+    except ImportError:
+        return None
+    try:
+        if not _nvml_started:
+            pynvml.nvmlInit()
+            _nvml_started = True
+        handle = pynvml.nvmlDeviceGetHandleByPciBusId(bus_id.encode())
+        pid = os.getpid()
+        for proc in pynvml.nvmlDeviceGetComputeRunningProcesses(handle):
+            if proc.pid == pid and proc.usedGpuMemory is not None:
+                return int(proc.usedGpuMemory)
+        return None
+    except Exception:
+        return None

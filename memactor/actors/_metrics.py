@@ -1,9 +1,9 @@
 """The metrics actor: the one owner of the ledger.
 
 It applies the memory events that reporters emit, in the order they were emitted,
-samples the time series at a fixed rate, keeps named snapshots, and answers requests
-(statistics, snapshots, diffs, subscriptions). Everything that shows or checks memory
-reads from it.
+samples the time series and the process's own memory at a fixed rate, keeps named
+snapshots, and answers requests (statistics, snapshots, diffs, subscriptions).
+Everything that shows or checks memory reads from it.
 
 Its work is done in *rounds*: a round takes every event emitted so far from the hub (a
 consistent cut, :meth:`MemoryHub.collect`) and applies them in emission order. A round
@@ -15,6 +15,7 @@ before it.
 from __future__ import annotations
 
 import math
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Final
@@ -24,9 +25,14 @@ import trio
 from .._errors import MemactorError
 from ..metrics import EventOrder, Ledger, LedgerStats, Snapshot, SnapshotDiff, diff
 from ..runtime import Actor, MemoryHub, StallWatch
+from ._process import note_process_memory
 
 DEFAULT_SAMPLE_HZ: Final = 10.0
 DEFAULT_KEEP_SNAPSHOTS: Final = 16
+PROCESS_SAMPLE_INTERVAL_NS: Final = 100_000_000
+"""The least real time between two samples of the process's memory (0.1 s: every tick
+at the default rate). A sample costs up to a millisecond, so a faster tick, or a test's
+jumping clock, samples the process less often than the ledger."""
 
 
 class UnknownSnapshotError(MemactorError, KeyError):
@@ -157,6 +163,22 @@ class MetricsState:
         self.order = EventOrder(ledger)
         self.snapshots: OrderedDict[str, Snapshot] = OrderedDict()
         self.subscribers: list[_Subscriber] = []
+        self.process_sampled_ns: int | None = None
+
+    def sample_process(self, min_interval_ns: int) -> None:
+        """Note the process's memory in the ledger, unless it was noted less than
+        *min_interval_ns* ago on the real clock.
+
+        A read costs about half a millisecond (``/proc/self/smaps_rollup`` walks the
+        process's mappings); the real clock keeps a test's jumping clock, which ticks
+        thousands of times a second, from paying it on every tick.
+        """
+        now = time.monotonic_ns()
+        last = self.process_sampled_ns
+        if last is not None and now - last < min_interval_ns:
+            return
+        self.process_sampled_ns = now
+        note_process_memory(self.ledger)
 
     def round(self, *, last: bool = False) -> None:
         """Take every event emitted so far and apply them in emission order.
@@ -230,6 +252,7 @@ class MetricsActor(Actor[MetricsRequest, MetricsReply]):
             await trio.sleep_until(next_sample)
             now = trio.current_time()
             self.state.round()
+            self.state.sample_process(PROCESS_SAMPLE_INTERVAL_NS)
             self.ledger.sample()
             next_sample = _next_due(next_sample, period, now)
             self._publish(now)

@@ -19,6 +19,7 @@ import numpy.typing as npt
 from ._blocks import LiveBlocks
 from ._snapshot import Snapshot
 from ._stats import ComponentStats
+from ._trend import Trend, TrendConfig, find_unattributed_growth
 
 
 class Change(enum.Enum):
@@ -74,6 +75,26 @@ class LeakSuspect:
 
 
 @dataclass(frozen=True, slots=True)
+class UnattributedDelta:
+    """The process's memory on one device, and the part outside memactor's books, in
+    both snapshots (see :class:`~memactor.metrics.ProcessStats`)."""
+
+    device: str
+    process_bytes_before: int
+    process_bytes_after: int
+    unattributed_bytes_before: int
+    unattributed_bytes_after: int
+
+    @property
+    def unattributed_bytes_delta(self) -> int:
+        return self.unattributed_bytes_after - self.unattributed_bytes_before
+
+    @property
+    def process_bytes_delta(self) -> int:
+        return self.process_bytes_after - self.process_bytes_before
+
+
+@dataclass(frozen=True, slots=True)
 class SnapshotDiff:
     """The difference between two snapshots; see :func:`diff`."""
 
@@ -88,6 +109,16 @@ class SnapshotDiff:
     suspects: tuple[LeakSuspect, ...]
     bytes_in_use_delta: int
     bytes_reserved_delta: int
+    unattributed: tuple[UnattributedDelta, ...] = ()
+    """Per device sampled in both snapshots: process and unattributed bytes."""
+    unattributed_trends: tuple[Trend, ...] = ()
+    """The trend of each device's unattributed series in *after*."""
+
+    @property
+    def outside_growing(self) -> tuple[Trend, ...]:
+        """The devices whose memory outside memactor grows steadily (not a leak of a
+        component: nobody reported it)."""
+        return tuple(t for t in self.unattributed_trends if t.growing)
 
     @property
     def appeared(self) -> tuple[ComponentDelta, ...]:
@@ -103,11 +134,19 @@ class SnapshotDiff:
         return bool(self.suspects)
 
 
-def diff(before: Snapshot, after: Snapshot, *, tolerance_bytes: int = 0) -> SnapshotDiff:
+def diff(
+    before: Snapshot,
+    after: Snapshot,
+    *,
+    tolerance_bytes: int = 0,
+    trend: TrendConfig | None = None,
+) -> SnapshotDiff:
     """Compare *before* with *after*; components growing in use past the tolerance are suspects.
 
-    *tolerance_bytes* is how much in-use growth per component is forgiven. Raises
-    :class:`ValueError` for a negative tolerance.
+    *tolerance_bytes* is how much in-use growth per component is forgiven. Where both
+    snapshots sampled the process, the unattributed bytes are compared per device, and
+    *after*'s unattributed series is judged with *trend*. Raises :class:`ValueError`
+    for a negative tolerance.
     """
     if tolerance_bytes < 0:
         raise ValueError(f"tolerance_bytes must not be negative, got {tolerance_bytes}")
@@ -156,6 +195,23 @@ def diff(before: Snapshot, after: Snapshot, *, tolerance_bytes: int = 0) -> Snap
         suspects=suspects,
         bytes_in_use_delta=after.totals.bytes_in_use - before.totals.bytes_in_use,
         bytes_reserved_delta=after.totals.bytes_reserved - before.totals.bytes_reserved,
+        unattributed=_unattributed(before, after),
+        unattributed_trends=find_unattributed_growth(after, trend),
+    )
+
+
+def _unattributed(before: Snapshot, after: Snapshot) -> tuple[UnattributedDelta, ...]:
+    earlier = {p.device: p for p in before.process}
+    return tuple(
+        UnattributedDelta(
+            p.device,
+            earlier[p.device].process_bytes,
+            p.process_bytes,
+            earlier[p.device].unattributed_bytes,
+            p.unattributed_bytes,
+        )
+        for p in after.process
+        if p.device in earlier
     )
 
 

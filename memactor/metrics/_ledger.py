@@ -43,8 +43,8 @@ from ._blocks import LiveBlocks
 from ._owners import DEFAULT_OWNER_LIMIT, OwnerTable
 from ._rows import ComponentRows, SortedRows
 from ._series import DEFAULT_CAPACITY, SampleTimes, SeriesView, TimeSeries
-from ._snapshot import TOTAL, ComponentSeries, Snapshot
-from ._stats import ComponentStats, DeviceStats, LedgerStats, OwnerStats
+from ._snapshot import PROCESS, TOTAL, ComponentSeries, Snapshot
+from ._stats import ComponentStats, DeviceStats, LedgerStats, OwnerStats, ProcessStats
 
 _ALLOC = int(EventKind.ALLOC)
 _FREE = int(EventKind.FREE)
@@ -146,6 +146,9 @@ class Ledger:
         self._longest_stall_ns = 0
         self._longest_stall_task = ""
         self._malformed = 0
+        # What the process itself held per device at its last sample, and its series.
+        self._process: dict[str, ProcessStats] = {}
+        self._process_series: dict[str, TimeSeries] = {}
 
     # -- applying events -------------------------------------------------------------
 
@@ -471,6 +474,55 @@ class Ledger:
             self._longest_stall_ns = duration_ns
             self._longest_stall_task = task
 
+    def note_process(
+        self,
+        device: str,
+        process_bytes: int,
+        *,
+        rss_bytes: int = 0,
+        uss_bytes: int = 0,
+        pss_bytes: int = 0,
+        pool_bytes: int = 0,
+        now_ns: int | None = None,
+    ) -> ProcessStats:
+        """Record what the process holds on *device* now (the metrics actor samples it
+        each tick, see ``memactor.actors.read_process_memory``) and return it beside what
+        the components reserve there: the difference is the unattributed remainder.
+
+        Each call adds a point to the device's :data:`PROCESS` series (a snapshot's
+        ``process_series``). Raises
+        :class:`ValueError` for an invalid device or a negative size.
+        """
+        check_device(device)
+        if min(process_bytes, rss_bytes, uss_bytes, pss_bytes, pool_bytes) < 0:
+            raise ValueError("process memory figures must not be negative")
+        now = self._clock() if now_ns is None else now_ns
+        self._refresh()
+        account = self._devices.get(device)
+        reserved = 0 if account is None else account.reserved
+        stats = ProcessStats(
+            device,
+            process_bytes,
+            reserved,
+            process_bytes - reserved,
+            now,
+            rss_bytes=rss_bytes,
+            uss_bytes=uss_bytes,
+            pss_bytes=pss_bytes,
+            pool_bytes=pool_bytes,
+        )
+        self._process[device] = stats
+        series = self._process_series.get(device)
+        if series is None:
+            series = self._process_series[device] = TimeSeries(self._series_capacity)
+        series.append(now, process_bytes, stats.unattributed_bytes)
+        return stats
+
+    def process(self) -> tuple[ProcessStats, ...]:
+        """What the process held per device at its last sample, sorted by device; empty
+        when it was never sampled."""
+        return tuple(self._process[device] for device in sorted(self._process))
+
     # -- sampling ----------------------------------------------------------------------
 
     def sample(self, now_ns: int | None = None) -> None:
@@ -739,7 +791,12 @@ class Ledger:
         series is caught up and copied); with blocks, a pass over every live block.
         """
         all_series: list[ComponentSeries] = []
+        process_series: list[ComponentSeries] = []
         if series:
+            process_series = [
+                ComponentSeries(PROCESS, device, self._process_series[device].view())
+                for device in sorted(self._process_series)
+            ]
             upto = self._sample_times.count
             for key in sorted(self._accounts):
                 account = self._accounts[key]
@@ -762,4 +819,6 @@ class Ledger:
             transfers=self.transfers(),
             blocks=live,
             series=tuple(all_series),
+            process=self.process(),
+            process_series=tuple(process_series),
         )

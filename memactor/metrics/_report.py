@@ -14,7 +14,8 @@ from typing import Any
 from ..events import format_size
 from ._diff import Change, SnapshotDiff
 from ._snapshot import Snapshot
-from ._trend import Trend, TrendConfig, find_growth
+from ._stats import ProcessStats
+from ._trend import Trend, TrendConfig, find_growth, find_unattributed_growth
 
 OWNERS_SHOWN = 10
 
@@ -79,6 +80,47 @@ def render_trend_verdict(trends: Sequence[Trend]) -> str:
     return "\n".join(lines)
 
 
+def _process_line(stats: ProcessStats) -> str:
+    if stats.device == "cpu":
+        figures = [("RSS", stats.rss_bytes), ("USS", stats.uss_bytes), ("PSS", stats.pss_bytes)]
+        which = "USS" if stats.uss_bytes else "RSS"
+    else:
+        figures = [("CuPy pool", stats.pool_bytes)]
+        which = "device"
+    known = ", ".join(f"{name} {format_size(n)}" for name, n in figures if n)
+    return (
+        f"process on {stats.device}: {format_size(stats.process_bytes)} {which}"
+        + (f" ({known})" if known else "")
+        + f"; reported by memactor {format_size(stats.bytes_reserved)} reserved; "
+        f"unattributed {format_size(stats.unattributed_bytes, signed=True)}"
+    )
+
+
+def render_process(snapshot: Snapshot) -> list[str]:
+    """One line per device of what the process held beside what memactor was told
+    (``unattributed``: memory outside memactor); no lines when it was never sampled."""
+    return [_process_line(stats) for stats in snapshot.process]
+
+
+def render_unattributed_verdict(trends: Sequence[Trend]) -> str:
+    """The verdict on memory outside memactor: which devices' unattributed bytes grow
+    steadily (``"memory outside memactor grows at 3.1 MiB/s on cpu ..."``); empty when
+    there is no unattributed series to judge."""
+    if not trends:
+        return ""
+    growing = [t for t in trends if t.growing]
+    if not growing:
+        longest = max(t.duration_s for t in trends)
+        return f"memory outside memactor: no steady growth over {longest:.1f} s of samples"
+    return "\n".join(
+        f"memory outside memactor grows at {format_size(round(t.slope_bytes_per_s))}/s "
+        f"on {t.device} (R² {t.r_squared:.3f}, "
+        f"{format_size(t.net_growth_bytes, signed=True)} over {t.duration_s:.1f} s): "
+        "memory nobody reported to memactor"
+        for t in growing
+    )
+
+
 def render_snapshot(snapshot: Snapshot, *, trend: TrendConfig | None = None) -> str:
     """A text report of *snapshot*: totals, components, owners, devices and the verdict."""
     totals = snapshot.totals
@@ -99,6 +141,8 @@ def render_snapshot(snapshot: Snapshot, *, trend: TrendConfig | None = None) -> 
             f"loop stalls: {totals.loop_stalls:,}, the longest "
             f"{totals.longest_stall_ns / 1e9:.3f} s in {totals.longest_stall_task}",
         )
+    if snapshot.process:
+        out[-1:-1] = render_process(snapshot)
     # A (component, device) that only copied data (TRANSFER) shows in the transfers table.
     held = [c for c in snapshot.components if c.peak_bytes_reserved or c.anomalies]
     rows = [
@@ -189,12 +233,16 @@ def render_snapshot(snapshot: Snapshot, *, trend: TrendConfig | None = None) -> 
         if len(owners) > len(shown):
             out.append(f"... and {len(owners) - len(shown)} more owners")
     out += ["", render_trend_verdict(find_growth(snapshot, trend))]
+    outside = render_unattributed_verdict(find_unattributed_growth(snapshot, trend))
+    if outside:
+        out.append(outside)
     return "\n".join(out) + "\n"
 
 
 def snapshot_report_json(snapshot: Snapshot, *, trend: TrendConfig | None = None) -> dict[str, Any]:
     """Every number of *snapshot*'s report, under stable keys, with the trend verdicts."""
     trends = find_growth(snapshot, trend)
+    outside = find_unattributed_growth(snapshot, trend)
     return {
         "label": snapshot.label,
         "wall_time_ns": snapshot.wall_time_ns,
@@ -208,6 +256,9 @@ def snapshot_report_json(snapshot: Snapshot, *, trend: TrendConfig | None = None
         ],
         "trends": [dataclasses.asdict(t) for t in trends],
         "leak_suspected": any(t.growing for t in trends),
+        "process": [dataclasses.asdict(p) for p in snapshot.process],
+        "unattributed_trends": [dataclasses.asdict(t) for t in outside],
+        "outside_growing": any(t.growing for t in outside),
     }
 
 
@@ -236,6 +287,14 @@ def render_diff(result: SnapshotDiff) -> str:
         if d.change is not Change.UNCHANGED
     ]
     unchanged = sum(1 for d in result.components if d.change is Change.UNCHANGED)
+    process = [
+        f"unattributed on {u.device} (memory outside memactor): "
+        f"{format_size(u.unattributed_bytes_before, signed=True)} -> "
+        f"{format_size(u.unattributed_bytes_after, signed=True)} "
+        f"({format_size(u.unattributed_bytes_delta, signed=True)}); the process "
+        f"{format_size(u.process_bytes_delta, signed=True)}"
+        for u in result.unattributed
+    ]
     if rows:
         out.append(
             render_table(
@@ -255,6 +314,7 @@ def render_diff(result: SnapshotDiff) -> str:
         )
     if unchanged:
         out.append(f"{plural(unchanged, 'component')} unchanged")
+    out += process
     out.append("")
     if not result.suspects:
         out.append("verdict: no leak suspected")
@@ -268,6 +328,9 @@ def render_diff(result: SnapshotDiff) -> str:
                 f"{plural(s.new_blocks, 'new block')} lent out ({format_size(s.new_bytes)})"
                 + (f"; held by {owners}" if owners else "")
             )
+    outside = render_unattributed_verdict(result.outside_growing)
+    if outside:
+        out.append(outside)
     return "\n".join(out) + "\n"
 
 
@@ -297,4 +360,10 @@ def diff_report_json(result: SnapshotDiff) -> dict[str, Any]:
             for s in result.suspects
         ],
         "leak_suspected": result.leaked,
+        "unattributed": [
+            {**dataclasses.asdict(u), "unattributed_bytes_delta": u.unattributed_bytes_delta}
+            for u in result.unattributed
+        ],
+        "unattributed_trends": [dataclasses.asdict(t) for t in result.unattributed_trends],
+        "outside_growing": bool(result.outside_growing),
     }

@@ -35,12 +35,17 @@ from ..codec import (
 )
 from ._blocks import LiveBlock, LiveBlocks, read_column
 from ._series import SeriesView
-from ._stats import ComponentStats, DeviceStats, LedgerStats, OwnerStats
+from ._stats import ComponentStats, DeviceStats, LedgerStats, OwnerStats, ProcessStats
 
 SNAPSHOT_TYPE: Final = "snapshot"
 
 TOTAL: Final = "*"
 """The component name of the series that sums every component."""
+
+PROCESS: Final = "(process)"
+"""The component name of a device's process series: ``bytes_reserved`` holds what the
+process held on the device (:attr:`ProcessStats.process_bytes`), ``bytes_in_use`` the
+unattributed remainder (:attr:`ProcessStats.unattributed_bytes`)."""
 
 Format = Literal["msgpack", "json"]
 
@@ -86,6 +91,19 @@ class Snapshot:
     """``(from_device, to_device, transfers, bytes)`` per route."""
     blocks: LiveBlocks
     series: tuple[ComponentSeries, ...]
+    process: tuple[ProcessStats, ...] = ()
+    """What the process held per device at its last sample, beside what its components
+    reserved; empty when the process was never sampled (a bare ledger, an older file)."""
+    process_series: tuple[ComponentSeries, ...] = ()
+    """Each sampled device's :data:`PROCESS` series (process bytes as reserved, the
+    unattributed remainder as in use); empty without series or samples."""
+
+    def process_on(self, device: str = "cpu") -> ProcessStats | None:
+        """The process figures of *device*, or ``None`` when it was not sampled."""
+        for stats in self.process:
+            if stats.device == device:
+                return stats
+        return None
 
     def component(self, component: str, device: str = "cpu") -> ComponentStats:
         """One component's statistics; :class:`KeyError` naming it if absent."""
@@ -170,6 +188,16 @@ class Snapshot:
                 return np.ascontiguousarray(little).data.cast("B")
             return array.tolist()
 
+        def series_body(s: ComponentSeries) -> dict[str, Any]:
+            return {
+                "component": s.component,
+                "device": s.device,
+                "stride": s.series.stride,
+                "times_ns": column(s.series.times_ns),
+                "bytes_reserved": column(s.series.bytes_reserved),
+                "bytes_in_use": column(s.series.bytes_in_use),
+            }
+
         blocks = self.blocks
         return {
             "label": self.label,
@@ -188,17 +216,9 @@ class Snapshot:
                     for name in ("account", "block", "size", "owner", "allocated_ns")
                 },
             },
-            "series": [
-                {
-                    "component": s.component,
-                    "device": s.device,
-                    "stride": s.series.stride,
-                    "times_ns": column(s.series.times_ns),
-                    "bytes_reserved": column(s.series.bytes_reserved),
-                    "bytes_in_use": column(s.series.bytes_in_use),
-                }
-                for s in self.series
-            ],
+            "series": [series_body(s) for s in self.series],
+            "process": [dataclasses.asdict(p) for p in self.process],
+            "process_series": [series_body(s) for s in self.process_series],
         }
 
     @classmethod
@@ -244,6 +264,10 @@ class Snapshot:
             ComponentSeries(_str(s["component"]), _str(s["device"]), _series_view(s))
             for s in body["series"]
         )
+        process_series = tuple(
+            ComponentSeries(_str(s["component"]), _str(s["device"]), _series_view(s))
+            for s in body.get("process_series", ())
+        )
         return cls(
             label=_str(body["label"]),
             wall_time_ns=_int(body["wall_time_ns"]),
@@ -260,6 +284,9 @@ class Snapshot:
             ),
             blocks=blocks,
             series=series,
+            # Written since the process was sampled; earlier files of schema 1 lack it.
+            process=tuple(_build(ProcessStats, p) for p in body.get("process", ())),
+            process_series=process_series,
         )
 
 

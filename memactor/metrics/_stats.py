@@ -190,3 +190,36 @@ class LedgerStats:
     """The longest such stall."""
     longest_stall_task: str = ""
     """The task that ran during the longest stall (``"actor NAME"`` for an actor)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessStats:
+    """What the process itself held on one device when it was last sampled, beside what
+    its components reported: the bytes nobody reported are the unattributed remainder.
+
+    On ``"cpu"`` the process's bytes are its USS (unique set size: the pages only this
+    process holds, what it would give back on exit) where the system tells it, else its
+    RSS; USS leaves out the pages of shared libraries that every Python process maps and
+    no component could report. On a GPU they are the device memory NVML reports for this
+    process (else CuPy's pool total). ``unattributed_bytes`` is ``process_bytes -
+    bytes_reserved``; it is negative when components reserve memory the system has not
+    handed over yet (untouched pages).
+    """
+
+    device: str
+    process_bytes: int
+    """The process's bytes on the device (see the class docstring for which figure)."""
+    bytes_reserved: int
+    """What the ledger's components reserved on the device at the same moment."""
+    unattributed_bytes: int
+    """``process_bytes - bytes_reserved``: memory outside memactor's books."""
+    sampled_ns: int
+    """The ledger's clock when the process was sampled."""
+    rss_bytes: int = 0
+    """Resident set size (``"cpu"`` only; 0 where unknown)."""
+    uss_bytes: int = 0
+    """Unique set size (``"cpu"`` only; 0 where unknown)."""
+    pss_bytes: int = 0
+    """Proportional set size (``"cpu"`` only; 0 where unknown)."""
+    pool_bytes: int = 0
+    """A GPU's CuPy memory pool total (0 on ``"cpu"`` or without CuPy)."""

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._series import SeriesView
-from ._snapshot import Snapshot
+from ._snapshot import PROCESS, Snapshot
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,4 +117,18 @@ def find_growth(snapshot: Snapshot, config: TrendConfig | None = None) -> tuple[
         analyze_trend(s.series, component=s.component, device=s.device, config=config)
         for s in sorted(snapshot.series, key=lambda s: (s.component, s.device))
         if (s.component, s.device) in held
+    )
+
+
+def find_unattributed_growth(
+    snapshot: Snapshot, config: TrendConfig | None = None
+) -> tuple[Trend, ...]:
+    """Analyze each device's unattributed series (the in-use column of its
+    :data:`PROCESS` series): memory outside memactor's books that grows steadily.
+
+    Empty when the process was never sampled or the snapshot has no series.
+    """
+    return tuple(
+        analyze_trend(s.series, component=PROCESS, device=s.device, config=config)
+        for s in sorted(snapshot.process_series, key=lambda s: s.device)
     )

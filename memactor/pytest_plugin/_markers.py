@@ -5,16 +5,26 @@ limit; ``memactor_no_leaks`` sets the memory in use at the end against the memor
 at the start (or after warm-up). Both read in-use bytes, never reserved ones, so a pool's
 cache is neither a peak nor a leak. Each returns the failure message, offenders table
 included, or ``None`` when the test passes.
+
+``memactor_no_leaks(process=True)`` also sets the growth of the process's own memory
+against the growth of the ledger's reserved bytes: what the ledger does not explain is
+unattributed growth, memory nobody reported to memactor.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pytest
 
+from ..actors import ProcessMemory
 from ..events import format_size, parse_size
 from ..metrics import Ledger, Snapshot, diff, render_table
+
+DEFAULT_PROCESS_TOLERANCE = 32 * 2**20
+"""How much unattributed growth ``memactor_no_leaks(process=True)`` forgives: well above
+what an interpreter's own allocations (a few MiB) add over a test, well below a leak."""
 
 OFFENDERS_SHOWN = 5
 """Rows in a failure's table of offenders."""
@@ -143,23 +153,37 @@ class NoLeaks:
     tolerance_bytes: int = 0
     component: str | None = None
     warmup: int = 0
+    process_tolerance_bytes: int | None = None
+    """With ``process=True`` (:data:`DEFAULT_PROCESS_TOLERANCE`) or ``process="64 MiB"``:
+    how much the process's memory may grow beyond what the ledger's reserved bytes
+    explain, between the same two moments as the in-use check; ``None``: not checked."""
 
     @classmethod
     def from_mark(cls, mark: pytest.Mark) -> NoLeaks:
         """Read the marker's arguments; :class:`TypeError` or :class:`ValueError` if bad."""
 
         def read(
-            tolerance: int | str = 0, component: str | None = None, warmup: int = 0
+            tolerance: int | str = 0,
+            component: str | None = None,
+            warmup: int = 0,
+            process: bool | int | str = False,
         ) -> NoLeaks:
             if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
                 raise ValueError(
                     f"memactor_no_leaks(warmup=...) is a number of snapshots (0 or more), "
                     f"not {warmup!r}"
                 )
+            if process is True:
+                process_tolerance: int | None = DEFAULT_PROCESS_TOLERANCE
+            elif process is False:
+                process_tolerance = None
+            else:
+                process_tolerance = _size("memactor_no_leaks", "process", process)
             return cls(
                 _size("memactor_no_leaks", "tolerance", tolerance),
                 _text("component", component),
                 warmup,
+                process_tolerance,
             )
 
         return read(*mark.args, **mark.kwargs)
@@ -185,6 +209,41 @@ class NoLeaks:
             f"the tolerance is {_bytes(self.tolerance_bytes)}\n\n"
             + leak_offenders(start, end, self.component)
         )
+
+    def judge_process(
+        self, snapshots: Sequence[Snapshot], end: Snapshot, readings: Sequence[ProcessMemory]
+    ) -> str | None:
+        """The failure message if the process grew past the process tolerance beyond what
+        the ledger's reserved bytes explain, else ``None`` (also when not asked for, or
+        when :meth:`judge` already reports a missing warm-up snapshot).
+
+        *readings* are the process's memory at the start, at each of *snapshots*, and at
+        the end, in that order.
+        """
+        if self.process_tolerance_bytes is None or self.warmup > len(snapshots):
+            return None
+        start = snapshots[self.warmup - 1] if self.warmup else _EMPTY
+        first, last = readings[self.warmup], readings[-1]
+        process_grown = last.host_bytes - first.host_bytes
+        reserved_grown = reserved_on_cpu(end) - reserved_on_cpu(start)
+        unattributed = process_grown - reserved_grown
+        if unattributed <= self.process_tolerance_bytes:
+            return None
+        since = f"after warm-up (snapshot {self.warmup})" if self.warmup else "since the start"
+        which = "USS" if last.uss_bytes else "RSS"
+        return (
+            f"memactor_no_leaks(process=...): unattributed growth of {_bytes(unattributed)} "
+            f"{since}: the process ({which}) grew by {_bytes(process_grown)} while the "
+            f"ledger's reserved bytes grew by {_bytes(reserved_grown)}; the tolerance is "
+            f"{_bytes(self.process_tolerance_bytes)}. This memory is outside memactor: "
+            "nothing reported it (report it through a memory reporter, or free it)"
+        )
+
+
+def reserved_on_cpu(snapshot: Snapshot) -> int:
+    """What *snapshot*'s components reserved on ``"cpu"``: the part of the process's
+    host memory that the ledger explains."""
+    return sum(d.bytes_reserved for d in snapshot.devices if d.device == "cpu")
 
 
 _EMPTY = Ledger(clock=lambda: 0).snapshot("start")

@@ -15,19 +15,21 @@ from pathlib import Path
 
 import pytest
 
-from ..actors import MemorySystem, Metrics, open_system
+from ..actors import MemorySystem, Metrics, ProcessMemory, open_system, read_process_memory
 from ..events import format_size
 from ..metrics import Snapshot, render_table
 from ._baseline import BaselineError, Peaks, Tolerance, compare, load_baseline, save_baseline
-from ._markers import MemoryLimit, NoLeaks
+from ._markers import MemoryLimit, NoLeaks, reserved_on_cpu
 
 MARKERS = (
     "memactor_limit(peak, component=None, device=None): fail the test when its peak memory "
     "in use (of a component, on a device, or in total) reaches peak (a size like '64 MiB'); "
     "needs the memactor_system fixture",
-    "memactor_no_leaks(tolerance=0, component=None, warmup=0): fail the test when it ends "
-    "with more memory in use than at the start (or at its snapshot number warmup), beyond "
-    "tolerance; needs the memactor_system fixture",
+    "memactor_no_leaks(tolerance=0, component=None, warmup=0, process=False): fail the test "
+    "when it ends with more memory in use than at the start (or at its snapshot number "
+    "warmup), beyond tolerance; with process=True (or a size, the tolerance; default "
+    "32 MiB) also when the process's memory grew more than the ledger explains "
+    "(unattributed growth); needs the memactor_system fixture",
 )
 
 
@@ -37,9 +39,12 @@ class _RecordingMetrics(Metrics):
     Each snapshot flushes every reporter first, so it holds all that was reported before.
     """
 
-    def __init__(self, system: MemorySystem, taken: list[Snapshot]) -> None:
+    def __init__(
+        self, system: MemorySystem, taken: list[Snapshot], readings: list[ProcessMemory]
+    ) -> None:
         super().__init__(system)
         self._taken = taken
+        self._readings = readings
 
     async def snapshot(
         self, label: str = "", *, blocks: bool = True, timeout: float | None = None
@@ -49,6 +54,7 @@ class _RecordingMetrics(Metrics):
         await self.flush(timeout=timeout)
         result = await super().snapshot(label, blocks=blocks, timeout=timeout)
         self._taken.append(result)
+        self._readings.append(read_process_memory(devices=False))
         return result
 
 
@@ -58,6 +64,8 @@ class _TestRecord:
 
     system: MemorySystem
     taken: list[Snapshot] = field(default_factory=list)
+    readings: list[ProcessMemory] = field(default_factory=list)
+    """The process's memory at the start, then at each snapshot the test took."""
 
 
 @dataclass(slots=True)
@@ -67,6 +75,8 @@ class _Outcome:
     nodeid: str
     end: Snapshot
     verdict: str
+    unattributed_growth: int | None = None
+    """How much the process grew beyond the ledger's reserved bytes over the test."""
 
 
 @dataclass(slots=True)
@@ -145,8 +155,8 @@ async def memactor_system(request: pytest.FixtureRequest) -> AsyncIterator[Memor
     after which the ``memactor_limit`` and ``memactor_no_leaks`` markers read its ledger.
     """
     async with open_system() as system:
-        record = _TestRecord(system)
-        system.metrics = _RecordingMetrics(system, record.taken)
+        record = _TestRecord(system, readings=[read_process_memory(devices=False)])
+        system.metrics = _RecordingMetrics(system, record.taken, record.readings)
         request.node.stash[_RECORD] = record
         yield system
 
@@ -198,19 +208,27 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
     if record is None:
         return
     end = record.system.ledger.snapshot("end")
+    readings = [*record.readings, read_process_memory(devices=False)]
     limits = [MemoryLimit.from_mark(m) for m in item.iter_markers("memactor_limit")]
     no_leaks = [NoLeaks.from_mark(m) for m in item.iter_markers("memactor_no_leaks")]
     over = [message for message in (m.judge(end) for m in limits) if message]
     leaked = [message for message in (m.judge(record.taken, end) for m in no_leaks) if message]
-    failures = over + leaked
-    verdict = ", ".join(v for v, found in (("over limit", over), ("leak", leaked)) if found)
+    outside = [m.judge_process(record.taken, end, readings) for m in no_leaks]
+    unattributed = [message for message in outside if message]
+    failures = over + leaked + unattributed
+    verdict = ", ".join(
+        v
+        for v, found in (("over limit", over), ("leak", leaked), ("unattributed", unattributed))
+        if found
+    )
     verdict = verdict or "ok"
     if not failures and session.baseline_path is not None:
         grown = _against_baseline(session, item.nodeid, Peaks.of(end))
         if grown is not None:
             verdict = "grew"
             failures.append(grown)
-    session.outcomes.append(_Outcome(item.nodeid, end, verdict))
+    growth = readings[-1].host_bytes - readings[0].host_bytes - reserved_on_cpu(end)
+    session.outcomes.append(_Outcome(item.nodeid, end, verdict, growth))
     if failures:
         pytest.fail("\n\n".join(failures), pytrace=False)
 
@@ -272,3 +290,17 @@ def pytest_terminal_summary(
             ["test", "peak in use", "peak reserved", "in use at end", "verdict"], rows, right="123"
         )
     )
+    outside = [o for o in state.outcomes if o.unattributed_growth is not None]
+    if outside:
+        terminalreporter.write_line("")
+        terminalreporter.write_line(
+            "memory outside memactor (the process's growth over each test beyond the "
+            "reserved bytes it reported):"
+        )
+        terminalreporter.write_line(
+            render_table(
+                ["test", "unattributed growth"],
+                [[o.nodeid, format_size(o.unattributed_growth or 0, signed=True)] for o in outside],
+                right="1",
+            )
+        )

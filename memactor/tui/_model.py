@@ -20,6 +20,8 @@ from ._notable import DEFAULT_EVENTS_KEPT, EventTail, derive_events
 SPARK_POINTS = 16
 SPARK_BARS = "▁▂▃▄▅▆▇█"
 LEAK_REFRESH_NS = 1_000_000_000
+UNATTRIBUTED = "(unattributed)"
+"""The component table's row name for memory the process holds that nobody reported."""
 CHART_WINDOW_NS = 60_000_000_000
 _UNITS = (("B", 1), ("KiB", 2**10), ("MiB", 2**20), ("GiB", 2**30), ("TiB", 2**40))
 
@@ -222,12 +224,27 @@ class Dashboard:
             where += f" at {source.address}"
         uptime = format_uptime(self.uptime_ns() or 0)
         first = f"{self.connection.describe()} · {source.name} ({where}) · up {uptime}"
-        devices = " · ".join(
-            f"{d.device}: {format_size(d.bytes_in_use)} in use / "
-            f"{format_size(d.bytes_reserved)} reserved"
-            for d in view.devices
-        )
-        second = devices or "no memory held yet"
+        # Process figures only where the process was sampled (a feed may carry none).
+        process = {p.device: p for p in view.process}
+        parts = []
+        for d in view.devices:
+            part = (
+                f"{d.device}: {format_size(d.bytes_in_use)} in use / "
+                f"{format_size(d.bytes_reserved)} reserved"
+            )
+            outside = process.pop(d.device, None)
+            if outside is not None:
+                part += (
+                    f" (process {format_size(outside.process_bytes)}, unattributed "
+                    f"{format_size(outside.unattributed_bytes, signed=True)})"
+                )
+            parts.append(part)
+        parts += [
+            f"{p.device}: nothing reported (process {format_size(p.process_bytes)}, "
+            f"unattributed {format_size(p.unattributed_bytes, signed=True)})"
+            for p in process.values()
+        ]
+        second = " · ".join(parts) or "no memory held yet"
         drops = totals.events_dropped + self.views_missed
         third = (
             f"true peak {format_size(totals.peak_bytes_in_use)} in use / "
@@ -244,7 +261,9 @@ class Dashboard:
         return (first, second, third)
 
     def component_rows(self, text: str = "") -> tuple[ComponentRow, ...]:
-        """Components that held memory or saw anomalies, biggest in use first."""
+        """Components that held memory or saw anomalies, biggest in use first; then, per
+        device where the process was sampled, an ``"(unattributed)"`` row whose reserved
+        cell is the memory outside memactor (process minus reported reserved)."""
         view = self.view
         if view is None:
             return ()
@@ -272,6 +291,16 @@ class Dashboard:
                 sparkline(self.history.recent_in_use(key, SPARK_POINTS)),
             )
             rows.append(ComponentRow(key, cells))
+        if matches(UNATTRIBUTED, text):
+            rows += [
+                ComponentRow(
+                    (UNATTRIBUTED, p.device),
+                    (UNATTRIBUTED, p.device, format_size(p.unattributed_bytes, signed=True))
+                    + ("-",) * (len(COMPONENT_COLUMNS) - 4)
+                    + ("",),
+                )
+                for p in view.process
+            ]
         return tuple(rows)
 
     def owner_rows(self) -> tuple[tuple[str, ...], ...]:

@@ -311,3 +311,17 @@ async def test_cupy_pool_and_nvml_numbers() -> None:
             assert stats.device_total_bytes is not None
             assert stats.device_total_bytes > 0
             assert stats.device_used_bytes is not None
+
+
+@pytest.mark.gpu
+@needs_gpu
+def test_process_sampling_counts_a_cupy_allocation_nobody_reported() -> None:
+    cupy = cupy_or_skip()
+    from memactor.actors import read_process_memory
+
+    held = cupy.ones(64 << 20, dtype=cupy.uint8)  # 64 MiB through CuPy's pool
+    after = read_process_memory()
+    ((device, process_bytes, pool_bytes),) = after.devices
+    assert device == f"cuda:{cupy.cuda.runtime.getDevice()}"
+    # NVML's per-process figure (when it gives one) adds the CUDA context to the pool.
+    assert process_bytes >= pool_bytes >= held.nbytes

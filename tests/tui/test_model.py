@@ -6,11 +6,12 @@ import dataclasses
 
 import pytest
 
+from memactor.events import format_size
 from memactor.metrics import TOTAL
 from memactor.remote import ConnectionLost, Source, ViewUpdate
 from memactor.tui import Dashboard, FeedNote
 from memactor.tui._history import TOTAL_KEY, History, RateMeter, device_key
-from memactor.tui._model import chart_unit, format_uptime, sparkline
+from memactor.tui._model import COMPONENT_COLUMNS, chart_unit, format_uptime, sparkline
 from memactor.tui._notable import EventTail, derive_events
 
 from .feeds import KIB, MIB, SOURCE, STEP_NS, Pipeline, updates
@@ -174,3 +175,21 @@ def test_formatting_helpers() -> None:
     assert chart_unit(MIB - 1) == ("KiB", KIB)
     assert chart_unit(0) == ("B", 1)
     assert TOTAL == "*"
+
+
+def test_the_header_and_table_show_memory_outside_memactor_when_sampled() -> None:
+    pipeline = Pipeline()
+    for _ in range(3):
+        pipeline.advance()
+    pipeline.ledger.note_process("cpu", 40 * MIB, rss_bytes=48 * MIB, uss_bytes=40 * MIB)
+    dashboard = Dashboard()
+    dashboard.ingest(ViewUpdate(pipeline.view(), SOURCE, received_ns=pipeline.clock.now_ns))
+    reserved = pipeline.ledger.devices()[0].bytes_reserved
+    second = dashboard.header_lines()[1]
+    assert second.startswith("cpu: ")
+    assert "(process 40 MiB, unattributed +" in second.split(" · ")[0]
+    rows = dashboard.component_rows()
+    assert rows[-1].key == ("(unattributed)", "cpu")
+    assert rows[-1].cells[2] == format_size(40 * MIB - reserved, signed=True)
+    assert len(rows[-1].cells) == len(COMPONENT_COLUMNS)
+    assert dashboard.component_rows("pool")[-1].key != ("(unattributed)", "cpu")
