@@ -36,7 +36,8 @@ MARKERS = (
 class _RecordingMetrics(Metrics):
     """The system's metrics client, keeping each snapshot the test takes (for warm-up).
 
-    Each snapshot flushes every reporter first, so it holds all that was reported before.
+    Each snapshot is a consistent cut: it holds every event emitted before it, so a
+    warm-up baseline never misses a reporter's last batch.
     """
 
     def __init__(
@@ -49,9 +50,6 @@ class _RecordingMetrics(Metrics):
     async def snapshot(
         self, label: str = "", *, blocks: bool = True, timeout: float | None = None
     ) -> Snapshot:
-        # Flush first: a warm-up baseline that missed a reporter's last batch would make
-        # that batch look like a leak.
-        await self.flush(timeout=timeout)
         result = await super().snapshot(label, blocks=blocks, timeout=timeout)
         self._taken.append(result)
         self._readings.append(read_process_memory(devices=False))
