@@ -191,7 +191,8 @@ class MemoryReporter:
         device: str | None = None,
         requested: int | None = None,
     ) -> None:
-        """``size`` bytes were taken from the system for ``block`` and lent to ``owner``."""
+        """``size`` bytes were taken from the system for ``block`` and lent to ``owner``;
+        ``requested``: the bytes asked for, if fewer (see :meth:`Reporter.alloc`)."""
         batch = self._batch
         batch.append(
             (
@@ -240,7 +241,8 @@ class MemoryReporter:
         device: str | None = None,
         requested: int | None = None,
     ) -> None:
-        """A cached ``block`` was lent to ``owner`` again (a pool hit)."""
+        """A cached ``block`` was lent to ``owner`` again (a pool hit); ``requested`` as
+        for :meth:`alloc`."""
         batch = self._batch
         batch.append(
             (
