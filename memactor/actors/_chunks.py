@@ -80,6 +80,20 @@ class ChunkStatistics:
     reuse_ratio: float
     """``pool_hits / leases``; 0.0 before the first lease."""
 
+    requested_working_bytes: int = 0
+    """Bytes of the arrays in :attr:`working_bytes` (what this processor asked the pool
+    for, less the size classes' slack): what the ledger shows as the pool's requested
+    bytes in use for this processor."""
+
+    peak_requested_working_bytes: int = 0
+    """The largest :attr:`requested_working_bytes` seen."""
+
+    bytes_leased: int = 0
+    """Block bytes of every lease taken, over the processor's life."""
+
+    requested_bytes_leased: int = 0
+    """Array bytes of every lease taken, over the processor's life."""
+
 
 class _Slot:
     """One chunk of one call, from its start until the consumer has taken its result."""
@@ -202,6 +216,8 @@ class ChunkProcessor(Actor[Array, Array]):
         self._working_bytes = 0
         self._peak_working_bytes = 0
         self._leases = 0
+        self._requested_working_bytes = self._peak_requested_working_bytes = 0
+        self._bytes_leased = self._requested_bytes_leased = 0
         self._pool_hits = 0
 
     async def handle(self, message: Array) -> Array:
@@ -317,6 +333,10 @@ class ChunkProcessor(Actor[Array, Array]):
             leases=self._leases,
             pool_hits=self._pool_hits,
             reuse_ratio=self._pool_hits / self._leases if self._leases else 0.0,
+            requested_working_bytes=self._requested_working_bytes,
+            peak_requested_working_bytes=self._peak_requested_working_bytes,
+            bytes_leased=self._bytes_leased,
+            requested_bytes_leased=self._requested_bytes_leased,
         )
 
     # ---- one call: production and ordered consumption ---------------------------------
@@ -411,10 +431,17 @@ class ChunkProcessor(Actor[Array, Array]):
             self._pool_hits += hit
             self._working_bytes += lease.block_nbytes
             self._peak_working_bytes = max(self._peak_working_bytes, self._working_bytes)
+            self._bytes_leased += lease.block_nbytes
+            self._requested_bytes_leased += lease.nbytes
+            self._requested_working_bytes += lease.nbytes
+            self._peak_requested_working_bytes = max(
+                self._peak_requested_working_bytes, self._requested_working_bytes
+            )
             yield lease.array
         finally:
             lease.release()
             self._working_bytes -= lease.block_nbytes
+            self._requested_working_bytes -= lease.nbytes
 
     async def _next(self, run: _Run) -> _Slot | None:
         """The next chunk in order once its result is ready; None when the run ended."""

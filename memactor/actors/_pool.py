@@ -69,7 +69,9 @@ class BufferPool(Actor[PoolRequest, PoolReply]):
 
     **Reporting** (component: the pool's name; owner: the lease's owner): ALLOC on a miss,
     ACQUIRE on a hit, RELEASE when a lease comes back to the cache, FREE when a cached
-    block is freed.
+    block is freed. Every ALLOC and ACQUIRE carries the bytes the request asked for (its
+    ``requested`` size) beside the block's, so the ledger shows the pool's slack and
+    reuse ratio.
 
     **Stop.** When the pool stops (or before a restart), waiters get
     ``trio.ClosedResourceError``, the cache is freed (FREE each block) and new acquires
@@ -339,7 +341,7 @@ class BufferPool(Actor[PoolRequest, PoolReply]):
                 del self._buckets[size]
             del self._cached[block.id]
             self._hits += 1
-            reporter.acquire(block.id, size, lease.owner)
+            reporter.acquire(block.id, size, lease.owner, requested=lease.nbytes)
         else:
             cap = self.max_reserved
             if cap is not None:
@@ -351,7 +353,7 @@ class BufferPool(Actor[PoolRequest, PoolReply]):
             self._bytes_reserved += size
             self._peak_bytes_reserved = max(self._peak_bytes_reserved, self._bytes_reserved)
             self._misses += 1
-            reporter.alloc(block.id, size, lease.owner)
+            reporter.alloc(block.id, size, lease.owner, requested=lease.nbytes)
         self._bytes_in_use += size
         self._peak_bytes_in_use = max(self._peak_bytes_in_use, self._bytes_in_use)
         self._lent[block.id] = block

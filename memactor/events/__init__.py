@@ -5,6 +5,7 @@ from ._event import MAX_SEQ as MAX_SEQ
 from ._event import MAX_SIZE as MAX_SIZE
 from ._event import MAX_TIMESTAMP as MAX_TIMESTAMP
 from ._event import MIN_TIMESTAMP as MIN_TIMESTAMP
+from ._event import REQUESTED_TAG as REQUESTED_TAG
 from ._event import EventKind as EventKind
 from ._event import MemoryEvent as MemoryEvent
 from ._event import Tags as Tags
@@ -12,5 +13,6 @@ from ._event import check_device as check_device
 from ._event import check_kind as check_kind
 from ._event import check_timestamp as check_timestamp
 from ._event import is_device as is_device
+from ._event import requested_of as requested_of
 from ._sizes import format_size as format_size
 from ._sizes import parse_size as parse_size

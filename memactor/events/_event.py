@@ -90,6 +90,28 @@ def check_timestamp(timestamp_ns: object) -> int:
     return timestamp_ns
 
 
+REQUESTED_TAG: Final = "requested"
+"""The tag under which an ALLOC or ACQUIRE carries the bytes its requester asked for,
+in decimal, when the component lent a bigger block (a pool's size class):
+``tags={"requested": "120000"}`` on a 131,072-byte block. The ledger counts requested
+bytes beside lent ones from it (see ``ComponentStats.requested_bytes_in_use``)."""
+
+
+def requested_of(tags: Tags) -> int | None:
+    """The requested bytes that *tags* carry under :data:`REQUESTED_TAG`, or ``None``
+    where they carry none. Raises ``ValueError`` for a value that is not a decimal
+    number of bytes from 0 to :data:`MAX_SIZE`."""
+    for key, value in tags:
+        if key == REQUESTED_TAG:
+            if value.__class__ is not str or not value.isascii() or not value.isdigit():
+                raise ValueError(f"tag {REQUESTED_TAG!r} must be a decimal size, got {value!r}")
+            requested = int(value)
+            if requested > MAX_SIZE:
+                raise ValueError(f"tag {REQUESTED_TAG!r} is over {MAX_SIZE} bytes: {value}")
+            return requested
+    return None
+
+
 def _check_size(value: int, field: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValueError(f"{field} must be an int number of bytes, got {value!r}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ..events import Tags, requested_of
 from ._series import TimeSeries
 from ._stats import HISTOGRAM_BUCKETS, ComponentStats, DeviceStats, OwnerStats, component_stats
 
@@ -91,6 +92,7 @@ class Account:
         "anomalies",
         "blocks",
         "bytes_allocated",
+        "bytes_lent",
         "bytes_transferred",
         "component",
         "device",
@@ -108,6 +110,11 @@ class Account:
         "peak_in_use",
         "peak_reserved",
         "releases",
+        "requested_in_use",
+        "requested_lends",
+        "requested_lent",
+        "requested_peak_in_use",
+        "requests",
         "reserved",
         "resizes",
         "retired",
@@ -143,6 +150,15 @@ class Account:
         self.lifetime_total_ns = 0
         self.lifetime_max_ns = 0
         self.anomalies: dict[str, int] = {}
+        # Requested versus lent, kept only for lends that carried a requested size: the
+        # requested bytes of each such block lent now (so a RELEASE or FREE takes them
+        # back), and their sums. Empty and zero for components that report none.
+        self.requests: dict[int, int] = {}
+        self.requested_in_use = 0
+        self.requested_peak_in_use = 0
+        self.requested_lends = 0
+        self.bytes_lent = 0
+        self.requested_lent = 0
         # Two generations of recently freed ids: bounded memory, and a double free is
         # recognised if it comes within the last free_limit..2*free_limit frees. The
         # ledger lowers free_limit as accounts multiply (see ``recent_frees_limit``).
@@ -187,6 +203,12 @@ class Account:
         retired.lifetime_max_ns = max(retired.lifetime_max_ns, self.lifetime_max_ns)
         for kind, count in self.anomalies.items():
             retired.anomalies[kind] = retired.anomalies.get(kind, 0) + count
+        retired.requested_peak_in_use = max(
+            retired.requested_peak_in_use, self.requested_peak_in_use
+        )
+        retired.requested_lends += self.requested_lends
+        retired.bytes_lent += self.bytes_lent
+        retired.requested_lent += self.requested_lent
 
     def forget_old_frees(self) -> None:
         """Start a new generation of remembered frees, dropping the oldest one."""
@@ -204,6 +226,34 @@ class Account:
 
     def was_freed(self, block: int) -> bool:
         return block in self.freed or block in self.freed_before
+
+    def note_requested(self, block: int, size: int, tags: Tags) -> None:
+        """Count a lend of *block* (*size* bytes) whose event carried *tags*: where they
+        name a requested size, keep it beside the lent bytes. A requested size that is
+        not a number or exceeds the block is counted as ``bad_requested`` and left out
+        (the lend itself stands)."""
+        try:
+            requested = requested_of(tags)
+        except (TypeError, ValueError):  # not pairs of strings, or not a size
+            requested = -1
+        if requested is None:
+            return
+        if not 0 <= requested <= size:
+            self.count_anomaly("bad_requested")
+            return
+        self.requests[block] = requested
+        self.requested_lends += 1
+        self.bytes_lent += size
+        self.requested_lent += requested
+        self.requested_in_use += requested
+        if self.requested_in_use > self.requested_peak_in_use:
+            self.requested_peak_in_use = self.requested_in_use
+
+    def end_request(self, block: int) -> None:
+        """*block* came back or was freed: its requested bytes are no longer in use."""
+        requested = self.requests.pop(block, None)
+        if requested is not None:
+            self.requested_in_use -= requested
 
     def count_anomaly(self, kind: str) -> None:
         self.anomalies[kind] = self.anomalies.get(kind, 0) + 1
@@ -230,4 +280,9 @@ class Account:
             self.lifetime_total_ns,
             self.lifetime_max_ns,
             tuple(sorted(self.anomalies.items())) if self.anomalies else (),
+            self.requested_in_use,
+            self.requested_peak_in_use,
+            self.requested_lends,
+            self.bytes_lent,
+            self.requested_lent,
         )

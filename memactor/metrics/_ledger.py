@@ -183,6 +183,7 @@ class Ledger:
         dev = account.device_account
         blocks = account.blocks
         histogram = account.histogram
+        requests = account.requests
         a_reserved = a_in_use = a_peak_reserved = a_peak_in_use = 0
         a_allocations = a_frees = a_acquires = a_releases = a_bytes_allocated = 0
         d_reserved = d_in_use = d_peak_reserved = d_peak_in_use = 0
@@ -190,7 +191,7 @@ class Ledger:
         failure: BaseException | None = None
         for event in remaining:
             try:
-                kind, component, block, size, device, owner, ts, old_size, dst, _tags, _seq = event
+                kind, component, block, size, device, owner, ts, old_size, dst, tags, _seq = event
                 if component is not last_component or device is not last_device:
                     # Store the current books, then load the next pair's.
                     account.reserved = a_reserved
@@ -214,6 +215,7 @@ class Ledger:
                     last_device = device
                     blocks = account.blocks
                     histogram = account.histogram
+                    requests = account.requests
                     a_reserved = account.reserved
                     a_in_use = account.in_use
                     a_peak_reserved = account.peak_reserved
@@ -239,6 +241,8 @@ class Ledger:
                         account.count_anomaly("size_mismatch")
                     blocks[block] = record & NO_OWNER
                     holders[(record >> OWNER_SHIFT) & OWNER_MASK].in_use -= recorded
+                    if requests:
+                        account.end_request(block)
                     a_releases += 1
                     a_in_use -= recorded
                     d_in_use -= recorded
@@ -268,6 +272,8 @@ class Ledger:
                     in_use += recorded
                     if in_use > peak_in_use:
                         peak_in_use = in_use
+                    if tags:
+                        account.note_requested(block, recorded, tags)
 
                 elif kind == _ALLOC:
                     # numpy integers are welcome; floats and strings fail here, before
@@ -317,6 +323,8 @@ class Ledger:
                     in_use += size
                     if in_use > peak_in_use:
                         peak_in_use = in_use
+                    if tags:
+                        account.note_requested(block, size, tags)
 
                 elif kind == _FREE:
                     record = blocks.get(block)
@@ -341,6 +349,8 @@ class Ledger:
                         a_in_use -= recorded
                         d_in_use -= recorded
                         in_use -= recorded
+                        if requests:
+                            account.end_request(block)
                     if lifetime > 0:
                         account.lifetime_total_ns += lifetime
                         if lifetime > account.lifetime_max_ns:

@@ -14,7 +14,7 @@ from typing import Any
 from ..events import format_size
 from ._diff import Change, SnapshotDiff
 from ._snapshot import Snapshot
-from ._stats import ProcessStats
+from ._stats import ComponentStats, ProcessStats
 from ._trend import Trend, TrendConfig, find_growth, find_unattributed_growth
 
 OWNERS_SHOWN = 10
@@ -121,6 +121,38 @@ def render_unattributed_verdict(trends: Sequence[Trend]) -> str:
     )
 
 
+def render_requested(snapshot: Snapshot) -> list[str]:
+    """The slack and reuse ratio of each component that reported requested sizes (see
+    :attr:`ComponentStats.slack_ratio` and :attr:`ComponentStats.reuse_ratio`); none
+    without one."""
+    lending = [c for c in snapshot.components if c.requested_lends]
+    if not lending:
+        return []
+    return [
+        "",
+        "requested versus lent:",
+        *(
+            f"  {c.component}@{c.device}: {c.slack_ratio:.0%} of lent bytes are slack "
+            f"({format_size(c.bytes_lent - c.requested_bytes_lent)} of "
+            f"{format_size(c.bytes_lent)} lent over {plural(c.requested_lends, 'lend')}); "
+            f"reuse ratio {c.reuse_ratio:.1f} ({format_size(c.requested_bytes_lent)} "
+            f"requested, peak {format_size(c.peak_requested_bytes_in_use)} in use)"
+            for c in lending
+        ),
+    ]
+
+
+def _component_json(stats: ComponentStats) -> dict[str, Any]:
+    """A component's fields, with its slack and reuse ratio where it reported requested
+    sizes (``None`` where it did not)."""
+    lending = stats.requested_lends > 0
+    return {
+        **stats.to_dict(),
+        "slack_ratio": stats.slack_ratio if lending else None,
+        "reuse_ratio": stats.reuse_ratio if lending else None,
+    }
+
+
 def render_snapshot(snapshot: Snapshot, *, trend: TrendConfig | None = None) -> str:
     """A text report of *snapshot*: totals, components, owners, devices and the verdict."""
     totals = snapshot.totals
@@ -185,6 +217,7 @@ def render_snapshot(snapshot: Snapshot, *, trend: TrendConfig | None = None) -> 
             f"  {c.component}@{c.device}: " + ", ".join(f"{k} {n}" for k, n in c.anomalies)
             for c in anomalous
         ]
+    out += render_requested(snapshot)
     if len(snapshot.devices) > 1:
         out += [
             "",
@@ -248,7 +281,7 @@ def snapshot_report_json(snapshot: Snapshot, *, trend: TrendConfig | None = None
         "wall_time_ns": snapshot.wall_time_ns,
         "monotonic_ns": snapshot.monotonic_ns,
         "totals": dataclasses.asdict(snapshot.totals),
-        "components": [c.to_dict() for c in snapshot.components],
+        "components": [_component_json(c) for c in snapshot.components],
         "owners": [dataclasses.asdict(o) for o in snapshot.owners],
         "devices": [dataclasses.asdict(d) for d in snapshot.devices],
         "transfers": [

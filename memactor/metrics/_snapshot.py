@@ -300,7 +300,18 @@ def _series_view(body: Mapping[str, Any]) -> SeriesView:
     return SeriesView(columns[0], columns[1], columns[2], _int(body["stride"]))
 
 
-_ADDED_LATER = frozenset({"loop_stalls", "longest_stall_ns", "longest_stall_task"})
+_ADDED_LATER = frozenset(
+    {
+        "loop_stalls",
+        "longest_stall_ns",
+        "longest_stall_task",
+        "requested_bytes_in_use",
+        "peak_requested_bytes_in_use",
+        "requested_lends",
+        "bytes_lent",
+        "requested_bytes_lent",
+    }
+)
 """Fields added to schema 1 after files were written without them: they take their
 defaults when missing."""
 

@@ -53,6 +53,17 @@ class ComponentStats:
     lifetime_max_ns: int = 0
     anomalies: tuple[tuple[str, int], ...] = ()
     """Anomalies by kind, sorted by name: ``(("double_free", 2), ...)``."""
+    requested_bytes_in_use: int = 0
+    """Bytes asked for by the lends now out that carried a requested size (the
+    ``"requested"`` tag of their ALLOC or ACQUIRE): what their owners use of the blocks
+    they hold. 0 for a component that never reports requested sizes."""
+    peak_requested_bytes_in_use: int = 0
+    requested_lends: int = 0
+    """ALLOC and ACQUIRE events that carried a requested size."""
+    bytes_lent: int = 0
+    """Block bytes lent over the run by those :attr:`requested_lends`."""
+    requested_bytes_lent: int = 0
+    """Bytes asked for over the run by those :attr:`requested_lends`."""
 
     def to_dict(self) -> dict[str, object]:
         """Every field under its name, histogram as a list and anomalies as a map (JSON-ready)."""
@@ -76,6 +87,22 @@ class ComponentStats:
         return self.lifetime_total_ns / self.lifetimes if self.lifetimes else 0.0
 
     @property
+    def slack_ratio(self) -> float:
+        """Share of lent bytes that nobody asked for: ``1 - requested_bytes_lent /
+        bytes_lent`` over the lends that carried a requested size; 0.0 without any."""
+        if not self.bytes_lent:
+            return 0.0
+        return (self.bytes_lent - self.requested_bytes_lent) / self.bytes_lent
+
+    @property
+    def reuse_ratio(self) -> float:
+        """How many times over the peak working set was lent: ``requested_bytes_lent /
+        peak_requested_bytes_in_use``; 0.0 without requested sizes. A pool that lends
+        its peak once and never again has 1.0; the higher, the more its memory served."""
+        peak = self.peak_requested_bytes_in_use
+        return self.requested_bytes_lent / peak if peak else 0.0
+
+    @property
     def hit_ratio(self) -> float:
         """Share of lendings served from cache: acquires / (acquires + allocations)."""
         lendings = self.acquires + self.allocations
@@ -85,7 +112,7 @@ class ComponentStats:
 class _Unfrozen:
     """:class:`ComponentStats`'s slots, in its order, but writable with a plain store.
 
-    A frozen dataclass's ``__init__`` sets each of its 20 fields through
+    A frozen dataclass's ``__init__`` sets each of its 25 fields through
     ``object.__setattr__``; the ledger freezes an account at every change, so it writes
     the fields of one of these instead and then makes it a ``ComponentStats`` by class
     assignment, which CPython allows only between classes of the same slots (it raises
@@ -116,6 +143,11 @@ def component_stats(
     lifetime_total_ns: int,
     lifetime_max_ns: int,
     anomalies: tuple[tuple[str, int], ...],
+    requested_bytes_in_use: int,
+    peak_requested_bytes_in_use: int,
+    requested_lends: int,
+    bytes_lent: int,
+    requested_bytes_lent: int,
 ) -> ComponentStats:
     """Return ``ComponentStats(...)`` of these fields (all of them, in order), at about a
     fifth of the constructor's cost. For the ledger, which freezes at every tick."""
@@ -140,6 +172,11 @@ def component_stats(
     stats.lifetime_total_ns = lifetime_total_ns
     stats.lifetime_max_ns = lifetime_max_ns
     stats.anomalies = anomalies
+    stats.requested_bytes_in_use = requested_bytes_in_use
+    stats.peak_requested_bytes_in_use = peak_requested_bytes_in_use
+    stats.requested_lends = requested_lends
+    stats.bytes_lent = bytes_lent
+    stats.requested_bytes_lent = requested_bytes_lent
     stats.__class__ = ComponentStats
     frozen: ComponentStats = stats
     return frozen
@@ -179,8 +216,9 @@ class LedgerStats:
     events_dropped: int
     """Events lost upstream (a lossy reporter, a full queue), as told to the ledger."""
     anomalies: int
-    """Events counted as anomalies, over every component. All but ``size_mismatch`` are
-    not applied; a size mismatch is applied with the size the ledger recorded."""
+    """Events counted as anomalies, over every component. All but ``size_mismatch`` and
+    ``bad_requested`` are not applied; a size mismatch is applied with the size the
+    ledger recorded, and a lend with a bad requested size without it."""
     malformed: int
     """Events too broken to attribute to a component (not an 11-field event, bad types)."""
     loop_stalls: int = 0

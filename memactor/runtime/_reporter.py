@@ -31,7 +31,7 @@ from typing import Final, Protocol
 
 import trio
 
-from ..events import EventKind, check_device
+from ..events import REQUESTED_TAG, EventKind, Tags, check_device
 from ._inbox import EventBatch, EventTuple, Inbox
 
 DEFAULT_BATCH_SIZE: Final = 256
@@ -62,9 +62,18 @@ class Reporter(Protocol):
         ...
 
     def alloc(
-        self, block: int, size: int, owner: str | None = None, device: str | None = None
+        self,
+        block: int,
+        size: int,
+        owner: str | None = None,
+        device: str | None = None,
+        requested: int | None = None,
     ) -> None:
-        """``size`` bytes were taken from the system for ``block`` and lent to ``owner``."""
+        """``size`` bytes were taken from the system for ``block`` and lent to ``owner``.
+
+        ``requested``: the bytes the requester asked for, where it got a bigger block (a
+        pool's size class); it travels as the event's ``"requested"`` tag, and the ledger
+        counts requested bytes beside lent ones. ``None`` (the default) adds nothing."""
         ...
 
     def free(self, block: int, size: int, device: str | None = None) -> None:
@@ -72,9 +81,15 @@ class Reporter(Protocol):
         ...
 
     def acquire(
-        self, block: int, size: int, owner: str | None = None, device: str | None = None
+        self,
+        block: int,
+        size: int,
+        owner: str | None = None,
+        device: str | None = None,
+        requested: int | None = None,
     ) -> None:
-        """A cached ``block`` was lent to ``owner`` again (a pool hit)."""
+        """A cached ``block`` was lent to ``owner`` again (a pool hit); ``requested`` as
+        for :meth:`alloc`."""
         ...
 
     def release(self, block: int, size: int, device: str | None = None) -> None:
@@ -169,9 +184,15 @@ class MemoryReporter:
         return next(self._blocks)
 
     def alloc(
-        self, block: int, size: int, owner: str | None = None, device: str | None = None
+        self,
+        block: int,
+        size: int,
+        owner: str | None = None,
+        device: str | None = None,
+        requested: int | None = None,
     ) -> None:
-        """``size`` bytes were taken from the system for ``block`` and lent to ``owner``."""
+        """``size`` bytes were taken from the system for ``block`` and lent to ``owner``;
+        ``requested``: the bytes asked for, if fewer (see :meth:`Reporter.alloc`)."""
         batch = self._batch
         batch.append(
             (
@@ -184,7 +205,7 @@ class MemoryReporter:
                 self._clock(),
                 0,
                 None,
-                (),
+                () if requested is None else ((REQUESTED_TAG, str(requested)),),
                 self._seq(),
             )
         )
@@ -213,9 +234,15 @@ class MemoryReporter:
             self._full()
 
     def acquire(
-        self, block: int, size: int, owner: str | None = None, device: str | None = None
+        self,
+        block: int,
+        size: int,
+        owner: str | None = None,
+        device: str | None = None,
+        requested: int | None = None,
     ) -> None:
-        """A cached ``block`` was lent to ``owner`` again (a pool hit)."""
+        """A cached ``block`` was lent to ``owner`` again (a pool hit); ``requested`` as
+        for :meth:`alloc`."""
         batch = self._batch
         batch.append(
             (
@@ -228,7 +255,7 @@ class MemoryReporter:
                 self._clock(),
                 0,
                 None,
-                (),
+                () if requested is None else ((REQUESTED_TAG, str(requested)),),
                 self._seq(),
             )
         )
@@ -423,7 +450,12 @@ class NullReporter(MemoryReporter):
     __slots__ = ()
 
     def alloc(
-        self, block: int, size: int, owner: str | None = None, device: str | None = None
+        self,
+        block: int,
+        size: int,
+        owner: str | None = None,
+        device: str | None = None,
+        requested: int | None = None,
     ) -> None:
         pass
 
@@ -431,7 +463,12 @@ class NullReporter(MemoryReporter):
         pass
 
     def acquire(
-        self, block: int, size: int, owner: str | None = None, device: str | None = None
+        self,
+        block: int,
+        size: int,
+        owner: str | None = None,
+        device: str | None = None,
+        requested: int | None = None,
     ) -> None:
         pass
 
@@ -492,6 +529,7 @@ class ThreadReporter:
         owner: str,
         old_size: int = 0,
         dst: str | None = None,
+        tags: Tags = (),
     ) -> None:
         with self._lock:
             # Numbered and stamped under the lock that drain() takes: once the metrics
@@ -501,21 +539,33 @@ class ThreadReporter:
                 raise trio.ClosedResourceError(f"reporter {self.component!r} is closed")
             self._queue.append(
                 (kind, self.component, block, size, device or self.device, owner,
-                 self._clock(), old_size, dst, (), self._seq())
+                 self._clock(), old_size, dst, tags, self._seq())
             )  # fmt: skip
 
     def alloc(
-        self, block: int, size: int, owner: str | None = None, device: str | None = None
+        self,
+        block: int,
+        size: int,
+        owner: str | None = None,
+        device: str | None = None,
+        requested: int | None = None,
     ) -> None:
-        self._emit(_ALLOC, block, size, device, self.owner if owner is None else owner)
+        tags = () if requested is None else ((REQUESTED_TAG, str(requested)),)
+        self._emit(_ALLOC, block, size, device, self.owner if owner is None else owner, tags=tags)
 
     def free(self, block: int, size: int, device: str | None = None) -> None:
         self._emit(_FREE, block, size, device, "")
 
     def acquire(
-        self, block: int, size: int, owner: str | None = None, device: str | None = None
+        self,
+        block: int,
+        size: int,
+        owner: str | None = None,
+        device: str | None = None,
+        requested: int | None = None,
     ) -> None:
-        self._emit(_ACQUIRE, block, size, device, self.owner if owner is None else owner)
+        tags = () if requested is None else ((REQUESTED_TAG, str(requested)),)
+        self._emit(_ACQUIRE, block, size, device, self.owner if owner is None else owner, tags=tags)
 
     def release(self, block: int, size: int, device: str | None = None) -> None:
         self._emit(_RELEASE, block, size, device, "")

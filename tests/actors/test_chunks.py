@@ -331,6 +331,24 @@ async def test_working_memory_is_owned_by_the_processor_and_reused() -> None:
         assert pool.statistics().hits == second.pool_hits
 
 
+async def test_the_working_set_is_counted_as_requested_beside_leased() -> None:
+    array = np.zeros((5, 3))  # chunks of 48, 48 and 24 bytes in blocks of 64, 64 and 32
+    async with open_processor(lambda chunk: chunk, (2, 3), concurrency=1, lookahead=0) as parts:
+        system, pool, proc = parts
+        await proc.process(array)
+        stats = proc.statistics()
+        # One chunk at a time: its input and its output (the same size) at most.
+        assert (stats.peak_working_bytes, stats.peak_requested_working_bytes) == (128, 96)
+        assert (stats.bytes_leased, stats.requested_bytes_leased) == (320, 240)
+        assert stats.requested_working_bytes == 0
+        await assert_nothing_lent(system, pool, proc)
+        ledger = system.ledger.component("pool")  # the processor is the pool's only user
+        assert (ledger.bytes_lent, ledger.requested_bytes_lent) == (320, 240)
+        assert ledger.peak_requested_bytes_in_use == 96
+        assert ledger.slack_ratio == 0.25
+        assert ledger.reuse_ratio == 2.5
+
+
 async def test_every_statistics_field() -> None:
     seen: list[ChunkStatistics] = []
 
@@ -342,7 +360,7 @@ async def test_every_statistics_field() -> None:
     async with open_processor(double, (2, 4), concurrency=1, lookahead=0) as parts:
         _, pool, proc = parts
         fresh = proc.statistics()
-        assert dataclasses.astuple(fresh)[1:] == (0, 0, 0, 0, 0, 0, 0, 0, 0.0)
+        assert dataclasses.astuple(fresh)[1:] == (0, 0, 0, 0, 0, 0, 0, 0, 0.0, 0, 0, 0, 0)
         await proc.process(array)
         assert [(s.in_flight, s.working_bytes, s.chunks_done) for s in seen] == [
             (1, 64, 0),  # only the input copy is lent while fn runs
@@ -361,6 +379,9 @@ async def test_every_statistics_field() -> None:
         assert stats.actor.state is ActorState.RUNNING
         assert stats.actor.messages_handled == 0  # called directly, not through the mailbox
         assert pool.statistics().misses == 4
+        # Powers of two: nothing asked for is smaller than its block.
+        assert (stats.requested_working_bytes, stats.peak_requested_working_bytes) == (0, 128)
+        assert (stats.bytes_leased, stats.requested_bytes_leased) == (320, 320)
         with pytest.raises(dataclasses.FrozenInstanceError):
             stats.chunks_done = 0  # type: ignore[misc]  # the point of the test
 

@@ -177,6 +177,34 @@ async def test_the_ledger_matches_the_raw_blocks_after_every_step() -> None:
         assert held(pool) == (0, 0)
 
 
+async def test_the_ledger_keeps_requested_beside_lent_bytes() -> None:
+    # Issue 13's lends "of 1000..5000 then 5000, 10000, 15000 float64 elements", read as
+    # eight lends one after another (each returned before the next): 1000, 2000, 3000,
+    # 4000 and 5000 elements, then 5000, 10000 and 15000. That reading, and no other
+    # with steps of 1000, gives the issue's figures: the requests come to 15,000 +
+    # 30,000 = 45,000 elements, 360,000 B in all; the largest, 120,000 B, is the peak in
+    # use, as only one lend is out at a time; 360,000 / 120,000 is a reuse ratio of 3.0;
+    # and the 120,000 B request's 131,072 B block is the lent peak.
+    elements = [1000, 2000, 3000, 4000, 5000, 5000, 10_000, 15_000]
+    async with open_pool() as (system, pool):
+        for count in elements:
+            async with pool.lease(count, np.float64):
+                pass
+        await system.metrics.flush()
+        stats = system.ledger.component("pool")
+    blocks = [size_class(8 * count) for count in elements]
+    assert blocks == [8192, 16384, 32768, 32768, 65536, 65536, 131_072, 131_072]
+    assert stats.peak_requested_bytes_in_use == 120_000
+    assert stats.requested_bytes_lent == 360_000
+    assert stats.reuse_ratio == 3.0
+    assert stats.peak_bytes_in_use == 131_072
+    assert stats.requested_bytes_in_use == 0
+    assert stats.requested_lends == (stats.allocations + stats.acquires) == 8
+    assert stats.bytes_lent == sum(blocks) == 483_328
+    assert stats.slack_ratio == (483_328 - 360_000) / 483_328  # 25.5% of lent bytes
+    assert stats.anomaly_count == 0
+
+
 @settings(max_examples=200)
 @given(
     steps=st.lists(st.tuples(st.booleans(), st.integers(0, 3 * MiB)), max_size=30),

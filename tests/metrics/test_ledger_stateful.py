@@ -54,6 +54,26 @@ sizes = st.sampled_from(SIZES)
 odd_sizes = st.sampled_from([*SIZES, "4096", 1.5])
 times = st.integers(0, 10_000)
 owners = st.sampled_from(OWNERS)
+# The tags of a lend: mostly none, some requested sizes (a few bigger than the block, or
+# not a size at all, which count as ``bad_requested``), and a tag the ledger ignores.
+lend_tags = st.sampled_from(
+    [
+        (),
+        (),
+        (("requested", "4000"),),
+        (("requested", "0"),),
+        (("requested", "60000"),),
+        (("requested", "-1"),),
+        (("requested", 4000),),
+        (("note", "x"), ("requested", "1")),
+        (("note", "x"),),
+    ]
+)
+
+
+def requested_in(tags: tuple[tuple[str, Any], ...]) -> Any:
+    """The requested value *tags* carry (``None`` for none), as given."""
+    return next((value for key, value in tags if key == "requested"), None)
 
 
 def bucket_of(size: int) -> int:
@@ -68,6 +88,7 @@ class Block:
     size: int
     owner: str | None  # None while cached in its pool
     allocated_ns: int
+    requested: int | None = None  # what its current lend asked for, if it said
 
 
 @dataclass
@@ -82,6 +103,23 @@ class Books:
     lifetime_max_ns: int = 0
     peak_reserved: int = 0
     peak_in_use: int = 0
+    peak_requested: int = 0
+
+    def requested_in_use(self) -> int:
+        return sum(b.requested or 0 for b in self.blocks.values() if b.owner is not None)
+
+    def lend(self, block: Block, tags: Any) -> None:
+        """Note what a lend of *block* asked for, where its tags say."""
+        value = requested_in(tags) if tags else None
+        if value is None:
+            return
+        if not (isinstance(value, str) and value.isdigit() and int(value) <= block.size):
+            self.anomalies["bad_requested"] += 1
+            return
+        block.requested = int(value)
+        self.counts["requested_lends"] += 1
+        self.counts["bytes_lent"] += block.size
+        self.counts["requested_bytes_lent"] += int(value)
 
     def reserved(self) -> int:
         return sum(b.size for b in self.blocks.values())
@@ -133,6 +171,7 @@ class Model:
         for books in self.books.values():
             books.peak_reserved = max(books.peak_reserved, books.reserved())
             books.peak_in_use = max(books.peak_in_use, books.in_use())
+            books.peak_requested = max(books.peak_requested, books.requested_in_use())
         for owner, peak in self.owner_peaks.items():
             self.owner_peaks[owner] = max(peak, self.owner_in_use(owner))
         for device in {d for _, d in self.books}:
@@ -153,7 +192,7 @@ class Model:
     def classify_and_apply(self, event: Any) -> str:
         if not isinstance(event, tuple) or len(event) != 11:
             return "malformed"
-        kind, component, block, size, device, owner, ts, old_size, dst, _tags, _seq = event
+        kind, component, block, size, device, owner, ts, old_size, dst, tags, _seq = event
         if not isinstance(component, str) or not component or device not in DEVICES:
             return "malformed"
         books = self.books.setdefault((component, device), Books())
@@ -177,6 +216,7 @@ class Model:
             if not -INT64 <= ts < INT64:
                 return anomaly("bad_timestamp")
             books.blocks[block] = Block(size, owner, ts)
+            books.lend(books.blocks[block], tags)
             self.owner_peaks.setdefault(owner, 0)
             books.counts["allocations"] += 1
             books.counts["bytes_allocated"] += size
@@ -202,6 +242,7 @@ class Model:
             if size != live.size:
                 anomaly("size_mismatch")
             live.owner = None
+            live.requested = None
             books.counts["releases"] += 1
         elif kind == ACQUIRE:
             if live is None or live.owner is not None:
@@ -211,6 +252,7 @@ class Model:
             if size != live.size:
                 anomaly("size_mismatch")
             live.owner = owner
+            books.lend(live, tags)
             self.owner_peaks.setdefault(owner, 0)
             books.counts["acquires"] += 1
         elif kind == RESIZE:
@@ -266,6 +308,11 @@ class Model:
             lifetime_total_ns=counts["lifetime_total_ns"],
             lifetime_max_ns=books.lifetime_max_ns,
             anomalies=tuple(sorted(books.anomalies.items())),
+            requested_bytes_in_use=books.requested_in_use(),
+            peak_requested_bytes_in_use=books.peak_requested,
+            requested_lends=counts["requested_lends"],
+            bytes_lent=counts["bytes_lent"],
+            requested_bytes_lent=counts["requested_bytes_lent"],
         )
 
     def check(self, ledger: Ledger) -> None:
@@ -390,9 +437,20 @@ class LedgerMachine(RuleBasedStateMachine):
 
     # -- rules: one per kind of event, each applied now or held for a batch -----------
 
-    @rule(c=components, d=devices, b=blocks, o=owners, t=times, size=sizes, flush=st.booleans())
-    def alloc(self, c: str, d: str, b: int, o: str, t: int, size: int, flush: bool) -> None:
-        self.send((ALLOC, c, b, size, d, o, t, 0, None, (), 0), flush)
+    @rule(
+        c=components,
+        d=devices,
+        b=blocks,
+        o=owners,
+        t=times,
+        size=sizes,
+        tags=lend_tags,
+        flush=st.booleans(),
+    )
+    def alloc(
+        self, c: str, d: str, b: int, o: str, t: int, size: int, tags: Any, flush: bool
+    ) -> None:
+        self.send((ALLOC, c, b, size, d, o, t, 0, None, tags, 0), flush)
 
     @rule(
         c=components,
@@ -432,10 +490,17 @@ class LedgerMachine(RuleBasedStateMachine):
         c, d, b = self.target(data, lent=True)
         self.send((RELEASE, c, b, self.size_for(data, c, d, b), d, "", t, 0, None, (), 0), flush)
 
-    @rule(data=st.data(), t=times, o=st.sampled_from([*OWNERS, None, 3]), flush=st.booleans())
-    def acquire(self, data: st.DataObject, t: int, o: Any, flush: bool) -> None:
+    @rule(
+        data=st.data(),
+        t=times,
+        o=st.sampled_from([*OWNERS, None, 3]),
+        tags=lend_tags,
+        flush=st.booleans(),
+    )
+    def acquire(self, data: st.DataObject, t: int, o: Any, tags: Any, flush: bool) -> None:
         c, d, b = self.target(data, lent=False)
-        self.send((ACQUIRE, c, b, self.size_for(data, c, d, b), d, o, t, 0, None, (), 0), flush)
+        size = self.size_for(data, c, d, b)
+        self.send((ACQUIRE, c, b, size, d, o, t, 0, None, tags, 0), flush)
 
     @rule(data=st.data(), t=times, size=odd_sizes, flush=st.booleans())
     def resize(self, data: st.DataObject, t: int, size: Any, flush: bool) -> None:

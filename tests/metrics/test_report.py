@@ -98,3 +98,36 @@ def test_diff_reports() -> None:
     assert report["suspects"][0]["top_owners"] == [["x", 512]]
     quiet = render_diff(diff(before, before))
     assert quiet.rstrip().endswith("verdict: no leak suspected")
+
+
+def test_reports_show_slack_and_reuse_where_requested_sizes_were_reported() -> None:
+    make = MemoryEvent.unchecked
+    requested = (("requested", "120000"),)
+    ledger = Ledger(clock=lambda: 0)
+    ledger.apply(
+        [
+            make(EventKind.ALLOC, "pool", 1, 131_072, "cpu", "decode", 1, tags=requested),
+            make(EventKind.RELEASE, "pool", 1, 131_072, "cpu", "", 2),
+            make(EventKind.ACQUIRE, "pool", 1, 131_072, "cpu", "decode", 3, tags=requested),
+            make(EventKind.RELEASE, "pool", 1, 131_072, "cpu", "", 4),
+            make(EventKind.ALLOC, "cache", 1, 1024, "cpu", "indexer", 5),
+        ]
+    )
+    snapshot = ledger.snapshot("end")
+    lines = render_snapshot(snapshot).splitlines()
+    start = lines.index("requested versus lent:")
+    assert lines[start + 1 : start + 3] == [
+        "  pool@cpu: 8% of lent bytes are slack (21.6 KiB of 256 KiB lent over 2 lends); "
+        "reuse ratio 2.0 (234.4 KiB requested, peak 117.2 KiB in use)",
+        "",
+    ]
+    report = snapshot_report_json(snapshot)
+    pool, cache = (
+        next(c for c in report["components"] if c["component"] == name)
+        for name in ("pool", "cache")
+    )
+    assert (pool["bytes_lent"], pool["requested_bytes_lent"]) == (262_144, 240_000)
+    assert pool["slack_ratio"] == (262_144 - 240_000) / 262_144
+    assert pool["reuse_ratio"] == 2.0
+    assert (cache["slack_ratio"], cache["reuse_ratio"]) == (None, None)
+    assert "requested versus lent:" not in render_snapshot(leaky_ledger().snapshot("end"))

@@ -109,6 +109,20 @@ async def test_each_emit_builds_its_eleven_field_event() -> None:
     assert reporter.pending == 0
 
 
+async def test_a_requested_size_travels_as_the_lends_requested_tag() -> None:
+    reporter, inbox = make(batch_size=8)
+    reporter.alloc(1, 131_072, requested=120_000)
+    reporter.release(1, 131_072)
+    reporter.acquire(1, 131_072, owner="decode", requested=100_000)
+    reporter.flush_nowait()
+    tags = [event[9] for event in received(inbox)[0].events]
+    assert tags == [(("requested", "120000"),), (), (("requested", "100000"),)]
+    thread_reporter = ThreadReporter("workers", clock=counter_clock().__next__)
+    thread_reporter.alloc(1, 8192, requested=8000)
+    thread_reporter.acquire(2, 8192)
+    assert [event[9] for event in thread_reporter.drain()] == [(("requested", "8000"),), ()]
+
+
 async def test_the_owner_defaults_to_the_component() -> None:
     reporter, inbox = make()
     assert (reporter.component, reporter.owner, reporter.device) == ("pool", "pool", "cpu")
