@@ -13,7 +13,9 @@ Measured side by side in one run, each printed with its ratio:
 4. applying the same interleaved batches from 4 reporters in emission order (the
    metrics actor's :class:`~memactor.metrics.EventOrder`) against applying them in
    arrival order (what it did before, which got peaks wrong);
-5. one trio task step with the stall watch (``open_system``'s default) against without.
+5. one trio task step with the stall watch (``open_system``'s default) against without;
+6. one reading of the process's own memory (what the metrics actor does at most ten
+   times a second), against the 100 ms tick it happens in.
 
 Run: ``.venv/bin/python scripts/bench_events.py [--events N]``
 """
@@ -27,6 +29,7 @@ import trio
 
 import memactor
 from memactor import Actor
+from memactor.actors._process import read_process_memory
 from memactor.metrics import EventOrder, Ledger
 from memactor.runtime import EventBatch, MemoryHub, MemoryReporter, StallWatch
 from memactor.runtime._inbox import EventTuple, Inbox
@@ -202,6 +205,16 @@ def step_costs(steps: int) -> tuple[float, float]:
     return off, on
 
 
+def process_sample_cost(readings: int = 50) -> float:
+    """Seconds for one reading of the process's memory, best of *readings*."""
+    best = float("inf")
+    for _ in range(readings):
+        start = time.perf_counter()
+        read_process_memory()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--events", type=int, default=2_000_000)
@@ -241,6 +254,10 @@ def main() -> None:
     print("one trio task step (a bare checkpoint):")
     print(f"  unwatched        {off * 1e9:7.0f} ns")
     print(f"  stall watch on   {on * 1e9:7.0f} ns (+{(on - off) * 1e9:.0f} ns a step)")
+
+    reading = process_sample_cost()
+    print("one reading of the process's memory (the metrics actor's, once a tick):")
+    print(f"  {reading * 1e3:7.3f} ms, {reading / 0.1:.2%} of a 100 ms tick")
 
 
 if __name__ == "__main__":

@@ -163,7 +163,9 @@ def bench_memory(blocks: int) -> None:
     print(f"  ledger           {(used - base) / blocks:8.1f} bytes per live block (target <= 200)")
 
 
-def bench_round_trip(blocks: int) -> None:
+def leaky_ledger(blocks: int) -> tuple[Ledger, Snapshot]:
+    """A ledger of *blocks* live blocks, a snapshot of it, then 1,000 more blocks of a
+    component that appeared since (a leak for the diff to find)."""
     ledger = Ledger(clock=lambda: 5_000_000_000)
     fill(ledger, blocks)
     before = ledger.snapshot("before")
@@ -171,6 +173,11 @@ def bench_round_trip(blocks: int) -> None:
         MemoryEvent.unchecked(EventKind.ALLOC, "leaky", block, 1024, "cpu", "worker", 2 * 10**9)
         for block in range(1000)
     )
+    return ledger, before
+
+
+def bench_round_trip(blocks: int) -> None:
+    ledger, before = leaky_ledger(blocks)
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "after.msgpack"
         start = time.perf_counter()
@@ -288,13 +295,7 @@ def bench_snapshot_scale(blocks: int, repeats: int = 1) -> None:
     load it back and diff it against an earlier one. Peak memory is the growth of the
     process's peak RSS over its RSS before the snapshot, beside the file's size.
     """
-    ledger = Ledger(clock=lambda: 5_000_000_000)
-    fill(ledger, blocks)
-    before = ledger.snapshot("before")
-    ledger.apply(
-        MemoryEvent.unchecked(EventKind.ALLOC, "leaky", block, 1024, "cpu", "worker", 2 * 10**9)
-        for block in range(1000)
-    )
+    ledger, before = leaky_ledger(blocks)
     print(f"snapshot scale, {blocks:,} live blocks (target: total <= 1.5 s, peak <= 1.5x file):")
     for _ in range(repeats):
         gc.collect()

@@ -56,8 +56,6 @@ class Inbox:
         self._waiting: list[_Put] = []
         self._pending: dict[MemoryReporter, None] = {}
         self._handed_on = trio.Event()
-        self.peak_ready = 0
-        """The most batches that have waited at once (for statistics)."""
 
     def offer(self, batch: EventBatch) -> bool:
         """Take *batch* if fewer than ``capacity`` batches wait; never blocks."""
@@ -65,8 +63,6 @@ class Inbox:
         if len(ready) >= self.capacity:
             return False
         ready.append(batch)
-        if len(ready) > self.peak_ready:
-            self.peak_ready = len(ready)
         self._handed_on.set()
         return True
 

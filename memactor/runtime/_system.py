@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
@@ -416,4 +417,6 @@ async def _run_system(
                 raise
         finally:
             if watch is not None:
-                trio.lowlevel.remove_instrument(watch)
+                # Trio drops an instrument that raised; it may be gone already.
+                with contextlib.suppress(KeyError):
+                    trio.lowlevel.remove_instrument(watch)
