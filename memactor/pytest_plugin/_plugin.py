@@ -23,7 +23,8 @@ from ._markers import MemoryLimit, NoLeaks, reserved_on_cpu
 
 MARKERS = (
     "memactor_limit(peak, component=None, device=None): fail the test when its peak memory "
-    "in use (of a component, on a device, or in total) reaches peak (a size like '64 MiB'); "
+    "in use (of a component, on a device, or in total) exceeds peak (a size like '64 MiB'; "
+    "equal to it passes; an unknown component or device fails, naming the known ones); "
     "needs the memactor_system fixture",
     "memactor_no_leaks(tolerance=0, component=None, warmup=0, process=False): fail the test "
     "when it ends with more memory in use than at the start (or at its snapshot number "
