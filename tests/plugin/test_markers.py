@@ -123,8 +123,7 @@ async def test_unknown_device(memactor_system):
             "memactor_limit: the peak in use on cuda:0, 1.2 KiB (1,200 bytes), exceeds "
             "the limit of 1 KiB (1,024 bytes)",
             "*_ test_unknown_component _*",
-            "memactor_limit: unknown component 'decoder' in the snapshot "
-            "(components: decode@cpu)",
+            "memactor_limit: unknown component 'decoder' in the snapshot (components: decode@cpu)",
             "*_ test_unknown_device _*",
             "memactor_limit: no device 'cuda:1' in the snapshot (devices: cuda:0)",
         ]
@@ -300,8 +299,8 @@ async def test_missing_peak(memactor_system):
     result.stdout.fnmatch_lines_random(
         [
             "*memactor_no_leaks: the test ended with 10 B (10 bytes) more in use*",
-            "*@pytest.mark.memactor_limit needs the memactor_system fixture: add "
-            "memactor_system to the test's arguments*",
+            "*@pytest.mark.memactor_limit needs the memactor_system fixture (in an async "
+            "trio test) or memactor_run (in a plain test): add one to the test's arguments*",
             "*memactor_system is a trio fixture: make the test 'async def' and mark it "
             "@pytest.mark.trio (or set trio_mode = true)*",
             "*bad memactor marker: memactor_limit(peak=...): cannot read 'lots' as a size*",
