@@ -17,19 +17,16 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..events import format_size, is_device, parse_size
-from ..metrics import (
-    TOTAL,
-    BudgetVerdict,
-    Snapshot,
-    UnknownBudgetTargetError,
-    judge_budget,
-    render_table,
-)
+from ..metrics import TOTAL, Snapshot, render_table
 from ._command import EXIT_FOUND, EXIT_OK, CommandError
 from ._output import add_output_arguments, load_snapshot, write_json, write_text
+
+if TYPE_CHECKING:
+    # A peak set against its budget: the one rule, in the metrics layer.
+    from ..metrics import BudgetVerdict as Verdict
 
 NAME = "check"
 HELP = "check the peaks of a snapshot file against budgets (exit 1 when one is exceeded)"
@@ -46,10 +43,6 @@ class Budget:
     component: str | None
     device: str | None
     budget_bytes: int
-
-
-Verdict = BudgetVerdict
-"""A peak set against its budget (the one rule, in the metrics layer)."""
 
 
 def budget_argument(text: str) -> Budget:
@@ -93,6 +86,8 @@ def judge(snapshot: Snapshot, budgets: list[Budget], *, reserved: bool = False) 
     Raises :class:`CommandError` for a budget given twice or one whose component or device
     the snapshot does not hold, listing what it holds.
     """
+    from ..metrics import UnknownBudgetTargetError, judge_budget
+
     seen: set[tuple[str | None, str | None]] = set()
     verdicts: list[Verdict] = []
     for budget in budgets:
