@@ -25,6 +25,7 @@ from ._lease import PoolReply as PoolReply
 from ._lease import PoolRequest as PoolRequest
 from ._lease import PoolStatistics as PoolStatistics
 from ._lease import PoolTimeoutError as PoolTimeoutError
+from ._lease import Trim as Trim
 from ._lease import current_owner as current_owner
 from ._lease import size_class as size_class
 from ._metrics import DiffSnapshots as DiffSnapshots

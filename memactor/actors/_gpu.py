@@ -13,7 +13,7 @@ import contextlib
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Literal, SupportsIndex, TypeAlias
+from typing import Any, Final, SupportsIndex, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
@@ -24,6 +24,7 @@ from ..events import format_size, parse_size
 from ..runtime import Actor, ActorStatistics, MemoryReporter
 from ._gpu_backends import BackendName, CupyBackend, HostBackend, select_backend
 from ._lease import current_owner, dims_of, nbytes_of
+from ._metrics import GetStatistics
 
 
 class DeviceBufferError(MemactorError):
@@ -122,8 +123,8 @@ class GpuStatistics:
     actor: ActorStatistics
 
 
-GpuRequest: TypeAlias = Literal["statistics"]
-"""The one message a manager handles."""
+GpuRequest: TypeAlias = GetStatistics
+"""The one message a manager handles: :class:`GetStatistics`."""
 
 
 class _State(enum.Enum):
@@ -139,7 +140,7 @@ class GpuBufferManager(Actor[GpuRequest, GpuStatistics]):
     name="gpu")``; then ``buf = await gpu.alloc((1024, 1024), np.float32)``, ``await
     gpu.resize(buf, (2048, 1024))``, ``gpu.free(buf)``, ``buf = await gpu.to_device(a)``
     and ``a = await gpu.to_host(buf)``. Like a :class:`BufferPool`, these are method calls
-    in the caller's task on trio's thread; the actor's task answers ``"statistics"`` and
+    in the caller's task on trio's thread; the actor's task answers :class:`GetStatistics` and
     cleans up when it stops.
 
     **Device.** ``"cpu"``: the host backend (NumPy). ``"cuda:N"``: CuPy on that device, or
@@ -302,10 +303,11 @@ class GpuBufferManager(Actor[GpuRequest, GpuStatistics]):
             buffer._freed_by = "freed when its manager stopped"
 
     async def handle(self, message: GpuRequest) -> GpuStatistics:
-        """``"statistics"``: answer :meth:`statistics`; anything else raises ``ValueError``."""
-        if message == "statistics":
+        """:class:`GetStatistics`: answer :meth:`statistics`; anything else raises
+        ``TypeError``, which (as any handler error) fails the actor."""
+        if isinstance(message, GetStatistics):
             return self.statistics()
-        raise ValueError(f"{self!r} got {message!r}: not 'statistics'")
+        raise TypeError(f"{self!r} got {message!r}: not GetStatistics()")
 
     def statistics(self) -> GpuStatistics:  # type: ignore[override]  # it wraps the actor's
         """A fresh frozen :class:`GpuStatistics`. Raises ``RuntimeError`` before spawn."""
