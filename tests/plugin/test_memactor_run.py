@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
 from .conftest import RunInner
@@ -190,3 +193,24 @@ def test_marker_without_a_fixture():
             "memactor_run(fn, ...)",
         ]
     )
+
+
+GUIDE = Path(__file__).resolve().parents[2] / "docs" / "guides" / "pytest-sync.md"
+
+
+def guide_example() -> str:
+    blocks: list[str] = re.findall(r"```py\n(.*?)```", GUIDE.read_text(), flags=re.S)
+    (example,) = [block for block in blocks if "memactor_run" in block]
+    return example
+
+
+def test_the_guide_example_passes_at_its_limit_and_fails_a_byte_under_it(
+    pytester: pytest.Pytester, run_inner: RunInner
+) -> None:
+    pytester.makepyfile(test_example=guide_example())
+    run_inner().assert_outcomes(passed=1)
+    tighter = guide_example().replace('memactor_limit("4 MiB"', "memactor_limit(4 * 2**20 - 1")
+    pytester.makepyfile(test_example=tighter)
+    result = run_inner()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["memactor_limit: the peak in use of 'pool' on cpu, 4 MiB *"])
