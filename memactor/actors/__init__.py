@@ -12,7 +12,6 @@ from ._gpu import DeviceBuffer as DeviceBuffer
 from ._gpu import DeviceBufferError as DeviceBufferError
 from ._gpu import DeviceMemoryLimitError as DeviceMemoryLimitError
 from ._gpu import GpuBufferManager as GpuBufferManager
-from ._gpu import GpuRequest as GpuRequest
 from ._gpu import GpuStatistics as GpuStatistics
 from ._gpu_backends import CupyBackend as CupyBackend
 from ._gpu_backends import DeviceUnavailableError as DeviceUnavailableError

@@ -13,7 +13,7 @@ import contextlib
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Final, SupportsIndex, TypeAlias
+from typing import Any, Final, SupportsIndex
 
 import numpy as np
 import numpy.typing as npt
@@ -123,17 +123,13 @@ class GpuStatistics:
     actor: ActorStatistics
 
 
-GpuRequest: TypeAlias = GetStatistics
-"""The one message a manager handles: :class:`GetStatistics`."""
-
-
 class _State(enum.Enum):
     NEW = "new"
     RUNNING = "running"
     STOPPED = "stopped"
 
 
-class GpuBufferManager(Actor[GpuRequest, GpuStatistics]):
+class GpuBufferManager(Actor[GetStatistics, GpuStatistics]):
     """An actor that allocates, resizes and frees device buffers and accounts for them.
 
     ``gpu = GpuBufferManager("auto", max_reserved="8 GiB"); await system.spawn(gpu,
@@ -302,7 +298,7 @@ class GpuBufferManager(Actor[GpuRequest, GpuStatistics]):
             self.free(buffer)
             buffer._freed_by = "freed when its manager stopped"
 
-    async def handle(self, message: GpuRequest) -> GpuStatistics:
+    async def handle(self, message: GetStatistics) -> GpuStatistics:
         """:class:`GetStatistics`: answer :meth:`statistics`; anything else raises
         ``TypeError``, which (as any handler error) fails the actor."""
         if isinstance(message, GetStatistics):
