@@ -124,8 +124,10 @@ async def memactor_system(request: pytest.FixtureRequest) -> AsyncIterator[Memor
     """A memory system (``memactor.open_system()``) with its metrics actor, for one test.
 
     It is a trio fixture: the test must be a trio test (``trio_mode = true``, or
-    ``@pytest.mark.trio``; pytest-trio runs both). The system closes when the test ends,
-    after which the ``memactor_limit`` and ``memactor_no_leaks`` markers read its ledger.
+    ``@pytest.mark.trio``; pytest-trio runs both, ``pip install 'memactor[pytest]'``
+    installs it). The system closes when the test ends (a cancelled or failed test
+    included), after which the ``memactor_limit`` and ``memactor_no_leaks`` markers read
+    its ledger. A plain test uses :func:`memactor_run` instead.
     """
     async with recorded_system(request.node) as system:
         yield system
