@@ -47,8 +47,27 @@ autodoc_default_options = {
     "imported-members": True,
     "show-inheritance": True,
 }
-# Type aliases print as their names, not their expansions.
-autodoc_type_aliases: dict[str, str] = {}
+# Type aliases print as their names, not their expansions (a chunk function's type would
+# otherwise fill ten lines of a signature). Autodoc matches them by the annotation's text,
+# which every module keeps as a string (``from __future__ import annotations``).
+autodoc_type_aliases = {
+    alias: alias
+    for alias in [
+        "npt.ArrayLike",
+        "npt.DTypeLike",
+        "Array",
+        "ChunkFn",
+        "SyncChunkFn",
+        "AsyncChunkFn",
+        "PoolReply",
+        "PoolRequest",
+        "GpuRequest",
+        "Tags",
+        "Post",
+        "FeedFunction",
+        "Main",
+    ]
+}
 
 html_theme = "furo"
 html_title = f"memactor {__version__}"
