@@ -61,7 +61,6 @@ autodoc_type_aliases = {
         "AsyncChunkFn",
         "PoolReply",
         "PoolRequest",
-        "GpuRequest",
         "Tags",
         "Post",
         "FeedFunction",
