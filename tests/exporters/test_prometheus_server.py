@@ -42,7 +42,9 @@ def query(server: PrometheusServer, promql: str) -> dict[tuple[tuple[str, str], 
     result = server.api("query", query=promql)["result"]
     return {
         tuple(
-            sorted((k, v) for k, v in r["metric"].items() if k not in ("job", "instance", "__name__"))
+            sorted(
+                (k, v) for k, v in r["metric"].items() if k not in ("job", "instance", "__name__")
+            )
         ): float(r["value"][1])
         for r in result
     }
