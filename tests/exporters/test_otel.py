@@ -28,11 +28,8 @@ def collect(reader: InMemoryMetricReader) -> dict[str, Metric]:
 
 
 def point(metric: Metric, **attributes: str) -> float:
-    (found,) = [
-        p.value
-        for p in metric.data.data_points
-        if dict(p.attributes or {}) == attributes  # type: ignore[union-attr]
-    ]
+    points: list[Any] = list(metric.data.data_points)  # numbers: sums and gauges only
+    (found,) = [p.value for p in points if dict(p.attributes or {}) == attributes]
     return float(found)
 
 

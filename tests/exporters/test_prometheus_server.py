@@ -12,6 +12,7 @@ from memactor.cli._pipeline_demo import run_demo_in
 from memactor.exporters import serve_prometheus
 
 from .conftest import PrometheusServer
+from .test_grafana import concrete, load_dashboard, panel_queries
 
 SCRAPE_TIMEOUT_S = 60.0
 
@@ -93,3 +94,29 @@ async def test_prometheus_scrapes_the_ledgers_numbers(prometheus_server: Prometh
     assert pool.acquires > 0
     assert answers["memactor_events_total"][()] == stats.events_applied > 0
     assert answers["memactor_events_dropped_total"][()] == stats.events_dropped
+
+
+async def test_the_dashboards_queries_run_on_prometheus(
+    prometheus_server: PrometheusServer,
+) -> None:
+    """Every panel's query is valid PromQL to the real server, and those of memory show
+    the running pipeline."""
+    address = f"127.0.0.1:{prometheus_server.target_port}"
+    async with (
+        memactor.open_system() as system,
+        serve_prometheus(system, address, rate_hz=20, owner_labels=True) as exporter,
+    ):
+        await run_demo_in(system, items=6, threads=False)
+        await system.metrics.flush()
+        stats = system.ledger.statistics()
+        while exporter.latest.view is None or exporter.latest.view.totals != stats:
+            await trio.sleep(0.01)
+        await trio.to_thread.run_sync(wait_for_scrape_after, prometheus_server, time.time())
+        await trio.to_thread.run_sync(wait_for_scrape_after, prometheus_server, time.time())
+        answers = {
+            expr: await trio.to_thread.run_sync(query, prometheus_server, concrete(expr))
+            for expr in panel_queries(load_dashboard())
+        }
+    shown = {expr for expr, result in answers.items() if result}
+    for metric in ("memactor_memory_bytes", "memactor_unattributed_bytes", "events_total"):
+        assert any(metric in expr for expr in shown), metric
