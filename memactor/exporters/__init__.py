@@ -9,8 +9,8 @@ package import without either.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+import importlib as _importlib
+import typing as _typing
 
 from ._jsonl import DEFAULT_JSONL_HZ as DEFAULT_JSONL_HZ
 from ._jsonl import JSONL_SCHEMA as JSONL_SCHEMA
@@ -25,7 +25,7 @@ from ._views import SourceView as SourceView
 from ._views import ViewSource as ViewSource
 from ._views import follow_views as follow_views
 
-if TYPE_CHECKING:
+if _typing.TYPE_CHECKING:
     from ._http import MetricsHttpServer as MetricsHttpServer
     from ._http import parse_listen_address as parse_listen_address
     from ._otel import INSTRUMENTS as INSTRUMENTS
@@ -58,7 +58,7 @@ _LAZY: dict[str, tuple[str, str]] = {
 }
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> _typing.Any:
     """Load a Prometheus or OpenTelemetry name on first use; raise ``ImportError`` naming
     the extra to install when its package is missing."""
     try:
@@ -66,7 +66,7 @@ def __getattr__(name: str) -> Any:
     except KeyError:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
     try:
-        module = importlib.import_module(module_name, __name__)
+        module = _importlib.import_module(module_name, __name__)
     except ModuleNotFoundError as error:
         raise ImportError(
             f"memactor.exporters.{name} needs {error.name}: pip install 'memactor[{extra}]'"
