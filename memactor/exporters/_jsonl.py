@@ -18,10 +18,9 @@ from typing import Any, Final, TextIO
 
 import trio
 
-from .._errors import MemactorError
 from ..actors import MemorySystem
 from ..metrics import Snapshot
-from ._views import RESUBSCRIBE_DELAY_S, check_rate
+from ._views import check_rate, each_view
 
 JSONL_SCHEMA: Final = "memactor.jsonl"
 JSONL_VERSION: Final = 1
@@ -106,16 +105,7 @@ class JsonlWriter:
         """Write a line per view of *system* at *rate_hz* until cancelled or the system
         closes. Lines are written from the trio thread: a file costs microseconds; a
         pipe nobody reads would hold the pipeline up, so give it a file."""
-        while not system.closing:
-            try:
-                views = await system.metrics.subscribe(rate_hz, buffer=VIEW_BUFFER, series=False)
-            except MemactorError:
-                await trio.sleep(RESUBSCRIBE_DELAY_S)  # it is restarting
-                continue
-            async with views:
-                async for view in views:
-                    self.write(view)
-            await trio.sleep(RESUBSCRIBE_DELAY_S)
+        await each_view(system, rate_hz, self.write, buffer=VIEW_BUFFER)
 
 
 @asynccontextmanager

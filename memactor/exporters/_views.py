@@ -15,7 +15,7 @@ carries its source's labels, and nothing else changes (cluster mode is not built
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Final, Protocol
@@ -102,18 +102,27 @@ class LatestView:
         return self._current
 
 
-async def _follow(system: MemorySystem, latest: LatestView, rate_hz: float) -> None:
-    """Keep *latest* fresh until cancelled or the system closes. A subscription outlives
-    restarts of the metrics actor; should it end anyway, subscribe again."""
+async def each_view(
+    system: MemorySystem,
+    rate_hz: float,
+    handle: Callable[[Snapshot], object],
+    *,
+    buffer: int = 1,
+) -> None:
+    """Call ``handle(view)`` for every view of *system* at *rate_hz* until cancelled or
+    the system closes; *buffer* views may wait for it before one is skipped. A
+    subscription outlives restarts of the metrics actor; should it end anyway (or not be
+    made), this subscribes again after :data:`RESUBSCRIBE_DELAY_S`. Raises what *handle*
+    raises."""
     while not system.closing:
         try:
-            views = await system.metrics.subscribe(rate_hz, series=False)
+            views = await system.metrics.subscribe(rate_hz, buffer=buffer, series=False)
         except MemactorError:
             await trio.sleep(RESUBSCRIBE_DELAY_S)  # it is restarting
             continue
         async with views:
             async for view in views:
-                latest.set(view)
+                handle(view)
         await trio.sleep(RESUBSCRIBE_DELAY_S)
 
 
@@ -137,7 +146,7 @@ async def follow_views(
     latest = LatestView(limits=limits)
     latest.set(await system.metrics.snapshot(blocks=False))
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(_follow, system, latest, rate_hz, name="memactor exporter: views")
+        nursery.start_soon(each_view, system, rate_hz, latest.set, name="memactor exporter: views")
         try:
             yield latest
         finally:
