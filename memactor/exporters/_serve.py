@@ -10,9 +10,9 @@ import trio
 from prometheus_client import CollectorRegistry
 
 from ..actors import MemorySystem
-from ._http import MetricsHttpServer, parse_listen_address
-from ._prometheus import DEFAULT_MAX_OWNERS, MemactorCollector, check_max_owners
-from ._views import DEFAULT_EXPORT_HZ, LatestView, check_limits, check_rate, follow_views
+from ._http import MetricsHttpServer
+from ._prometheus import DEFAULT_MAX_OWNERS, MemactorCollector
+from ._views import DEFAULT_EXPORT_HZ, LatestView, check_rate, follow_views
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,18 +51,15 @@ async def serve_prometheus(
     :class:`OSError` when the address cannot be bound. On leaving, also by an error or
     a cancellation, the server stops (a scrape in flight finishes) and the port is free.
     """
-    parse_listen_address(address)
-    check_limits(limits)
     check_rate(rate_hz)
-    check_max_owners(max_owners)
     registry = CollectorRegistry(auto_describe=True)
-    async with follow_views(system, rate_hz=rate_hz, limits=limits) as latest:
-        registry.register(
-            MemactorCollector(latest, owner_labels=owner_labels, max_owners=max_owners)
-        )
-        server = MetricsHttpServer(registry, address)
-        try:
+    latest = LatestView(limits=limits)
+    registry.register(MemactorCollector(latest, owner_labels=owner_labels, max_owners=max_owners))
+    # Bound before anything starts, so that a port in use raises a plain OSError.
+    server = MetricsHttpServer(registry, address)
+    try:
+        async with follow_views(system, rate_hz=rate_hz, latest=latest):
             yield PrometheusExporter(server.address, server.url, registry, latest)
-        finally:
-            with trio.CancelScope(shield=True):
-                await trio.to_thread.run_sync(server.close)
+    finally:
+        with trio.CancelScope(shield=True):
+            await trio.to_thread.run_sync(server.close)

@@ -132,6 +132,7 @@ async def follow_views(
     *,
     rate_hz: float = DEFAULT_EXPORT_HZ,
     limits: Mapping[str, int | str] | None = None,
+    latest: LatestView | None = None,
 ) -> AsyncIterator[LatestView]:
     """A :class:`LatestView` of *system*, refreshed *rate_hz* times a second while the
     block runs.
@@ -139,11 +140,13 @@ async def follow_views(
     On entry it asks the metrics actor for a first view, so exporters never start empty.
     *limits* maps component names to the most they may reserve (a
     ``BufferPool(max_reserved=...)``, a ``GpuBufferManager``'s cap), exported where the
-    exporter has a place for them. Raises ``ValueError`` for a bad rate or limit. On
+    exporter has a place for them. *latest* feeds a view made beforehand (its own limits
+    then stand) instead of a new one. Raises ``ValueError`` for a bad rate or limit. On
     leaving (or cancellation) the subscription ends; the last view stays readable.
     """
     check_rate(rate_hz)
-    latest = LatestView(limits=limits)
+    if latest is None:
+        latest = LatestView(limits=limits)
     latest.set(await system.metrics.snapshot(blocks=False))
     async with trio.open_nursery() as nursery:
         nursery.start_soon(each_view, system, rate_hz, latest.set, name="memactor exporter: views")

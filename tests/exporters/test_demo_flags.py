@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import urllib.request
@@ -66,3 +67,13 @@ def test_bad_exporter_flags_are_usage_errors(tmp_path: Path) -> None:
     nowhere = memactor("demo", "--headless", "--items", "1", "--jsonl", tmp_path / "no" / "x")
     assert nowhere.returncode == 2
     assert "cannot save to" in nowhere.stderr
+
+
+def test_a_port_in_use_is_a_usage_error() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        address = f"127.0.0.1:{taken.getsockname()[1]}"
+        busy = memactor("demo", "--headless", "--items", "1", "--prometheus", address)
+    assert busy.returncode == 2, busy.stderr
+    assert f"cannot serve Prometheus on {address}: " in busy.stderr
