@@ -38,6 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``memactor`` command with *argv* (the process's arguments by default) and
+    return its exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
