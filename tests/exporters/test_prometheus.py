@@ -48,10 +48,12 @@ def value(samples: Sequence[Sample], **labels: str) -> float:
     return found
 
 
-def collector_of(ledger: Ledger | Snapshot, **options: object) -> MemactorCollector:
+def collector_of(
+    ledger: Ledger | Snapshot, *, owner_labels: bool = False, max_owners: int = 100
+) -> MemactorCollector:
     latest = LatestView(limits={"c1": "4 MiB"})
     latest.set(view_of(ledger) if isinstance(ledger, Ledger) else ledger)
-    return MemactorCollector(latest, **options)  # type: ignore[arg-type]
+    return MemactorCollector(latest, owner_labels=owner_labels, max_owners=max_owners)
 
 
 def test_names_and_types_follow_prometheus_practice() -> None:
