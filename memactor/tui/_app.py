@@ -245,8 +245,7 @@ class MemactorApp(App[None]):
         else:
             # The last view stays on screen with the error; q exits with 1.
             self.notify(
-                f"{self.watching} failed: {type(error).__name__}: {error}\n"
-                "the last view stays on screen; q quits (the traceback follows)",
+                f"{self.watching} failed: {type(error).__name__}: {error}; q quits",
                 title="stopped",
                 severity="error",
                 timeout=3600,

@@ -9,13 +9,13 @@ and the caption names the colours, the unit and the window.
 from __future__ import annotations
 
 from rich.text import Text
-from textual.app import ComposeResult
+from textual.app import ComposeResult, RenderResult
 from textual.containers import Vertical
 from textual.reactive import reactive
 from textual.widgets import Static
 from textual_plotext import PlotextPlot
 
-from ._model import ChartData
+from ._model import ChartData, ChartLine
 from ._ticks import byte_ticks, seconds_ticks
 
 IN_USE_COLOR = "green"
@@ -28,12 +28,23 @@ X_TICK_CELLS = 14
 """About one x tick per this many columns."""
 
 
+def shown(data: ChartData) -> list[tuple[int, ChartLine]]:
+    """The lines drawn, with their index: a device's line is left out when it is all
+    zero or the same as the total in use (the area already says it)."""
+    in_use = data.lines[0].values if data.lines else ()
+    return [
+        (index, line)
+        for index, line in enumerate(data.lines)
+        if line.values and (index < 2 or (any(line.values) and line.values != in_use))
+    ]
+
+
 def caption(data: ChartData | None) -> Text:
     """The line above the chart: which colour is what, the unit and the window."""
     if data is None:
         return Text("memory: waiting for the first view", style="bold")
     text = Text.assemble(("memory ", "bold"))
-    for index, line in enumerate(data.lines):
+    for index, line in shown(data):
         if line.label == "in use":
             text.append("█ in use", style=IN_USE_COLOR)
         elif line.label == "reserved":
@@ -68,14 +79,12 @@ class MemoryChart(PlotextPlot):
     ) -> None:
         super().__init__(name=name, id=id, classes=classes)
 
-    def on_mount(self) -> None:
+    def render(self) -> RenderResult:
+        # Ticks depend on the size drawn at: plot at render time, never at a stale size.
         self._replot()
-
-    def on_resize(self) -> None:
-        self._replot()
+        return super().render()
 
     def watch_data(self) -> None:
-        self._replot()
         self.refresh()
 
     def _replot(self) -> None:
@@ -86,15 +95,13 @@ class MemoryChart(PlotextPlot):
         if data is None:
             return
         plot_rows = max(1, self.size.height - 3)  # the frame's top, the x axis, its labels
-        _, _, y = byte_ticks(data.largest_bytes, max(1, plot_rows // 2))
+        _, _, y = byte_ticks(data.largest_bytes, max(3, plot_rows // 3))
         x = seconds_ticks(data.window_s, max(1, self.size.width // X_TICK_CELLS))
         plt.xlim(-data.window_s, 0)
         plt.ylim(0, y.top)
         plt.xticks(list(x.positions), list(x.labels))
         plt.yticks(list(y.positions), list(y.labels))
-        for index, line in enumerate(data.lines):
-            if not line.values:
-                continue
+        for index, line in shown(data):
             if line.label == "in use":
                 plt.plot(line.seconds, line.values, marker=MARKER, color=IN_USE_COLOR, fillx=True)
             elif line.label == "reserved":

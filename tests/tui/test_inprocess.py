@@ -101,7 +101,7 @@ def test_a_failing_pipeline_stays_on_view_with_its_error_and_quits_with_1() -> N
         assert app.dashboard.view is not None
         assert "pool" in app.query_one("#components-table", RowTable).row_keys[0]
         (toast,) = app._notifications
-        assert toast.message.startswith("the pipeline failed: ValueError: bad frame\n")
+        assert toast.message == "the pipeline failed: ValueError: bad frame; q quits"
         await pilot.press("q")
 
     drive(app, script)
