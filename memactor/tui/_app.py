@@ -315,7 +315,8 @@ class MemactorApp(App[None]):
             self._show()
 
     def watch_filter_text(self, text: str) -> None:
-        self.query_one(MemoryHeader).filter_text = text
+        if not self.query_one(FilterBar).has_class("-open"):
+            self.query_one(MemoryHeader).filter_text = text  # kept (or cleared) with the bar closed
         self._show()
 
     def on_tabbed_content_tab_activated(self, message: TabbedContent.TabActivated) -> None:
@@ -329,6 +330,8 @@ class MemactorApp(App[None]):
 
     def on_filter_bar_closed(self, message: FilterBar.Closed) -> None:
         self.filter_text = message.text
+        # While typing, the bar shows the text; once kept, the header says it.
+        self.query_one(MemoryHeader).filter_text = message.text
         self.query_one(f"#{self.query_one(TabbedContent).active}-table", RowTable).focus()
 
     # -- actions -----------------------------------------------------------------------

@@ -12,6 +12,7 @@ from textual.pilot import Pilot
 
 from memactor.remote import ConnectionLost
 from memactor.tui import MemactorApp
+from memactor.tui._filter import FilterBar
 
 from .feeds import updates
 from .helpers import SIZE
@@ -28,6 +29,7 @@ def seeded(*, lost: bool = False, snapshots: bool = False) -> Callable[[Pilot[No
     async def run_before(pilot: Pilot[None]) -> None:
         app = pilot.app
         assert isinstance(app, MemactorApp)
+        app.query_one(FilterBar).cursor_blink = False  # a blink would make the SVG differ
         stream = updates(80)
         for index, update in enumerate(stream):
             if index == 60:
