@@ -252,7 +252,7 @@ class Dashboard:
         parts, never inside one."""
         latest = self.latest
         if latest is None:
-            return (("memactor: waiting for the first view",), (self.connection.describe(),), ())
+            return (("waiting for the first view",), (), ())
         source, view, totals = latest.source, latest.view, latest.view.totals
         where = f"pid {source.pid} on {source.host}"
         if source.address:

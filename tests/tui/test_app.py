@@ -51,10 +51,12 @@ def test_views_fill_the_tables_and_keys_switch_pause_and_filter(tmp_path: Path) 
         await pilot.press("p")
         await pilot.pause()
         assert table(app, "components").get_row("enrich\0cpu")[3] == "640 KiB"
-        await pilot.press("slash", "d", "e", "c", "enter")
-        assert app.filter_text == "dec"
-        assert table(app, "components").row_keys == ("decode.chunks\0cpu",)
+        await pilot.press("slash", "d", "e", "c")
+        assert table(app, "components").row_keys == ("decode.chunks\0cpu",)  # as typed
         header = app.query_one(MemoryHeader)
+        assert "filter" not in header.lines[0]  # the bar shows it while typing
+        await pilot.press("enter")
+        assert app.filter_text == "dec"
         assert header.lines[0].startswith('filter "dec" (escape clears) · memactor · connected')
         await pilot.press("escape")  # on the view itself, the bar closed
         assert app.filter_text == ""

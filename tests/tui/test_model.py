@@ -162,7 +162,7 @@ def test_dashboard_rows_header_and_leaks() -> None:
 
 def test_dashboard_follows_the_connection_and_a_new_source() -> None:
     dashboard = Dashboard()
-    assert dashboard.header_lines()[0] == "memactor: waiting for the first view"
+    assert dashboard.header_lines() == ("waiting for the first view", "", "")
     stream = updates(3)
     dashboard.ingest(stream[0])
     dashboard.ingest(ConnectionLost("connection refused", 1.6, attempt=3))
