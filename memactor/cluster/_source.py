@@ -1,0 +1,217 @@
+"""A source: one process's memory system, pushing updates to an aggregator.
+
+Every ``1 / rate_hz`` seconds the source takes a snapshot of its metrics actor (a
+consistent cut, blocks included) and sends what changed since the last one (see
+:mod:`._delta`). An update is never waited for: it goes to a small outbox that a writer
+task empties into the socket, and one made while the outbox is full is lost and counted,
+which the aggregator sees as a gap and heals by asking for a checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import trio
+
+from ..actors import MemorySystem
+from ..metrics import Snapshot
+from ..remote import ProtocolError, RefusedError, RemoteError, Source, parse_address
+from ..remote._address import UnixAddress
+from ..remote._wire import (
+    ERROR,
+    HELLO,
+    PROTOCOL_VERSION,
+    REPLY_LIMITS,
+    WELCOME,
+    FrameReader,
+    pack,
+)
+from ._delta import UpdateMaker, without_series
+from ._wire import BYE, CHECKPOINT, DEFAULT_UPDATE_HZ, OUTBOX_UPDATES, UPDATE
+
+CONNECT_TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class SourceStatistics:
+    """A source's counts at one moment; see :meth:`ClusterSource.statistics`."""
+
+    seq: int
+    """The sequence number of the last update made."""
+    updates_sent: int
+    updates_lost: int
+    """Updates made but never sent (a full outbox, or :meth:`ClusterSource.lose_next`)."""
+    checkpoints_sent: int
+    """Full updates: the first one and one per checkpoint the aggregator asked for."""
+    bytes_sent: int
+
+
+class ClusterSource:
+    """A running source; made by :func:`open_source`."""
+
+    def __init__(self, system: MemorySystem, identity: Source, rate_hz: float) -> None:
+        self._system = system
+        self.identity = identity
+        """Who this source is: name, host, pid and start time."""
+        self.rate_hz = rate_hz
+        self._maker = UpdateMaker()
+        self._send, self._pending = trio.open_memory_channel[bytes](OUTBOX_UPDATES)
+        self._seq = 0
+        self._sent = 0
+        self._lost = 0
+        self._checkpoints = 0
+        self._bytes = 0
+        self._checkpoint_due = True
+        self._lose_next = False
+        self._last: Snapshot | None = None
+
+    def statistics(self) -> SourceStatistics:
+        return SourceStatistics(self._seq, self._sent, self._lost, self._checkpoints, self._bytes)
+
+    @property
+    def last_snapshot(self) -> Snapshot | None:
+        """The source's own snapshot of its last update (series left out): what the
+        aggregator's copy equals once it has applied update :attr:`seq`."""
+        return self._last
+
+    def lose_next(self) -> None:
+        """Make the next update and drop it unsent, as if lost on the way: for drills
+        and tests of gap healing."""
+        self._lose_next = True
+
+    async def update_now(self) -> int:
+        """Make and queue one update now (waiting for room in the outbox, unlike the
+        periodic ones) and return its sequence number."""
+        return await self._make(wait=True)
+
+    async def _make(self, *, wait: bool) -> int:
+        snapshot = without_series(await self._system.metrics.snapshot("", blocks=True))
+        full = self._checkpoint_due
+        body = self._maker.update(snapshot, full=full)
+        self._checkpoint_due = False
+        self._seq += 1
+        self._last = snapshot
+        if full:
+            self._checkpoints += 1
+        frame = pack(UPDATE, {"seq": self._seq, "body": body})
+        if self._lose_next:
+            self._lose_next = False
+            self._lost += 1
+        elif wait:
+            await self._send.send(frame)
+        else:
+            try:
+                self._send.send_nowait(frame)
+            except trio.WouldBlock:
+                self._lost += 1
+        return self._seq
+
+    async def _tick(self) -> None:
+        while True:
+            await trio.sleep(1.0 / self.rate_hz)
+            await self._make(wait=False)
+
+    async def _write(self, stream: trio.abc.SendStream) -> None:
+        async for frame in self._pending:
+            await stream.send_all(frame)
+            self._sent += 1
+            self._bytes += len(frame)
+
+    async def _read(self, reader: FrameReader) -> None:
+        while True:
+            message = await reader.receive_message(REPLY_LIMITS)
+            if message is None:
+                raise RemoteError("the aggregator closed the connection")
+            if message.type == CHECKPOINT:
+                self._checkpoint_due = True
+            elif message.type == ERROR:
+                raise RemoteError(f"the aggregator closed the connection: {message.body}")
+
+
+async def _handshake(
+    stream: trio.abc.Stream, reader: FrameReader, identity: Source, token: str | None
+) -> None:
+    hello: dict[str, object] = {
+        "version": PROTOCOL_VERSION,
+        "client": "memactor source",
+        "source": dataclasses.asdict(identity),
+    }
+    if token is not None:
+        hello["token"] = token
+    await stream.send_all(pack(HELLO, hello))
+    welcome = await reader.receive_message(REPLY_LIMITS)
+    if welcome is None:
+        raise RemoteError("the aggregator closed the connection during the handshake")
+    if welcome.type == ERROR:
+        code = str(welcome.body.get("code", ""))
+        reason = str(welcome.body.get("reason", ""))
+        if code in ("token", "version"):
+            raise RefusedError(f"the aggregator refused this source: {reason}", code=code)
+        raise RemoteError(f"the aggregator refused this source: {reason}")
+    if welcome.type != WELCOME:
+        raise ProtocolError(f"expected a welcome, got a {welcome.type!r} frame")
+
+
+@asynccontextmanager
+async def open_source(
+    system: MemorySystem,
+    address: str,
+    *,
+    name: str | None = None,
+    rate_hz: float = DEFAULT_UPDATE_HZ,
+    token: str | None = None,
+) -> AsyncIterator[ClusterSource]:
+    """Connect *system* to the aggregator at *address* as a source while the block runs.
+
+    *name* is the user's name for this process (default: its script's); with the host,
+    the pid and the start time it names the source. The first update is a checkpoint;
+    then one update goes every ``1 / rate_hz`` seconds (default 10 a second), whether
+    anything changed or not (an empty one is the heartbeat).
+
+    Leaving the block sends a last update (so the aggregator's copy ends equal to the
+    ledger as the block was left) and a ``bye``; the aggregator marks the source gone
+    ``"closed"``. Left by a cancellation, the connection is cut at once and the
+    aggregator marks the source ``"connection lost"``. Raises :class:`RefusedError`
+    for a refused token or version, :class:`RemoteError` when the aggregator cannot be
+    reached or goes away (the block is cancelled then), ``ValueError`` for a bad
+    *rate_hz* or *address*.
+    """
+    if not 0 < rate_hz <= 1000:
+        raise ValueError(f"rate_hz must be above 0 and at most 1000, got {rate_hz}")
+    where = parse_address(address)
+    identity = Source.this_process(name=name)
+    try:
+        with trio.fail_after(CONNECT_TIMEOUT_S):
+            if isinstance(where, UnixAddress):
+                stream: trio.abc.Stream = await trio.open_unix_socket(where.path)
+            else:
+                stream = await trio.open_tcp_stream(where.host, where.port)
+    except OSError as error:
+        raise RemoteError(f"cannot connect to {address}: {error.strerror or error}") from None
+    except trio.TooSlowError:
+        raise RemoteError(f"cannot connect to {address} within {CONNECT_TIMEOUT_S:g} s") from None
+    async with stream:
+        reader = FrameReader(stream, REPLY_LIMITS.max_bytes)
+        with trio.fail_after(CONNECT_TIMEOUT_S):
+            await _handshake(stream, reader, identity, token)
+        source = ClusterSource(system, identity, rate_hz)
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(source._write, stream)
+                nursery.start_soon(source._read, reader)
+                await source._make(wait=True)
+                nursery.start_soon(source._tick)
+                yield source
+                await source._make(wait=True)
+                source._send.close()
+                with trio.fail_after(CONNECT_TIMEOUT_S):
+                    # The writer ends once the outbox is written out.
+                    while source._pending.statistics().current_buffer_used:
+                        await trio.sleep(0.01)
+                    await stream.send_all(pack(BYE, {}))
+                nursery.cancel_scope.cancel()
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as error:
+            raise RemoteError(f"the connection to the aggregator broke ({error})") from None
