@@ -33,6 +33,9 @@ from ._delta import UpdateMaker, without_series
 from ._wire import BYE, CHECKPOINT, DEFAULT_UPDATE_HZ, OUTBOX_UPDATES, UPDATE
 
 CONNECT_TIMEOUT_S = 10.0
+RECONNECT_S = 0.1
+MAX_RECONNECT_S = 5.0
+CLOSE_GRACE_S = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +70,13 @@ class ClusterSource:
         self._checkpoint_due = True
         self._lose_next = False
         self._last: Snapshot | None = None
+        self._written = trio.Event()
+        self._ticking = trio.CancelScope()
+        self._leaving = False
+        self.connected = False
+        """Whether it is connected to the aggregator now."""
+        self.reconnects = 0
+        """Connections made again after one was lost."""
 
     def statistics(self) -> SourceStatistics:
         return SourceStatistics(self._seq, self._sent, self._lost, self._checkpoints, self._bytes)
@@ -110,25 +120,94 @@ class ClusterSource:
         return self._seq
 
     async def _tick(self) -> None:
-        while True:
-            await trio.sleep(1.0 / self.rate_hz)
-            await self._make(wait=False)
+        with self._ticking:
+            while True:
+                await trio.sleep(1.0 / self.rate_hz)
+                await self._make(wait=False)
 
-    async def _write(self, stream: trio.abc.SendStream) -> None:
-        async for frame in self._pending:
-            await stream.send_all(frame)
-            self._sent += 1
-            self._bytes += len(frame)
+    async def _converse(self, stream: trio.abc.Stream, reader: FrameReader) -> None:
+        """Write updates and read checkpoint requests until the connection breaks, or
+        until the outbox is closed and written out (the source is leaving)."""
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._read, reader, nursery.cancel_scope)
+            try:
+                async for frame in self._pending:
+                    await stream.send_all(frame)
+                    self._sent += 1
+                    self._bytes += len(frame)
+                self._written.set()
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                pass
+            nursery.cancel_scope.cancel()
 
-    async def _read(self, reader: FrameReader) -> None:
+    async def _read(self, reader: FrameReader, done: trio.CancelScope) -> None:
+        try:
+            while True:
+                message = await reader.receive_message(REPLY_LIMITS)
+                if message is None or message.type == ERROR:
+                    break  # the aggregator went (or read our bye)
+                if message.type == CHECKPOINT:
+                    self._checkpoint_due = True
+        except (trio.BrokenResourceError, trio.ClosedResourceError, ProtocolError):
+            pass
+        done.cancel()
+
+    async def _stay_connected(
+        self, stream: trio.abc.Stream, reader: FrameReader, address: str, token: str | None
+    ) -> None:
+        """Converse; after a lost connection, connect again (0.1 s doubling up to 5 s
+        between tries), drop what the outbox held (counted lost) and start over with a
+        checkpoint."""
+        backoff_s = RECONNECT_S
         while True:
-            message = await reader.receive_message(REPLY_LIMITS)
-            if message is None:
-                raise RemoteError("the aggregator closed the connection")
-            if message.type == CHECKPOINT:
-                self._checkpoint_due = True
-            elif message.type == ERROR:
-                raise RemoteError(f"the aggregator closed the connection: {message.body}")
+            async with stream:
+                self.connected = True
+                await self._converse(stream, reader)
+                self.connected = False
+            if self._leaving:
+                return
+            self._checkpoint_due = True
+            while True:
+                try:
+                    self._pending.receive_nowait()
+                    self._lost += 1
+                except trio.WouldBlock:
+                    break
+            while True:
+                await trio.sleep(backoff_s)
+                backoff_s = min(backoff_s * 2, MAX_RECONNECT_S)
+                try:
+                    stream, reader = await _connect(address, self.identity, token)
+                except (RemoteError, OSError):
+                    continue
+                self.reconnects += 1
+                backoff_s = RECONNECT_S
+                break
+            await self._make(wait=False)  # the checkpoint, now rather than at the next tick
+
+
+async def _connect(
+    address: str, identity: Source, token: str | None
+) -> tuple[trio.abc.Stream, FrameReader]:
+    where = parse_address(address)
+    try:
+        with trio.fail_after(CONNECT_TIMEOUT_S):
+            if isinstance(where, UnixAddress):
+                stream: trio.abc.Stream = await trio.open_unix_socket(where.path)
+            else:
+                stream = await trio.open_tcp_stream(where.host, where.port)
+    except OSError as error:
+        raise RemoteError(f"cannot connect to {address}: {error.strerror or error}") from None
+    except trio.TooSlowError:
+        raise RemoteError(f"cannot connect to {address} within {CONNECT_TIMEOUT_S:g} s") from None
+    reader = FrameReader(stream, REPLY_LIMITS.max_bytes)
+    try:
+        with trio.fail_after(CONNECT_TIMEOUT_S):
+            await _handshake(stream, reader, identity, token)
+    except BaseException:
+        await trio.aclose_forcefully(stream)
+        raise
+    return stream, reader
 
 
 async def _handshake(
@@ -181,37 +260,25 @@ async def open_source(
     """
     if not 0 < rate_hz <= 1000:
         raise ValueError(f"rate_hz must be above 0 and at most 1000, got {rate_hz}")
-    where = parse_address(address)
+    parse_address(address)
     identity = Source.this_process(name=name)
     try:
-        with trio.fail_after(CONNECT_TIMEOUT_S):
-            if isinstance(where, UnixAddress):
-                stream: trio.abc.Stream = await trio.open_unix_socket(where.path)
-            else:
-                stream = await trio.open_tcp_stream(where.host, where.port)
-    except OSError as error:
-        raise RemoteError(f"cannot connect to {address}: {error.strerror or error}") from None
+        stream, reader = await _connect(address, identity, token)
     except trio.TooSlowError:
-        raise RemoteError(f"cannot connect to {address} within {CONNECT_TIMEOUT_S:g} s") from None
-    async with stream:
-        reader = FrameReader(stream, REPLY_LIMITS.max_bytes)
-        with trio.fail_after(CONNECT_TIMEOUT_S):
-            await _handshake(stream, reader, identity, token)
-        source = ClusterSource(system, identity, rate_hz)
-        try:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(source._write, stream)
-                nursery.start_soon(source._read, reader)
-                await source._make(wait=True)
-                nursery.start_soon(source._tick)
-                yield source
-                await source._make(wait=True)
-                source._send.close()
-                with trio.fail_after(CONNECT_TIMEOUT_S):
-                    # The writer ends once the outbox is written out.
-                    while source._pending.statistics().current_buffer_used:
-                        await trio.sleep(0.01)
-                    await stream.send_all(pack(BYE, {}))
-                nursery.cancel_scope.cancel()
-        except (trio.BrokenResourceError, trio.ClosedResourceError) as error:
-            raise RemoteError(f"the connection to the aggregator broke ({error})") from None
+        raise RemoteError(f"{address} did not answer the hello in time") from None
+    source = ClusterSource(system, identity, rate_hz)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(source._stay_connected, stream, reader, address, token)
+        await source._make(wait=True)
+        nursery.start_soon(source._tick)
+        yield source
+        source._ticking.cancel()
+        if source.connected:
+            await source._make(wait=True)
+            source._leaving = True
+            await source._send.send(pack(BYE, {}))
+        source._leaving = True
+        source._send.close()
+        with trio.move_on_after(CLOSE_GRACE_S):
+            await source._written.wait()
+        nursery.cancel_scope.cancel()

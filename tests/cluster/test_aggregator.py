@@ -1,0 +1,124 @@
+"""Sources and the aggregator over real loopback sockets: exact copies, gaps healed by
+checkpoints, gone sources, and the merged snapshot."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import numpy as np
+import pytest
+import trio
+
+import memactor
+from memactor.cluster import Aggregator, ClusterSource, open_aggregator, open_source
+from memactor.metrics import Snapshot
+
+
+async def churn(pool: memactor.BufferPool, owner: str, rounds: int) -> list[np.ndarray]:
+    """Lease and return buffers of a few sizes; keep every fifth one (held at the end)."""
+    kept = []
+    for i in range(rounds):
+        async with pool.lease((1024 * (1 + i % 3),), np.uint8, owner=owner) as buffer:
+            buffer.fill(1)
+            if i % 5 == 0:
+                kept.append(buffer.copy())
+        await trio.sleep(0)
+    return kept
+
+
+async def settled(aggregator: Aggregator, source: ClusterSource) -> Snapshot:
+    """The source's own last snapshot once the aggregator has applied it."""
+    seq = await source.update_now()
+    name = source.identity.name
+    await aggregator.wait_until(lambda: aggregator.source(name).seq >= seq)
+    assert source.last_snapshot is not None
+    return source.last_snapshot
+
+
+@pytest.fixture
+async def aggregator() -> AsyncIterator[Aggregator]:
+    async with open_aggregator("tcp://127.0.0.1:0", heartbeat_timeout_s=5.0) as running:
+        yield running
+
+
+async def test_a_source_copy_equals_its_ledger_byte_for_byte(aggregator: Aggregator) -> None:
+    async with memactor.open_system() as system:
+        pool = memactor.BufferPool(max_reserved="1 MiB")
+        await system.spawn(pool, name="pool")
+        async with open_source(system, aggregator.address, name="worker", rate_hz=50) as source:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(churn, pool, "a", 200)
+                nursery.start_soon(churn, pool, "b", 200)
+            own = await settled(aggregator, source)
+            copy = aggregator.copy_of("worker")
+            assert copy.to_msgpack() == own.to_msgpack()
+            assert own.totals.events_applied > 400
+            stats = aggregator.source("worker")
+            assert (stats.state, stats.gaps, stats.checkpoints) == ("live", 0, 1)
+            assert stats.peak_bytes_in_use == own.totals.peak_bytes_in_use
+    # Left cleanly: a last update and a bye.
+    await aggregator.wait_until(lambda: aggregator.source("worker").state == "gone")
+    assert aggregator.source("worker").gone_how == "closed"
+
+
+async def test_a_lost_update_is_a_gap_healed_by_a_checkpoint(aggregator: Aggregator) -> None:
+    async with memactor.open_system() as system:
+        pool = memactor.BufferPool(max_reserved="1 MiB")
+        await system.spawn(pool, name="pool")
+        async with open_source(system, aggregator.address, name="worker", rate_hz=1) as source:
+            await churn(pool, "a", 20)
+            source.lose_next()
+            await source.update_now()
+            await churn(pool, "a", 20)
+            await source.update_now()  # the aggregator sees the gap and asks
+            await aggregator.wait_until(lambda: aggregator.source("worker").gaps == 1)
+            await aggregator.wait_until(lambda: aggregator.source("worker").checkpoints == 2)
+            own = await settled(aggregator, source)
+            assert aggregator.copy_of("worker").to_msgpack() == own.to_msgpack()
+            assert source.statistics().updates_lost == 1
+            assert aggregator.statistics().skipped >= 1
+
+
+async def test_a_source_cut_off_is_gone_and_leaves_the_live_totals(
+    aggregator: Aggregator,
+) -> None:
+    async with memactor.open_system() as system:
+        pool = memactor.BufferPool(max_reserved="1 MiB")
+        await system.spawn(pool, name="pool")
+        async with open_source(system, aggregator.address, name="stays", rate_hz=20) as stays:
+            with trio.CancelScope() as cut:
+                async with open_source(system, aggregator.address, name="cut", rate_hz=20) as gone:
+                    kept = await churn(pool, "a", 10)
+                    await settled(aggregator, gone)
+                    await settled(aggregator, stays)
+                    merged = aggregator.snapshot()
+                    assert merged.totals.bytes_reserved == 2 * system.ledger.bytes_reserved
+                    cut.cancel()
+            await aggregator.wait_until(lambda: aggregator.source("cut").state == "gone")
+            after = aggregator.snapshot()
+            cut_row = aggregator.source("cut")
+            assert cut_row.gone_how == "connection lost"
+            assert cut_row.gone_wall_ns > 0
+            assert cut_row.bytes_reserved == system.ledger.bytes_reserved  # its history stays
+            assert after.totals.bytes_reserved == system.ledger.bytes_reserved
+            assert all(c.component.startswith("stays@") for c in after.components)
+            assert {s.name: s.state for s in after.sources} == {"stays": "live", "cut": "gone"}
+            # The cluster's peak was sampled while both were live.
+            assert after.totals.peak_bytes_reserved >= merged.totals.bytes_reserved
+            assert len(kept) == 2
+            await settled(aggregator, stays)
+
+
+async def test_a_silent_source_is_gone_after_missed_heartbeats() -> None:
+    async with open_aggregator(heartbeat_timeout_s=0.3) as aggregator:
+        async with memactor.open_system() as system:
+            # One update a minute: silent for far longer than the heartbeat timeout.
+            async with open_source(
+                system, aggregator.address, name="slow", rate_hz=1 / 60
+            ) as source:
+                await aggregator.wait_until(lambda: aggregator.source("slow").state == "gone")
+                assert aggregator.source("slow").gone_how == "missed heartbeats"
+                # The source connects again and starts over with a checkpoint.
+                await aggregator.wait_until(lambda: aggregator.source("slow").checkpoints == 2)
+                assert aggregator.source("slow").state == "live"
+                assert source.reconnects == 1
