@@ -38,23 +38,46 @@ class Workload:
                 self.next_block += 1
                 size = r.choice([64, 4096, 1 << 20])
                 blocks[self.next_block] = (size, owner)
-                out.append(MemoryEvent(EventKind.ALLOC, component, self.next_block, size, device, owner, self.now))
+                out.append(
+                    MemoryEvent(
+                        EventKind.ALLOC, component, self.next_block, size, device, owner, self.now
+                    )
+                )
                 continue
             block = r.choice(list(blocks))
             size, holder = blocks[block]
             if choice < 0.55:
                 del blocks[block]
-                out.append(MemoryEvent(EventKind.FREE, component, block, size, device, holder or "", self.now))
+                out.append(
+                    MemoryEvent(
+                        EventKind.FREE, component, block, size, device, holder or "", self.now
+                    )
+                )
             elif choice < 0.75 and holder is not None:
                 blocks[block] = (size, None)
-                out.append(MemoryEvent(EventKind.RELEASE, component, block, size, device, holder, self.now))
+                out.append(
+                    MemoryEvent(EventKind.RELEASE, component, block, size, device, holder, self.now)
+                )
             elif choice < 0.9 and holder is None:
                 blocks[block] = (size, owner)
-                out.append(MemoryEvent(EventKind.ACQUIRE, component, block, size, device, owner, self.now))
+                out.append(
+                    MemoryEvent(EventKind.ACQUIRE, component, block, size, device, owner, self.now)
+                )
             else:
                 new = size * 2
                 blocks[block] = (new, holder)
-                out.append(MemoryEvent(EventKind.RESIZE, component, block, new, device, holder or "", self.now, old_size=size))
+                out.append(
+                    MemoryEvent(
+                        EventKind.RESIZE,
+                        component,
+                        block,
+                        new,
+                        device,
+                        holder or "",
+                        self.now,
+                        old_size=size,
+                    )
+                )
         return out
 
 
