@@ -110,15 +110,15 @@ async def test_a_source_cut_off_is_gone_and_leaves_the_live_totals(
 
 
 async def test_a_silent_source_is_gone_after_missed_heartbeats() -> None:
+    # One update a minute: silent for far longer than the heartbeat timeout.
     async with (
         open_aggregator(heartbeat_timeout_s=0.3) as aggregator,
         memactor.open_system() as system,
+        open_source(system, aggregator.address, name="slow", rate_hz=1 / 60) as source,
     ):
-        # One update a minute: silent for far longer than the heartbeat timeout.
-        async with open_source(system, aggregator.address, name="slow", rate_hz=1 / 60) as source:
-            await aggregator.wait_until(lambda: aggregator.source("slow").state == "gone")
-            assert aggregator.source("slow").gone_how == "missed heartbeats"
-            # The source connects again and starts over with a checkpoint.
-            await aggregator.wait_until(lambda: aggregator.source("slow").checkpoints == 2)
-            assert aggregator.source("slow").state == "live"
-            assert source.reconnects == 1
+        await aggregator.wait_until(lambda: aggregator.source("slow").state == "gone")
+        assert aggregator.source("slow").gone_how == "missed heartbeats"
+        # The source connects again and starts over with a checkpoint.
+        await aggregator.wait_until(lambda: aggregator.source("slow").checkpoints == 2)
+        assert aggregator.source("slow").state == "live"
+        assert source.reconnects == 1
