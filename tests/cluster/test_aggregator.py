@@ -27,10 +27,12 @@ async def churn(pool: memactor.BufferPool, owner: str, rounds: int) -> list[np.n
 
 
 async def settled(aggregator: Aggregator, source: ClusterSource) -> Snapshot:
-    """The source's own last snapshot once the aggregator has applied it."""
-    seq = await source.update_now()
+    """The source's own last snapshot, once the aggregator has applied the update it
+    went with and no later one. Read it and the aggregator's copy with no checkpoint
+    in between: both are then of the same sequence number."""
+    await source.update_now()
     name = source.identity.name
-    await aggregator.wait_until(lambda: aggregator.source(name).seq >= seq)
+    await aggregator.wait_until(lambda: aggregator.source(name).seq == source.statistics().seq)
     assert source.last_snapshot is not None
     return source.last_snapshot
 

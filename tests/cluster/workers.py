@@ -14,18 +14,32 @@ from memactor.cluster import open_source
 from memactor.remote import open_server
 
 
-async def pipeline(system: memactor.MemorySystem, seed: int, rounds: int) -> None:
-    """A pool and a chunk processor working on seeded images; some buffers stay lent."""
+async def start_pipeline(
+    system: memactor.MemorySystem,
+) -> tuple[memactor.BufferPool, memactor.ChunkProcessor]:
+    """A pool and a chunk processor on it, spawned in *system*."""
     pool = memactor.BufferPool(max_reserved="8 MiB")
     await system.spawn(pool, name="pool")
     processor = memactor.ChunkProcessor(np.sqrt, (64, 64), pool=pool, concurrency=2)
     await system.spawn(processor, name="sqrt.chunks")
+    return pool, processor
+
+
+async def run_pipeline(
+    pool: memactor.BufferPool, processor: memactor.ChunkProcessor, seed: int, rounds: int
+) -> None:
+    """Process seeded images; then lease three buffers and keep them lent."""
     rng = np.random.default_rng(seed)
     for _ in range(rounds):
         await processor.process(rng.random((256, 256), dtype=np.float32))
     held = [pool.lease((1000 + seed,), np.uint8, owner=f"holder-{seed}") for _ in range(3)]
     for lease in held:
         await lease.__aenter__()
+
+
+async def pipeline(system: memactor.MemorySystem, seed: int, rounds: int) -> None:
+    """A pool and a chunk processor working on seeded images; some buffers stay lent."""
+    await run_pipeline(*await start_pipeline(system), seed, rounds)
 
 
 async def push(address: str, name: str, seed: int, out: str, hold: bool) -> None:
