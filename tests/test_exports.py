@@ -17,6 +17,7 @@ LAYERS = [
     "memactor.metrics",
     "memactor.runtime",
     "memactor.actors",
+    "memactor.cluster",
     "memactor.tui",
     "memactor.pytest_plugin",
 ]
