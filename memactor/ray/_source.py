@@ -100,15 +100,18 @@ class RaySource:
         assert self._source is not None
         return self._source
 
-    def run(self, function: Callable[..., Awaitable[T]], *args: Any) -> T:
-        """Run ``await function(*args)`` in the trio thread and return its result (or
-        raise its error); blocks the calling thread meanwhile."""
-        return trio.from_thread.run(function, *args, trio_token=self._trio_token)
+    def run(self, function: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
+        """Run ``await function(*args, **kwargs)`` in the trio thread and return its
+        result (or raise its error); blocks the calling thread meanwhile. After
+        :meth:`close`, raises ``RuntimeError`` (trio is no longer running)."""
+        call = functools.partial(function, *args, **kwargs)
+        return trio.from_thread.run(call, trio_token=self._trio_token)
 
-    async def arun(self, function: Callable[..., Awaitable[T]], *args: Any) -> T:
+    async def arun(self, function: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
         """:meth:`run` from an async actor: its event loop keeps running meanwhile."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(None, functools.partial(self.run, function, *args))
+        call = functools.partial(self.run, function, *args, **kwargs)
+        return await loop.run_in_executor(None, call)
 
     def reporter(
         self, component: str, *, owner: str | None = None, device: str = "cpu"
