@@ -65,7 +65,7 @@ class Churn:
         return MemoryEvent(kind, "pool", block, self.sizes[block], "cpu", owner, self.now)
 
     def events(self, count: int) -> list[MemoryEvent]:
-        r, out = self.random, []
+        r, out = self.random, list[MemoryEvent]()
         while len(out) < count:
             roll = r.random()
             if roll < 0.002:

@@ -4,14 +4,16 @@ checkpoints, gone sources, and the merged snapshot."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import numpy as np
 import pytest
 import trio
 
 import memactor
-from memactor.cluster import Aggregator, ClusterSource, open_aggregator, open_source
+from memactor.cluster import Aggregator, ClusterSource, by_host, open_aggregator, open_source
 from memactor.metrics import Snapshot
+from memactor.remote import connect
 
 
 async def churn(pool: memactor.BufferPool, owner: str, rounds: int) -> list[np.ndarray]:
@@ -124,3 +126,38 @@ async def test_a_silent_source_is_gone_after_missed_heartbeats() -> None:
         await aggregator.wait_until(lambda: aggregator.source("slow").checkpoints == 2)
         assert aggregator.source("slow").state == "live"
         assert source.reconnects == 1
+
+
+async def test_the_merged_view_is_served_and_saves_with_its_sources(
+    socket_dir: Path,
+) -> None:
+    async with (
+        open_aggregator(serve=f"unix:{socket_dir}/cluster.sock") as aggregator,
+        memactor.open_system() as system,
+        open_source(system, aggregator.address, name="worker", rate_hz=20) as source,
+    ):
+        pool = memactor.BufferPool(max_reserved="1 MiB")
+        await system.spawn(pool, name="pool")
+        kept = await churn(pool, "a", 10)
+        own = await settled(aggregator, source)
+        assert aggregator.served_address is not None
+        async with connect(aggregator.served_address, name="test") as viewer:
+            assert viewer.source.name == "memactor aggregate"
+            await viewer.subscribe(20)
+            view, _ = await viewer.receive_view()
+            served = await viewer.snapshot("cluster")
+        prefix = f"worker@{source.identity.host}:{source.identity.pid}/"
+        assert [s.prefix for s in view.sources] == [prefix]
+        assert view.totals.bytes_reserved == own.totals.bytes_reserved
+        assert {c.component for c in served.components} == {prefix + "pool"}
+        assert {o.owner for o in served.owners} == {prefix + o.owner for o in own.owners}
+        assert len(served.blocks) == len(own.blocks) == own.totals.live_blocks
+        assert {b.component for b in served.blocks} == {prefix + "pool"}
+        (host,) = by_host(served)
+        assert (host.host, host.device, host.sources) == (source.identity.host, "cpu", 1)
+        assert host.bytes_reserved == own.totals.bytes_reserved
+        for name in ("cluster.msgpack", "cluster.json"):
+            saved = Snapshot.load(served.save(socket_dir / name))
+            assert saved == served
+            assert saved.sources == served.sources
+        assert len(kept) == 2
