@@ -248,15 +248,21 @@ async def open_source(
     *name* is the user's name for this process (default: its script's); with the host,
     the pid and the start time it names the source. The first update is a checkpoint;
     then one update goes every ``1 / rate_hz`` seconds (default 10 a second), whether
-    anything changed or not (an empty one is the heartbeat).
+    anything changed or not (an empty one is the heartbeat). Updates never wait: one
+    made while the outbox (:data:`OUTBOX_UPDATES`) is full is lost and counted, and the
+    aggregator heals the gap with a checkpoint.
 
-    Leaving the block sends a last update (so the aggregator's copy ends equal to the
-    ledger as the block was left) and a ``bye``; the aggregator marks the source gone
-    ``"closed"``. Left by a cancellation, the connection is cut at once and the
-    aggregator marks the source ``"connection lost"``. Raises :class:`RefusedError`
-    for a refused token or version, :class:`RemoteError` when the aggregator cannot be
-    reached or goes away (the block is cancelled then), ``ValueError`` for a bad
-    *rate_hz* or *address*.
+    The first connection must succeed: :class:`RefusedError` for a refused token or
+    version, :class:`RemoteError` when the aggregator cannot be reached, ``ValueError``
+    for a bad *rate_hz* or *address*. A connection lost later never stops the program:
+    the source connects again (0.1 s doubling up to 5 s between tries), drops what its
+    outbox held (counted lost) and starts over with a checkpoint.
+
+    Leaving the block sends a last update (so the aggregator's copy ends equal to
+    :attr:`ClusterSource.last_snapshot`) and a ``bye``, and waits up to 5 s for them to
+    be written; the aggregator marks the source gone ``"closed"``. Left by a
+    cancellation, the connection is cut at once and the aggregator marks the source
+    ``"connection lost"``.
     """
     if not 0 < rate_hz <= 1000:
         raise ValueError(f"rate_hz must be above 0 and at most 1000, got {rate_hz}")
