@@ -15,6 +15,7 @@ own peaks are exact: they are its ledger's.
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 import math
 import time
@@ -350,11 +351,9 @@ class Aggregator:
             how = "connection lost"
             with scope:
                 try:
-                    await stream.send_all(
-                        pack(
-                            WELCOME, {"version": PROTOCOL_VERSION, "source": _asdict(self.identity)}
-                        )
-                    )
+                    source = dataclasses.asdict(self.identity)
+                    welcome = {"version": PROTOCOL_VERSION, "source": source}
+                    await stream.send_all(pack(WELCOME, welcome))
                     how = await self._receive_updates(stream, reader, record)
                 except (trio.BrokenResourceError, trio.ClosedResourceError):
                     how = "connection lost"
@@ -434,16 +433,6 @@ class Aggregator:
                     await trio.sleep(1.0 / rate_hz)
             except RemoteError:
                 self._gone(record, "connection lost")
-
-
-def _asdict(source: Source) -> dict[str, Any]:
-    return {
-        "name": source.name,
-        "pid": source.pid,
-        "host": source.host,
-        "started_wall_ns": source.started_wall_ns,
-        "address": source.address,
-    }
 
 
 @asynccontextmanager

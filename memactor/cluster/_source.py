@@ -19,7 +19,7 @@ import trio
 from ..actors import MemorySystem
 from ..metrics import Snapshot
 from ..remote import ProtocolError, RefusedError, RemoteError, Source, parse_address
-from ..remote._address import UnixAddress
+from ..remote._client import open_stream
 from ..remote._wire import (
     ERROR,
     HELLO,
@@ -189,17 +189,7 @@ class ClusterSource:
 async def _connect(
     address: str, identity: Source, token: str | None
 ) -> tuple[trio.abc.Stream, FrameReader]:
-    where = parse_address(address)
-    try:
-        with trio.fail_after(CONNECT_TIMEOUT_S):
-            if isinstance(where, UnixAddress):
-                stream: trio.abc.Stream = await trio.open_unix_socket(where.path)
-            else:
-                stream = await trio.open_tcp_stream(where.host, where.port)
-    except OSError as error:
-        raise RemoteError(f"cannot connect to {address}: {error.strerror or error}") from None
-    except trio.TooSlowError:
-        raise RemoteError(f"cannot connect to {address} within {CONNECT_TIMEOUT_S:g} s") from None
+    stream = await open_stream(address, timeout=CONNECT_TIMEOUT_S)
     reader = FrameReader(stream, REPLY_LIMITS.max_bytes)
     try:
         with trio.fail_after(CONNECT_TIMEOUT_S):

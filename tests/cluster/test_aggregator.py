@@ -13,7 +13,7 @@ import trio
 import memactor
 from memactor.cluster import Aggregator, ClusterSource, by_host, open_aggregator, open_source
 from memactor.metrics import Snapshot
-from memactor.remote import connect
+from memactor.remote import RefusedError, connect
 
 
 async def churn(pool: memactor.BufferPool, owner: str, rounds: int) -> list[np.ndarray]:
@@ -161,3 +161,47 @@ async def test_the_merged_view_is_served_and_saves_with_its_sources(
             assert saved == served
             assert saved.sources == served.sources
         assert len(kept) == 2
+
+
+async def test_every_statistics_field_of_a_source_and_the_aggregator() -> None:
+    async with (
+        open_aggregator(token="s3cret", heartbeat_timeout_s=60) as aggregator,
+        memactor.open_system() as system,
+    ):
+        with pytest.raises(RefusedError, match="^the aggregator refused this source: the token"):
+            async with open_source(system, aggregator.address, name="intruder", token="guess"):
+                pass
+        assert aggregator.statistics().refused == 1
+        # One update a minute: only the first and the ones asked for below are made.
+        async with open_source(
+            system, aggregator.address, name="worker", rate_hz=1 / 60, token="s3cret"
+        ) as source:
+            await source.update_now()  # 2
+            source.lose_next()
+            await source.update_now()  # 3, lost
+            await source.update_now()  # 4: a gap; skipped until the checkpoint
+            await aggregator.wait_until(lambda: aggregator.statistics().skipped == 1)
+            made_after_gap = 1
+            while aggregator.source("worker").checkpoints < 2:
+                await source.update_now()  # the first one made after the request is full
+                made_after_gap += 1
+                await trio.sleep(0.01)
+            await aggregator.wait_until(
+                lambda: aggregator.statistics().bytes_received == source.statistics().bytes_sent
+            )
+            sent = source.statistics()
+            assert sent.seq == 3 + made_after_gap
+            assert sent.updates_lost == 1
+            assert sent.updates_sent == sent.seq - 1
+            assert sent.checkpoints_sent == 2
+            assert sent.bytes_sent > 0
+            stats = aggregator.statistics()
+            assert (stats.sources_live, stats.sources_gone) == (1, 0)
+            assert stats.gaps == 1
+            assert stats.checkpoints == 2
+            # Applied: 1, 2 and the checkpoint; skipped: every other one after the gap.
+            assert stats.updates == 3
+            assert stats.skipped == made_after_gap - 1
+            assert stats.refused == 1
+        await aggregator.wait_until(lambda: aggregator.statistics().sources_gone == 1)
+        assert aggregator.statistics().sources_live == 0
