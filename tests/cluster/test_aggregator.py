@@ -168,7 +168,7 @@ async def test_every_statistics_field_of_a_source_and_the_aggregator() -> None:
         open_aggregator(token="s3cret", heartbeat_timeout_s=60) as aggregator,
         memactor.open_system() as system,
     ):
-        with pytest.raises(RefusedError, match="^the aggregator refused this source: the token"):
+        with pytest.raises(RefusedError, match=r"^the aggregator refused this source: the token"):
             async with open_source(system, aggregator.address, name="intruder", token="guess"):
                 pass
         assert aggregator.statistics().refused == 1
