@@ -70,6 +70,16 @@ def run(args: argparse.Namespace) -> int:
         trio.run(_aggregate, args, token)
     except (RemoteError, OSError) as error:
         raise CommandError(str(error)) from None
+    except BaseExceptionGroup as group:
+        # trio groups what its nurseries saw; a refused token or a port taken is ours
+        # to say plainly, anything else (an interrupt) goes on up.
+        found, _ = group.split((RemoteError, OSError))
+        if found is None:
+            raise
+        first: BaseException = found
+        while isinstance(first, BaseExceptionGroup):
+            first = first.exceptions[0]
+        raise CommandError(str(first)) from None
     return 0
 
 

@@ -15,6 +15,7 @@ own peaks are exact: they are its ledger's.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hmac
 import math
@@ -27,7 +28,16 @@ from typing import Any
 import trio
 
 from ..metrics import GONE, LIVE, LedgerStats, Snapshot, SourceStats
-from ..remote import ProtocolError, RemoteError, Source, connect, open_server, parse_address
+from ..remote import (
+    Connection,
+    ProtocolError,
+    RefusedError,
+    RemoteError,
+    Source,
+    connect,
+    open_server,
+    parse_address,
+)
 from ..remote._address import TcpAddress
 from ..remote._server import HANDSHAKE_TIMEOUT_S, listen
 from ..remote._wire import (
@@ -44,6 +54,9 @@ from ..remote._wire import (
 from ._delta import LedgerCopy, UpdateMaker, without_series
 from ._merge import Part, merge, source_prefix
 from ._wire import BYE, CHECKPOINT, DEFAULT_UPDATE_HZ, HEARTBEAT_TIMEOUT_S, UPDATE, UPDATE_LIMITS
+
+PULL_RETRY_S = 0.1
+MAX_PULL_RETRY_S = 5.0
 
 SourceKey = tuple[str, int, int, str]
 """``(host, pid, started_wall_ns, name)``: what names a source."""
@@ -417,22 +430,39 @@ class Aggregator:
     async def pull(
         self, address: str, *, rate_hz: float = DEFAULT_UPDATE_HZ, token: str | None = None
     ) -> None:
-        """Follow a process served by :func:`memactor.remote.open_server` as a source:
-        fetch its snapshot (blocks included) *rate_hz* times a second and apply the
-        difference. Returns when its connection is lost (the source is marked gone);
-        :class:`RemoteError` if it cannot be reached at first."""
-        async with connect(address, token=token, name="memactor aggregate") as connection:
-            record = self._join(connection.source)
-            maker = UpdateMaker()
-            seq = 0
+        """Follow a process served by :func:`memactor.remote.open_server` as a source,
+        until cancelled: fetch its snapshot (blocks included) *rate_hz* times a second
+        and apply the difference. When its connection is lost the source is marked gone
+        (``"connection lost"``) and the address is tried again (0.1 s doubling up to 5 s
+        between tries); the program served there next (a restart) is a new source.
+        Raises :class:`RefusedError` when the server refuses the token or the version.
+        """
+        backoff_s = PULL_RETRY_S
+        while True:
             try:
-                while True:
-                    snapshot = without_series(await connection.snapshot("", blocks=True))
-                    seq += 1
-                    self._accept(record, seq, maker.update(snapshot))
-                    await trio.sleep(1.0 / rate_hz)
+                async with connect(address, token=token, name="memactor aggregate") as connection:
+                    backoff_s = PULL_RETRY_S
+                    record = self._join(connection.source)
+                    try:
+                        await self._follow(connection, record, rate_hz)
+                    finally:
+                        self._gone(record, "connection lost")
+            except RefusedError:
+                raise
             except RemoteError:
-                self._gone(record, "connection lost")
+                pass
+            await trio.sleep(backoff_s)
+            backoff_s = min(backoff_s * 2, MAX_PULL_RETRY_S)
+
+    async def _follow(self, connection: Connection, record: _Record, rate_hz: float) -> None:
+        maker = UpdateMaker()
+        seq = 0
+        with contextlib.suppress(RemoteError):
+            while True:
+                snapshot = without_series(await connection.snapshot("", blocks=True))
+                seq += 1
+                self._accept(record, seq, maker.update(snapshot))
+                await trio.sleep(1.0 / rate_hz)
 
 
 @asynccontextmanager
