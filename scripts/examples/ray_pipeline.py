@@ -14,20 +14,15 @@ from __future__ import annotations
 
 import argparse
 import time
-import warnings
 from typing import Any
 
 import numpy as np
+import ray
+from ray.cluster_utils import Cluster
 
 import memactor
-from memactor.metrics import Snapshot
-
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", DeprecationWarning)  # Ray's own imports
-    import ray
-    from ray.cluster_utils import Cluster
-
 from memactor.cluster import by_host
+from memactor.metrics import Snapshot
 from memactor.ray import RaySource, get_aggregator
 
 NAMESPACE = "ray-pipeline-example"

@@ -5,7 +5,6 @@ workers' path."""
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,10 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="session")
 def ray_session() -> Iterator[None]:
-    with warnings.catch_warnings():
-        # Ray's own imports, not memactor's code.
-        warnings.simplefilter("ignore", DeprecationWarning)
-        import ray
+    import ray
 
     # The tests' own modules (``cluster.workers``) are imported as pytest names them.
     paths = [str(ROOT), str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")]
