@@ -3,7 +3,10 @@ each stands (live or gone, gaps, checkpoints, its own totals and true peaks)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+
+from ..events import format_size
 
 LIVE = "live"
 GONE = "gone"
@@ -48,3 +51,16 @@ class SourceStats:
     ``"actor died"`` ...; "" while live."""
     address: str = ""
     """Where the source itself is served, if it is ("" when it only pushes updates)."""
+
+
+def render_sources(sources: Sequence[SourceStats]) -> list[str]:
+    """Report lines of a merged snapshot's sources: one a source, live or gone."""
+    lines = []
+    for s in sources:
+        state = s.state if s.state == LIVE else f"gone ({s.gone_how})"
+        gaps = f", {s.gaps} gaps healed" if s.gaps else ""
+        lines.append(
+            f"source {s.prefix.rstrip('/')}: {state}, {format_size(s.bytes_reserved)} reserved "
+            f"(own peak {format_size(s.peak_bytes_reserved)}), update {s.seq}{gaps}"
+        )
+    return lines

@@ -119,7 +119,11 @@ async def test_memactor_aggregate_merges_served_processes(tmp_path: Path) -> Non
             env=env,
             capture_stdout=True,
         )
-        assert b"served-0@" in report.stdout
+        lines = report.stdout.decode().splitlines()
+        for source in snapshot.sources:
+            name = source.prefix.rstrip("/")
+            assert any(line.startswith(f"source {name}: live, ") for line in lines), lines
+            assert any(line.startswith(f"{name}/pool ") for line in lines), lines
     finally:
         for process in [*served, *([aggregate] if aggregate else [])]:
             process.kill()
