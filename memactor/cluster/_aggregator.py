@@ -42,6 +42,7 @@ from ..remote._address import TcpAddress
 from ..remote._server import HANDSHAKE_TIMEOUT_S, listen
 from ..remote._wire import (
     HELLO,
+    MAX_REQUEST_BYTES,
     PROTOCOL_VERSION,
     REQUEST_LIMITS,
     WELCOME,
@@ -345,7 +346,9 @@ class Aggregator:
 
     async def _connection(self, stream: trio.SocketStream) -> None:
         async with stream:
-            reader = FrameReader(stream, UPDATE_LIMITS.max_bytes)
+            # Small frames until the hello is answered: an unknown peer cannot make us
+            # hold an update-sized buffer.
+            reader = FrameReader(stream, MAX_REQUEST_BYTES)
             try:
                 with trio.fail_after(HANDSHAKE_TIMEOUT_S):
                     hello = await reader.receive_message(REQUEST_LIMITS)
@@ -359,6 +362,7 @@ class Aggregator:
                 return
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 return
+            reader.raise_limit(UPDATE_LIMITS.max_bytes)
             record = self._join(identity)
             record.scope = scope = trio.CancelScope()
             how = "connection lost"

@@ -9,11 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import trio
+from remote.helpers import raw_client
 
 import memactor
 from memactor.cluster import Aggregator, ClusterSource, by_host, open_aggregator, open_source
 from memactor.metrics import Snapshot
 from memactor.remote import RefusedError, connect
+from memactor.remote._wire import MAX_REQUEST_BYTES
 
 
 async def churn(pool: memactor.BufferPool, owner: str, rounds: int) -> list[np.ndarray]:
@@ -205,3 +207,15 @@ async def test_every_statistics_field_of_a_source_and_the_aggregator() -> None:
             assert stats.refused == 1
         await aggregator.wait_until(lambda: aggregator.statistics().sources_gone == 1)
         assert aggregator.statistics().sources_live == 0
+
+
+async def test_a_peer_that_has_not_said_hello_cannot_send_a_large_frame(
+    aggregator: Aggregator,
+) -> None:
+    async with raw_client(aggregator.address) as raw:
+        await raw.send((MAX_REQUEST_BYTES + 1).to_bytes(4, "big"))
+        reply = await raw.receive()
+    assert reply is not None
+    assert (reply.type, reply.body["code"]) == ("error", "too_large")
+    assert aggregator.statistics().refused == 1
+    assert aggregator.sources() == ()
