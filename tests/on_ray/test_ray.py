@@ -13,7 +13,7 @@ ray = pytest.importorskip("ray")
 
 from memactor.ray import get_aggregator  # noqa: E402
 
-from .workers import Worker  # noqa: E402
+from .workers import AsyncWorker, Worker, task  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("ray_session")
 
@@ -29,7 +29,7 @@ def wait_for(condition: Any, timeout_s: float = 60) -> None:
         time.sleep(0.05)
 
 
-def test_ray_actors_copies_are_exact_gaps_heal_and_a_killed_one_is_gone() -> None:
+def test_ray_sources_copies_are_exact_gaps_heal_and_a_killed_one_is_gone() -> None:
     namespace = "test-exact"
     aggregator = get_aggregator(namespace=namespace)
     # Found by name and namespace: the same actor.
@@ -52,8 +52,14 @@ def test_ray_actors_copies_are_exact_gaps_heal_and_a_killed_one_is_gone() -> Non
         wait_for(lambda i=i: sources(aggregator)[f"w{i}"]["state"] == "gone")
         assert ray.get(aggregator.copy_of.remote(f"w{i}")) == own
         assert sources(aggregator)[f"w{i}"]["gone_how"] == "closed"
+    # A task and an async actor are sources too, for as long as their source is open.
+    from_task = ray.get(task.remote("task", namespace, 20))
+    from_async = ray.get(AsyncWorker.remote().run.remote("async", namespace, 21))  # type: ignore[attr-defined]  # made by @ray.remote
+    for name, own in (("task", from_task), ("async", from_async)):
+        wait_for(lambda n=name: sources(aggregator)[n]["state"] == "gone")
+        assert ray.get(aggregator.copy_of.remote(name)) == own
     merged = Snapshot.from_msgpack(ray.get(aggregator.snapshot.remote()))
     assert merged.totals.bytes_reserved == 0
     assert merged.totals.peak_bytes_reserved > 0
-    assert {s.name for s in merged.sources} == {"w0", "w1", "w2"}
+    assert {s.name for s in merged.sources} == {"w0", "w1", "w2", "task", "async"}
     ray.kill(aggregator)

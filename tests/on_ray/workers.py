@@ -36,3 +36,27 @@ class Worker:
         last = self.memory.source.last_snapshot
         assert last is not None
         return last.to_msgpack()
+
+
+@ray.remote(num_cpus=0)
+def task(name: str, namespace: str, seed: int) -> bytes:
+    """A Ray task with a memory system of its own for its run; its last snapshot sent."""
+    with RaySource(name, namespace=namespace, rate_hz=20) as memory:
+        pool, processor = memory.run(start_pipeline, memory.system)
+        memory.run(run_pipeline, pool, processor, seed, 2)
+    last = memory.source.last_snapshot
+    assert last is not None
+    return last.to_msgpack()
+
+
+@ray.remote(num_cpus=0)
+class AsyncWorker:
+    """An async actor: memactor's trio thread beside Ray's asyncio loop."""
+
+    async def run(self, name: str, namespace: str, seed: int) -> bytes:
+        with RaySource(name, namespace=namespace, rate_hz=20) as memory:
+            pool, processor = await memory.arun(start_pipeline, memory.system)
+            await memory.arun(run_pipeline, pool, processor, seed, 2)
+        last = memory.source.last_snapshot
+        assert last is not None
+        return last.to_msgpack()
