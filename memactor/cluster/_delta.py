@@ -46,20 +46,8 @@ def without_series(snapshot: Snapshot) -> Snapshot:
 def _blocks_by_account(blocks: LiveBlocks) -> dict[Key, dict[int, BlockValue]]:
     """The live blocks per account, in the snapshot's row order."""
     found: dict[Key, dict[int, BlockValue]] = {key: {} for key in blocks.accounts}
-    accounts, owners = blocks.accounts, blocks.owners
-    for account, block, size, owner, allocated in zip(
-        blocks.account.tolist(),
-        blocks.block.tolist(),
-        blocks.size.tolist(),
-        blocks.owner.tolist(),
-        blocks.allocated_ns.tolist(),
-        strict=True,
-    ):
-        found[accounts[account]][block] = (
-            size,
-            None if owner == CACHED else owners[owner],
-            allocated,
-        )
+    for row in blocks:
+        found[row.component, row.device][row.block] = (row.size, row.owner, row.allocated_ns)
     return found
 
 

@@ -7,11 +7,12 @@ import random
 
 import pytest
 
-from memactor.cluster import LedgerCopy, UpdateMaker
+from memactor.cluster import LedgerCopy, UpdateMaker, by_host
 from memactor.cluster._delta import without_series
+from memactor.cluster._merge import Part, merge, source_prefix
 from memactor.codec import encode, unpack
 from memactor.events import EventKind, MemoryEvent
-from memactor.metrics import Ledger, Snapshot
+from memactor.metrics import Ledger, LedgerStats, Snapshot, SourceStats
 
 
 class Workload:
@@ -137,3 +138,74 @@ def test_a_checkpoint_heals_a_copy_that_missed_updates() -> None:
     snapshot = own(ledger)
     copy.apply(wire(maker.update(snapshot, full=True)))
     assert copy.snapshot().to_msgpack() == snapshot.to_msgpack()
+
+
+def test_merge_names_rows_by_source_and_sums_live_sources_by_host() -> None:
+    parts = []
+    for seed, (name, host, state) in enumerate(
+        [("a", "node-1", "live"), ("b", "node-2", "live"), ("c", "node-2", "gone")], start=21
+    ):
+        workload = Workload(seed)
+        ledger = Ledger(clock=lambda: 0)
+        ledger.apply(workload.events(400))
+        snapshot = own(ledger)
+        stats = SourceStats(
+            name,
+            host,
+            100 + seed,
+            0,
+            source_prefix(name, host, 100 + seed),
+            state,
+            1,
+            1,
+            0,
+            1,
+            snapshot.totals.bytes_reserved,
+            snapshot.totals.bytes_in_use,
+            snapshot.totals.peak_bytes_reserved,
+            snapshot.totals.peak_bytes_in_use,
+            snapshot.totals.live_blocks,
+            snapshot.totals.events_applied,
+        )
+        parts.append(Part(stats, snapshot))
+    peaks = LedgerStats(0, 0, 7, 5, 0, 0, 0, 0, 0)
+    merged = merge(parts, label="m", wall_time_ns=1, monotonic_ns=2, peaks=peaks, device_peaks={})
+    live = parts[:2]
+    assert merged.totals.bytes_reserved == sum(p.snapshot.totals.bytes_reserved for p in live)
+    assert (merged.totals.peak_bytes_reserved, merged.totals.peak_bytes_in_use) == (7, 5)
+    assert merged.totals.events_applied == sum(p.snapshot.totals.events_applied for p in parts)
+    # The blocks of the live sources, in order, under their prefixed names; cached ones
+    # stay cached.
+    expected = [
+        (
+            p.stats.prefix + b.component,
+            b.device,
+            b.block,
+            b.size,
+            None if b.owner is None else p.stats.prefix + b.owner,
+            b.allocated_ns,
+        )
+        for p in live
+        for b in p.snapshot.blocks
+    ]
+    assert [tuple(b) for b in merged.blocks] == expected
+    assert any(b.owner is None for b in merged.blocks)
+    gone_prefix = parts[2].stats.prefix
+    assert not [c for c in merged.components if c.component.startswith(gone_prefix)]
+    hosts = {(h.host, h.device): h for h in by_host(merged)}
+    for part in live:
+        for device in part.snapshot.devices:
+            row = hosts[part.stats.host, device.device]
+            assert (row.sources, row.bytes_reserved, row.bytes_in_use) == (
+                1,
+                device.bytes_reserved,
+                device.bytes_in_use,
+            )
+    assert [s.name for s in merged.sources] == ["a", "b", "c"]
+
+
+def test_one_process_snapshot_is_written_as_before_without_sources() -> None:
+    snapshot = Ledger().snapshot()
+    assert snapshot.sources == ()
+    assert "sources" not in snapshot.to_dict()
+    assert Snapshot.from_msgpack(snapshot.to_msgpack()).sources == ()
