@@ -250,7 +250,8 @@ class Aggregator:
 
     async def wait_until(self, condition: Callable[[], bool]) -> None:
         """Return once *condition* holds, testing it now and after every change (an
-        update applied, a source come or gone)."""
+        update applied or skipped, a source come or gone). Cancelled, it just stops
+        waiting."""
         while not condition():
             await self._changed.park()
 
@@ -486,9 +487,13 @@ async def open_aggregator(
     and viewers alike. A source silent for *heartbeat_timeout_s* (default 3 s: thirty
     missed updates at the default rate) is marked gone ``"missed heartbeats"``.
 
-    Leaving the block cuts every source's connection (they see the aggregator go);
-    a ``ValueError`` for a bad *heartbeat_timeout_s*, ``OSError`` when *address* cannot
-    be listened on.
+    Leaving the block (or a cancellation) cuts every source's connection (they see the
+    aggregator go and keep trying to connect again) and stops serving; what the
+    aggregator knew stays readable (:meth:`Aggregator.sources`, :meth:`~Aggregator.copy_of`,
+    :meth:`~Aggregator.snapshot`) but changes no more, and :meth:`~Aggregator.wait_until`
+    must not be called then. Like a nursery, errors come out in an ``ExceptionGroup``.
+    Raises ``ValueError`` for a bad *heartbeat_timeout_s* or a source address that is
+    not loopback without a *token*, ``OSError`` when *address* cannot be listened on.
     """
     if not heartbeat_timeout_s > 0 or not math.isfinite(heartbeat_timeout_s):
         raise ValueError(f"heartbeat_timeout_s must be above 0, got {heartbeat_timeout_s}")
