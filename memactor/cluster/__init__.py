@@ -1,6 +1,7 @@
 """Beyond one process: sources push updates of their ledgers to an aggregator that keeps
 an exact copy of each and serves them merged, with host and process as dimensions."""
 
+from ._aggregator import MAX_SOURCES as MAX_SOURCES
 from ._aggregator import Aggregator as Aggregator
 from ._aggregator import AggregatorStatistics as AggregatorStatistics
 from ._aggregator import open_aggregator as open_aggregator

@@ -56,6 +56,8 @@ from ._delta import LedgerCopy, UpdateMaker, without_series
 from ._merge import Part, merge, source_prefix
 from ._wire import BYE, CHECKPOINT, DEFAULT_UPDATE_HZ, HEARTBEAT_TIMEOUT_S, UPDATE, UPDATE_LIMITS
 
+MAX_SOURCES = 1024
+"""How many sources may be connected at once, by default."""
 PULL_RETRY_S = 0.1
 MAX_PULL_RETRY_S = 5.0
 
@@ -78,7 +80,7 @@ class AggregatorStatistics:
     checkpoints: int
     bytes_received: int
     refused: int
-    """Sources refused: a bad hello, token or version."""
+    """Sources refused: a bad hello, token or version, or one too many."""
 
 
 @dataclass(eq=False, slots=True)
@@ -164,7 +166,9 @@ class _Views:
 class Aggregator:
     """A running aggregator; made by :func:`open_aggregator`."""
 
-    def __init__(self, address: str, token: str | None, heartbeat_timeout_s: float) -> None:
+    def __init__(
+        self, address: str, token: str | None, heartbeat_timeout_s: float, max_sources: int
+    ) -> None:
         self.address = address
         """Where sources connect (``tcp://127.0.0.1:7071``, the real port when 0 was asked)."""
         self.served_address: str | None = None
@@ -180,6 +184,8 @@ class Aggregator:
         self._skipped = 0
         self._bytes = 0
         self._refused = 0
+        self._connections = 0
+        self._max_sources = max_sources
         self._views: _Views | None = None
 
     # -- what it knows -------------------------------------------------------------------
@@ -343,9 +349,29 @@ class Aggregator:
             except OSError:
                 await trio.sleep(0.05)  # out of file descriptors: wait for some to close
                 continue
+            if self._connections >= self._max_sources:
+                self._refused += 1
+                nursery.start_soon(self._turn_away, stream)
+                continue
+            self._connections += 1
             nursery.start_soon(self._connection, stream)
 
+    async def _turn_away(self, stream: trio.SocketStream) -> None:
+        async with stream:
+            reason = f"too many sources (the limit is {self._max_sources})"
+            with (
+                trio.move_on_after(HANDSHAKE_TIMEOUT_S),
+                suppress(trio.BrokenResourceError, trio.ClosedResourceError),
+            ):
+                await stream.send_all(error_frame("busy", reason))
+
     async def _connection(self, stream: trio.SocketStream) -> None:
+        try:
+            await self._converse(stream)
+        finally:
+            self._connections -= 1
+
+    async def _converse(self, stream: trio.SocketStream) -> None:
         async with stream:
             # Small frames until the hello is answered: an unknown peer cannot make us
             # hold an update-sized buffer.
@@ -477,6 +503,7 @@ async def open_aggregator(
     serve: str | None = None,
     token: str | None = None,
     heartbeat_timeout_s: float = HEARTBEAT_TIMEOUT_S,
+    max_sources: int = MAX_SOURCES,
 ) -> AsyncIterator[Aggregator]:
     """Run an aggregator while the block runs: sources connect at *address* (TCP or a
     Unix socket; port 0 picks one, see :attr:`Aggregator.address`).
@@ -485,7 +512,9 @@ async def open_aggregator(
     :func:`memactor.remote.open_server`), so ``memactor top``, ``snapshot``, ``report``,
     ``diff`` and ``check`` work on the cluster. *token*, if given, is asked of sources
     and viewers alike. A source silent for *heartbeat_timeout_s* (default 3 s: thirty
-    missed updates at the default rate) is marked gone ``"missed heartbeats"``.
+    missed updates at the default rate) is marked gone ``"missed heartbeats"``. At most
+    *max_sources* (default :data:`MAX_SOURCES`, 1024) connect at once; one more is told
+    ``busy`` and closed (counted in ``refused``).
 
     Leaving the block (or a cancellation) cuts every source's connection (they see the
     aggregator go and keep trying to connect again) and stops serving; what the
@@ -495,6 +524,8 @@ async def open_aggregator(
     Raises ``ValueError`` for a bad *heartbeat_timeout_s* or a source address that is
     not loopback without a *token*, ``OSError`` when *address* cannot be listened on.
     """
+    if max_sources < 1:
+        raise ValueError(f"max_sources must be at least 1, got {max_sources}")
     if not heartbeat_timeout_s > 0 or not math.isfinite(heartbeat_timeout_s):
         raise ValueError(f"heartbeat_timeout_s must be above 0, got {heartbeat_timeout_s}")
     where = parse_address(address)
@@ -503,7 +534,7 @@ async def open_aggregator(
     listener, printable, remove = await listen(where)
     try:
         async with trio.open_nursery() as nursery:
-            aggregator = Aggregator(printable, token, heartbeat_timeout_s)
+            aggregator = Aggregator(printable, token, heartbeat_timeout_s, max_sources)
             aggregator._views = _Views(aggregator, nursery)
             nursery.start_soon(aggregator._accept_sources, listener, nursery)
             if serve is None:

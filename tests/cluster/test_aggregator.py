@@ -14,7 +14,7 @@ from remote.helpers import raw_client
 import memactor
 from memactor.cluster import Aggregator, ClusterSource, by_host, open_aggregator, open_source
 from memactor.metrics import Snapshot
-from memactor.remote import RefusedError, connect
+from memactor.remote import RefusedError, RemoteError, connect
 from memactor.remote._wire import MAX_REQUEST_BYTES
 
 
@@ -219,3 +219,16 @@ async def test_a_peer_that_has_not_said_hello_cannot_send_a_large_frame(
     assert (reply.type, reply.body["code"]) == ("error", "too_large")
     assert aggregator.statistics().refused == 1
     assert aggregator.sources() == ()
+
+
+async def test_one_source_too_many_is_told_busy() -> None:
+    async with (
+        open_aggregator(max_sources=1) as aggregator,
+        memactor.open_system() as system,
+        open_source(system, aggregator.address, name="first"),
+    ):
+        with pytest.raises(RemoteError, match=r"^the aggregator refused this source: too many"):
+            async with open_source(system, aggregator.address, name="second"):
+                pass
+        assert aggregator.statistics().refused == 1
+        assert [s.name for s in aggregator.sources()] == ["first"]
