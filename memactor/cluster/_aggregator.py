@@ -22,7 +22,7 @@ import math
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import trio
@@ -52,17 +52,16 @@ from ..remote._wire import (
     pack,
     unpack,
 )
-from ._delta import LedgerCopy, UpdateMaker, without_series
-from ._merge import Part, merge, source_prefix
+from ._delta import UpdateMaker, without_series
+from ._merge import Part, merge
+from ._record import Record, SourceKey
+from ._views import Views
 from ._wire import BYE, CHECKPOINT, DEFAULT_UPDATE_HZ, HEARTBEAT_TIMEOUT_S, UPDATE, UPDATE_LIMITS
 
 MAX_SOURCES = 1024
 """How many sources may be connected at once, by default."""
 PULL_RETRY_S = 0.1
 MAX_PULL_RETRY_S = 5.0
-
-SourceKey = tuple[str, int, int, str]
-"""``(host, pid, started_wall_ns, name)``: what names a source."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,86 +82,6 @@ class AggregatorStatistics:
     """Sources refused: a bad hello, token or version, or one too many."""
 
 
-@dataclass(eq=False, slots=True)
-class _Record:
-    identity: Source
-    copy: LedgerCopy = field(default_factory=LedgerCopy)
-    state: str = LIVE
-    seq: int = 0
-    updates: int = 0
-    gaps: int = 0
-    checkpoints: int = 0
-    awaiting_checkpoint: bool = True
-    gone_wall_ns: int = 0
-    gone_how: str = ""
-    scope: trio.CancelScope | None = None
-    """The connection's scope, cancelled when the source is marked gone from outside."""
-
-    @property
-    def key(self) -> SourceKey:
-        i = self.identity
-        return (i.host, i.pid, i.started_wall_ns, i.name)
-
-    @property
-    def prefix(self) -> str:
-        return source_prefix(self.identity.name, self.identity.host, self.identity.pid)
-
-    def stats(self) -> SourceStats:
-        totals = self.copy.totals
-        return SourceStats(
-            name=self.identity.name,
-            host=self.identity.host,
-            pid=self.identity.pid,
-            started_wall_ns=self.identity.started_wall_ns,
-            prefix=self.prefix,
-            state=self.state,
-            seq=self.seq,
-            updates=self.updates,
-            gaps=self.gaps,
-            checkpoints=self.checkpoints,
-            bytes_reserved=totals.bytes_reserved,
-            bytes_in_use=totals.bytes_in_use,
-            peak_bytes_reserved=totals.peak_bytes_reserved,
-            peak_bytes_in_use=totals.peak_bytes_in_use,
-            live_blocks=totals.live_blocks,
-            events_applied=totals.events_applied,
-            gone_wall_ns=self.gone_wall_ns,
-            gone_how=self.gone_how,
-            address=self.identity.address,
-        )
-
-
-class _Views:
-    """The aggregator as a stream server sees a metrics actor: snapshots and views."""
-
-    def __init__(self, aggregator: Aggregator, nursery: trio.Nursery) -> None:
-        self._aggregator = aggregator
-        self._nursery = nursery
-
-    async def snapshot(
-        self, label: str = "", *, blocks: bool = True, timeout: float | None = None
-    ) -> Snapshot:
-        return self._aggregator.snapshot(label, blocks=blocks)
-
-    async def subscribe(
-        self, rate_hz: float = DEFAULT_UPDATE_HZ, *, buffer: int = 1, series: bool = True
-    ) -> trio.MemoryReceiveChannel[Snapshot]:
-        send, receive = trio.open_memory_channel[Snapshot](buffer)
-        self._nursery.start_soon(self._feed, send, rate_hz)
-        return receive
-
-    async def _feed(self, send: trio.MemorySendChannel[Snapshot], rate_hz: float) -> None:
-        async with send:
-            while True:
-                await trio.sleep(1.0 / rate_hz)
-                try:
-                    send.send_nowait(self._aggregator.snapshot("live", blocks=False))
-                except trio.WouldBlock:
-                    pass  # the viewer is behind: it gets the next one
-                except trio.BrokenResourceError:
-                    return
-
-
 class Aggregator:
     """A running aggregator; made by :func:`open_aggregator`."""
 
@@ -176,7 +95,7 @@ class Aggregator:
         self.identity = Source.this_process(name="memactor aggregate", address=address)
         self._token = token.encode() if token is not None else None
         self._heartbeat_timeout_s = heartbeat_timeout_s
-        self._records: dict[SourceKey, _Record] = {}
+        self._records: dict[SourceKey, Record] = {}
         self._changed = trio.lowlevel.ParkingLot()
         self._peak_reserved = 0
         self._peak_in_use = 0
@@ -186,7 +105,7 @@ class Aggregator:
         self._refused = 0
         self._connections = 0
         self._max_sources = max_sources
-        self._views: _Views | None = None
+        self._views: Views | None = None
 
     # -- what it knows -------------------------------------------------------------------
 
@@ -218,7 +137,7 @@ class Aggregator:
         with the time series left out (see :attr:`ClusterSource.last_snapshot`)."""
         return self._find(name, pid).copy.snapshot(blocks=blocks)
 
-    def _find(self, name: str, pid: int | None) -> _Record:
+    def _find(self, name: str, pid: int | None) -> Record:
         found = [
             r
             for r in self._records.values()
@@ -249,7 +168,7 @@ class Aggregator:
         )
 
     @property
-    def metrics(self) -> _Views:
+    def metrics(self) -> Views:
         """What :func:`memactor.remote.open_server` serves: merged snapshots and views."""
         assert self._views is not None
         return self._views
@@ -272,7 +191,7 @@ class Aggregator:
             self._gone(record, how)
         return len(picked)
 
-    def _gone(self, record: _Record, how: str) -> None:
+    def _gone(self, record: Record, how: str) -> None:
         if record.state == GONE:
             return
         record.state = GONE
@@ -284,12 +203,12 @@ class Aggregator:
 
     # -- updates ---------------------------------------------------------------------------
 
-    def _join(self, identity: Source) -> _Record:
+    def _join(self, identity: Source) -> Record:
         record = self._records.get(
             (identity.host, identity.pid, identity.started_wall_ns, identity.name)
         )
         if record is None:
-            record = _Record(identity)
+            record = Record(identity)
             self._records[record.key] = record
         else:
             # Back after a lost connection: its next update shows whether it missed any.
@@ -297,7 +216,7 @@ class Aggregator:
         self._changed.unpark_all()
         return record
 
-    def _accept(self, record: _Record, seq: int, body: dict[str, Any]) -> bool:
+    def _accept(self, record: Record, seq: int, body: dict[str, Any]) -> bool:
         """Apply update *seq*; True when a checkpoint must be asked for (a new gap)."""
         full = body.get("full") is True
         ask = False
@@ -434,7 +353,7 @@ class Aggregator:
             raise ProtocolError("a source hello without a whole source") from None
 
     async def _receive_updates(
-        self, stream: trio.SocketStream, reader: FrameReader, record: _Record
+        self, stream: trio.SocketStream, reader: FrameReader, record: Record
     ) -> str:
         """Apply updates until the source leaves; return how it went."""
         while True:
@@ -485,7 +404,7 @@ class Aggregator:
             await trio.sleep(backoff_s)
             backoff_s = min(backoff_s * 2, MAX_PULL_RETRY_S)
 
-    async def _follow(self, connection: Connection, record: _Record, rate_hz: float) -> None:
+    async def _follow(self, connection: Connection, record: Record, rate_hz: float) -> None:
         maker = UpdateMaker()
         seq = 0
         with contextlib.suppress(RemoteError):
@@ -535,7 +454,7 @@ async def open_aggregator(
     try:
         async with trio.open_nursery() as nursery:
             aggregator = Aggregator(printable, token, heartbeat_timeout_s, max_sources)
-            aggregator._views = _Views(aggregator, nursery)
+            aggregator._views = Views(aggregator, nursery)
             nursery.start_soon(aggregator._accept_sources, listener, nursery)
             if serve is None:
                 yield aggregator
