@@ -232,8 +232,10 @@ class Aggregator:
             return ask
         try:
             record.copy.apply(body)
-        except (KeyError, TypeError, ValueError, IndexError) as error:
-            raise ProtocolError(f"a damaged update {seq} ({error!r})") from None
+        except KeyError as error:
+            raise ProtocolError(f"a damaged update {seq}: missing field {error}") from None
+        except (TypeError, ValueError, IndexError) as error:
+            raise ProtocolError(f"a damaged update {seq}: {error}") from None
         record.seq = seq
         record.updates += 1
         record.checkpoints += full

@@ -232,3 +232,16 @@ async def test_one_source_too_many_is_told_busy() -> None:
                 pass
         assert aggregator.statistics().refused == 1
         assert [s.name for s in aggregator.sources()] == ["first"]
+
+
+async def test_a_damaged_update_ends_its_source_with_the_reason(aggregator: Aggregator) -> None:
+    identity = {"name": "broken", "pid": 1, "host": "h", "started_wall_ns": 0, "address": ""}
+    async with raw_client(aggregator.address) as raw:
+        welcome = await raw.hello(source=identity)
+        assert welcome.type == "welcome"
+        await raw.request("update", seq=1, body={"full": True, "label": ""})
+        assert await raw.receive() is None  # the aggregator closed the connection
+    await aggregator.wait_until(lambda: aggregator.source("broken").state == "gone")
+    assert aggregator.source("broken").gone_how == (
+        "protocol error: a damaged update 1: missing field 'wall_time_ns'"
+    )
