@@ -18,6 +18,7 @@ LAYERS = [
     "memactor.runtime",
     "memactor.actors",
     "memactor.remote",
+    "memactor.cluster",
     "memactor.tui",
     "memactor.cli",
     "memactor.pytest_plugin",

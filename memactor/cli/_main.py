@@ -9,10 +9,10 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from .._version import __version__
-from . import _check, _demo, _diff, _report, _snapshot, _top
+from . import _aggregate, _check, _demo, _diff, _report, _snapshot, _top
 from ._command import EXIT_OK, CommandError
 
-COMMANDS: tuple[ModuleType, ...] = (_demo, _top, _snapshot, _report, _diff, _check)
+COMMANDS: tuple[ModuleType, ...] = (_demo, _top, _snapshot, _report, _diff, _check, _aggregate)
 """Every subcommand, in the order ``memactor --help`` lists them."""
 
 

@@ -37,6 +37,9 @@ from ._snapshot import PROCESS as PROCESS
 from ._snapshot import TOTAL as TOTAL
 from ._snapshot import ComponentSeries as ComponentSeries
 from ._snapshot import Snapshot as Snapshot
+from ._sources import GONE as GONE
+from ._sources import LIVE as LIVE
+from ._sources import SourceStats as SourceStats
 from ._stats import HISTOGRAM_BUCKETS as HISTOGRAM_BUCKETS
 from ._stats import ComponentStats as ComponentStats
 from ._stats import DeviceStats as DeviceStats

@@ -14,6 +14,7 @@ from typing import Any
 from ..events import format_size
 from ._diff import Change, SnapshotDiff
 from ._snapshot import Snapshot
+from ._sources import render_sources
 from ._stats import ComponentStats, ProcessStats
 from ._trend import Trend, TrendConfig, find_growth, find_unattributed_growth
 
@@ -175,6 +176,8 @@ def render_snapshot(snapshot: Snapshot, *, trend: TrendConfig | None = None) -> 
         )
     if snapshot.process:
         out[-1:-1] = render_process(snapshot)
+    if snapshot.sources:
+        out[-1:-1] = render_sources(snapshot.sources)
     # A (component, device) that only copied data (TRANSFER) shows in the transfers table.
     held = [c for c in snapshot.components if c.peak_bytes_reserved or c.anomalies]
     rows = [
@@ -292,6 +295,11 @@ def snapshot_report_json(snapshot: Snapshot, *, trend: TrendConfig | None = None
         "process": [dataclasses.asdict(p) for p in snapshot.process],
         "unattributed_trends": [dataclasses.asdict(t) for t in outside],
         "outside_growing": any(t.growing for t in outside),
+        **(
+            {"sources": [dataclasses.asdict(s) for s in snapshot.sources]}
+            if snapshot.sources
+            else {}
+        ),
     }
 
 
