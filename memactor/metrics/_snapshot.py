@@ -33,8 +33,10 @@ from ..codec import (
     save_atomically,
     write,
 )
+from ..events import Site
 from ._blocks import LiveBlock, LiveBlocks, read_column
 from ._series import SeriesView
+from ._sites import SiteUsage, sampled_note
 from ._stats import ComponentStats, DeviceStats, LedgerStats, OwnerStats, ProcessStats
 
 SNAPSHOT_TYPE: Final = "snapshot"
@@ -97,6 +99,15 @@ class Snapshot:
     process_series: tuple[ComponentSeries, ...] = ()
     """Each sampled device's :data:`PROCESS` series (process bytes as reserved, the
     unattributed remainder as in use); empty without series or samples."""
+    site_usage: tuple[SiteUsage, ...] = ()
+    """The sites whose lends hold the most in-use bytes now, largest first (at most
+    ``TOP_SITES``; views without blocks have them too); empty with sites off. Where
+    ``totals.callsites`` is above 1 they count sampled lends only, unscaled."""
+
+    @property
+    def sites_note(self) -> str:
+        """``""``, or what to say beside sites when they were sampled (see ``callsites``)."""
+        return sampled_note(self.totals.callsites)
 
     def process_on(self, device: str = "cpu") -> ProcessStats | None:
         """The process figures of *device*, or ``None`` when it was not sampled."""
@@ -215,10 +226,19 @@ class Snapshot:
                     name: column(getattr(blocks, name))
                     for name in ("account", "block", "size", "owner", "allocated_ns")
                 },
+                # Written only where a block has a site: files without stay as they were.
+                **(
+                    {"sites": [list(site) for site in blocks.sites], "site": column(blocks.site)}
+                    if blocks.sites
+                    else {}
+                ),
             },
             "series": [series_body(s) for s in self.series],
             "process": [dataclasses.asdict(p) for p in self.process],
             "process_series": [series_body(s) for s in self.process_series],
+            "site_usage": [
+                [*u.site, u.device, u.bytes_in_use, u.blocks] for u in self.site_usage
+            ],
         }
 
     @classmethod
@@ -243,9 +263,14 @@ class Snapshot:
             tuple((_str(c), _str(d)) for c, d in blocks_body["accounts"]),
             tuple(_str(o) for o in blocks_body["owners"]),
             {
-                name: blocks_body[name]
-                for name in ("account", "block", "size", "owner", "allocated_ns")
+                **{
+                    name: blocks_body[name]
+                    for name in ("account", "block", "size", "owner", "allocated_ns")
+                },
+                **({"site": blocks_body["site"]} if "site" in blocks_body else {}),
             },
+            # Written since sites were recorded; earlier files of schema 1 lack them.
+            tuple(_site(*site) for site in blocks_body.get("sites", ())),
         )
         components = tuple(
             _build(
@@ -287,7 +312,15 @@ class Snapshot:
             # Written since the process was sampled; earlier files of schema 1 lack it.
             process=tuple(_build(ProcessStats, p) for p in body.get("process", ())),
             process_series=process_series,
+            site_usage=tuple(
+                SiteUsage(_site(file, line, function), _str(device), _int(held), _int(count))
+                for file, line, function, device, held, count in body.get("site_usage", ())
+            ),
         )
+
+
+def _site(file: object, line: object, function: object) -> Site:
+    return Site(_str(file), _int(line), _str(function))
 
 
 def _series_view(body: Mapping[str, Any]) -> SeriesView:
@@ -310,6 +343,7 @@ _ADDED_LATER = frozenset(
         "requested_lends",
         "bytes_lent",
         "requested_bytes_lent",
+        "callsites",
     }
 )
 """Fields added to schema 1 after files were written without them: they take their

@@ -1,0 +1,92 @@
+"""A reporter that tags allocations with their site, for systems with sites on.
+
+Only ``alloc``, ``acquire`` and a growing ``resize`` look for a site; the other emits are
+:class:`MemoryReporter`'s own. A system with sites off never makes one of these, so the
+plain reporter's emits pay nothing for the feature.
+"""
+
+from __future__ import annotations
+
+from ..events import REQUESTED_TAG, SiteTable
+from ._reporter import _ACQUIRE, _ALLOC, _RESIZE, MemoryReporter
+
+
+class SitedReporter(MemoryReporter):
+    """A :class:`MemoryReporter` whose allocations carry their site (see
+    :class:`~memactor.events.SiteTable`): every one, or one in ``sites.every``.
+
+    With sampling, the countdown is per reporter: each reporter tags its first
+    allocation, then one in ``every``. Sampled-out emits cost a decrement more than a
+    plain reporter's. Everything else (modes, flushing, close) is as for the base class.
+    """
+
+    __slots__ = ("_countdown", "_every", "_sites")
+
+    def use_sites(self, sites: SiteTable) -> None:
+        """Tag allocations from now on with sites found through *sites*."""
+        self._sites = sites
+        self._every = sites.every
+        self._countdown = 1
+
+    def alloc(
+        self,
+        block: int,
+        size: int,
+        owner: str | None = None,
+        device: str | None = None,
+        requested: int | None = None,
+    ) -> None:
+        """As :meth:`MemoryReporter.alloc`, with the caller's site."""
+        self._countdown -= 1
+        if self._countdown:
+            tags = () if requested is None else ((REQUESTED_TAG, str(requested)),)
+        else:
+            self._countdown = self._every
+            tags = self._sites.tags(requested)
+        batch = self._batch
+        batch.append(
+            (_ALLOC, self.component, block, size, device or self.device,
+             self.owner if owner is None else owner, self._clock(), 0, None, tags, self._seq())
+        )  # fmt: skip
+        if len(batch) >= self._limit:
+            self._full()
+
+    def acquire(
+        self,
+        block: int,
+        size: int,
+        owner: str | None = None,
+        device: str | None = None,
+        requested: int | None = None,
+    ) -> None:
+        """As :meth:`MemoryReporter.acquire`, with the caller's site."""
+        self._countdown -= 1
+        if self._countdown:
+            tags = () if requested is None else ((REQUESTED_TAG, str(requested)),)
+        else:
+            self._countdown = self._every
+            tags = self._sites.tags(requested)
+        batch = self._batch
+        batch.append(
+            (_ACQUIRE, self.component, block, size, device or self.device,
+             self.owner if owner is None else owner, self._clock(), 0, None, tags, self._seq())
+        )  # fmt: skip
+        if len(batch) >= self._limit:
+            self._full()
+
+    def resize(self, block: int, old_size: int, size: int, device: str | None = None) -> None:
+        """As :meth:`MemoryReporter.resize`; a growing resize carries the caller's site,
+        which then holds the whole block."""
+        tags: tuple[tuple[str, str], ...] = ()
+        if size > old_size:
+            self._countdown -= 1
+            if not self._countdown:
+                self._countdown = self._every
+                tags = self._sites.tags(None)
+        batch = self._batch
+        batch.append(
+            (_RESIZE, self.component, block, size, device or self.device, "", self._clock(),
+             old_size, None, tags, self._seq())
+        )  # fmt: skip
+        if len(batch) >= self._limit:
+            self._full()
