@@ -81,8 +81,7 @@ def callsites_from_env(environ: os._Environ[str] | dict[str, str] | None = None)
         return 0
     if not raw.isascii() or not raw.isdigit():
         raise ValueError(
-            f"{CALLSITES_ENV} must be 0, 1 or a sampling rate N (one allocation in N), "
-            f"got {raw!r}"
+            f"{CALLSITES_ENV} must be 0, 1 or a sampling rate N (one allocation in N), got {raw!r}"
         )
     return int(raw)
 

@@ -52,8 +52,8 @@ from ._accounts import (
 from ._blocks import LiveBlocks
 from ._owners import DEFAULT_OWNER_LIMIT, OwnerTable
 from ._rows import ComponentRows, SortedRows
-from ._sites import top_sites
 from ._series import DEFAULT_CAPACITY, SampleTimes, SeriesView, TimeSeries
+from ._sites import top_sites
 from ._snapshot import PROCESS, TOTAL, ComponentSeries, Snapshot
 from ._stats import ComponentStats, DeviceStats, LedgerStats, OwnerStats, ProcessStats
 

@@ -9,13 +9,20 @@ not scaled, and every text made here says so.
 from __future__ import annotations
 
 import heapq
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import TYPE_CHECKING, Any, Final
 
 from ..events import Site, format_size
 from ._accounts import SiteBooks
 from ._blocks import UNKNOWN_SITE, LiveBlocks
+
+if TYPE_CHECKING:
+    from ._snapshot import Snapshot
+
+SITES_SHOWN: Final = 10
+"""How many sites a report lists unless told otherwise."""
 
 TOP_SITES: Final = 32
 """How many sites a snapshot keeps in :attr:`Snapshot.site_usage` (the largest first):
@@ -83,15 +90,63 @@ def sampled_note(every: int) -> str:
 
 
 def site_lines(rows: Sequence[SiteUsage], *, every: int = 1, indent: str = "  ") -> list[str]:
-    """Lines for *rows*: ``"1.0 MiB in 4 blocks  tests/test_x.py:12 in test_leak"``
+    """Lines for *rows*: ``"tests/test_x.py:12 in test_leak: 1.0 MiB in 4 blocks"``
     (the device too, when not ``cpu``), and the sampling note where sampled."""
     lines = [
-        f"{indent}{format_size(row.bytes_in_use)} in {row.blocks} "
+        f"{indent}{where(row.site)}: {format_size(row.bytes_in_use)} in {row.blocks} "
         f"block{'s' if row.blocks != 1 else ''}"
-        f"{'' if row.device == 'cpu' else ' on ' + row.device}  {row.site}"
+        f"{'' if row.device == 'cpu' else ' on ' + row.device}"
         for row in rows
     ]
     note = sampled_note(every)
     if note and lines:
-        lines.append(f"{indent}({note})")
+        lines.append(f"{' ' * (len(indent) - len(indent.lstrip()))}({note})")
     return lines
+
+
+def where(site: Site) -> str:
+    """*site* as people read it: ``path:line in function``, the path relative to the
+    working directory when the file lies under it."""
+    file = site.file
+    cwd = os.getcwd() + os.sep
+    if file.startswith(cwd):
+        file = file[len(cwd) :]
+    return f"{file}:{site.line} in {site.function}"
+
+
+def usage_of(snapshot: Snapshot) -> tuple[SiteUsage, ...]:
+    """In-use bytes by site in *snapshot*, largest first: from its live blocks where it
+    has them with sites (every site), else its :attr:`~Snapshot.site_usage` (the top)."""
+    if snapshot.blocks.sites:
+        return sites_of_blocks(snapshot.blocks)
+    return snapshot.site_usage
+
+
+def render_sites(snapshot: Snapshot, top: int = SITES_SHOWN) -> list[str]:
+    """The report's section of in-use bytes by site: a heading and the *top* sites, or
+    nothing when *snapshot* recorded no sites or *top* is 0."""
+    if not snapshot.totals.callsites or top <= 0:
+        return []
+    rows = usage_of(snapshot)
+    note = sampled_note(snapshot.totals.callsites)
+    shown = f"top {top} of {len(rows)}" if len(rows) > top else plural_sites(len(rows))
+    heading = f"in use by site ({shown}{'; ' + note if note else ''}):"
+    if not rows:
+        return ["", "in use by site: no lent block has a site"]
+    return ["", heading, *site_lines(rows[:top], every=1)]
+
+
+def plural_sites(count: int) -> str:
+    return f"{count} site{'' if count == 1 else 's'}"
+
+
+def site_json(row: SiteUsage) -> dict[str, Any]:
+    """*row* under stable keys, for JSON reports."""
+    return {
+        "file": row.site.file,
+        "line": row.site.line,
+        "function": row.site.function,
+        "device": row.device,
+        "bytes_in_use": row.bytes_in_use,
+        "blocks": row.blocks,
+    }

@@ -236,9 +236,7 @@ class Snapshot:
             "series": [series_body(s) for s in self.series],
             "process": [dataclasses.asdict(p) for p in self.process],
             "process_series": [series_body(s) for s in self.process_series],
-            "site_usage": [
-                [*u.site, u.device, u.bytes_in_use, u.blocks] for u in self.site_usage
-            ],
+            "site_usage": [[*u.site, u.device, u.bytes_in_use, u.blocks] for u in self.site_usage],
         }
 
     @classmethod

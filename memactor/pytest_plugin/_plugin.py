@@ -116,6 +116,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="record the peaks of every test that passes in the baseline, instead of comparing",
     )
     group.addoption(
+        "--memactor-callsites",
+        metavar="N",
+        type=int,
+        default=None,
+        help="record allocation sites in memactor_system (1: every allocation, N: one in N, "
+        "0: none; default: the MEMACTOR_CALLSITES variable); failures then name the sites",
+    )
+    group.addoption(
         "--memactor-report",
         action="store_true",
         help="print a table of each memactor test's peaks and verdict at the end",
@@ -152,7 +160,7 @@ async def memactor_system(request: pytest.FixtureRequest) -> AsyncIterator[Memor
     ``@pytest.mark.trio``; pytest-trio runs both). The system closes when the test ends,
     after which the ``memactor_limit`` and ``memactor_no_leaks`` markers read its ledger.
     """
-    async with open_system() as system:
+    async with open_system(callsites=request.config.getoption("memactor_callsites")) as system:
         record = _TestRecord(system, readings=[read_process_memory(devices=False)])
         system.metrics = _RecordingMetrics(system, record.taken, record.readings)
         request.node.stash[_RECORD] = record

@@ -7,7 +7,7 @@ plain reporter's emits pay nothing for the feature.
 
 from __future__ import annotations
 
-from ..events import REQUESTED_TAG, SiteTable
+from ..events import REQUESTED_TAG, SiteTable, Tags
 from ._reporter import _ACQUIRE, _ALLOC, _RESIZE, MemoryReporter
 
 
@@ -38,6 +38,7 @@ class SitedReporter(MemoryReporter):
     ) -> None:
         """As :meth:`MemoryReporter.alloc`, with the caller's site."""
         self._countdown -= 1
+        tags: Tags
         if self._countdown:
             tags = () if requested is None else ((REQUESTED_TAG, str(requested)),)
         else:
@@ -61,6 +62,7 @@ class SitedReporter(MemoryReporter):
     ) -> None:
         """As :meth:`MemoryReporter.acquire`, with the caller's site."""
         self._countdown -= 1
+        tags: Tags
         if self._countdown:
             tags = () if requested is None else ((REQUESTED_TAG, str(requested)),)
         else:
@@ -77,7 +79,7 @@ class SitedReporter(MemoryReporter):
     def resize(self, block: int, old_size: int, size: int, device: str | None = None) -> None:
         """As :meth:`MemoryReporter.resize`; a growing resize carries the caller's site,
         which then holds the whole block."""
-        tags: tuple[tuple[str, str], ...] = ()
+        tags: Tags = ()
         if size > old_size:
             self._countdown -= 1
             if not self._countdown:
