@@ -15,7 +15,11 @@ Measured side by side in one run, each printed with its ratio:
    arrival order (what it did before, which got peaks wrong);
 5. one trio task step with the stall watch (``open_system``'s default) against without;
 6. one reading of the process's own memory (what the metrics actor does at most ten
-   times a second), against the 100 ms tick it happens in.
+   times a second), against the 100 ms tick it happens in;
+7. one emit with allocation sites off (a plain reporter), on (every allocation finds
+   its site: a frame walk and two look-ups), and sampled (one in ``SAMPLE_EVERY``),
+   called from user code directly and through a pool's lease; and the ledger's apply of
+   the same events without and with site tags.
 
 Run: ``.venv/bin/python scripts/bench_events.py [--events N]``
 """
@@ -29,10 +33,13 @@ import trio
 
 import memactor
 from memactor import Actor
+from memactor.actors import BufferPool
 from memactor.actors._process import read_process_memory
+from memactor.events import SiteTable
 from memactor.metrics import EventOrder, Ledger
 from memactor.runtime import EventBatch, MemoryHub, MemoryReporter, StallWatch
 from memactor.runtime._inbox import EventTuple, Inbox
+from memactor.runtime._sited import SitedReporter
 
 ACTORS = 4
 BATCH = 256
@@ -152,6 +159,88 @@ def emit_costs(count: int) -> tuple[float, float, float]:
     return best[0], best[1], best[2]
 
 
+SAMPLE_EVERY = 64
+"""The sampling rate the sampled-sites figure uses (``MEMACTOR_CALLSITES=64``)."""
+
+
+def site_emit_costs(count: int) -> tuple[float, float, float]:
+    """Seconds per ``reporter.alloc`` with sites off, on, and sampled one in
+    :data:`SAMPLE_EVERY`; the three run in turn, best of seven each."""
+    rounds = count // BATCH
+
+    def reporter_for(every: int) -> tuple[MemoryReporter, Inbox]:
+        inbox = Inbox(1)
+        if not every:
+            return MemoryReporter("pool", inbox, batch_size=BATCH), inbox
+        sited = SitedReporter("pool", inbox, batch_size=BATCH)
+        sited.use_sites(SiteTable(every))
+        return sited, inbox
+
+    def emit(every: int) -> float:
+        reporter, inbox = reporter_for(every)
+        alloc = reporter.alloc
+        start = time.perf_counter()
+        for _ in range(rounds):
+            for block in range(BATCH):
+                alloc(block, 4096)
+            inbox.take_handed_on()
+        return time.perf_counter() - start
+
+    best = [float("inf")] * 3
+    for _ in range(7):
+        for index, every in enumerate((0, 1, SAMPLE_EVERY)):
+            best[index] = min(best[index], emit(every) / (rounds * BATCH))
+    return best[0], best[1], best[2]
+
+
+def pool_lease_costs(leases: int) -> tuple[float, float, float]:
+    """Seconds per lease and return of a pooled buffer (a cache hit: an acquire and a
+    release) with sites off, on, and sampled; each in a system of its own."""
+
+    async def run(callsites: int) -> float:
+        async with memactor.open_system(callsites=callsites) as system:
+            pool = BufferPool()
+            await system.spawn(pool, name="pool")
+            best = float("inf")
+            for _ in range(5):
+                start = time.perf_counter()
+                for _ in range(leases):
+                    lease = pool.acquire_nowait((512,), "uint8")
+                    lease.release()
+                best = min(best, time.perf_counter() - start)
+                await system.metrics.flush()
+            return best / leases
+
+    return trio.run(run, 0), trio.run(run, 1), trio.run(run, SAMPLE_EVERY)
+
+
+def site_apply_costs(events: int) -> tuple[float, float]:
+    """Seconds to apply the same alloc/free pairs without and with site tags."""
+    hub_plain = MemoryHub(batch_size=BATCH, channel_size=1 << 30)
+    hub_sited = MemoryHub(batch_size=BATCH, channel_size=1 << 30, callsites=1)
+    runs = []
+    for hub in (hub_plain, hub_sited):
+        reporter = hub.reporter("pool")
+        for block in range(events // 2):
+            reporter.alloc(block, 4096)
+            reporter.free(block, 4096)
+        batches = [batch.events for batch in hub.collect().batches]
+
+        def apply(batches: list[list[EventTuple]] = batches, hub: MemoryHub = hub) -> float:
+            ledger = Ledger(sites=hub.sites)
+            start = time.perf_counter()
+            for batch in batches:
+                ledger.apply(batch)
+            return time.perf_counter() - start
+
+        runs.append(apply)
+    plain = sited = float("inf")
+    for _ in range(3):
+        plain = min(plain, runs[0]())
+        sited = min(sited, runs[1]())
+    return plain, sited
+
+
 def interleaved_batches(events: int) -> list[list[EventTuple]]:
     """Batches from 4 reporters of one hub whose emits alternate, as busy actors' do:
     every batch overlaps the other reporters' in emission order."""
@@ -258,6 +347,30 @@ def main() -> None:
     reading = process_sample_cost()
     print("one reading of the process's memory (the metrics actor's, once a tick):")
     print(f"  {reading * 1e3:7.3f} ms, {reading / 0.1:.2%} of a 100 ms tick")
+
+    off, on, sampled = site_emit_costs(1_000_000)
+    print("one emit (reporter.alloc) with allocation sites:")
+    print(f"  sites off                       {off * 1e9:7.1f} ns")
+    print(f"  sites on (every allocation)     {on * 1e9:7.1f} ns")
+    print(f"  sampled, one in {SAMPLE_EVERY:<3}             {sampled * 1e9:7.1f} ns")
+    print(f"  ratio  {on / off:6.2f}x off with sites on (target <= 1.5)")
+    print(f"  ratio  {sampled / off:6.2f}x off sampled (target <= 1.1)")
+    off, on, sampled = pool_lease_costs(20_000)
+    print("one pool lease and return (an acquire and a release), called from user code:")
+    print(f"  sites off                       {off * 1e9:7.0f} ns")
+    print(f"  sites on                        {on * 1e9:7.0f} ns  ({on / off:.2f}x)")
+    print(
+        f"  sampled, one in {SAMPLE_EVERY:<3}             {sampled * 1e9:7.0f} ns  "
+        f"({sampled / off:.2f}x)"
+    )
+    plain, sited = site_apply_costs(min(events, 1_000_000))
+    count = min(events, 1_000_000)
+    print(f"the ledger applying {count:,} alloc/free events:")
+    print(f"  without site tags   {count / plain / 1e6:8.2f} M events/s")
+    print(
+        f"  with site tags      {count / sited / 1e6:8.2f} M events/s "
+        f"({sited / plain:.2f}x the time)"
+    )
 
 
 if __name__ == "__main__":

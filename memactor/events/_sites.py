@@ -104,7 +104,8 @@ class SiteTable:
     memactor's reporters), besides :data:`INTERNAL_MODULES`.
 
     Safe from any thread: a known line is found without a lock, a new one is interned
-    under one. A table never forgets a site (a program has finitely many lines).
+    under one. A table never forgets a site (a program has finitely many lines), and
+    keeps every code object it found one in alive.
     """
 
     def __init__(self, every: int = 1, *, internal: Iterable[str] = ()) -> None:
@@ -113,9 +114,15 @@ class SiteTable:
         self.every = every
         roots = (_module_root(name) for name in (*INTERNAL_MODULES, *internal))
         self._roots = tuple(root for root in roots if root)
-        self._internal: dict[CodeType, bool] = {}
-        # (code, line) -> the site's tag pair, for the walk's fast path.
-        self._pairs: dict[tuple[CodeType, int], tuple[str, str]] = {}
+        # Whether each file's frames are internal, by file name (a string's hash is
+        # cached; a code object's is computed anew each time, over all its constants).
+        self._internal: dict[str, bool] = {}
+        self.positions: dict[tuple[int, int], Tags] = {}
+        """``(id(code), instruction offset)`` of a frame outside memactor -> the tags of
+        its site: the emit's fast path, one look-up; the line is worked out only when a
+        position is first seen. Its codes are kept alive in ``_codes``, so that no id
+        is reused while it is a key here."""
+        self._codes: dict[int, CodeType] = {}
         self._ids: dict[Site, int] = {}
         self._sites: list[Site] = [Site("(no site)", 0, "")]
         self._lock = threading.Lock()
@@ -134,31 +141,36 @@ class SiteTable:
         """The tags of an emit made *depth* frames above this call: its site's tag and,
         if *requested* is not ``None``, the requested tag, in key order. No site tag
         when every frame is internal."""
-        frame: FrameType | None = sys._getframe(depth)
+        frame = sys._getframe(depth)
+        tags = self.positions.get((id(frame.f_code), frame.f_lasti)) or self.tags_at(frame)
+        if requested is None:
+            return tags
+        return ((REQUESTED_TAG, str(requested)), *tags)
+
+    def tags_at(self, frame: FrameType | None) -> Tags:
+        """The site tags of the first frame outside memactor from *frame* outwards (the
+        frame that called an emit), ``()`` if there is none; interns the site if new."""
         internal = self._internal
         while frame is not None:
             code = frame.f_code
-            skip = internal.get(code)
+            skip = internal.get(code.co_filename)
             if skip is None:
-                skip = internal[code] = code.co_filename.startswith(self._roots)
+                skip = internal[code.co_filename] = code.co_filename.startswith(self._roots)
             if not skip:
                 break
             frame = frame.f_back
         if frame is None:
-            return () if requested is None else ((REQUESTED_TAG, str(requested)),)
-        key = (code, frame.f_lineno)
-        pair = self._pairs.get(key) or self._intern(key)
-        if requested is None:
-            return (pair,)
-        return ((REQUESTED_TAG, str(requested)), pair)
-
-    def _intern(self, key: tuple[CodeType, int]) -> tuple[str, str]:
-        code, line = key
-        site = Site(code.co_filename, line, code.co_qualname)
+            return ()
+        key = (id(code), frame.f_lasti)
+        tags = self.positions.get(key)
+        if tags is not None:
+            return tags
+        site = Site(code.co_filename, frame.f_lineno, code.co_qualname)
         with self._lock:
             site_id = self._ids.get(site)
             if site_id is None:
                 site_id = self._ids[site] = len(self._sites)
                 self._sites.append(site)
-            pair = self._pairs[key] = (SITE_TAG, str(site_id))
-        return pair
+            tags = self.positions[key] = ((SITE_TAG, str(site_id)),)
+            self._codes[id(code)] = code
+        return tags

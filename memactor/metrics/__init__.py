@@ -32,6 +32,7 @@ from ._series import TimeSeries as TimeSeries
 from ._sites import SITES_SHOWN as SITES_SHOWN
 from ._sites import TOP_SITES as TOP_SITES
 from ._sites import SiteUsage as SiteUsage
+from ._sites import format_site as format_site
 from ._sites import render_sites as render_sites
 from ._sites import site_lines as site_lines
 from ._sites import sites_of_blocks as sites_of_blocks

@@ -93,7 +93,7 @@ def site_lines(rows: Sequence[SiteUsage], *, every: int = 1, indent: str = "  ")
     """Lines for *rows*: ``"tests/test_x.py:12 in test_leak: 1.0 MiB in 4 blocks"``
     (the device too, when not ``cpu``), and the sampling note where sampled."""
     lines = [
-        f"{indent}{where(row.site)}: {format_size(row.bytes_in_use)} in {row.blocks} "
+        f"{indent}{format_site(row.site)}: {format_size(row.bytes_in_use)} in {row.blocks} "
         f"block{'s' if row.blocks != 1 else ''}"
         f"{'' if row.device == 'cpu' else ' on ' + row.device}"
         for row in rows
@@ -104,7 +104,7 @@ def site_lines(rows: Sequence[SiteUsage], *, every: int = 1, indent: str = "  ")
     return lines
 
 
-def where(site: Site) -> str:
+def format_site(site: Site) -> str:
     """*site* as people read it: ``path:line in function``, the path relative to the
     working directory when the file lies under it."""
     file = site.file

@@ -7,6 +7,8 @@ plain reporter's emits pay nothing for the feature.
 
 from __future__ import annotations
 
+from sys import _getframe
+
 from ..events import REQUESTED_TAG, SiteTable, Tags
 from ._reporter import _ACQUIRE, _ALLOC, _RESIZE, MemoryReporter
 
@@ -20,11 +22,12 @@ class SitedReporter(MemoryReporter):
     plain reporter's. Everything else (modes, flushing, close) is as for the base class.
     """
 
-    __slots__ = ("_countdown", "_every", "_sites")
+    __slots__ = ("_countdown", "_every", "_positions", "_sites")
 
     def use_sites(self, sites: SiteTable) -> None:
         """Tag allocations from now on with sites found through *sites*."""
         self._sites = sites
+        self._positions = sites.positions
         self._every = sites.every
         self._countdown = 1
 
@@ -43,7 +46,13 @@ class SitedReporter(MemoryReporter):
             tags = () if requested is None else ((REQUESTED_TAG, str(requested)),)
         else:
             self._countdown = self._every
-            tags = self._sites.tags(requested)
+            # The table's fast path, inline: the caller's position, if seen before.
+            frame = _getframe(1)
+            tags = self._positions.get((id(frame.f_code), frame.f_lasti)) or self._sites.tags_at(
+                frame
+            )
+            if requested is not None:
+                tags = ((REQUESTED_TAG, str(requested)), *tags)
         batch = self._batch
         batch.append(
             (_ALLOC, self.component, block, size, device or self.device,
@@ -67,7 +76,13 @@ class SitedReporter(MemoryReporter):
             tags = () if requested is None else ((REQUESTED_TAG, str(requested)),)
         else:
             self._countdown = self._every
-            tags = self._sites.tags(requested)
+            # The table's fast path, inline: the caller's position, if seen before.
+            frame = _getframe(1)
+            tags = self._positions.get((id(frame.f_code), frame.f_lasti)) or self._sites.tags_at(
+                frame
+            )
+            if requested is not None:
+                tags = ((REQUESTED_TAG, str(requested)), *tags)
         batch = self._batch
         batch.append(
             (_ACQUIRE, self.component, block, size, device or self.device,
@@ -84,7 +99,7 @@ class SitedReporter(MemoryReporter):
             self._countdown -= 1
             if not self._countdown:
                 self._countdown = self._every
-                tags = self._sites.tags(None)
+                tags = self._sites.tags_at(_getframe(1))
         batch = self._batch
         batch.append(
             (_RESIZE, self.component, block, size, device or self.device, "", self._clock(),

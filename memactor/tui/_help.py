@@ -17,7 +17,7 @@ HELP_TEXT = """\
   q          quit (stops an in-process pipeline cleanly)
   p          pause: freeze the display (views are still taken in and counted)
   / or f     filter components by a substring of their name (escape clears)
-  v or tab   next view: components, owners, leaks, events (1-4 pick one)
+  v or tab   next view: components, owners, leaks, events, sites (1-5 pick one)
   s          take a snapshot (snap-1, snap-2, ...), with live blocks when the feed can
   d          diff the last two snapshots, with the leak verdict
   D          pick any two snapshots to diff (space marks, d diffs)
@@ -34,6 +34,8 @@ HELP_TEXT = """\
               GROWING when steady (R²) and long enough
   events      what changed between views: anomalies, new peaks, components
               appearing or vanishing, drops, connection, snapshots
+  sites       in-use bytes by allocation site (file:line in function), largest
+              first; with open_system(callsites=...) or MEMACTOR_CALLSITES
 """
 
 
