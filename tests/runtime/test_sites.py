@@ -4,6 +4,7 @@ trio code, through a pool and from a worker thread; and how sites are turned on.
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import numpy as np
 import pytest
@@ -36,7 +37,7 @@ def sites_of(hub: MemoryHub) -> list[Site | None]:
     return [hub.sites.site(site_of(event[9])) for event in _events(hub)]
 
 
-def _events(hub: MemoryHub) -> list[tuple[object, ...]]:
+def _events(hub: MemoryHub) -> list[tuple[Any, ...]]:
     return [event for batch in hub.collect().batches for event in batch.events]
 
 
@@ -145,8 +146,8 @@ async def test_a_thread_reporter_records_the_threads_line() -> None:
         await trio.to_thread.run_sync(work)
         snapshot = await system.metrics.snapshot()
     sites = {block.block: block.site for block in snapshot.blocks}
-    work = "test_a_thread_reporter_records_the_threads_line.<locals>.work"
-    assert sites == {1: Site(HERE, lines[1] + 1, work), 2: Site(HERE, lines[1], work)}
+    name = "test_a_thread_reporter_records_the_threads_line.<locals>.work"
+    assert sites == {1: Site(HERE, lines[1] + 1, name), 2: Site(HERE, lines[1], name)}
     assert [(u.bytes_in_use, u.blocks) for u in snapshot.site_usage] == [(8192, 1), (100, 1)]
 
 
