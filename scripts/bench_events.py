@@ -42,6 +42,8 @@ from memactor.runtime._inbox import EventTuple, Inbox
 from memactor.runtime._sited import SitedReporter
 
 ACTORS = 4
+SAMPLE_EVERY = 64
+"""The sampling rate the sampled-sites figures use (``MEMACTOR_CALLSITES=64``)."""
 BATCH = 256
 CHUNK = 4096
 """Events an actor emits per message: half allocations, half frees."""
@@ -142,54 +144,42 @@ def emit_costs(count: int) -> tuple[float, float, float]:
         return time.perf_counter() - start
 
     def emit() -> float:
-        # The batches go to an inbox that is emptied after each one, as the metrics
-        # actor empties it, so that the measurement is of the emit and not of a backlog.
-        inbox = Inbox(1)
-        reporter = MemoryReporter("pool", inbox, batch_size=BATCH)
-        alloc = reporter.alloc
-        start = time.perf_counter()
-        for _ in range(rounds):
-            for block in range(BATCH):
-                alloc(block, 4096)
-            inbox.take_handed_on()
-        return time.perf_counter() - start
+        return time_emits(0, rounds)
 
     runs = (append_prebuilt, append_built, emit)
     best = [min(run() for _ in range(5)) / (rounds * BATCH) for run in runs]
     return best[0], best[1], best[2]
 
 
-SAMPLE_EVERY = 64
-"""The sampling rate the sampled-sites figure uses (``MEMACTOR_CALLSITES=64``)."""
+def time_emits(callsites: int, rounds: int) -> float:
+    """Seconds for *rounds* batches of ``reporter.alloc`` calls, sites as *callsites*
+    says (0: a plain reporter). The batches go to an inbox that is emptied after each
+    one, as the metrics actor empties it, so that the measurement is of the emit and not
+    of a backlog."""
+    inbox = Inbox(1)
+    if callsites:
+        sited = SitedReporter("pool", inbox, batch_size=BATCH)
+        sited.use_sites(SiteTable(callsites))
+        reporter: MemoryReporter = sited
+    else:
+        reporter = MemoryReporter("pool", inbox, batch_size=BATCH)
+    alloc = reporter.alloc
+    start = time.perf_counter()
+    for _ in range(rounds):
+        for block in range(BATCH):
+            alloc(block, 4096)
+        inbox.take_handed_on()
+    return time.perf_counter() - start
 
 
 def site_emit_costs(count: int) -> tuple[float, float, float]:
     """Seconds per ``reporter.alloc`` with sites off, on, and sampled one in
     :data:`SAMPLE_EVERY`; the three run in turn, best of seven each."""
     rounds = count // BATCH
-
-    def reporter_for(every: int) -> tuple[MemoryReporter, Inbox]:
-        inbox = Inbox(1)
-        if not every:
-            return MemoryReporter("pool", inbox, batch_size=BATCH), inbox
-        sited = SitedReporter("pool", inbox, batch_size=BATCH)
-        sited.use_sites(SiteTable(every))
-        return sited, inbox
-
-    def emit(every: int) -> float:
-        reporter, inbox = reporter_for(every)
-        alloc = reporter.alloc
-        start = time.perf_counter()
-        for _ in range(rounds):
-            for block in range(BATCH):
-                alloc(block, 4096)
-            inbox.take_handed_on()
-        return time.perf_counter() - start
-
     best = [float("inf")] * 3
     for _ in range(7):
         for index, every in enumerate((0, 1, SAMPLE_EVERY)):
-            best[index] = min(best[index], emit(every) / (rounds * BATCH))
+            best[index] = min(best[index], time_emits(every, rounds) / (rounds * BATCH))
     return best[0], best[1], best[2]
 
 

@@ -22,11 +22,7 @@ from memactor.metrics import (
 )
 
 ALLOC, FREE, RESIZE, ACQUIRE, RELEASE = (
-    int(EventKind.ALLOC),
-    int(EventKind.FREE),
-    int(EventKind.RESIZE),
-    int(EventKind.ACQUIRE),
-    int(EventKind.RELEASE),
+    int(EventKind[name]) for name in ("ALLOC", "FREE", "RESIZE", "ACQUIRE", "RELEASE")
 )
 DATA = Path(__file__).parent / "data"
 DECODE = Site("/app/decode.py", 12, "decode")
