@@ -37,9 +37,8 @@ from memactor.actors import BufferPool
 from memactor.actors._process import read_process_memory
 from memactor.events import SiteTable
 from memactor.metrics import EventOrder, Ledger
-from memactor.runtime import EventBatch, MemoryHub, MemoryReporter, StallWatch
+from memactor.runtime import EventBatch, MemoryHub, MemoryReporter, SitedReporter, StallWatch
 from memactor.runtime._inbox import EventTuple, Inbox
-from memactor.runtime._sited import SitedReporter
 
 ACTORS = 4
 SAMPLE_EVERY = 64
