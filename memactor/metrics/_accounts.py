@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..events import NO_SITE, Tags, requested_of, site_of
+from ..events import NO_SITE, SITE_TAG, Tags, requested_of, site_of
 from ._series import TimeSeries
 from ._stats import HISTOGRAM_BUCKETS, ComponentStats, DeviceStats, OwnerStats, component_stats
 
@@ -263,8 +263,34 @@ class Account:
     def note_tags(self, block: int, size: int, tags: Tags) -> None:
         """Count what the *tags* of a lend of *block* (*size* bytes) say: its requested
         size (see :meth:`note_requested`) and its site (see :meth:`note_site`)."""
-        self.note_requested(block, size, tags)
-        self.note_site(block, size, tags)
+        key: object = None
+        value: object = None
+        # A try costs nothing when nothing is raised; contextlib.suppress costs a call.
+        try:  # noqa: SIM105
+            ((key, value),) = tags
+        except (TypeError, ValueError):  # more tags than one, or not pairs
+            pass
+        if key != SITE_TAG or not isinstance(value, str) or not value.isdigit():
+            self.note_requested(block, size, tags)
+            self.note_site(block, size, tags)
+            return
+        # The one tag of a lend with sites on and no requested size, inline: this runs
+        # for every such lend the metrics actor applies.
+        if not value.isascii():
+            self.count_anomaly("bad_site")
+            return
+        site = int(value)
+        if site == NO_SITE:
+            return
+        sites = self.sites
+        if block in sites:
+            self.end_site(block, 0)
+        sites[block] = site
+        entry = self.site_books.get((site, self.device))
+        if entry is None:
+            entry = self.site_books[(site, self.device)] = [0, 0]
+        entry[0] += size
+        entry[1] += 1
 
     def note_site(self, block: int, size: int, tags: Tags) -> None:
         """Where *tags* name a site, put *block*'s *size* in-use bytes on it (moving
