@@ -85,9 +85,11 @@ def test_the_ledger_keeps_in_use_bytes_by_site() -> None:
 
 def test_a_bad_site_tag_is_an_anomaly_and_the_lend_stands() -> None:
     ledger = Ledger(sites=Table())
-    ledger.apply([(ALLOC, "pool", 1, 10, "cpu", "w", 1, 0, None, ((SITE_TAG, "x"),), 0)])
-    assert dict(ledger.component("pool").anomalies) == {"bad_site": 1}
-    assert ledger.statistics().bytes_in_use == 10
+    for block, value in enumerate(("x", "\u0661", "-1")):
+        tags = ((SITE_TAG, value),)
+        ledger.apply([(ALLOC, "pool", block, 10, "cpu", "w", 1, 0, None, tags, 0)])
+    assert dict(ledger.component("pool").anomalies) == {"bad_site": 3}
+    assert ledger.statistics().bytes_in_use == 30
     assert usage(ledger) == []
 
 
