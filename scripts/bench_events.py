@@ -15,7 +15,11 @@ Measured side by side in one run, each printed with its ratio:
    arrival order (what it did before, which got peaks wrong);
 5. one trio task step with the stall watch (``open_system``'s default) against without;
 6. one reading of the process's own memory (what the metrics actor does at most ten
-   times a second), against the 100 ms tick it happens in.
+   times a second), against the 100 ms tick it happens in;
+7. one emit with allocation sites off (a plain reporter), on (every allocation finds
+   its site: a frame walk and two look-ups), and sampled (one in ``SAMPLE_EVERY``),
+   called from user code directly and through a pool's lease; and the ledger's apply of
+   the same events without and with site tags.
 
 Run: ``.venv/bin/python scripts/bench_events.py [--events N]``
 """
@@ -29,12 +33,16 @@ import trio
 
 import memactor
 from memactor import Actor
+from memactor.actors import BufferPool
 from memactor.actors._process import read_process_memory
+from memactor.events import SiteTable
 from memactor.metrics import EventOrder, Ledger
-from memactor.runtime import EventBatch, MemoryHub, MemoryReporter, StallWatch
+from memactor.runtime import EventBatch, MemoryHub, MemoryReporter, SitedReporter, StallWatch
 from memactor.runtime._inbox import EventTuple, Inbox
 
 ACTORS = 4
+SAMPLE_EVERY = 64
+"""The sampling rate the sampled-sites figures use (``MEMACTOR_CALLSITES=64``)."""
 BATCH = 256
 CHUNK = 4096
 """Events an actor emits per message: half allocations, half frees."""
@@ -135,21 +143,91 @@ def emit_costs(count: int) -> tuple[float, float, float]:
         return time.perf_counter() - start
 
     def emit() -> float:
-        # The batches go to an inbox that is emptied after each one, as the metrics
-        # actor empties it, so that the measurement is of the emit and not of a backlog.
-        inbox = Inbox(1)
-        reporter = MemoryReporter("pool", inbox, batch_size=BATCH)
-        alloc = reporter.alloc
-        start = time.perf_counter()
-        for _ in range(rounds):
-            for block in range(BATCH):
-                alloc(block, 4096)
-            inbox.take_handed_on()
-        return time.perf_counter() - start
+        return time_emits(0, rounds)
 
     runs = (append_prebuilt, append_built, emit)
     best = [min(run() for _ in range(5)) / (rounds * BATCH) for run in runs]
     return best[0], best[1], best[2]
+
+
+def time_emits(callsites: int, rounds: int) -> float:
+    """Seconds for *rounds* batches of ``reporter.alloc`` calls, sites as *callsites*
+    says (0: a plain reporter). The batches go to an inbox that is emptied after each
+    one, as the metrics actor empties it, so that the measurement is of the emit and not
+    of a backlog."""
+    inbox = Inbox(1)
+    if callsites:
+        sited = SitedReporter("pool", inbox, batch_size=BATCH)
+        sited.use_sites(SiteTable(callsites))
+        reporter: MemoryReporter = sited
+    else:
+        reporter = MemoryReporter("pool", inbox, batch_size=BATCH)
+    alloc = reporter.alloc
+    start = time.perf_counter()
+    for _ in range(rounds):
+        for block in range(BATCH):
+            alloc(block, 4096)
+        inbox.take_handed_on()
+    return time.perf_counter() - start
+
+
+def site_emit_costs(count: int) -> tuple[float, float, float]:
+    """Seconds per ``reporter.alloc`` with sites off, on, and sampled one in
+    :data:`SAMPLE_EVERY`; the three run in turn, best of seven each."""
+    rounds = count // BATCH
+    best = [float("inf")] * 3
+    for _ in range(7):
+        for index, every in enumerate((0, 1, SAMPLE_EVERY)):
+            best[index] = min(best[index], time_emits(every, rounds) / (rounds * BATCH))
+    return best[0], best[1], best[2]
+
+
+def pool_lease_costs(leases: int) -> tuple[float, float, float]:
+    """Seconds per lease and return of a pooled buffer (a cache hit: an acquire and a
+    release) with sites off, on, and sampled; each in a system of its own."""
+
+    async def run(callsites: int) -> float:
+        async with memactor.open_system(callsites=callsites) as system:
+            pool = BufferPool()
+            await system.spawn(pool, name="pool")
+            best = float("inf")
+            for _ in range(5):
+                start = time.perf_counter()
+                for _ in range(leases):
+                    lease = pool.acquire_nowait((512,), "uint8")
+                    lease.release()
+                best = min(best, time.perf_counter() - start)
+                await system.metrics.flush()
+            return best / leases
+
+    return trio.run(run, 0), trio.run(run, 1), trio.run(run, SAMPLE_EVERY)
+
+
+def site_apply_costs(events: int) -> tuple[float, float]:
+    """Seconds to apply the same alloc/free pairs without and with site tags."""
+    hub_plain = MemoryHub(batch_size=BATCH, channel_size=1 << 30)
+    hub_sited = MemoryHub(batch_size=BATCH, channel_size=1 << 30, callsites=1)
+    runs = []
+    for hub in (hub_plain, hub_sited):
+        reporter = hub.reporter("pool")
+        for block in range(events // 2):
+            reporter.alloc(block, 4096)
+            reporter.free(block, 4096)
+        batches = [batch.events for batch in hub.collect().batches]
+
+        def apply(batches: list[list[EventTuple]] = batches, hub: MemoryHub = hub) -> float:
+            ledger = Ledger(sites=hub.sites)
+            start = time.perf_counter()
+            for batch in batches:
+                ledger.apply(batch)
+            return time.perf_counter() - start
+
+        runs.append(apply)
+    plain = sited = float("inf")
+    for _ in range(3):
+        plain = min(plain, runs[0]())
+        sited = min(sited, runs[1]())
+    return plain, sited
 
 
 def interleaved_batches(events: int) -> list[list[EventTuple]]:
@@ -258,6 +336,30 @@ def main() -> None:
     reading = process_sample_cost()
     print("one reading of the process's memory (the metrics actor's, once a tick):")
     print(f"  {reading * 1e3:7.3f} ms, {reading / 0.1:.2%} of a 100 ms tick")
+
+    off, on, sampled = site_emit_costs(1_000_000)
+    print("one emit (reporter.alloc) with allocation sites:")
+    print(f"  sites off                       {off * 1e9:7.1f} ns")
+    print(f"  sites on (every allocation)     {on * 1e9:7.1f} ns")
+    print(f"  sampled, one in {SAMPLE_EVERY:<3}             {sampled * 1e9:7.1f} ns")
+    print(f"  ratio  {on / off:6.2f}x off with sites on (target <= 1.5)")
+    print(f"  ratio  {sampled / off:6.2f}x off sampled (target <= 1.1)")
+    off, on, sampled = pool_lease_costs(20_000)
+    print("one pool lease and return (an acquire and a release), called from user code:")
+    print(f"  sites off                       {off * 1e9:7.0f} ns")
+    print(f"  sites on                        {on * 1e9:7.0f} ns  ({on / off:.2f}x)")
+    print(
+        f"  sampled, one in {SAMPLE_EVERY:<3}             {sampled * 1e9:7.0f} ns  "
+        f"({sampled / off:.2f}x)"
+    )
+    plain, sited = site_apply_costs(min(events, 1_000_000))
+    count = min(events, 1_000_000)
+    print(f"the ledger applying {count:,} alloc/free events:")
+    print(f"  without site tags   {count / plain / 1e6:8.2f} M events/s")
+    print(
+        f"  with site tags      {count / sited / 1e6:8.2f} M events/s "
+        f"({sited / plain:.2f}x the time)"
+    )
 
 
 if __name__ == "__main__":

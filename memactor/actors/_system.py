@@ -14,6 +14,7 @@ from typing import Any, Final
 
 import trio
 
+from ..events import callsites_from_env
 from ..metrics import Ledger, LedgerStats, Snapshot, SnapshotDiff
 from ..runtime import (
     DEFAULT_BACKOFF,
@@ -174,6 +175,7 @@ def open_system(
     stall_threshold_s: float | None = DEFAULT_STALL_THRESHOLD_S,
     system_actors: Iterable[ActorSpec[Any, Any]] = (),
     prometheus: str | None = None,
+    callsites: bool | int | None = None,
 ) -> AbstractAsyncContextManager[MemorySystem]:
     """Open an actor system whose actors' memory is accounted by a metrics actor.
 
@@ -189,6 +191,16 @@ def open_system(
     tracking costs, or to switch it off in production). The other options, and the
     shutdown and error behaviour, are those of :func:`memactor.runtime.open_system`.
 
+    ``callsites`` records allocation sites: for every alloc, acquire and growing resize,
+    the file, line and function of the first frame outside memactor and trio, interned
+    once per line; live blocks keep them, snapshots save them, and ``memactor report``,
+    ``diff``, the pytest plugin and the live view (key ``5``) show in-use bytes by site.
+    ``True`` or ``1`` records every allocation, ``N`` one in ``N`` (sampled, unscaled,
+    and said so wherever sites show), ``False`` or ``0`` none. ``None`` (the default)
+    reads the ``MEMACTOR_CALLSITES`` environment variable (``1``, ``N`` or unset), for
+    programs you do not edit. Raises ``ValueError`` for a negative or non-integer rate,
+    naming the variable when it came from there.
+
     ``prometheus="HOST:PORT"`` also serves the system's figures for Prometheus while it
     runs (:func:`memactor.exporters.serve_prometheus` with its defaults; the address it
     listens on is ``system.prometheus_address``). It needs the ``prometheus`` extra:
@@ -198,6 +210,8 @@ def open_system(
     serve: Serve | None = None
     if prometheus is not None:
         serve = _prometheus_serving(prometheus)
+    if callsites is None:
+        callsites = callsites_from_env()
     ledger = Ledger(clock=clock)
     hub = MemoryHub(
         clock=clock,
@@ -205,7 +219,9 @@ def open_system(
         batch_size=batch_size,
         flush_interval_s=flush_interval_s,
         tracking=tracking,
+        callsites=callsites,
     )
+    ledger = Ledger(clock=clock, sites=hub.sites)
     watch = None if stall_threshold_s is None else StallWatch(stall_threshold_s)
     state = MetricsState(hub, ledger, keep_snapshots=keep_snapshots, stall_watch=watch)
     metrics = ActorSpec(

@@ -1,4 +1,5 @@
-"""Print the memory report of a snapshot file: totals, components, owners, devices, and
+"""Print the memory report of a snapshot file: totals, components, owners, devices, the
+allocation sites holding the most bytes (where sites were recorded, see ``--sites``), and
 the leak verdict of its time series (steady growth, not a burst).
 
 FILE is a snapshot saved by ``Snapshot.save`` or ``memactor demo --save`` (.msgpack or
@@ -12,7 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..metrics import render_snapshot, snapshot_report_json
+from ..metrics import SITES_SHOWN, render_snapshot, snapshot_report_json
 from ._command import EXIT_OK
 from ._output import add_output_arguments, load_snapshot, write_json, write_text
 
@@ -23,7 +24,21 @@ EXAMPLE = "memactor report end.msgpack --format json"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", type=Path, metavar="FILE", help="a snapshot file")
+    parser.add_argument(
+        "--sites",
+        type=_count,
+        default=SITES_SHOWN,
+        metavar="N",
+        help="list the N allocation sites that hold the most bytes in use, where the "
+        f"snapshot recorded sites (default {SITES_SHOWN}; 0 leaves them out; JSON lists all)",
+    )
     add_output_arguments(parser)
+
+
+def _count(text: str) -> int:
+    if not text.isascii() or not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a whole number of sites, got {text!r}")
+    return int(text)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -32,5 +47,5 @@ def run(args: argparse.Namespace) -> int:
     if args.format == "json":
         write_json({"file": str(args.file), **snapshot_report_json(snapshot)})
     else:
-        write_text(render_snapshot(snapshot), args)
+        write_text(render_snapshot(snapshot, sites=args.sites), args)
     return EXIT_OK

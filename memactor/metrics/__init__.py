@@ -9,6 +9,7 @@ reports.
 """
 
 from ._blocks import CACHED as CACHED
+from ._blocks import UNKNOWN_SITE as UNKNOWN_SITE
 from ._blocks import LiveBlock as LiveBlock
 from ._blocks import LiveBlocks as LiveBlocks
 from ._budget import BudgetVerdict as BudgetVerdict
@@ -33,6 +34,14 @@ from ._report import render_unattributed_verdict as render_unattributed_verdict
 from ._report import snapshot_report_json as snapshot_report_json
 from ._series import SeriesView as SeriesView
 from ._series import TimeSeries as TimeSeries
+from ._sites import SITES_SHOWN as SITES_SHOWN
+from ._sites import TOP_SITES as TOP_SITES
+from ._sites import SiteUsage as SiteUsage
+from ._sites import format_site as format_site
+from ._sites import render_sites as render_sites
+from ._sites import site_lines as site_lines
+from ._sites import sites_of_blocks as sites_of_blocks
+from ._sites import usage_of as usage_of
 from ._snapshot import PROCESS as PROCESS
 from ._snapshot import TOTAL as TOTAL
 from ._snapshot import ComponentSeries as ComponentSeries

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..events import Tags, requested_of
+from ..events import NO_SITE, SITE_TAG, Tags, requested_of, site_of
 from ._series import TimeSeries
 from ._stats import HISTOGRAM_BUCKETS, ComponentStats, DeviceStats, OwnerStats, component_stats
 
@@ -51,6 +51,10 @@ RETIRED = "(retired)"
 """The component name of the row that sums every retired component of a device."""
 OTHER_OWNERS = "(other owners)"
 """The owner name of the row that sums every owner left out of the owner table."""
+
+
+SiteBooks = dict[tuple[int, str], list[int]]
+"""In-use ``[bytes, blocks]`` per ``(site id, device)``."""
 
 
 class DeviceAccount:
@@ -125,6 +129,8 @@ class Account:
         "sampled_ns",
         "sampled_reserved",
         "series",
+        "site_books",
+        "sites",
         "transfers",
     )
 
@@ -159,6 +165,11 @@ class Account:
         self.requested_lends = 0
         self.bytes_lent = 0
         self.requested_lent = 0
+        # Allocation sites, kept only for lends that carried one: the site id of each
+        # such block lent now, and the ledger's in-use bytes and blocks per (site,
+        # device), shared by every account (the ledger hands its own in).
+        self.sites: dict[int, int] = {}
+        self.site_books: SiteBooks = {}
         # Two generations of recently freed ids: bounded memory, and a double free is
         # recognised if it comes within the last free_limit..2*free_limit frees. The
         # ledger lowers free_limit as accounts multiply (see ``recent_frees_limit``).
@@ -248,6 +259,85 @@ class Account:
         self.requested_in_use += requested
         if self.requested_in_use > self.requested_peak_in_use:
             self.requested_peak_in_use = self.requested_in_use
+
+    def note_tags(self, block: int, size: int, tags: Tags) -> None:
+        """Count what the *tags* of a lend of *block* (*size* bytes) say: its requested
+        size (see :meth:`note_requested`) and its site (see :meth:`note_site`)."""
+        key: object = None
+        value: object = None
+        # A try costs nothing when nothing is raised; contextlib.suppress costs a call.
+        try:  # noqa: SIM105
+            ((key, value),) = tags
+        except (TypeError, ValueError):  # more tags than one, or not pairs
+            pass
+        if key != SITE_TAG or not isinstance(value, str) or not value.isdigit():
+            self.note_requested(block, size, tags)
+            self.note_site(block, size, tags)
+            return
+        # The one tag of a lend with sites on and no requested size, inline: this runs
+        # for every such lend the metrics actor applies.
+        if not value.isascii():
+            self.count_anomaly("bad_site")
+            return
+        site = int(value)
+        if site == NO_SITE:
+            return
+        sites = self.sites
+        if block in sites:
+            self.end_site(block, 0)
+        sites[block] = site
+        entry = self.site_books.get((site, self.device))
+        if entry is None:
+            entry = self.site_books[(site, self.device)] = [0, 0]
+        entry[0] += size
+        entry[1] += 1
+
+    def note_site(self, block: int, size: int, tags: Tags) -> None:
+        """Where *tags* name a site, put *block*'s *size* in-use bytes on it (moving
+        them from the site that held the block, if any). A site id that is not a number
+        is counted as ``bad_site`` and left out."""
+        site = self._site_in(tags)
+        if site != NO_SITE:
+            self._hold(block, size, site)
+
+    def resize_site(self, block: int, recorded: int, size: int, tags: Tags) -> None:
+        """An in-use *block* went from *recorded* to *size* bytes: a resize with a site
+        moves the whole block to it, one without changes its site's bytes."""
+        site = self._site_in(tags) if tags else NO_SITE
+        if site != NO_SITE:
+            self._hold(block, size, site, recorded)
+            return
+        site = self.sites.get(block, NO_SITE)
+        if site != NO_SITE:
+            self.site_books[(site, self.device)][0] += size - recorded
+
+    def _site_in(self, tags: Tags) -> int:
+        try:
+            return site_of(tags)
+        except (TypeError, ValueError):  # not pairs of strings, or not an id
+            self.count_anomaly("bad_site")
+            return NO_SITE
+
+    def _hold(self, block: int, size: int, site: int, old_size: int = 0) -> None:
+        # A resize moves the whole block: its *old_size* bytes leave their old site.
+        self.end_site(block, old_size)
+        self.sites[block] = site
+        entry = self.site_books.get((site, self.device))
+        if entry is None:
+            entry = self.site_books[(site, self.device)] = [0, 0]
+        entry[0] += size
+        entry[1] += 1
+
+    def end_site(self, block: int, size: int) -> None:
+        """*block* (*size* bytes) came back or was freed: its site no longer holds it."""
+        site = self.sites.pop(block, None)
+        if site is not None:
+            key = (site, self.device)
+            entry = self.site_books[key]
+            entry[0] -= size
+            entry[1] -= 1
+            if not entry[1]:
+                del self.site_books[key]
 
     def end_request(self, block: int) -> None:
         """*block* came back or was freed: its requested bytes are no longer in use."""

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import itertools
 import operator
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
 
+from ..events import Site
 from ._accounts import OWNER_MASK, OWNER_SHIFT, SIZE_MASK, TIME_SHIFT, Account, OwnerAccount
 
 Int64Array = npt.NDArray[np.int64]
@@ -23,6 +24,18 @@ _repeat = itertools.repeat
 CACHED = -1
 """The owner index of a block that sits in its pool's cache, lent to nobody."""
 
+UNKNOWN_SITE = -1
+"""The site index of a block whose lend carried no site (sites off, or not sampled)."""
+
+_COLUMNS: dict[str, type[np.int32] | type[np.int64]] = {
+    "account": np.int32,
+    "block": np.int64,
+    "size": np.int64,
+    "owner": np.int32,
+    "allocated_ns": np.int64,
+    "site": np.int32,
+}
+
 
 class LiveBlock(NamedTuple):
     """One live block, as a row of :class:`LiveBlocks`."""
@@ -34,6 +47,8 @@ class LiveBlock(NamedTuple):
     owner: str | None
     """Who holds the block; ``None`` while it sits in its pool's cache."""
     allocated_ns: int
+    site: Site | None = None
+    """Where the block's lend was asked for; ``None`` without a site."""
 
     @property
     def in_use(self) -> bool:
@@ -90,8 +105,9 @@ class LiveBlocks:
     """Every live block at one moment, as parallel read-only arrays.
 
     ``account[i]`` indexes ``accounts`` (the ``(component, device)`` pairs) and
-    ``owner[i]`` indexes ``owners``, or is :data:`CACHED` for a block in a pool's cache.
-    Rows are grouped by account in ``accounts`` order.
+    ``owner[i]`` indexes ``owners``, or is :data:`CACHED` for a block in a pool's cache;
+    ``site[i]`` indexes ``sites``, or is :data:`UNKNOWN_SITE` for a block lent without a
+    site (and for every cached block). Rows are grouped by account in ``accounts`` order.
     """
 
     accounts: tuple[tuple[str, str], ...]
@@ -101,6 +117,8 @@ class LiveBlocks:
     size: Int64Array
     owner: Int32Array
     allocated_ns: Int64Array
+    site: Int32Array
+    sites: tuple[Site, ...] = ()
 
     @classmethod
     def empty(cls) -> LiveBlocks:
@@ -112,22 +130,21 @@ class LiveBlocks:
         accounts: tuple[tuple[str, str], ...],
         owners: tuple[str, ...],
         columns: Mapping[str, npt.ArrayLike],
+        sites: tuple[Site, ...] = (),
     ) -> LiveBlocks:
         """Build from arrays (or buffers) named like the fields; checks shapes and indexes.
+        A missing ``site`` column means no block has a site.
 
         Raises :class:`ValueError` saying which column is wrong.
         """
-        dtypes: dict[str, type[np.int32] | type[np.int64]] = {
-            "account": np.int32,
-            "block": np.int64,
-            "size": np.int64,
-            "owner": np.int32,
-            "allocated_ns": np.int64,
-        }
         arrays = {
-            name: read_column(columns.get(name, ()), name, dtype) for name, dtype in dtypes.items()
+            name: read_column(columns.get(name, ()), name, dtype)
+            for name, dtype in _COLUMNS.items()
+            if name in columns or name != "site"
         }
-        return cls._checked(accounts, owners, arrays)
+        if "site" not in arrays:
+            arrays["site"] = np.full(len(arrays["block"]), UNKNOWN_SITE, dtype=np.int32)
+        return cls._checked(accounts, owners, arrays, sites)
 
     @classmethod
     def _checked(
@@ -135,6 +152,7 @@ class LiveBlocks:
         accounts: tuple[tuple[str, str], ...],
         owners: tuple[str, ...],
         arrays: dict[str, npt.NDArray[Any]],
+        sites: tuple[Site, ...] = (),
     ) -> LiveBlocks:
         """Build from arrays of the right dtypes that nobody else holds; checks shapes
         and indexes (raising :class:`ValueError`) and makes the arrays read-only."""
@@ -149,14 +167,23 @@ class LiveBlocks:
             arrays["owner"].min() >= CACHED and arrays["owner"].max() < len(owners)
         ):
             raise ValueError("column 'owner' points past the owners table")
+        if len(arrays["site"]) and not (
+            arrays["site"].min() >= UNKNOWN_SITE and arrays["site"].max() < len(sites)
+        ):
+            raise ValueError("column 'site' points past the sites table")
         if len(arrays["size"]) and arrays["size"].min() < 0:
             raise ValueError("column 'size' holds a negative size")
         for array in arrays.values():
             array.flags.writeable = False
-        return cls(accounts, owners, **arrays)
+        return cls(accounts, owners, sites=sites, **arrays)
 
     @classmethod
-    def collect(cls, accounts: list[Account], holders: list[OwnerAccount]) -> LiveBlocks:
+    def collect(
+        cls,
+        accounts: list[Account],
+        holders: list[OwnerAccount],
+        site_of: Callable[[int], Site | None] | None = None,
+    ) -> LiveBlocks:
         """Copy the live blocks out of the ledger's accounts.
 
         *holders* lists the owner accounts by the index packed into each block. Each
@@ -191,6 +218,7 @@ class LiveBlocks:
                 np.int32,
                 count=count,
             )
+        site_index, sites = _sites_of(accounts, count, site_of)
         np.bitwise_and(low, np.uint64(SIZE_MASK), out=low)
         sizes = low.view(np.int64)
         # Keep only the owners that hold a block, renumbered from 0 in name order.
@@ -211,20 +239,23 @@ class LiveBlocks:
                 "size": sizes,
                 "owner": renumber[holder_index],
                 "allocated_ns": times,
+                "site": site_index,
             },
+            sites,
         )
 
     def __len__(self) -> int:
         return len(self.block)
 
     def __iter__(self) -> Iterator[LiveBlock]:
-        accounts, owners = self.accounts, self.owners
-        for account, block, size, owner, allocated in zip(
+        accounts, owners, sites = self.accounts, self.owners, self.sites
+        for account, block, size, owner, allocated, site in zip(
             self.account.tolist(),
             self.block.tolist(),
             self.size.tolist(),
             self.owner.tolist(),
             self.allocated_ns.tolist(),
+            self.site.tolist(),
             strict=True,
         ):
             component, device = accounts[account]
@@ -235,6 +266,7 @@ class LiveBlocks:
                 size,
                 None if owner == CACHED else owners[owner],
                 allocated,
+                None if site == UNKNOWN_SITE else sites[site],
             )
 
     def __eq__(self, other: object) -> bool:
@@ -255,10 +287,8 @@ class LiveBlocks:
         return LiveBlocks._checked(
             self.accounts,
             self.owners,
-            {
-                name: getattr(self, name)[mask]
-                for name in ("account", "block", "size", "owner", "allocated_ns")
-            },
+            {name: getattr(self, name)[mask] for name in _COLUMNS},
+            self.sites,
         )
 
     def rows_of(self, component: str, device: str) -> npt.NDArray[np.bool_]:
@@ -269,3 +299,28 @@ class LiveBlocks:
             return np.zeros(len(self), dtype=bool)
         mask: npt.NDArray[np.bool_] = self.account == index
         return mask
+
+
+def _sites_of(
+    accounts: list[Account], count: int, site_of: Callable[[int], Site | None] | None
+) -> tuple[Int32Array, tuple[Site, ...]]:
+    """Each block's index into a table of the sites that hold blocks (in first-seen
+    order), and the table; every index is :data:`UNKNOWN_SITE` when no account keeps
+    sites, at the cost of one fill."""
+    index = np.full(count, UNKNOWN_SITE, dtype=np.int32)
+    if site_of is None or not any(a.sites for a in accounts):
+        return index, ()
+    ids = np.fromiter(
+        (site for a in accounts for site in map(a.sites.get, a.blocks, _repeat(0))),
+        np.int64,
+        count=count,
+    )
+    unique, inverse = np.unique(ids, return_inverse=True)
+    lookup = np.full(len(unique), UNKNOWN_SITE, dtype=np.int32)
+    table: list[Site] = []
+    for position, site_id in enumerate(unique.tolist()):
+        site = site_of(site_id) if site_id else None
+        if site is not None:
+            lookup[position] = len(table)
+            table.append(site)
+    return lookup[inverse.reshape(-1)], tuple(table)

@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ._blocks import LiveBlocks
+from ._sites import SiteUsage, sites_of_blocks
 from ._snapshot import Snapshot
 from ._stats import ComponentStats
 from ._trend import Trend, TrendConfig, find_unattributed_growth
@@ -72,6 +73,9 @@ class LeakSuspect:
     top_owners: tuple[tuple[str, int], ...]
     """Owners of those new in-use blocks, by bytes, largest first (at most five)."""
     reason: str
+    top_sites: tuple[SiteUsage, ...] = ()
+    """The sites whose lends hold those new in-use blocks, by bytes, largest first (at
+    most five); empty where *after* has no sites (sites off, or sampled out)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +117,8 @@ class SnapshotDiff:
     """Per device sampled in both snapshots: process and unattributed bytes."""
     unattributed_trends: tuple[Trend, ...] = ()
     """The trend of each device's unattributed series in *after*."""
+    callsites: int = 0
+    """*after*'s ``totals.callsites``: whether its sites were recorded, and sampled."""
 
     @property
     def outside_growing(self) -> tuple[Trend, ...]:
@@ -197,6 +203,7 @@ def diff(
         bytes_reserved_delta=after.totals.bytes_reserved - before.totals.bytes_reserved,
         unattributed=_unattributed(before, after),
         unattributed_trends=find_unattributed_growth(after, trend),
+        callsites=after.totals.callsites,
     )
 
 
@@ -288,4 +295,5 @@ def _suspect(delta: ComponentDelta, fresh: LiveBlocks) -> LeakSuspect:
         int(sizes.sum()),
         top,
         reason,
+        sites_of_blocks(fresh.select(rows))[:5] if fresh.sites else (),
     )

@@ -24,7 +24,16 @@ from operator import index as as_int
 from operator import length_hint
 from typing import Any
 
-from ..events import MAX_BLOCK, MAX_TIMESTAMP, MIN_TIMESTAMP, EventKind, check_device, is_device
+from ..events import (
+    MAX_BLOCK,
+    MAX_TIMESTAMP,
+    MIN_TIMESTAMP,
+    EventKind,
+    Site,
+    SiteTable,
+    check_device,
+    is_device,
+)
 from ._accounts import (
     NO_OWNER,
     NO_SIZE,
@@ -37,12 +46,14 @@ from ._accounts import (
     Account,
     DeviceAccount,
     OwnerAccount,
+    SiteBooks,
     recent_frees_limit,
 )
 from ._blocks import LiveBlocks
 from ._owners import DEFAULT_OWNER_LIMIT, OwnerTable
 from ._rows import ComponentRows, SortedRows
 from ._series import DEFAULT_CAPACITY, SampleTimes, SeriesView, TimeSeries
+from ._sites import top_sites
 from ._snapshot import PROCESS, TOTAL, ComponentSeries, Snapshot
 from ._stats import ComponentStats, DeviceStats, LedgerStats, OwnerStats, ProcessStats
 
@@ -83,6 +94,11 @@ class Ledger:
     sample times are remembered to catch idle series up with (a tuning knob; the default
     suits every rate).
 
+    ``sites`` is the table that the events' site tags point into (a system with sites
+    on passes its hub's, see :class:`~memactor.events.SiteTable`): the ledger keeps
+    each lent block's site, the in-use bytes per site, and puts both in snapshots.
+    Without it, site tags are still kept but snapshots name no site.
+
     To tell a double free from a free of an unknown block, each account remembers the
     ids it freed last, in two generations of up to ``RECENT_FREES`` (4,096) ids; with
     more than 64 accounts they share one budget of ``RECENT_FREES_BUDGET`` ids per
@@ -99,12 +115,15 @@ class Ledger:
         retire_after_ns: int | None = DEFAULT_RETIRE_AFTER_NS,
         owner_limit: int = DEFAULT_OWNER_LIMIT,
         sample_window: int = SAMPLE_WINDOW,
+        sites: SiteTable | None = None,
     ) -> None:
         if retire_after_ns is not None and retire_after_ns < 0:
             raise ValueError(f"retire_after_ns must not be negative, got {retire_after_ns}")
         if sample_window < 2:
             raise ValueError(f"sample_window must be at least 2, got {sample_window}")
         self._clock = clock
+        self._site_table = sites
+        self._site_books: SiteBooks = {}
         self._series_capacity = series_capacity
         TimeSeries(series_capacity)  # checks the capacity now rather than at a sample
         self._retire_after_ns = retire_after_ns
@@ -184,6 +203,7 @@ class Ledger:
         blocks = account.blocks
         histogram = account.histogram
         requests = account.requests
+        sites = account.sites
         a_reserved = a_in_use = a_peak_reserved = a_peak_in_use = 0
         a_allocations = a_frees = a_acquires = a_releases = a_bytes_allocated = 0
         d_reserved = d_in_use = d_peak_reserved = d_peak_in_use = 0
@@ -216,6 +236,7 @@ class Ledger:
                     blocks = account.blocks
                     histogram = account.histogram
                     requests = account.requests
+                    sites = account.sites
                     a_reserved = account.reserved
                     a_in_use = account.in_use
                     a_peak_reserved = account.peak_reserved
@@ -243,6 +264,8 @@ class Ledger:
                     holders[(record >> OWNER_SHIFT) & OWNER_MASK].in_use -= recorded
                     if requests:
                         account.end_request(block)
+                    if sites:
+                        account.end_site(block, recorded)
                     a_releases += 1
                     a_in_use -= recorded
                     d_in_use -= recorded
@@ -273,7 +296,7 @@ class Ledger:
                     if in_use > peak_in_use:
                         peak_in_use = in_use
                     if tags:
-                        account.note_requested(block, recorded, tags)
+                        account.note_tags(block, recorded, tags)
 
                 elif kind == _ALLOC:
                     # numpy integers are welcome; floats and strings fail here, before
@@ -324,7 +347,7 @@ class Ledger:
                     if in_use > peak_in_use:
                         peak_in_use = in_use
                     if tags:
-                        account.note_requested(block, size, tags)
+                        account.note_tags(block, size, tags)
 
                 elif kind == _FREE:
                     record = blocks.get(block)
@@ -351,6 +374,8 @@ class Ledger:
                         in_use -= recorded
                         if requests:
                             account.end_request(block)
+                        if sites:
+                            account.end_site(block, recorded)
                     if lifetime > 0:
                         account.lifetime_total_ns += lifetime
                         if lifetime > account.lifetime_max_ns:
@@ -396,6 +421,8 @@ class Ledger:
                         a_peak_in_use = max(a_peak_in_use, a_in_use)
                         d_peak_in_use = max(d_peak_in_use, d_in_use)
                         peak_in_use = max(peak_in_use, in_use)
+                        if tags or sites:
+                            account.resize_site(block, recorded, size, tags)
 
                 elif kind == _TRANSFER:
                     size = as_int(size)  # a float would turn the byte counts into floats
@@ -459,6 +486,7 @@ class Ledger:
             device_account = self._devices[device] = DeviceAccount(device)
         account = self._accounts[(component, device)] = Account(component, device, device_account)
         account.free_limit = self._free_limit
+        account.site_books = self._site_books
         return account
 
     def _open_owner(self, owner: object) -> OwnerAccount:
@@ -724,6 +752,7 @@ class Ledger:
             loop_stalls=self._stalls,
             longest_stall_ns=self._longest_stall_ns,
             longest_stall_task=self._longest_stall_task,
+            callsites=0 if self._site_table is None else self._site_table.every,
         )
 
     def components(self) -> ComponentRows:
@@ -817,7 +846,7 @@ class Ledger:
         live = _NO_BLOCKS
         if blocks:
             accounts = [self._accounts[key] for key in sorted(self._accounts)]
-            live = LiveBlocks.collect(accounts, self._holders)
+            live = LiveBlocks.collect(accounts, self._holders, self._site_of)
         return Snapshot(
             label=label,
             wall_time_ns=time.time_ns(),
@@ -831,4 +860,9 @@ class Ledger:
             series=tuple(all_series),
             process=self.process(),
             process_series=tuple(process_series),
+            site_usage=top_sites(self._site_books, self._site_of) if self._site_books else (),
         )
+
+    def _site_of(self, site_id: int) -> Site | None:
+        table = self._site_table
+        return None if table is None else table.site(site_id)

@@ -13,6 +13,7 @@ from typing import Any
 
 from ..events import format_size
 from ._diff import Change, SnapshotDiff
+from ._sites import SITES_SHOWN, render_sites, site_json, site_lines, usage_of
 from ._snapshot import Snapshot
 from ._sources import render_sources
 from ._stats import ComponentStats, ProcessStats
@@ -154,8 +155,11 @@ def _component_json(stats: ComponentStats) -> dict[str, Any]:
     }
 
 
-def render_snapshot(snapshot: Snapshot, *, trend: TrendConfig | None = None) -> str:
-    """A text report of *snapshot*: totals, components, owners, devices and the verdict."""
+def render_snapshot(
+    snapshot: Snapshot, *, trend: TrendConfig | None = None, sites: int = SITES_SHOWN
+) -> str:
+    """A text report of *snapshot*: totals, components, owners, devices, the top *sites*
+    allocation sites by in-use bytes (where sites were recorded) and the verdict."""
     totals = snapshot.totals
     label = f'"{snapshot.label}"' if snapshot.label else "(unlabelled)"
     out = [
@@ -268,6 +272,7 @@ def render_snapshot(snapshot: Snapshot, *, trend: TrendConfig | None = None) -> 
         ]
         if len(owners) > len(shown):
             out.append(f"... and {len(owners) - len(shown)} more owners")
+    out += render_sites(snapshot, sites)
     out += ["", render_trend_verdict(find_growth(snapshot, trend))]
     outside = render_unattributed_verdict(find_unattributed_growth(snapshot, trend))
     if outside:
@@ -300,6 +305,8 @@ def snapshot_report_json(snapshot: Snapshot, *, trend: TrendConfig | None = None
             if snapshot.sources
             else {}
         ),
+        "callsites": snapshot.totals.callsites,
+        "sites": [site_json(row) for row in usage_of(snapshot)],
     }
 
 
@@ -369,6 +376,7 @@ def render_diff(result: SnapshotDiff) -> str:
                 f"{plural(s.new_blocks, 'new block')} lent out ({format_size(s.new_bytes)})"
                 + (f"; held by {owners}" if owners else "")
             )
+            out += site_lines(s.top_sites, every=result.callsites, indent="    at ")
     outside = render_unattributed_verdict(result.outside_growing)
     if outside:
         out.append(outside)
@@ -397,7 +405,11 @@ def diff_report_json(result: SnapshotDiff) -> dict[str, Any]:
             for d in result.components
         ],
         "suspects": [
-            {**dataclasses.asdict(s), "top_owners": [list(pair) for pair in s.top_owners]}
+            {
+                **dataclasses.asdict(s),
+                "top_owners": [list(pair) for pair in s.top_owners],
+                "top_sites": [site_json(row) for row in s.top_sites],
+            }
             for s in result.suspects
         ],
         "leak_suspected": result.leaked,

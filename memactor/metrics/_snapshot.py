@@ -33,8 +33,10 @@ from ..codec import (
     save_atomically,
     write,
 )
+from ..events import Site
 from ._blocks import LiveBlock, LiveBlocks, read_column
 from ._series import SeriesView
+from ._sites import SiteUsage, sampled_note
 from ._sources import SourceStats
 from ._stats import ComponentStats, DeviceStats, LedgerStats, OwnerStats, ProcessStats
 
@@ -101,6 +103,15 @@ class Snapshot:
     sources: tuple[SourceStats, ...] = ()
     """The processes a merged snapshot (an aggregator's, see :mod:`memactor.cluster`)
     was made from, live and gone; empty for one process's snapshot (and older files)."""
+    site_usage: tuple[SiteUsage, ...] = ()
+    """The sites whose lends hold the most in-use bytes now, largest first (at most
+    ``TOP_SITES``; views without blocks have them too); empty with sites off. Where
+    ``totals.callsites`` is above 1 they count sampled lends only, unscaled."""
+
+    @property
+    def sites_note(self) -> str:
+        """``""``, or what to say beside sites when they were sampled (see ``callsites``)."""
+        return sampled_note(self.totals.callsites)
 
     def process_on(self, device: str = "cpu") -> ProcessStats | None:
         """The process figures of *device*, or ``None`` when it was not sampled."""
@@ -219,11 +230,18 @@ class Snapshot:
                     name: column(getattr(blocks, name))
                     for name in ("account", "block", "size", "owner", "allocated_ns")
                 },
+                # Written only where a block has a site: files without stay as they were.
+                **(
+                    {"sites": [list(site) for site in blocks.sites], "site": column(blocks.site)}
+                    if blocks.sites
+                    else {}
+                ),
             },
             "series": [series_body(s) for s in self.series],
             "process": [dataclasses.asdict(p) for p in self.process],
             "process_series": [series_body(s) for s in self.process_series],
             **({"sources": [dataclasses.asdict(s) for s in self.sources]} if self.sources else {}),
+            "site_usage": [[*u.site, u.device, u.bytes_in_use, u.blocks] for u in self.site_usage],
         }
 
     @classmethod
@@ -248,9 +266,14 @@ class Snapshot:
             tuple((_str(c), _str(d)) for c, d in blocks_body["accounts"]),
             tuple(_str(o) for o in blocks_body["owners"]),
             {
-                name: blocks_body[name]
-                for name in ("account", "block", "size", "owner", "allocated_ns")
+                **{
+                    name: blocks_body[name]
+                    for name in ("account", "block", "size", "owner", "allocated_ns")
+                },
+                **({"site": blocks_body["site"]} if "site" in blocks_body else {}),
             },
+            # Written since sites were recorded; earlier files of schema 1 lack them.
+            tuple(_site(*site) for site in blocks_body.get("sites", ())),
         )
         components = tuple(component_from_dict(c) for c in body["components"])
         series = tuple(
@@ -282,6 +305,10 @@ class Snapshot:
             process_series=process_series,
             # Written by an aggregator since sources were added; absent otherwise.
             sources=tuple(_build(SourceStats, s) for s in body.get("sources", ())),
+            site_usage=tuple(
+                SiteUsage(_site(file, line, function), _str(device), _int(held), _int(count))
+                for file, line, function, device, held, count in body.get("site_usage", ())
+            ),
         )
 
 
@@ -305,6 +332,10 @@ def build_stats(cls: Callable[..., _T], fields: Mapping[str, Any]) -> _T:
     return _build(cls, fields)
 
 
+def _site(file: object, line: object, function: object) -> Site:
+    return Site(_str(file), _int(line), _str(function))
+
+
 def _series_view(body: Mapping[str, Any]) -> SeriesView:
     columns = [
         read_column(body[name], name, np.int64, what="series column")
@@ -325,6 +356,7 @@ _ADDED_LATER = frozenset(
         "requested_lends",
         "bytes_lent",
         "requested_bytes_lent",
+        "callsites",
     }
 )
 """Fields added to schema 1 after files were written without them: they take their

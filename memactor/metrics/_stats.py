@@ -228,6 +228,9 @@ class LedgerStats:
     """The longest such stall."""
     longest_stall_task: str = ""
     """The task that ran during the longest stall (``"actor NAME"`` for an actor)."""
+    callsites: int = 0
+    """Whether allocation sites were recorded: ``0`` no, ``1`` for every allocation,
+    ``N`` for one allocation in ``N`` (sampled; site figures are not scaled)."""
 
 
 @dataclass(frozen=True, slots=True)

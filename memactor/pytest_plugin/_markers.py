@@ -16,11 +16,25 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+import numpy.typing as npt
 import pytest
 
 from ..actors import ProcessMemory
 from ..events import format_size, parse_size
-from ..metrics import Ledger, Snapshot, UnknownBudgetTargetError, diff, judge_budget, render_table
+from ..metrics import (
+    Ledger,
+    LiveBlocks,
+    SiteUsage,
+    Snapshot,
+    UnknownBudgetTargetError,
+    diff,
+    judge_budget,
+    render_table,
+    site_lines,
+    sites_of_blocks,
+    usage_of,
+)
 
 DEFAULT_PROCESS_TOLERANCE = 32 * 2**20
 """How much unattributed growth ``memactor_no_leaks(process=True)`` forgives: well above
@@ -132,7 +146,20 @@ def peak_offenders(end: Snapshot, component: str | None = None, device: str | No
         ],
         right="1",
     )
-    return f"{by_component}\n\n{by_owner}"
+    sites = ""
+    if end.totals.callsites:
+        # The peak's own blocks may be gone; the sites of what is held at the end are
+        # where a peak that stays is found.
+        usage = [u for u in usage_of(end) if device in (None, u.device)]
+        sites = _sites_section("in use at the end, by allocation site:", usage, end)
+    return f"{by_component}\n\n{by_owner}{sites}"
+
+
+def _sites_section(heading: str, usage: Sequence[SiteUsage], end: Snapshot) -> str:
+    lines = site_lines(usage[:OFFENDERS_SHOWN], every=end.totals.callsites)
+    if not lines:
+        return f"\n\n{heading}\n  (no lent block has a site)"
+    return "\n\n" + "\n".join([heading, *lines])
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,4 +298,18 @@ def leak_offenders(start: Snapshot, end: Snapshot, component: str | None = None)
         table += f"\n... and {len(top) - OFFENDERS_SHOWN} more"
     if not rows:
         table += "\n(no new blocks: memory in use grew by resizing older ones)"
+    if end.totals.callsites:
+        mine = _component_rows(fresh, component)
+        usage = sites_of_blocks(fresh.select(mine)) if fresh.sites else ()
+        table += _sites_section("allocated at (sites of the new blocks):", usage, end)
     return table
+
+
+def _component_rows(blocks: LiveBlocks, component: str | None) -> npt.NDArray[np.bool_]:
+    mask = np.ones(len(blocks), dtype=bool)
+    if component is not None:
+        mask = np.zeros(len(blocks), dtype=bool)
+        for c, d in blocks.accounts:
+            if c == component:
+                mask |= blocks.rows_of(c, d)
+    return mask

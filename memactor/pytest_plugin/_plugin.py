@@ -87,6 +87,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="record the peaks of every test that passes in the baseline, instead of comparing",
     )
     group.addoption(
+        "--memactor-callsites",
+        metavar="N",
+        type=int,
+        default=None,
+        help="record allocation sites in memactor_system (1: every allocation, N: one in N, "
+        "0: none; default: the MEMACTOR_CALLSITES variable); failures then name the sites",
+    )
+    group.addoption(
         "--memactor-report",
         action="store_true",
         help="print a table of each memactor test's peaks and verdict at the end",

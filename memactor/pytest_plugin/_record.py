@@ -63,7 +63,8 @@ async def recorded_system(item: pytest.Item) -> AsyncIterator[MemorySystem]:
     The system closes when the block is left (by an error or a cancellation too); its
     ledger is complete then, and the markers read it after the test's call.
     """
-    async with open_system() as system:
+    callsites = item.config.getoption("memactor_callsites")
+    async with open_system(callsites=callsites) as system:
         record = TestRecord(system, readings=[read_process_memory(devices=False)])
         system.metrics = _RecordingMetrics(system, record.taken, record.readings)
         item.stash[RECORD] = record

@@ -15,6 +15,7 @@ from typing import Final, NamedTuple
 
 import trio
 
+from ..events import SiteTable, check_callsites
 from ._inbox import EventBatch, Inbox
 from ._reporter import (
     DEFAULT_BATCH_SIZE,
@@ -22,6 +23,7 @@ from ._reporter import (
     NullReporter,
     ThreadReporter,
 )
+from ._sited import SitedReporter
 
 DEFAULT_CHANNEL_SIZE: Final = 64
 """Batches that may wait for the metrics actor before lossless reporters wait too."""
@@ -43,6 +45,10 @@ class Collected(NamedTuple):
 class MemoryHub:
     """Makes reporters and gathers their batches; one per actor system.
 
+    ``callsites`` (``True`` or ``1``: every allocation; ``N``: one in ``N``; ``0`` or
+    ``False``: none) makes reporters that tag allocations with their site, interned in
+    :attr:`sites`; ``ValueError`` for anything else.
+
     After :meth:`close`, making a reporter raises ``trio.ClosedResourceError``.
     """
 
@@ -54,6 +60,7 @@ class MemoryHub:
         batch_size: int = DEFAULT_BATCH_SIZE,
         flush_interval_s: float = DEFAULT_FLUSH_INTERVAL_S,
         tracking: bool = True,
+        callsites: bool | int = 0,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
@@ -67,6 +74,9 @@ class MemoryHub:
         self.flush_interval_s = flush_interval_s
         self.tracking = tracking
         """False: every reporter made is a :class:`NullReporter` (tracking off)."""
+        every = check_callsites(callsites)
+        self.sites = SiteTable(every) if every else None
+        """The table of allocation sites reporters record into; ``None`` with sites off."""
         self._inbox = Inbox(channel_size)
         # An insertion-ordered set: an actor's reporter is forgotten when the actor
         # finishes, in O(1) however many actors come and go.
@@ -105,7 +115,14 @@ class MemoryHub:
         other threads.
         """
         self._check_open()
-        kind = MemoryReporter if self.tracking else NullReporter
+        sites = self.sites
+        kind = (
+            NullReporter
+            if not self.tracking
+            else MemoryReporter
+            if sites is None
+            else SitedReporter
+        )
         reporter = kind(
             component,
             self._inbox,
@@ -117,6 +134,8 @@ class MemoryHub:
             blocks=self._blocks_of(component),
             seq=self._seq,
         )
+        if isinstance(reporter, SitedReporter) and sites is not None:
+            reporter.use_sites(sites)
         self._reporters[reporter] = None
         return reporter
 
@@ -133,6 +152,7 @@ class MemoryHub:
             clock=self.clock,
             blocks=self._blocks_of(component),
             seq=self._seq,
+            sites=self.sites if self.tracking else None,
         )
         self._thread_reporters.append(reporter)
         return reporter

@@ -31,7 +31,7 @@ from typing import Final, Protocol
 
 import trio
 
-from ..events import REQUESTED_TAG, EventKind, Tags, check_device
+from ..events import REQUESTED_TAG, EventKind, SiteTable, Tags, check_device
 from ._inbox import EventBatch, EventTuple, Inbox
 
 DEFAULT_BATCH_SIZE: Final = 256
@@ -490,6 +490,10 @@ class ThreadReporter:
     Emitting never blocks and never drops; after :meth:`close` it raises
     ``trio.ClosedResourceError``, and an emit that raced with the close either got in
     before it (and will be applied) or raises.
+
+    With ``sites`` (a system with sites on), allocations, acquires and growing resizes
+    carry the site of the thread's code that emitted them, one in ``sites.every``
+    (counted per reporter, across its threads).
     """
 
     def __init__(
@@ -501,10 +505,13 @@ class ThreadReporter:
         clock: Callable[[], int] = time.monotonic_ns,
         blocks: Iterator[int] | None = None,
         seq: Callable[[], int] | None = None,
+        sites: SiteTable | None = None,
     ) -> None:
         if not isinstance(component, str) or not component:
             raise ValueError(f"component must be a non-empty string, got {component!r}")
         check_device(device)
+        self._sites = sites
+        self._countdown = 1
         self.component = component
         self.owner = component if owner is None else owner
         self.device = device
@@ -550,7 +557,7 @@ class ThreadReporter:
         device: str | None = None,
         requested: int | None = None,
     ) -> None:
-        tags = () if requested is None else ((REQUESTED_TAG, str(requested)),)
+        tags = self._tags(requested)
         self._emit(_ALLOC, block, size, device, self.owner if owner is None else owner, tags=tags)
 
     def free(self, block: int, size: int, device: str | None = None) -> None:
@@ -564,14 +571,26 @@ class ThreadReporter:
         device: str | None = None,
         requested: int | None = None,
     ) -> None:
-        tags = () if requested is None else ((REQUESTED_TAG, str(requested)),)
+        tags = self._tags(requested)
         self._emit(_ACQUIRE, block, size, device, self.owner if owner is None else owner, tags=tags)
 
     def release(self, block: int, size: int, device: str | None = None) -> None:
         self._emit(_RELEASE, block, size, device, "")
 
     def resize(self, block: int, old_size: int, size: int, device: str | None = None) -> None:
-        self._emit(_RESIZE, block, size, device, "", old_size)
+        tags = self._tags(None) if size > old_size else ()
+        self._emit(_RESIZE, block, size, device, "", old_size, tags=tags)
+
+    def _tags(self, requested: int | None) -> Tags:
+        """The tags of an allocation: the requested size, if any, and the site of the
+        code that called the emit, where sites are on and this one is sampled."""
+        sites = self._sites
+        if sites is not None:
+            self._countdown -= 1
+            if not self._countdown:
+                self._countdown = sites.every
+                return sites.tags(requested, depth=3)
+        return () if requested is None else ((REQUESTED_TAG, str(requested)),)
 
     def transfer(self, size: int, src: str, dst: str, block: int = 0) -> None:
         self._emit(_TRANSFER, block, size, src, self.owner, 0, dst)

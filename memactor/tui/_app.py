@@ -45,9 +45,10 @@ from ._model import (
     Dashboard,
 )
 from ._pick_screen import PickSnapshots
+from ._sites import SITE_COLUMNS, site_rows
 from ._table import RowTable
 
-VIEWS = ("components", "owners", "leaks", "events")
+VIEWS = ("components", "owners", "leaks", "events", "sites")
 SNAPSHOTS_KEPT = 16
 DEFAULT_CHART_HZ = 2.0
 """How often the chart redraws at most: it spans a minute, and plotext is the costliest
@@ -104,6 +105,7 @@ class MemactorApp(App[None]):
         Binding("2", "view('owners')", "Owners", show=False),
         Binding("3", "view('leaks')", "Leaks", show=False),
         Binding("4", "view('events')", "Events", show=False),
+        Binding("5", "view('sites')", "Sites", show=False),
         Binding("s", "snapshot", "Snap"),
         Binding("d", "diff", "Diff"),
         Binding("D", "pick_diff", "Diff any two", show=False),
@@ -211,6 +213,8 @@ class MemactorApp(App[None]):
                 )
             with TabPane("Events", id="events"):
                 yield RowTable(("uptime", "kind", "what"), id="events-table")
+            with TabPane("Sites", id="sites"):
+                yield RowTable(SITE_COLUMNS, right="23", id="sites-table")
         yield FilterBar(id="filter")
         yield Footer()
 
@@ -305,6 +309,8 @@ class MemactorApp(App[None]):
             table.show(
                 [("\0".join(cells[:2]), cells) for cells in dashboard.leak_rows(self.filter_text)]
             )
+        elif view == "sites":
+            table.show(site_rows(dashboard.view, self.filter_text))
         else:
             rows = dashboard.event_rows()
             table.show([(str(len(rows) - i), cells) for i, cells in enumerate(rows)])

@@ -17,7 +17,7 @@ HELP_TEXT = """\
   q         quit (an in-process pipeline stops cleanly)
   p         pause: freeze the screen (views are still counted)
   / or f    filter components by name; enter keeps, escape clears
-  v or tab  next view (1-4 pick one: components, owners, leaks, events)
+  v or tab  next view (1-5: components, owners, leaks, events, sites)
   s         take a snapshot (snap-1, snap-2, ...)
   d         diff the last two snapshots, with the leak verdict
   D         diff any two (space marks two, d diffs them)
@@ -38,6 +38,8 @@ HELP_TEXT = """\
               too early  not enough history to judge yet
   events      what changed: anomalies, new peaks, components that
               appear or vanish, drops, connection, snapshots
+  sites       in-use bytes by allocation site (file:line in function);
+              with open_system(callsites=...) or MEMACTOR_CALLSITES
 """
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 
 from memactor import EventKind, Ledger, MemoryEvent, Snapshot
 from memactor.cli._output import highlight, wants_color
+from memactor.runtime import MemoryHub
 
 from .helpers import memactor
 
@@ -145,3 +147,36 @@ def test_highlight_colours_verdicts_and_headers_only() -> None:
         "verdict: \x1b[1;31mLEAK SUSPECTED\x1b[0m in 1 component\n"
         "verdict: \x1b[32mno leak suspected\x1b[0m\n"
     )
+
+
+def sited_snapshot_file(folder: Path) -> tuple[Path, int]:
+    """A snapshot of three allocations from two lines of this file, sites on; and the
+    line of the first."""
+    hub = MemoryHub(callsites=True)
+    reporter = hub.reporter("decode")
+    line = sys._getframe().f_lineno + 2
+    for block in range(2):
+        reporter.alloc(block, MiB)
+    reporter.alloc(9, 4096)
+    ledger = Ledger(sites=hub.sites)
+    for batch in hub.collect().batches:
+        ledger.apply(batch.events)
+    return ledger.snapshot("sited").save(folder / "sited.msgpack"), line
+
+
+def test_report_lists_the_sites_that_hold_the_most(tmp_path: Path) -> None:
+    path, line = sited_snapshot_file(tmp_path)
+    here = Path(__file__).resolve().relative_to(Path.cwd().resolve())
+    result = memactor("report", path, "--sites", "1")
+    assert result.returncode == 0, result.stderr
+    assert (
+        f"in use by site (top 1 of 2):\n  {here}:{line} in sited_snapshot_file: 2 MiB in 2 blocks\n"
+    ) in result.stdout
+    everything = json.loads(memactor("report", path, "--format", "json").stdout)
+    assert [(s["line"], s["bytes_in_use"]) for s in everything["sites"]] == [
+        (line, 2 * MiB),
+        (line + 1, 4096),
+    ]
+    bad = memactor("report", path, "--sites", "many")
+    assert bad.returncode == 2
+    assert "expected a whole number of sites, got 'many'" in bad.stderr

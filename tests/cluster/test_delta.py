@@ -184,6 +184,7 @@ def test_merge_names_rows_by_source_and_sums_live_sources_by_host() -> None:
             b.size,
             None if b.owner is None else p.stats.prefix + b.owner,
             b.allocated_ns,
+            None,  # sites are per process: a merged view does not carry them
         )
         for p in live
         for b in p.snapshot.blocks

@@ -309,3 +309,69 @@ async def test_missing_peak(memactor_system):
             "*bad memactor marker: *missing 1 required positional argument: 'peak'",
         ]
     )
+
+
+SITED = """
+@pytest.mark.memactor_no_leaks
+async def test_leak(memactor_system):
+    reporter = memactor_system.reporter("cache")
+    for block in range(4):
+        reporter.alloc(block, 2048)
+
+
+@pytest.mark.memactor_limit(peak="1 KiB")
+async def test_peak(memactor_system):
+    reporter = memactor_system.reporter("decode", owner="decoder")
+    reporter.alloc(1, 4096)
+"""
+
+
+def line_of(text: str) -> int:
+    """The line of *text* in the inner test file (HELPERS, then SITED, as pytester
+    writes them: without the leading blank line)."""
+    return (HELPERS + SITED).lstrip("\n").splitlines().index(text) + 1
+
+
+def test_failures_name_the_sites_when_sites_are_on(
+    pytester: pytest.Pytester, run_inner: RunInner
+) -> None:
+    pytester.makeini("[pytest]\ntrio_mode = true\n")
+    pytester.makepyfile(test_memory=HELPERS + SITED)
+    result = run_inner("-rA", "--memactor-callsites=1")
+    result.assert_outcomes(failed=2)
+    leak = line_of("        reporter.alloc(block, 2048)")
+    peak = line_of("    reporter.alloc(1, 4096)")
+    result.stdout.fnmatch_lines(
+        [
+            "allocated at (sites of the new blocks):",
+            f"  test_memory.py:{leak} in test_leak: 8 KiB in 4 blocks",
+            "in use at the end, by allocation site:",
+            f"  test_memory.py:{peak} in test_peak: 4 KiB in 1 block",
+        ]
+    )
+
+
+def test_sampled_sites_say_so_in_a_failure(
+    pytester: pytest.Pytester, run_inner: RunInner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MEMACTOR_CALLSITES", "2")
+    pytester.makeini("[pytest]\ntrio_mode = true\n")
+    pytester.makepyfile(test_memory=HELPERS + SITED)
+    result = run_inner("-rA", "-k", "test_leak")
+    leak = line_of("        reporter.alloc(block, 2048)")
+    result.stdout.fnmatch_lines(
+        [
+            "allocated at (sites of the new blocks):",
+            f"  test_memory.py:{leak} in test_leak: 4 KiB in 2 blocks",
+            "  (sampled: one allocation in 2 recorded, bytes not scaled)",
+        ]
+    )
+
+
+def test_failures_name_no_site_when_sites_are_off(
+    pytester: pytest.Pytester, run_inner: RunInner
+) -> None:
+    result = run(pytester, run_inner, SITED)
+    result.assert_outcomes(failed=2)
+    assert "by allocation site" not in result.stdout.str()
+    assert "allocated at" not in result.stdout.str()

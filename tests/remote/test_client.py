@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import sys
 from functools import partial
 from pathlib import Path
 
@@ -12,6 +13,8 @@ import trio
 import trio.testing
 
 import memactor
+from memactor.events import Site
+from memactor.metrics import SiteUsage
 from memactor.remote import (
     ConnectionLost,
     Feed,
@@ -205,3 +208,25 @@ async def test_a_viewers_labels_never_evict_the_programs(socket_dir: Path) -> No
         await system.metrics.snapshot("end")
         diff = await system.metrics.diff("warm", "end")
     assert (diff.before_label, diff.after_label, diff.bytes_in_use_delta) == ("warm", "end", 50)
+
+
+async def test_a_view_over_the_wire_carries_the_top_sites(socket_dir: Path) -> None:
+    async with (
+        memactor.open_system(sample_hz=50, callsites=True) as system,
+        open_server(system, str(socket_dir / "app.sock")) as server,
+    ):
+        reporter = system.reporter("decode")
+        line = sys._getframe().f_lineno + 2
+        for block in range(3):
+            reporter.alloc(block, 4096)
+        await system.metrics.flush()
+        with trio.fail_after(LIMIT_S):
+            async with connect(server.address) as connection:
+                await connection.subscribe(50)
+                view, _ = await connection.receive_view()
+                while not view.site_usage:
+                    view, _ = await connection.receive_view()
+    name = "test_a_view_over_the_wire_carries_the_top_sites"
+    assert view.site_usage == (SiteUsage(Site(__file__, line, name), "cpu", 3 * 4096, 3),)
+    assert view.totals.callsites == 1
+    assert len(view.blocks) == 0  # a view: the sites came without the blocks
