@@ -55,6 +55,9 @@ UPWARD_ON_PURPOSE: dict[tuple[str, str], str] = {
     ("memactor.actors._system", "memactor.exporters"): (
         "open_system(prometheus=...) loads the Prometheus exporter lazily, only when asked"
     ),
+    ("memactor.cluster._aggregator", "memactor.exporters"): (
+        "open_aggregator(prometheus=...) loads the cluster exporter lazily, only when asked"
+    ),
     ("memactor.cli._demo", "memactor.exporters"): (
         "memactor demo --prometheus/--jsonl load the exporters lazily, only when asked"
     ),
