@@ -6,8 +6,10 @@ second, and only the difference applied). Programs that run ``memactor.cluster
 .open_source(system, LISTEN)`` push their updates to --listen instead. The merged view
 is served at --serve (default: this process's socket in the runtime directory), so
 ``memactor top``, ``snapshot``, ``report``, ``diff`` and ``check`` work on the cluster:
-each component and owner is named ``NAME@HOST:PID/`` then its own name. Runs until
-interrupted (Ctrl-C); prints where it listens and serves.
+each component and owner is named ``NAME@HOST:PID/`` then its own name. With
+--prometheus, every live source's figures are served for Prometheus there, labelled
+``host`` and ``process`` (``NAME:PID``). Runs until interrupted (Ctrl-C); prints where
+it listens and serves.
 """
 
 from __future__ import annotations
@@ -51,6 +53,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="S",
         help="mark a pushing source gone after S seconds without an update (default: 3)",
     )
+    parser.add_argument(
+        "--prometheus",
+        metavar="HOST:PORT",
+        help="also serve every source's figures for Prometheus here, labelled host and process",
+    )
     add_token_arguments(parser, "the token of sources, viewers and followed programs")
 
 
@@ -66,6 +73,8 @@ def run(args: argparse.Namespace) -> int:
             parse_address(address)
     except ValueError as error:
         raise CommandError(str(error)) from None
+    if args.prometheus is not None:
+        _check_prometheus(args.prometheus)
     try:
         trio.run(_aggregate, args, token)
     except (RemoteError, OSError) as error:
@@ -91,15 +100,32 @@ async def _aggregate(args: argparse.Namespace, token: str | None) -> None:
         serve=args.serve or _default_serve(),
         token=token,
         heartbeat_timeout_s=args.heartbeat_timeout,
+        prometheus=args.prometheus,
     ) as aggregator:
         print(f"sources push to {aggregator.address}", flush=True)
         print(f"serving the merged view at {aggregator.served_address}", flush=True)
+        if aggregator.prometheus_address is not None:
+            print(
+                f"Prometheus metrics at http://{aggregator.prometheus_address}/metrics", flush=True
+            )
         async with trio.open_nursery() as nursery:
             for address in args.addresses:
                 nursery.start_soon(
                     functools.partial(aggregator.pull, address, rate_hz=args.rate, token=token)
                 )
             await trio.sleep_forever()
+
+
+def _check_prometheus(address: str) -> None:
+    """Raise :class:`CommandError` for a bad --prometheus address or a missing extra."""
+    try:
+        from ..exporters import parse_listen_address
+
+        parse_listen_address(address)
+    except ImportError as error:
+        raise CommandError(f"--prometheus: {error}") from None
+    except ValueError as error:
+        raise CommandError(f"--prometheus: {error}") from None
 
 
 def _default_serve() -> str:
