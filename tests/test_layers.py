@@ -58,6 +58,9 @@ UPWARD_ON_PURPOSE: dict[tuple[str, str], str] = {
     ("memactor.cluster._aggregator", "memactor.exporters"): (
         "open_aggregator(prometheus=...) loads the cluster exporter lazily, only when asked"
     ),
+    ("memactor.cli._aggregate", "memactor.exporters"): (
+        "memactor aggregate --prometheus checks its address with the exporters', lazily"
+    ),
     ("memactor.cli._demo", "memactor.exporters"): (
         "memactor demo --prometheus/--jsonl load the exporters lazily, only when asked"
     ),

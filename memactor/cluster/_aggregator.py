@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import hmac
 import math
 import time
@@ -486,8 +487,8 @@ async def open_aggregator(
                     )
                     aggregator.served_address = server.address
                 if export is not None:
-                    exported = await serving.enter_async_context(export(aggregator))
-                    aggregator.prometheus_address = exported
+                    exporter = await serving.enter_async_context(export(aggregator))
+                    aggregator.prometheus_address = exporter.address
                 yield aggregator
             nursery.cancel_scope.cancel()
     finally:
@@ -495,18 +496,11 @@ async def open_aggregator(
         remove()
 
 
-def _prometheus_serving(
-    address: str,
-) -> Callable[[Aggregator], AbstractAsyncContextManager[str]]:
-    # The one reach past this layer: exporters are an edge (layer 8), loaded only when
-    # asked for by name, so that an aggregator without the extra never imports them.
+def _prometheus_serving(address: str) -> Callable[[Aggregator], AbstractAsyncContextManager[Any]]:
+    """``serve_cluster_prometheus`` at *address*, checked now. The one reach past this
+    layer: exporters are an edge (layer 8), loaded only when asked for by name, so that
+    an aggregator without the extra never imports them."""
     from ..exporters import parse_listen_address, serve_cluster_prometheus
 
     parse_listen_address(address)
-
-    @asynccontextmanager
-    async def serving(aggregator: Aggregator) -> AsyncIterator[str]:
-        async with serve_cluster_prometheus(aggregator, address) as exporter:
-            yield exporter.address
-
-    return serving
+    return functools.partial(serve_cluster_prometheus, address=address)

@@ -41,14 +41,12 @@ if _typing.TYPE_CHECKING:
     from ._prometheus import OTHER_OWNERS as OTHER_OWNERS
     from ._prometheus import MemactorCollector as MemactorCollector
     from ._prometheus import cap_owners as cap_owners
-    from ._serve import ClusterExporter as ClusterExporter
     from ._serve import PrometheusExporter as PrometheusExporter
     from ._serve import serve_cluster_prometheus as serve_cluster_prometheus
     from ._serve import serve_prometheus as serve_prometheus
 
 _PROMETHEUS = ("._prometheus", "prometheus")
 _LAZY: dict[str, tuple[str, str]] = {
-    "ClusterExporter": ("._serve", "prometheus"),
     "serve_cluster_prometheus": ("._serve", "prometheus"),
     "MetricsHttpServer": ("._http", "prometheus"),
     "parse_listen_address": ("._http", "prometheus"),

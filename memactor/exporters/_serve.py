@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 import trio
 from prometheus_client import CollectorRegistry
@@ -17,10 +18,13 @@ from ._http import MetricsHttpServer
 from ._prometheus import DEFAULT_MAX_OWNERS, MemactorCollector
 from ._views import DEFAULT_EXPORT_HZ, LatestView, check_rate, follow_views
 
+Views = TypeVar("Views", LatestView, ClusterViews)
+
 
 @dataclass(frozen=True, slots=True)
-class PrometheusExporter:
-    """A running Prometheus endpoint; see :func:`serve_prometheus`."""
+class PrometheusExporter(Generic[Views]):
+    """A running Prometheus endpoint; see :func:`serve_prometheus` (whose ``latest`` is a
+    :class:`LatestView`) and :func:`serve_cluster_prometheus` (a :class:`ClusterViews`)."""
 
     address: str
     """``HOST:PORT`` it listens on (the real port when 0 was asked for)."""
@@ -28,7 +32,7 @@ class PrometheusExporter:
     """``http://HOST:PORT/metrics``."""
     registry: CollectorRegistry
     """The registry served: memactor's collector only (add your own if you like)."""
-    latest: LatestView
+    latest: Views
 
 
 @asynccontextmanager
@@ -40,7 +44,7 @@ async def serve_prometheus(
     owner_labels: bool = False,
     max_owners: int = DEFAULT_MAX_OWNERS,
     limits: Mapping[str, int | str] | None = None,
-) -> AsyncIterator[PrometheusExporter]:
+) -> AsyncIterator[PrometheusExporter[LatestView]]:
     """Serve *system*'s figures for Prometheus at ``http://ADDRESS/metrics`` while the
     block runs.
 
@@ -77,18 +81,6 @@ async def _serving(registry: CollectorRegistry, address: str) -> AsyncIterator[M
             await trio.to_thread.run_sync(server.close)
 
 
-@dataclass(frozen=True, slots=True)
-class ClusterExporter:
-    """A running Prometheus endpoint of an aggregator; see :func:`serve_cluster_prometheus`."""
-
-    address: str
-    """``HOST:PORT`` it listens on (the real port when 0 was asked for)."""
-    url: str
-    """``http://HOST:PORT/metrics``."""
-    registry: CollectorRegistry
-    latest: ClusterViews
-
-
 @asynccontextmanager
 async def serve_cluster_prometheus(
     aggregator: Aggregator,
@@ -97,7 +89,7 @@ async def serve_cluster_prometheus(
     rate_hz: float = DEFAULT_EXPORT_HZ,
     owner_labels: bool = False,
     max_owners: int = DEFAULT_MAX_OWNERS,
-) -> AsyncIterator[ClusterExporter]:
+) -> AsyncIterator[PrometheusExporter[ClusterViews]]:
     """Serve *aggregator*'s sources for Prometheus at ``http://ADDRESS/metrics`` while
     the block runs: the same families as :func:`~memactor.exporters.serve_prometheus`,
     every sample labelled ``host`` and ``process`` (``NAME:PID``) of its source.
@@ -116,4 +108,4 @@ async def serve_cluster_prometheus(
         _serving(registry, address) as server,
         follow_cluster(aggregator, rate_hz=rate_hz, latest=latest),
     ):
-        yield ClusterExporter(server.address, server.url, registry, latest)
+        yield PrometheusExporter(server.address, server.url, registry, latest)
