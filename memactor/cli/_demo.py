@@ -21,17 +21,17 @@ import signal
 import sys
 from contextlib import AsyncExitStack
 from pathlib import Path
-
-import trio
+from typing import TYPE_CHECKING
 
 from .._errors import sole_error
-from ..actors import MemorySystem, open_system
-from ..metrics import Snapshot, render_diff, render_snapshot
-from ..remote import RemoteError, open_server, parse_address
 from ._command import CommandError
-from ._pipeline_demo import PipelineRun, run_demo_in
 from ._served import add_token_arguments, token_of
-from ._signals import StoppedBySignal, StopSignals
+
+if TYPE_CHECKING:  # trio, NumPy and the actors load in run(), not for --help
+    from ..actors import MemorySystem
+    from ..metrics import Snapshot
+    from ._pipeline_demo import PipelineRun
+    from ._signals import StopSignals
 
 NAME = "demo"
 HELP = "run the demo pipeline and show its memory live (or print its report)"
@@ -83,6 +83,8 @@ def run(args: argparse.Namespace) -> int:
     if args.save is not None:
         _check_writable(args.save)  # before the run, not after it
     if args.serve is not None and args.serve:
+        from ..remote import parse_address
+
         try:
             parse_address(args.serve)
         except ValueError as error:
@@ -98,6 +100,9 @@ def run(args: argparse.Namespace) -> int:
 def _run_live(
     args: argparse.Namespace, items: int | None, seconds: float | None, token: str | None
 ) -> int:
+    from ._pipeline_demo import run_demo_in
+    from ._signals import StoppedBySignal
+
     saved: list[Path] = []
 
     async def main(system: MemorySystem) -> None:
@@ -123,6 +128,12 @@ def _run_live(
 def _run_headless(
     args: argparse.Namespace, items: int | None, seconds: float | None, token: str | None
 ) -> int:
+    import trio
+
+    from ..metrics import render_diff, render_snapshot
+    from ..remote import RemoteError
+    from ._signals import StopSignals
+
     what = f"{items:,} frames" if items is not None else f"{seconds:g} s"
     signals = StopSignals()
     with signals.caught():  # before the first line: a reader may signal once it sees it
@@ -163,6 +174,12 @@ async def _headless_main(
 ) -> tuple[PipelineRun | None, Snapshot]:
     """Run the pipeline (served with --serve) until it ends or a stop signal cancels it;
     return the run (None when stopped) and the snapshot taken once the system closed."""
+    import trio
+
+    from ..actors import open_system
+    from ..remote import RemoteError, open_server
+    from ._pipeline_demo import run_demo_in
+
     stop = trio.CancelScope()
     result: PipelineRun | None = None
     async with trio.open_nursery() as watching:

@@ -17,7 +17,6 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from ..metrics import diff, diff_report_json, find_growth, render_diff, render_trend_verdict
 from ._command import EXIT_FOUND, EXIT_OK
 from ._output import add_output_arguments, load_snapshot, size_argument, write_json, write_text
 
@@ -49,6 +48,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print the diff; exit 1 if ``--fail-on-leak`` and a leak is suspected, else 0."""
+    from ..metrics import diff, diff_report_json, find_growth, render_diff, render_trend_verdict
+
     before = load_snapshot(args.before)
     after = load_snapshot(args.after)
     result = diff(before, after, tolerance_bytes=args.tolerance)

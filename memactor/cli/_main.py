@@ -1,4 +1,9 @@
-"""``memactor``: the command-line entry point and its subcommands."""
+"""``memactor``: the command-line entry point and its subcommands.
+
+Building the parser imports every command module, and nothing heavy: each command imports
+trio, NumPy, Textual or rich inside its ``run`` (see :class:`~._command.Command`), so that
+``memactor --help`` and ``memactor COMMAND --help`` answer at once.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +11,12 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from types import ModuleType
 
 from .._version import __version__
 from . import _check, _demo, _diff, _report, _snapshot, _top
-from ._command import EXIT_OK, CommandError
+from ._command import EXIT_OK, Command, CommandError
 
-COMMANDS: tuple[ModuleType, ...] = (_demo, _top, _snapshot, _report, _diff, _check)
+COMMANDS: tuple[Command, ...] = (_demo, _top, _snapshot, _report, _diff, _check)
 """Every subcommand, in the order ``memactor --help`` lists them."""
 
 
@@ -24,16 +28,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"memactor {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in COMMANDS:
+    for command in COMMANDS:
         sub = commands.add_parser(
-            module.NAME,
-            help=module.HELP,
-            description=(module.__doc__ or "").replace("``", ""),  # reST marks read badly
+            command.NAME,
+            help=command.HELP,
+            description=(command.__doc__ or "").replace("``", ""),  # reST marks read badly
             formatter_class=argparse.RawDescriptionHelpFormatter,
-            epilog=f"example:\n  {module.EXAMPLE}",
+            epilog=f"example:\n  {command.EXAMPLE}",
         )
-        module.add_arguments(sub)
-        sub.set_defaults(run=module.run)
+        command.add_arguments(sub)
+        sub.set_defaults(run=command.run)
     return parser
 
 

@@ -15,12 +15,13 @@ import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from ..codec import CodecError
 from ..events import parse_size
-from ..metrics import Snapshot
 from ._command import CommandError
+
+if TYPE_CHECKING:
+    from ..metrics import Snapshot
 
 _RED, _GREEN, _BOLD = "1;31", "32", "1"
 _HIGHLIGHTS: tuple[tuple[re.Pattern[str], str], ...] = (
@@ -56,6 +57,9 @@ def size_argument(text: str) -> int:
 
 def load_snapshot(path: Path) -> Snapshot:
     """Read the snapshot at *path*; a :class:`CommandError` naming it if that fails."""
+    from ..codec import CodecError
+    from ..metrics import Snapshot
+
     try:
         return Snapshot.load(path)
     except CodecError as error:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..metrics import render_snapshot, snapshot_report_json
 from ._command import EXIT_OK
 from ._output import add_output_arguments, load_snapshot, write_json, write_text
 
@@ -28,6 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print the report of ``args.file``; exit 0, or 2 if it cannot be read."""
+    from ..metrics import render_snapshot, snapshot_report_json
+
     snapshot = load_snapshot(args.file)
     if args.format == "json":
         write_json({"file": str(args.file), **snapshot_report_json(snapshot)})

@@ -11,14 +11,15 @@ atomically, in msgpack unless --format json or a .json suffix says otherwise.
 from __future__ import annotations
 
 import argparse
-
-import trio
+from typing import TYPE_CHECKING
 
 from ..events import format_size
-from ..metrics import Snapshot
-from ..remote import RemoteError, Source, connect
 from ._command import CommandError
 from ._served import add_server_arguments, server_of, token_of
+
+if TYPE_CHECKING:
+    from ..metrics import Snapshot
+    from ..remote import Source
 
 NAME = "snapshot"
 HELP = "save a snapshot of a running program's memory to a file"
@@ -43,6 +44,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Fetch the snapshot and save it; print where."""
+    import trio
+
+    from ..remote import RemoteError
+
     token = token_of(args)
     if not args.timeout > 0:
         raise CommandError(f"--timeout must be a positive number of seconds, got {args.timeout}")
@@ -64,6 +69,10 @@ def run(args: argparse.Namespace) -> int:
 async def _fetch(
     address: str, label: str, blocks: bool, token: str | None, timeout: float
 ) -> tuple[Snapshot, Source]:
+    import trio
+
+    from ..remote import RemoteError, connect
+
     with trio.move_on_after(timeout):
         async with connect(address, token=token, name="memactor snapshot", timeout=timeout) as c:
             return await c.snapshot(label, blocks=blocks), c.source

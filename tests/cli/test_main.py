@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from types import ModuleType
 
 import pytest
 
 from memactor import __version__
 from memactor.cli import main
-from memactor.cli._command import EXIT_FOUND, EXIT_OK, EXIT_USAGE, CommandError
+from memactor.cli._command import EXIT_FOUND, EXIT_OK, EXIT_USAGE, Command, CommandError
 from memactor.cli._main import COMMANDS
 
 
@@ -30,7 +29,7 @@ def test_python_dash_m_memactor_lists_every_command() -> None:
 
 @pytest.mark.parametrize("module", COMMANDS, ids=[m.NAME for m in COMMANDS])
 def test_every_command_has_help_with_an_example(
-    module: ModuleType, capsys: pytest.CaptureFixture[str]
+    module: Command, capsys: pytest.CaptureFixture[str]
 ) -> None:
     name = module.NAME
     with pytest.raises(SystemExit) as exit:
