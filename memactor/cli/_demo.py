@@ -130,11 +130,11 @@ def _run_headless(
 ) -> int:
     import trio
 
-    from ..metrics import render_diff, render_snapshot
+    from ..metrics import plural, render_diff, render_snapshot
     from ..remote import RemoteError
     from ._signals import StopSignals
 
-    what = f"{items:,} frames" if items is not None else f"{seconds:g} s"
+    what = plural(items, "frame") if items is not None else f"{seconds:g} s"
     signals = StopSignals()
     with signals.caught():  # before the first line: a reader may signal once it sees it
         print(f"memactor demo: running the pipeline for {what}{' with a leak' * args.leak}")
@@ -152,7 +152,7 @@ def _run_headless(
             raise CommandError(str(error)) from None
         out = sys.stdout
         if result is not None:
-            out.write(f"{result.frames:,} frames in {result.elapsed_s:.1f} s\n\n")
+            out.write(f"{plural(result.frames, 'frame')} in {result.elapsed_s:.1f} s\n\n")
             out.write(render_snapshot(result.end))
             out.write("\n")
             out.write(render_diff(result.change))

@@ -63,8 +63,18 @@ def run(args: argparse.Namespace) -> int:
         report["leak_suspected"] = leaked
         write_json(report)
     else:
-        text = render_diff(result)
+        text = render_diff(result, titles=_titles(args, before.label, after.label))
         if args.trend:
             text += "\n" + render_trend_verdict(trends) + "\n"
         write_text(text, args)
     return EXIT_FOUND if args.fail_on_leak and leaked else EXIT_OK
+
+
+def _titles(
+    args: argparse.Namespace, before_label: str, after_label: str
+) -> tuple[str, str] | None:
+    """The file names, when the labels cannot tell the two snapshots apart (both ``end``,
+    say); else None, for the labels."""
+    if before_label != after_label:
+        return None
+    return str(args.before), str(args.after)

@@ -80,10 +80,12 @@ async def _fetch(
 
 
 def _describe(snapshot: Snapshot, source: Source, address: str) -> str:
+    from ..metrics import plural
+
     label = f" {snapshot.label!r}" if snapshot.label else ""
-    blocks = f", {len(snapshot.blocks)} live blocks" if len(snapshot.blocks) else ""
+    blocks = f", {plural(len(snapshot.blocks), 'live block')}" if len(snapshot.blocks) else ""
     return (
         f"snapshot{label} of {source.name} (pid {source.pid}) at {address}: "
-        f"{len(snapshot.components)} components{blocks}, "
+        f"{plural(len(snapshot.components), 'component')}{blocks}, "
         f"{format_size(snapshot.totals.bytes_in_use)} in use"
     )

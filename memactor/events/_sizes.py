@@ -34,6 +34,12 @@ _UNITS: dict[str, int] = {
     "p": 2**50,
 }
 
+_UNITS_HELP = (
+    "B; K, M, G, T, P or KiB, MiB, GiB, TiB, PiB (powers of 1024); "
+    "KB, MB, GB, TB, PB (powers of 1000); any case"
+)
+"""Every unit :func:`parse_size` accepts, as the error for an unknown one lists them."""
+
 _SIZE_RE = re.compile(r"^\s*([+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+]?\d+)?)\s*([A-Za-z]*)\s*$")
 
 _BINARY_STEPS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
@@ -69,10 +75,7 @@ def parse_size(value: int | str) -> int:
     number, unit = match.groups()
     multiplier = _UNITS.get(unit.lower())
     if multiplier is None:
-        raise ValueError(
-            f"unknown unit {unit!r} in size {value!r}; "
-            "use B, KB, MB, GB, TB, PB, KiB, MiB, GiB, TiB or PiB"
-        )
+        raise ValueError(f"unknown unit {unit!r} in size {value!r}; the units are {_UNITS_HELP}")
     decimal = Decimal(number)  # the regex admits only valid decimals
     # Refuse a huge exponent before exact arithmetic builds a million-digit number.
     if decimal and decimal.adjusted() > 20:

@@ -19,6 +19,7 @@ from ._ledger import Ledger as Ledger
 from ._order import EventOrder as EventOrder
 from ._order import OrderStatistics as OrderStatistics
 from ._report import diff_report_json as diff_report_json
+from ._report import plural as plural
 from ._report import render_diff as render_diff
 from ._report import render_process as render_process
 from ._report import render_snapshot as render_snapshot

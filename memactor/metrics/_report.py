@@ -295,10 +295,14 @@ def snapshot_report_json(snapshot: Snapshot, *, trend: TrendConfig | None = None
     }
 
 
-def render_diff(result: SnapshotDiff) -> str:
-    """A text report of *result*: per-component changes, suspects and the verdict."""
+def render_diff(result: SnapshotDiff, *, titles: tuple[str, str] | None = None) -> str:
+    """A text report of *result*: per-component changes, suspects and the verdict.
+
+    The heading names the two snapshots by their quoted labels, or by *titles* (such as
+    their file names, when the labels are the same)."""
+    before, after = titles or (f'"{result.before_label}"', f'"{result.after_label}"')
     out = [
-        f'memactor diff "{result.before_label}" -> "{result.after_label}" over '
+        f"memactor diff {before} -> {after} over "
         f"{_seconds(result.elapsed_ns)} (tolerance {format_size(result.tolerance_bytes)}): "
         f"in use {format_size(result.bytes_in_use_delta, signed=True)}, "
         f"reserved {format_size(result.bytes_reserved_delta, signed=True)}, "
