@@ -201,5 +201,5 @@ def run(args: argparse.Namespace) -> int:
         }
         write_json(report)
     else:
-        write_text(render_check(snapshot, verdicts, reserved=args.reserved), args)
+        write_text(lambda: render_check(snapshot, verdicts, reserved=args.reserved), args)
     return EXIT_FOUND if any(v.over for v in verdicts) else EXIT_OK

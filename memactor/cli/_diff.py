@@ -63,9 +63,14 @@ def run(args: argparse.Namespace) -> int:
         report["leak_suspected"] = leaked
         write_json(report)
     else:
-        text = render_diff(result, titles=_titles(args, before.label, after.label))
-        if args.trend:
-            text += "\n" + render_trend_verdict(trends) + "\n"
+
+        def text() -> str:
+            titles = _titles(args, before.label, after.label)
+            shown = render_diff(result, titles=titles)
+            if args.trend:
+                shown += "\n" + render_trend_verdict(trends) + "\n"
+            return shown
+
         write_text(text, args)
     return EXIT_FOUND if args.fail_on_leak and leaked else EXIT_OK
 

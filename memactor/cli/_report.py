@@ -33,5 +33,5 @@ def run(args: argparse.Namespace) -> int:
     if args.format == "json":
         write_json({"file": str(args.file), **snapshot_report_json(snapshot)})
     else:
-        write_text(render_snapshot(snapshot), args)
+        write_text(lambda: render_snapshot(snapshot), args)
     return EXIT_OK

@@ -27,6 +27,7 @@ from ._report import render_table as render_table
 from ._report import render_trend_verdict as render_trend_verdict
 from ._report import render_unattributed_verdict as render_unattributed_verdict
 from ._report import snapshot_report_json as snapshot_report_json
+from ._report import table_width as table_width
 from ._series import SeriesView as SeriesView
 from ._series import TimeSeries as TimeSeries
 from ._snapshot import PROCESS as PROCESS
