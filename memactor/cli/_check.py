@@ -26,8 +26,6 @@ from ._output import add_output_arguments, load_snapshot, write_json, write_text
 if TYPE_CHECKING:
     from ..metrics import Snapshot
 
-NAME = "check"
-HELP = "check the peaks of a snapshot file against budgets (exit 1 when one is exceeded)"
 EXAMPLE = "memactor check end.msgpack --budget pool=64MiB --budget gpu@cuda:0=2G --budget total=3G"
 
 TOTAL = "*"

@@ -33,8 +33,6 @@ if TYPE_CHECKING:  # trio, NumPy and the actors load in run(), not for --help
     from ._pipeline_demo import PipelineRun
     from ._signals import StopSignals
 
-NAME = "demo"
-HELP = "run the demo pipeline and show its memory live (or print its report)"
 EXAMPLE = "memactor demo --headless --seconds 30 --leak"
 
 MAX_SECONDS = 3600.0

@@ -20,8 +20,6 @@ from typing import Any
 from ._command import EXIT_FOUND, EXIT_OK
 from ._output import add_output_arguments, load_snapshot, size_argument, write_json, write_text
 
-NAME = "diff"
-HELP = "compare two snapshot files and name leak suspects (exit 1 with --fail-on-leak)"
 EXAMPLE = "memactor diff warm.msgpack end.msgpack --tolerance 1MiB --fail-on-leak"
 
 

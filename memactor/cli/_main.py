@@ -1,8 +1,8 @@
 """``memactor``: the command-line entry point and its subcommands.
 
-Building the parser imports every command module, and nothing heavy: each command imports
-trio, NumPy, Textual or rich inside its ``run`` (see :class:`~._command.Command`), so that
-``memactor --help`` and ``memactor COMMAND --help`` answer at once.
+``memactor --help`` imports no command module, ``memactor COMMAND ...`` only the one
+chosen, and that one imports trio, NumPy, Textual or rich inside its ``run`` (see
+:mod:`memactor.cli._command`), so that help answers at once.
 """
 
 from __future__ import annotations
@@ -11,16 +11,53 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from .._version import __version__
-from . import _check, _demo, _diff, _report, _snapshot, _top
 from ._command import EXIT_OK, Command, CommandError
 
-COMMANDS: tuple[Command, ...] = (_demo, _top, _snapshot, _report, _diff, _check)
+COMMANDS: tuple[Command, ...] = (
+    Command(
+        "demo",
+        "run the demo pipeline and show its memory live (or print its report)",
+        "memactor.cli._demo",
+    ),
+    Command(
+        "top", "watch a running program's memory live, from another terminal", "memactor.cli._top"
+    ),
+    Command(
+        "snapshot",
+        "save a snapshot of a running program's memory to a file",
+        "memactor.cli._snapshot",
+    ),
+    Command(
+        "report",
+        "print the memory report of a snapshot file (text or JSON)",
+        "memactor.cli._report",
+    ),
+    Command(
+        "diff",
+        "compare two snapshot files and name leak suspects (exit 1 with --fail-on-leak)",
+        "memactor.cli._diff",
+    ),
+    Command(
+        "check",
+        "check the peaks of a snapshot file against budgets (exit 1 when one is exceeded)",
+        "memactor.cli._check",
+    ),
+)
 """Every subcommand, in the order ``memactor --help`` lists them."""
 
+if TYPE_CHECKING:  # each module is checked against the protocol; none is imported here
+    from . import _check, _demo, _diff, _report, _snapshot, _top
+    from ._command import CommandModule
 
-def build_parser() -> argparse.ArgumentParser:
+    _MODULES: tuple[CommandModule, ...] = (_demo, _top, _snapshot, _report, _diff, _check)
+
+
+def build_parser(chosen: str | None = None) -> argparse.ArgumentParser:
+    """The ``memactor`` parser: every command by name and help line, and the *chosen*
+    one's arguments (its module is imported; no other is)."""
     parser = argparse.ArgumentParser(
         prog="memactor",
         description="Memory-aware actors for Trio: exact, live memory accounting.",
@@ -29,10 +66,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"memactor {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     for command in COMMANDS:
+        if chosen != command.NAME:
+            commands.add_parser(command.NAME, help=command.HELP)
+            continue
         sub = commands.add_parser(
             command.NAME,
             help=command.HELP,
-            description=(command.__doc__ or "").replace("``", ""),  # reST marks read badly
+            description=command.description.replace("``", ""),  # reST marks read badly
             formatter_class=argparse.RawDescriptionHelpFormatter,
             epilog=f"example:\n  {command.EXAMPLE}",
         )
@@ -41,9 +81,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _chosen(argv: Sequence[str]) -> str | None:
+    """The command named on the command line: its first word that is not an option (the
+    only option before a command, ``--version``, takes no value)."""
+    return next((word for word in argv if not word.startswith("-")), None)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    """Run ``memactor`` with *argv* (default: ``sys.argv[1:]``); its exit code."""
+    words = sys.argv[1:] if argv is None else argv
+    parser = build_parser(_chosen(words))
+    args = parser.parse_args(words)
     if args.command is None:
         parser.print_help()
         return EXIT_OK

@@ -15,8 +15,6 @@ from pathlib import Path
 from ._command import EXIT_OK
 from ._output import add_output_arguments, load_snapshot, write_json, write_text
 
-NAME = "report"
-HELP = "print the memory report of a snapshot file (text or JSON)"
 EXAMPLE = "memactor report end.msgpack --format json"
 
 

@@ -21,8 +21,6 @@ if TYPE_CHECKING:
     from ..metrics import Snapshot
     from ..remote import Source
 
-NAME = "snapshot"
-HELP = "save a snapshot of a running program's memory to a file"
 EXAMPLE = "memactor snapshot unix:/run/user/1000/memactor/4242.sock -o before.msgpack"
 
 

@@ -25,8 +25,6 @@ from typing import Final
 from ._command import EXIT_USAGE, CommandError
 from ._served import add_server_arguments, server_of, token_of
 
-NAME = "top"
-HELP = "watch a running program's memory live, from another terminal"
 EXAMPLE = "memactor top unix:/run/user/1000/memactor/4242.sock"
 
 PROBE_TIMEOUT_S: Final = 5.0

@@ -8,8 +8,6 @@ so the two always agree on units.
 from __future__ import annotations
 
 import re
-from decimal import Decimal
-from fractions import Fraction
 
 _UNITS: dict[str, int] = {
     "": 1,
@@ -76,6 +74,11 @@ def parse_size(value: int | str) -> int:
     multiplier = _UNITS.get(unit.lower())
     if multiplier is None:
         raise ValueError(f"unknown unit {unit!r} in size {value!r}; the units are {_UNITS_HELP}")
+    # Imported here: decimal and fractions cost more than the rest of this layer, and a
+    # program (or ``memactor --help``) that never reads a size need not pay for them.
+    from decimal import Decimal
+    from fractions import Fraction
+
     decimal = Decimal(number)  # the regex admits only valid decimals
     # Refuse a huge exponent before exact arithmetic builds a million-digit number.
     if decimal and decimal.adjusted() > 20:
