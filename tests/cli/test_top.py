@@ -93,9 +93,9 @@ def wait_until(check: object, what: str, timeout_s: float = 60.0) -> None:
         time.sleep(0.1)
 
 
-def serve_demo(address: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
+def serve_demo(address: str, env: dict[str, str], *extra: str) -> subprocess.Popen[bytes]:
     """A headless leaking demo serving at *address* for up to two minutes."""
-    argv = ["demo", "--headless", "--leak", "--serve", address, "--seconds", "120"]
+    argv = ["demo", "--headless", "--leak", "--serve", address, "--seconds", "120", *extra]
     return subprocess.Popen(
         [sys.executable, "-m", "memactor", *argv],
         stdout=subprocess.DEVNULL,
@@ -133,6 +133,22 @@ class Terminal:
 
     def close(self) -> None:
         subprocess.run([*self.tmux, "kill-server"], capture_output=True, check=False)
+
+
+def test_top_refused_by_the_server_fails_at_once_in_one_line(socket_dir: Path) -> None:
+    sock = socket_dir / "demo.sock"
+    demo = serve_demo(f"unix:{sock}", dict(os.environ), "--token", "right")
+    try:
+        wait_until(sock.exists, "the demo to serve")
+        result = in_a_terminal("top", f"unix:{sock}", "--token", "wrong")
+    finally:
+        demo.terminate()
+        demo.wait(timeout=30)
+    assert result.returncode == 2
+    assert result.stderr.startswith("memactor top: ")
+    assert "token" in result.stderr
+    assert "wrong" not in result.stderr  # no message quotes a token
+    assert result.stderr.count("\n") == 1
 
 
 @pytest.mark.skipif(TMUX is None, reason="tmux is not installed")
