@@ -100,3 +100,11 @@ def test_type_checkers_see_the_same_names_as_the_lazy_table() -> None:
         for alias in node.names
     }
     assert seen == memactor._LAZY
+
+
+def test_check_names_the_total_as_the_metrics_layer_does() -> None:
+    # _check spells TOTAL out so that its help needs no metrics; the two must agree.
+    from memactor.cli import _check
+    from memactor.metrics import TOTAL
+
+    assert _check.TOTAL == TOTAL
