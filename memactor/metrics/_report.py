@@ -245,7 +245,8 @@ def render_snapshot(snapshot: Snapshot, *, trend: TrendConfig | None = None) -> 
     label = f'"{snapshot.label}"' if snapshot.label else "(unlabelled)"
     out = [
         f"memactor snapshot {label}: {format_size(totals.bytes_in_use)} in use, "
-        f"{format_size(totals.bytes_reserved)} reserved, {totals.live_blocks:,} live blocks",
+        f"{format_size(totals.bytes_reserved)} reserved, "
+        f"{plural(totals.live_blocks, 'live block')}",
         f"peak: {format_size(totals.peak_bytes_in_use)} in use, "
         f"{format_size(totals.peak_bytes_reserved)} reserved; events: "
         f"{totals.events_applied:,} applied, {totals.events_dropped:,} dropped, "
@@ -350,7 +351,7 @@ def render_snapshot(snapshot: Snapshot, *, trend: TrendConfig | None = None) -> 
             ),
         ]
         if len(owners) > len(shown):
-            out.append(f"... and {len(owners) - len(shown)} more owners")
+            out.append(f"... and {plural(len(owners) - len(shown), 'more owner')}")
     out += ["", render_trend_verdict(find_growth(snapshot, trend))]
     outside = render_unattributed_verdict(find_unattributed_growth(snapshot, trend))
     if outside:

@@ -17,6 +17,7 @@ from memactor.metrics import (
     snapshot_report_json,
     table_width,
 )
+from memactor.metrics._report import OWNERS_SHOWN
 
 SECOND = 1_000_000_000
 
@@ -186,3 +187,13 @@ def test_reports_show_slack_and_reuse_where_requested_sizes_were_reported() -> N
     assert pool["reuse_ratio"] == 2.0
     assert (cache["slack_ratio"], cache["reuse_ratio"]) == (None, None)
     assert "requested versus lent:" not in render_snapshot(leaky_ledger().snapshot("end"))
+
+
+def test_counts_of_one_read_in_the_singular() -> None:
+    ledger = Ledger(clock=lambda: 0)
+    for owner in range(OWNERS_SHOWN + 1):
+        ledger.apply([MemoryEvent(EventKind.ALLOC, "pool", owner, 1, owner=f"o{owner}")])
+    ledger.apply([MemoryEvent(EventKind.FREE, "pool", o, 1) for o in range(1, OWNERS_SHOWN + 1)])
+    text = render_snapshot(ledger.snapshot("one"))
+    assert text.startswith('memactor snapshot "one": 1 B in use, 1 B reserved, 1 live block\n')
+    assert "\n... and 1 more owner\n" in text
