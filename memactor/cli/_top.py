@@ -53,6 +53,8 @@ def run(args: argparse.Namespace) -> int:
     token = token_of(args)
     if not (0 < args.rate <= MAX_RATE_HZ and math.isfinite(args.rate)):
         raise CommandError(f"--rate must be above 0 and at most {MAX_RATE_HZ:g}, got {args.rate}")
+    if args.wait and not args.address:
+        raise CommandError("--wait waits for a program at an ADDRESS; give the address")
     address = server_of(args)
     missing = [
         name

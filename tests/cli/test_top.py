@@ -30,6 +30,7 @@ def test_top_without_a_server_says_none_runs(socket_dir: Path) -> None:
         (["tcp://nowhere"], "memactor top: "),
         (["unix:/tmp/x.sock", "--rate", "0"], "memactor top: --rate must be above 0"),
         (["unix:/tmp/x.sock", "--rate", "5000"], "memactor top: --rate must be above 0"),
+        (["--wait"], "memactor top: --wait waits for a program at an ADDRESS; give the address"),
     ],
 )
 def test_top_refuses_bad_arguments(args: list[str], message: str) -> None:
