@@ -94,8 +94,14 @@ def console_for(choice: str, stream: TextIO) -> Console:
 
     if choice == "never":
         return Console(file=stream, color_system=None, force_terminal=False, soft_wrap=True)
-    if choice == "always":
-        return Console(file=stream, force_terminal=True, no_color=False, soft_wrap=True)
+    if choice == "always":  # also where TERM=dumb would turn rich's colours off
+        return Console(
+            file=stream,
+            force_terminal=True,
+            no_color=False,
+            color_system="standard",
+            soft_wrap=True,
+        )
     return Console(file=stream, soft_wrap=True)
 
 

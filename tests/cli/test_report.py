@@ -129,7 +129,8 @@ def test_colour_only_when_asked_or_forced(snapshot_file: Path) -> None:
     plain = memactor("report", snapshot_file).stdout
     assert "\x1b" not in plain
     assert memactor("report", snapshot_file, "--color", "never").stdout == plain
-    coloured = memactor("report", snapshot_file, "--color", "always", env={"NO_COLOR": "1"})
+    always = ["--color", "always"]
+    coloured = memactor("report", snapshot_file, *always, env={"NO_COLOR": "1", "TERM": "dumb"})
     assert "\x1b[1mcomponent" in coloured.stdout  # the table's header, bold
     assert "leak verdict: \x1b[32mno steady growth\x1b[0m in 2 components" in coloured.stdout
     # FORCE_COLOR colours a pipe as --color always does; --color never still wins.
