@@ -17,7 +17,9 @@ LAYERS = [
     "memactor.metrics",
     "memactor.runtime",
     "memactor.actors",
+    "memactor.remote",
     "memactor.tui",
+    "memactor.cli",
     "memactor.pytest_plugin",
 ]
 

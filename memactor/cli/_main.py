@@ -88,7 +88,8 @@ def _chosen(argv: Sequence[str]) -> str | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``memactor`` with *argv* (default: ``sys.argv[1:]``); its exit code."""
+    """Run the ``memactor`` command with *argv* (the process's arguments by default) and
+    return its exit status."""
     words = sys.argv[1:] if argv is None else argv
     parser = build_parser(_chosen(words))
     args = parser.parse_args(words)

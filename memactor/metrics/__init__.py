@@ -2,13 +2,18 @@
 
 The :class:`Ledger` turns memory events into exact statistics, and :class:`EventOrder`
 feeds it events from many producers in the order they happened; :class:`Snapshot` freezes
-them; :func:`diff` compares two snapshots and names leak suspects; :func:`analyze_trend`
-finds steady growth in a time series; ``render_*`` functions write reports.
+them; :func:`diff` compares two snapshots and names leak suspects; :func:`judge_budget`
+sets peaks against a budget (the one rule of ``memactor check`` and ``memactor_limit``);
+:func:`analyze_trend` finds steady growth in a time series; ``render_*`` functions write
+reports.
 """
 
 from ._blocks import CACHED as CACHED
 from ._blocks import LiveBlock as LiveBlock
 from ._blocks import LiveBlocks as LiveBlocks
+from ._budget import BudgetVerdict as BudgetVerdict
+from ._budget import UnknownBudgetTargetError as UnknownBudgetTargetError
+from ._budget import judge_budget as judge_budget
 from ._diff import Change as Change
 from ._diff import ComponentDelta as ComponentDelta
 from ._diff import LeakSuspect as LeakSuspect

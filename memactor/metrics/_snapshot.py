@@ -69,7 +69,7 @@ class ComponentSeries:
             other.series,
         )
 
-    __hash__ = None  # type: ignore[assignment]
+    __hash__ = None  # type: ignore[assignment]  # its series hold arrays: not hashable
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,7 +318,7 @@ defaults when missing."""
 
 def _build(cls: Callable[..., _T], fields: Mapping[str, Any]) -> _T:
     # Annotations are strings here (``from __future__ import annotations``).
-    declared = {f.name: f.type for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    declared = {f.name: f.type for f in dataclasses.fields(cls)}  # type: ignore[arg-type]  # cls is a dataclass
     unknown = set(fields) - set(declared)
     if unknown:
         raise ValueError(f"unexpected fields {sorted(unknown)}")

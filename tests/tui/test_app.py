@@ -56,7 +56,7 @@ def test_views_fill_the_tables_and_keys_switch_pause_and_filter(tmp_path: Path) 
         await pilot.press("v")
         assert table(app, "owners").row_keys[0] == "decode"
         await pilot.press("tab", "tab", "1")
-        assert app.query_one("#views").active == "components"  # type: ignore[attr-defined]
+        assert app.query_one("#views").active == "components"  # type: ignore[attr-defined]  # a TabbedContent
         await pilot.press("4")
         assert table(app, "events").row_count == 1
 
