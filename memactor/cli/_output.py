@@ -11,7 +11,6 @@ always``) colours output to a file or a pipe too. JSON keeps every byte count ex
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import sys
 from collections.abc import Callable
@@ -130,4 +129,6 @@ def write_text(render: Callable[[], str], args: argparse.Namespace) -> None:
 
 def write_json(data: dict[str, Any]) -> None:
     """Print *data* to stdout as indented JSON (strict: no NaN or infinity)."""
+    import json
+
     sys.stdout.write(json.dumps(data, indent=2, allow_nan=False) + "\n")
