@@ -20,17 +20,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..events import format_size, is_device, parse_size
-from ..metrics import TOTAL, Snapshot, render_table
 from ._command import EXIT_FOUND, EXIT_OK, CommandError
 from ._output import add_output_arguments, load_snapshot, write_json, write_text
 
 if TYPE_CHECKING:
     # A peak set against its budget: the one rule, in the metrics layer.
     from ..metrics import BudgetVerdict as Verdict
+    from ..metrics import Snapshot
 
-NAME = "check"
-HELP = "check the peaks of a snapshot file against budgets (exit 1 when one is exceeded)"
 EXAMPLE = "memactor check end.msgpack --budget pool=64MiB --budget gpu@cuda:0=2G --budget total=3G"
+
+TOTAL = "*"
+"""The name of the total over every component (:data:`memactor.metrics.TOTAL`)."""
 
 TOTAL_NAMES = ("total", TOTAL)
 """Budget names that mean the total over every component."""
@@ -115,6 +116,8 @@ def _name(budget: Budget) -> str:
 
 def render_check(snapshot: Snapshot, verdicts: list[Verdict], *, reserved: bool) -> str:
     """The budget table and the verdict line, as text."""
+    from ..metrics import render_table
+
     measure = "peak reserved" if reserved else "peak in use"
     label = f'"{snapshot.label}"' if snapshot.label else "(unlabelled)"
     rows = [
@@ -165,5 +168,5 @@ def run(args: argparse.Namespace) -> int:
         }
         write_json(report)
     else:
-        write_text(render_check(snapshot, verdicts, reserved=args.reserved), args)
+        write_text(lambda: render_check(snapshot, verdicts, reserved=args.reserved), args)
     return EXIT_FOUND if any(v.over for v in verdicts) else EXIT_OK

@@ -17,12 +17,9 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from ..metrics import diff, diff_report_json, find_growth, render_diff, render_trend_verdict
 from ._command import EXIT_FOUND, EXIT_OK
 from ._output import add_output_arguments, load_snapshot, size_argument, write_json, write_text
 
-NAME = "diff"
-HELP = "compare two snapshot files and name leak suspects (exit 1 with --fail-on-leak)"
 EXAMPLE = "memactor diff warm.msgpack end.msgpack --tolerance 1MiB --fail-on-leak"
 
 
@@ -49,6 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print the diff; exit 1 if ``--fail-on-leak`` and a leak is suspected, else 0."""
+    from ..metrics import diff, diff_report_json, find_growth, render_diff, render_trend_verdict
+
     before = load_snapshot(args.before)
     after = load_snapshot(args.after)
     result = diff(before, after, tolerance_bytes=args.tolerance)
@@ -62,8 +61,23 @@ def run(args: argparse.Namespace) -> int:
         report["leak_suspected"] = leaked
         write_json(report)
     else:
-        text = render_diff(result)
-        if args.trend:
-            text += "\n" + render_trend_verdict(trends) + "\n"
+
+        def text() -> str:
+            titles = _titles(args, before.label, after.label)
+            shown = render_diff(result, titles=titles)
+            if args.trend:
+                shown += "\n" + render_trend_verdict(trends) + "\n"
+            return shown
+
         write_text(text, args)
     return EXIT_FOUND if args.fail_on_leak and leaked else EXIT_OK
+
+
+def _titles(
+    args: argparse.Namespace, before_label: str, after_label: str
+) -> tuple[str, str] | None:
+    """The file names, when the labels cannot tell the two snapshots apart (both ``end``,
+    say); else None, for the labels."""
+    if before_label != after_label:
+        return None
+    return str(args.before), str(args.after)

@@ -25,6 +25,7 @@ from ._ledger import Ledger as Ledger
 from ._order import EventOrder as EventOrder
 from ._order import OrderStatistics as OrderStatistics
 from ._report import diff_report_json as diff_report_json
+from ._report import plural as plural
 from ._report import render_diff as render_diff
 from ._report import render_process as render_process
 from ._report import render_snapshot as render_snapshot
@@ -32,6 +33,7 @@ from ._report import render_table as render_table
 from ._report import render_trend_verdict as render_trend_verdict
 from ._report import render_unattributed_verdict as render_unattributed_verdict
 from ._report import snapshot_report_json as snapshot_report_json
+from ._report import table_width as table_width
 from ._series import SeriesView as SeriesView
 from ._series import TimeSeries as TimeSeries
 from ._sites import SITES_SHOWN as SITES_SHOWN

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import pytest
 
-from memactor import EventKind, Ledger, MemoryEvent
+from memactor import EventKind, Ledger, MemoryEvent, Snapshot
 
 from .helpers import memactor
 
@@ -55,6 +56,20 @@ def test_no_leak_exits_0_even_when_failing_on_one(files: dict[str, Path]) -> Non
         "reserved +32 KiB, 1 new live block"
     )
     assert "verdict: no leak suspected" in result.stdout
+
+
+def test_files_saved_with_the_same_label_are_named_by_file(
+    files: dict[str, Path], tmp_path: Path
+) -> None:
+    # Two runs of one program both save "end": the labels cannot tell them apart.
+    first = Snapshot.load(files["warm"])
+    second = Snapshot.load(files["leak"])
+    monday = dataclasses.replace(first, label="end").save(tmp_path / "monday.msgpack")
+    tuesday = dataclasses.replace(second, label="end").save(tmp_path / "tuesday.json")
+    result = memactor("diff", monday, tuesday)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"memactor diff {monday} -> {tuesday} over ")
+    assert "verdict: LEAK SUSPECTED in 1 component\n" in result.stdout
 
 
 def test_a_leak_exits_1_only_with_fail_on_leak(files: dict[str, Path]) -> None:
