@@ -44,3 +44,7 @@ from ._trend import TrendConfig as TrendConfig
 from ._trend import analyze_trend as analyze_trend
 from ._trend import find_growth as find_growth
 from ._trend import find_unattributed_growth as find_unattributed_growth
+from ._verdict import LeakVerdict as LeakVerdict
+from ._verdict import Verdict as Verdict
+from ._verdict import VerdictConfig as VerdictConfig
+from ._verdict import judge_leaks as judge_leaks
