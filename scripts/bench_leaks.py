@@ -193,7 +193,9 @@ def cache_body(*, capacity: int | None, fill_s: float, grows: bool = False) -> B
         entries: list[int] = []
         added = 0
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(churn_body("parse", owners=("parser",)), system, rng)
+            nursery.start_soon(
+                churn_body("parse", owners=("parser",)), system, random.Random(rng.random())
+            )
             while True:
                 await trio.sleep(fill_s / 200)
                 if added >= 200 and capacity is None and not grows:
@@ -217,7 +219,7 @@ def pool_body(*, max_reserved: str, workers: int, leak_one_in: int | None) -> Bo
         await system.spawn(pool, name="pool")
         kept = []
 
-        async def worker(index: int) -> None:
+        async def worker(index: int, rng: random.Random) -> None:
             while True:
                 nbytes = rng.choice((64 * KiB, 256 * KiB, MiB))
                 lease = await pool.acquire(nbytes, np.uint8, owner=f"worker{index}")
@@ -230,7 +232,8 @@ def pool_body(*, max_reserved: str, workers: int, leak_one_in: int | None) -> Bo
 
         async with trio.open_nursery() as nursery:
             for index in range(workers):
-                nursery.start_soon(worker, index)
+                # One generator per task: trio may wake tasks due at once in any order.
+                nursery.start_soon(worker, index, random.Random(rng.random()))
 
     return body
 
@@ -286,7 +289,9 @@ def buffers_body(*, every_s: float | None, churn: bool) -> Body:
             reporter.alloc(reporter.next_block(), MiB)
         async with trio.open_nursery() as nursery:
             if churn:
-                nursery.start_soon(churn_body("model", owners=("scratch",)), system, rng)
+                nursery.start_soon(
+                    churn_body("model", owners=("scratch",)), system, random.Random(rng.random())
+                )
             if every_s is not None:
                 while True:
                     await trio.sleep(every_s)

@@ -59,6 +59,9 @@ class Verdict(enum.Enum):
 class VerdictConfig:
     """Thresholds for :func:`judge_leaks`; the defaults suit runs of a minute or more."""
 
+    min_duration_s: float = 20.0
+    """A series shorter than this is not judged: early on, a cache filling looks like a
+    leak and a block held longer than any freed so far looks stale."""
     windows: int = 4
     """How many equal windows of time the series is cut into (2 or more)."""
     min_points_per_window: int = 3
@@ -89,6 +92,8 @@ class VerdictConfig:
             )
         if not 0.0 <= self.startup_fraction < 1.0 or not 0.0 <= self.min_share <= 1.0:
             raise ValueError("startup_fraction must be within [0, 1) and min_share within [0, 1]")
+        if self.min_duration_s < 0:
+            raise ValueError(f"min_duration_s must not be negative, got {self.min_duration_s}")
         if self.min_growth_bytes < 0 or self.min_lifetimes < 1 or self.step_sigmas <= 0:
             raise ValueError(
                 "min_growth_bytes must not be negative, min_lifetimes and step_sigmas "
@@ -150,6 +155,8 @@ class _Floors:
     rising: int
     rise_bytes: int
     consistent: bool
+    uneven: bool
+    """Every window rose by a block or more, but not each by a fair share."""
 
 
 def _floors(
@@ -170,8 +177,10 @@ def _floors(
     rises = np.diff(floors)
     total = int(floors[-1] - floors[0])
     share = max(config.min_share * total / (config.windows - 1), block_bytes)
-    consistent = total >= max(config.min_growth_bytes, 1) and bool(np.all(rises >= share))
-    return _Floors(config.windows, int(np.sum(rises > 0)), total, consistent)
+    grown = total >= max(config.min_growth_bytes, 1)
+    consistent = grown and bool(np.all(rises >= share))
+    uneven = grown and not consistent and bool(np.all(rises >= max(block_bytes, 1)))
+    return _Floors(config.windows, int(np.sum(rises > 0)), total, consistent, uneven)
 
 
 def _change_point(times: Int64Array, in_use: Int64Array, sigmas: float) -> tuple[int, float]:
@@ -294,6 +303,17 @@ def _judge_component(
     floors = _floors(times, in_use, _typical_block(stats), config)
     step, step_at = _change_point(times, in_use, config.step_sigmas)
     fit = analyze_trend(series, config=trend) if series is not None and len(series) else None
+    duration_s = float(times[-1] - times[0]) / 1e9 if len(times) else 0.0
+    if duration_s < config.min_duration_s:
+        return LeakVerdict(
+            stats.component,
+            stats.device,
+            None,
+            Verdict.OK,
+            f"{name}: too early to judge ({duration_s:.0f} s of samples, "
+            f"judged from {config.min_duration_s:g} s)",
+            stats.bytes_in_use,
+        )
     edges = None
     startup_ns = None
     if len(times) >= 2 and times[-1] > times[0]:
@@ -323,15 +343,21 @@ def _judge_component(
         f"; it stepped {format_size(step, signed=True)} at {step_at:.0f} s" if step > 0 else ""
     )
     if floors is not None and floors.consistent:
-        duration = float(times[-1] - times[0]) / 1e9
         verdict, reason = (
             Verdict.LEAK,
             f"{name}: the in-use floor rose in each of {floors.windows} windows, "
-            f"{format_size(floors.rise_bytes, signed=True)} over {duration:.0f} s "
+            f"{format_size(floors.rise_bytes, signed=True)} over {duration_s:.0f} s "
             f"({format_size(round(slope), signed=True)}/s)",
         )
     elif any(o.verdict is Verdict.LEAK for o in owners):
         verdict, reason = Verdict.LEAK, owners[0].reason
+    elif floors is not None and floors.uneven:
+        verdict, reason = (
+            Verdict.SUSPECT,
+            f"{name}: the in-use floor rose in each of {floors.windows} windows, but "
+            f"unevenly, {format_size(floors.rise_bytes, signed=True)} over "
+            f"{duration_s:.0f} s{stepped}",
+        )
     elif owners:
         verdict = Verdict.SUSPECT
         reason = (
@@ -342,8 +368,9 @@ def _judge_component(
     elif floors is not None and floors.rise_bytes >= max(config.min_growth_bytes, 1):
         verdict = Verdict.PLATEAU
         reason = (
-            f"{name}: grew {format_size(floors.rise_bytes, signed=True)}, but in "
-            f"{floors.rising} of {floors.windows - 1} steps between windows only{stepped}: "
+            f"{name}: grew {format_size(floors.rise_bytes, signed=True)}, but its floor "
+            f"rose in only {floors.rising} of {floors.windows - 1} steps between "
+            f"windows{stepped}: "
             "a cache warming up or a pool filling, not steady growth"
         )
     elif floors is None and not stale_after_ns:
