@@ -6,6 +6,9 @@ them; :func:`diff` compares two snapshots and names leak suspects; :func:`analyz
 finds steady growth in a time series; ``render_*`` functions write reports.
 """
 
+from ._advice import AdviceConfig as AdviceConfig
+from ._advice import Recommendation as Recommendation
+from ._advice import recommend as recommend
 from ._blocks import CACHED as CACHED
 from ._blocks import LiveBlock as LiveBlock
 from ._blocks import LiveBlocks as LiveBlocks
@@ -15,9 +18,19 @@ from ._diff import LeakSuspect as LeakSuspect
 from ._diff import SnapshotDiff as SnapshotDiff
 from ._diff import UnattributedDelta as UnattributedDelta
 from ._diff import diff as diff
+from ._fragmentation import Fragmentation as Fragmentation
+from ._fragmentation import fragmentation as fragmentation
+from ._leaks import LeakReport as LeakReport
+from ._leaks import leak_report as leak_report
+from ._leaks import parse_limit as parse_limit
+from ._leaks import render_leak_report as render_leak_report
+from ._leaks import render_verdicts as render_verdicts
 from ._ledger import Ledger as Ledger
 from ._order import EventOrder as EventOrder
 from ._order import OrderStatistics as OrderStatistics
+from ._projection import Limit as Limit
+from ._projection import Projection as Projection
+from ._projection import project as project
 from ._report import diff_report_json as diff_report_json
 from ._report import render_diff as render_diff
 from ._report import render_process as render_process

@@ -15,6 +15,8 @@ from ..events import format_size
 from ._diff import Change, SnapshotDiff
 from ._snapshot import Snapshot
 from ._stats import ComponentStats, ProcessStats
+from ._leaks import leak_report, render_leak_report
+from ._projection import Limit
 from ._trend import Trend, TrendConfig, find_growth, find_unattributed_growth
 
 OWNERS_SHOWN = 10
@@ -153,8 +155,12 @@ def _component_json(stats: ComponentStats) -> dict[str, Any]:
     }
 
 
-def render_snapshot(snapshot: Snapshot, *, trend: TrendConfig | None = None) -> str:
-    """A text report of *snapshot*: totals, components, owners, devices and the verdict."""
+def render_snapshot(
+    snapshot: Snapshot, *, trend: TrendConfig | None = None, limits: Sequence[Limit] = ()
+) -> str:
+    """A text report of *snapshot*: totals, components, owners, devices and the verdict,
+    then the leak verdicts, projections to *limits*, fragmentation and recommendations
+    (see :func:`leak_report`)."""
     totals = snapshot.totals
     label = f'"{snapshot.label}"' if snapshot.label else "(unlabelled)"
     out = [
@@ -269,11 +275,16 @@ def render_snapshot(snapshot: Snapshot, *, trend: TrendConfig | None = None) -> 
     outside = render_unattributed_verdict(find_unattributed_growth(snapshot, trend))
     if outside:
         out.append(outside)
+    out += ["", *render_leak_report(leak_report(snapshot, limits, trend=trend))]
     return "\n".join(out) + "\n"
 
 
-def snapshot_report_json(snapshot: Snapshot, *, trend: TrendConfig | None = None) -> dict[str, Any]:
-    """Every number of *snapshot*'s report, under stable keys, with the trend verdicts."""
+def snapshot_report_json(
+    snapshot: Snapshot, *, trend: TrendConfig | None = None, limits: Sequence[Limit] = ()
+) -> dict[str, Any]:
+    """Every number of *snapshot*'s report, under stable keys, with the trend verdicts
+    and :class:`LeakReport`'s keys (``verdicts``, ``leak_flagged``, ``projections``,
+    ``fragmentation``, ``recommendations``)."""
     trends = find_growth(snapshot, trend)
     outside = find_unattributed_growth(snapshot, trend)
     return {
@@ -292,6 +303,7 @@ def snapshot_report_json(snapshot: Snapshot, *, trend: TrendConfig | None = None
         "process": [dataclasses.asdict(p) for p in snapshot.process],
         "unattributed_trends": [dataclasses.asdict(t) for t in outside],
         "outside_growing": any(t.growing for t in outside),
+        **leak_report(snapshot, limits, trend=trend).to_dict(),
     }
 
 

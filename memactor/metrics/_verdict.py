@@ -18,9 +18,13 @@ Four kinds of evidence are combined, each read from a snapshot alone:
 - *change points*: the single step that best splits the in-use series, reported in the
   sentence when it is large against the noise on either side.
 
+Before ``min_duration_s`` of samples, only the line fit of :func:`analyze_trend` is read
+(steady growth is SUSPECT): too early, a cache filling looks like a leak to the windows
+and a block held longer than any freed so far looks stale.
+
 The vocabulary (:class:`Verdict`): ``LEAK`` (grows steadily, or an owner leaves stale
 blocks throughout the run), ``SUSPECT`` (stale blocks: held but dead, not growing
-now), ``PLATEAU`` (grew, then stopped: a cache warming up, a pool filling to its cap)
+now; growth in every window but uneven; steady growth on a short series), ``PLATEAU`` (grew, then stopped: a cache warming up, a pool filling to its cap)
 and ``OK``. A LEAK or a SUSPECT is *flagged*.
 """
 
@@ -304,6 +308,20 @@ def _judge_component(
     step, step_at = _change_point(times, in_use, config.step_sigmas)
     fit = analyze_trend(series, config=trend) if series is not None and len(series) else None
     duration_s = float(times[-1] - times[0]) / 1e9 if len(times) else 0.0
+    if duration_s < config.min_duration_s and fit is not None and fit.growing:
+        return LeakVerdict(
+            stats.component,
+            stats.device,
+            None,
+            Verdict.SUSPECT,
+            f"{name}: grows steadily by the line fit, "
+            f"{format_size(round(fit.slope_bytes_per_s), signed=True)}/s with R² "
+            f"{fit.r_squared:.3f} over {duration_s:.1f} s (too early for the window test, "
+            f"from {config.min_duration_s:g} s)",
+            stats.bytes_in_use,
+            slope_bytes_per_s=fit.slope_bytes_per_s,
+            r_squared=fit.r_squared,
+        )
     if duration_s < config.min_duration_s:
         return LeakVerdict(
             stats.component,
