@@ -6,8 +6,8 @@ FILE is a snapshot saved by ``Snapshot.save`` or ``memactor demo --save`` (.msgp
 --fail-on-leak`` or ``memactor check`` to fail a script. Exit 2: the file cannot be read
 (missing, damaged, not a snapshot), or a bad ``--limit``; the message names the problem.
 
-Each ``--limit COMPONENT[@DEVICE]=SIZE`` (a pool's ``max_reserved``, ``*@cuda:0=80GiB``
-for a device's total) is projected: when the reserved bytes' current growth reaches it.
+Each ``--limit COMPONENT[@DEVICE]=SIZE`` (a pool's ``max_reserved``, ``*=16GiB``
+for the total of every component) is projected: when the reserved bytes' current growth reaches it.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="COMPONENT[@DEVICE]=SIZE",
-        help="a cap to project growth to, e.g. 'pool=1GiB' or '*@cuda:0=80GiB' (repeatable)",
+        help="a cap to project growth to, e.g. 'pool=1GiB' or '*=16GiB' (repeatable)",
     )
     add_output_arguments(parser)
 

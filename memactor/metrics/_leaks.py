@@ -63,13 +63,17 @@ def leak_report(
 
 
 def parse_limit(text: str) -> Limit:
-    """Read ``COMPONENT[@DEVICE]=SIZE`` (``pool=1GiB``, ``*@cuda:0=80GiB`` for every
-    component on a device): a cap on reserved bytes. :class:`ValueError` says what is
-    wrong."""
+    """Read ``COMPONENT[@DEVICE]=SIZE`` (``pool=1GiB``; ``*=16GiB`` for the total of
+    every component): a cap on reserved bytes. :class:`ValueError` says what is wrong."""
     name, sep, size = text.partition("=")
     if not sep or not name.strip():
         raise ValueError(f"a limit is COMPONENT[@DEVICE]=SIZE, like 'pool=1GiB', not {text!r}")
     component, _, device = name.strip().partition("@")
+    if component == TOTAL and device:
+        raise ValueError(
+            f"{text!r}: '*' is the total over every device; the ledger keeps no series of "
+            "one device's total, so name its components instead"
+        )
     return Limit(
         parse_size(size.strip()),
         None if component == TOTAL else component,

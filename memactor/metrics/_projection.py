@@ -27,11 +27,13 @@ Measure = Literal["reserved", "in_use"]
 
 @dataclass(frozen=True, slots=True)
 class Limit:
-    """A known limit on one component's bytes (or a device's, with ``component=None``)."""
+    """A known limit on one component's bytes on one device, or (``component=None``) on
+    the total of every component on every device (the ledger keeps no per-device total
+    series: on a one-GPU process, name the GPU's components one by one or use the total)."""
 
     bytes: int
     component: str | None = None
-    """``None``: every component on the device together."""
+    """``None``: the total of every component (*device* is then not read)."""
     device: str = "cpu"
     measure: Measure = "reserved"
     """Which bytes the limit caps: ``"reserved"`` (a pool's cap, a device's total) or
@@ -122,35 +124,44 @@ def project(
 ) -> tuple[Projection, ...]:
     """Project each of *limits* over *snapshot*'s series, in the order given.
 
-    A limit whose component (or device total) has no series in *snapshot* is left out.
+    The current bytes are the snapshot's own (exact); the slope comes from the series. A
+    limit whose component has no series in *snapshot* is left out.
     Raises :class:`ValueError` for a *recent_fraction* outside ``(0, 1]``.
     """
     if not 0.0 < recent_fraction <= 1.0:
         raise ValueError(f"recent_fraction must be within (0, 1], got {recent_fraction}")
     found = []
     for limit in limits:
-        wanted = TOTAL if limit.component is None else limit.component
+        wanted = (TOTAL, TOTAL) if limit.component is None else (limit.component, limit.device)
         series = next(
-            (
-                s.series
-                for s in snapshot.series
-                if (s.component, s.device) == (wanted, limit.device)
-            ),
-            None,
+            (s.series for s in snapshot.series if (s.component, s.device) == wanted), None
         )
         if series is None or len(series) == 0:
             continue
         values = series.bytes_reserved if limit.measure == "reserved" else series.bytes_in_use
-        found.append(_project(limit, series, values, recent_fraction))
+        found.append(_project(limit, series, values, _now(snapshot, limit), recent_fraction))
     return tuple(found)
 
 
+def _now(snapshot: Snapshot, limit: Limit) -> int:
+    """The exact bytes the limit caps when the snapshot was taken (the series' last
+    sample may be older)."""
+    if limit.component is None:
+        totals = snapshot.totals
+        return totals.bytes_reserved if limit.measure == "reserved" else totals.bytes_in_use
+    stats = snapshot.component(limit.component, limit.device)
+    return stats.bytes_reserved if limit.measure == "reserved" else stats.bytes_in_use
+
+
 def _project(
-    limit: Limit, series: SeriesView, values: npt.NDArray[np.int64], recent_fraction: float
+    limit: Limit,
+    series: SeriesView,
+    values: npt.NDArray[np.int64],
+    current: int,
+    recent_fraction: float,
 ) -> Projection:
-    current = int(values[-1])
     slope, stderr, window, points = _fit(series, values, recent_fraction)
-    what = f"{limit.component or 'everything'} on {limit.device}"
+    what = "everything" if limit.component is None else f"{limit.component} on {limit.device}"
     measure = "reserved" if limit.measure == "reserved" else "in use"
     head = (
         f"{what}: {format_size(current)} {measure} of its {format_size(limit.bytes)} {limit.name}"

@@ -70,7 +70,8 @@ class VerdictConfig:
     """How many equal windows of time the series is cut into (2 or more)."""
     min_points_per_window: int = 3
     min_growth_bytes: int = 4096
-    """Floor growth below this, over the whole series, is not growth."""
+    """Floor growth up to this (or up to one typical block), over the whole series, is
+    not growth."""
     min_share: float = 0.25
     """Every window's floor must rise by at least this share of an equal split of the
     total rise (0.25: a quarter of its share), or the growth is not consistent."""
@@ -181,7 +182,7 @@ def _floors(
     rises = np.diff(floors)
     total = int(floors[-1] - floors[0])
     share = max(config.min_share * total / (config.windows - 1), block_bytes)
-    grown = total >= max(config.min_growth_bytes, 1)
+    grown = total > max(config.min_growth_bytes, block_bytes, 1)
     consistent = grown and bool(np.all(rises >= share))
     uneven = grown and not consistent and bool(np.all(rises >= max(block_bytes, 1)))
     return _Floors(config.windows, int(np.sum(rises > 0)), total, consistent, uneven)
@@ -383,7 +384,7 @@ def _judge_component(
             f"{config.stale_multiple:g}x the typical {_seconds(typical_ns)} lifetime and "
             f"held but dead{stepped}"
         )
-    elif floors is not None and floors.rise_bytes >= max(config.min_growth_bytes, 1):
+    elif floors is not None and floors.rise_bytes > max(config.min_growth_bytes, 1):
         verdict = Verdict.PLATEAU
         reason = (
             f"{name}: grew {format_size(floors.rise_bytes, signed=True)}, but its floor "

@@ -145,3 +145,26 @@ def test_highlight_colours_verdicts_and_headers_only() -> None:
         "verdict: \x1b[1;31mLEAK SUSPECTED\x1b[0m in 1 component\n"
         "verdict: \x1b[32mno leak suspected\x1b[0m\n"
     )
+
+
+def test_limits_are_projected_in_text_and_json(snapshot_file: Path) -> None:
+    result = memactor("report", snapshot_file, "--limit", "index=1MiB", "--limit", "*=1GiB")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    # 4 KiB every 100 ms: 40 KiB/s on an exact line, 944 KiB from 80 KiB to the cap.
+    start = lines.index("projections:")
+    assert lines[start + 1] == (
+        "  index on cpu: 80 KiB reserved of its 1 MiB cap: reaches it in about 24 s at "
+        "+40 KiB/s (line fit over the last 1 s, 10 points; 95% range 24 s to 24 s)"
+    )
+    assert lines[start + 2].startswith("  everything: 2.1 MiB reserved of its 1 GiB limit: ")
+    assert any(line.startswith("leaks: ") for line in lines)
+    report = json.loads(
+        memactor("report", snapshot_file, "--limit", "index=1MiB", "--format", "json").stdout
+    )
+    (projection,) = report["projections"]
+    assert projection["seconds_to_limit"] == pytest.approx(944 / 40, rel=0.01)
+    assert isinstance(report["leak_flagged"], bool)
+    bad = memactor("report", snapshot_file, "--limit", "index")
+    assert bad.returncode == 2
+    assert "a limit is COMPONENT[@DEVICE]=SIZE, like 'pool=1GiB', not 'index'" in bad.stderr
