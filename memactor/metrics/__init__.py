@@ -3,7 +3,10 @@
 The :class:`Ledger` turns memory events into exact statistics, and :class:`EventOrder`
 feeds it events from many producers in the order they happened; :class:`Snapshot` freezes
 them; :func:`diff` compares two snapshots and names leak suspects; :func:`analyze_trend`
-finds steady growth in a time series; ``render_*`` functions write reports.
+finds steady growth in a time series; :func:`judge_leaks` gives each component's leak
+verdict (rising floors, stale blocks, owners, steps) and :func:`leak_report` adds
+projections to known limits, fragmentation and recommendations; ``render_*`` functions
+write reports.
 """
 
 from ._advice import AdviceConfig as AdviceConfig
