@@ -300,6 +300,18 @@ def buffers_body(*, every_s: float | None, churn: bool) -> Body:
     return body
 
 
+def owners_body(leak_every_s: float, leak_size: int, *, per_tick: int = 2) -> Body:
+    """``decode``: four owners churn; ``w3`` also leaks *leak_size* every *leak_every_s*."""
+    return churn_body(
+        "decode",
+        per_tick=per_tick,
+        owners=("w0", "w1", "w2", "w3"),
+        leak_every_s=leak_every_s,
+        leaking_owner="w3",
+        leak_size=leak_size,
+    )
+
+
 def scenarios() -> list[Scenario]:
     """The labelled set: each kind with its leaking variants and its non-leaking twins."""
     s = Scenario
@@ -352,31 +364,8 @@ def scenarios() -> list[Scenario]:
         s("dead-held-30", "held but dead", "parse", step_body(20.0, 30, None, owner="orphan")),
         s("dead-held-5", "held but dead", "parse", step_body(90.0, 5, None, owner="orphan")),
         s("dead-twin-setup", "held but dead", None, step_body(2.0, 30, None, owner="setup")),
-        s(
-            "owner-leak",
-            "leaking owner",
-            "decode",
-            churn_body(
-                "decode",
-                owners=("w0", "w1", "w2", "w3"),
-                leak_every_s=2.0,
-                leaking_owner="w3",
-                leak_size=16 * KiB,
-            ),
-        ),
-        s(
-            "owner-leak-tiny",
-            "leaking owner",
-            "decode",
-            churn_body(
-                "decode",
-                per_tick=8,
-                owners=("w0", "w1", "w2", "w3"),
-                leak_every_s=5.0,
-                leaking_owner="w3",
-                leak_size=4 * KiB,
-            ),
-        ),
+        s("owner-leak", "leaking owner", "decode", owners_body(2.0, 16 * KiB)),
+        s("owner-leak-tiny", "leaking owner", "decode", owners_body(5.0, 4 * KiB, per_tick=8)),
         s(
             "owner-twin",
             "leaking owner",

@@ -13,10 +13,10 @@ from typing import Any
 
 from ..events import format_size
 from ._diff import Change, SnapshotDiff
-from ._snapshot import Snapshot
-from ._stats import ComponentStats, ProcessStats
 from ._leaks import leak_report, render_leak_report
 from ._projection import Limit
+from ._snapshot import Snapshot
+from ._stats import ComponentStats, ProcessStats
 from ._trend import Trend, TrendConfig, find_growth, find_unattributed_growth
 
 OWNERS_SHOWN = 10

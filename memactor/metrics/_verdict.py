@@ -24,8 +24,9 @@ and a block held longer than any freed so far looks stale.
 
 The vocabulary (:class:`Verdict`): ``LEAK`` (grows steadily, or an owner leaves stale
 blocks throughout the run), ``SUSPECT`` (stale blocks: held but dead, not growing
-now; growth in every window but uneven; steady growth on a short series), ``PLATEAU`` (grew, then stopped: a cache warming up, a pool filling to its cap)
-and ``OK``. A LEAK or a SUSPECT is *flagged*.
+now; growth in every window but uneven; steady growth on a short series), ``PLATEAU``
+(grew, then stopped: a cache warming up, a pool filling to its cap) and ``OK``. A LEAK
+or a SUSPECT is *flagged*.
 """
 
 from __future__ import annotations
@@ -361,22 +362,19 @@ def _judge_component(
     stepped = (
         f"; it stepped {format_size(step, signed=True)} at {step_at:.0f} s" if step > 0 else ""
     )
+    rose = (
+        f"{name}: the in-use floor rose in each of {floors.windows} windows"
+        if floors is not None
+        else ""
+    )
+    grew = f"{format_size(floors.rise_bytes if floors else 0, signed=True)} over {duration_s:.0f} s"
     if floors is not None and floors.consistent:
-        verdict, reason = (
-            Verdict.LEAK,
-            f"{name}: the in-use floor rose in each of {floors.windows} windows, "
-            f"{format_size(floors.rise_bytes, signed=True)} over {duration_s:.0f} s "
-            f"({format_size(round(slope), signed=True)}/s)",
-        )
+        verdict = Verdict.LEAK
+        reason = f"{rose}, {grew} ({format_size(round(slope), signed=True)}/s)"
     elif any(o.verdict is Verdict.LEAK for o in owners):
         verdict, reason = Verdict.LEAK, owners[0].reason
     elif floors is not None and floors.uneven:
-        verdict, reason = (
-            Verdict.SUSPECT,
-            f"{name}: the in-use floor rose in each of {floors.windows} windows, but "
-            f"unevenly, {format_size(floors.rise_bytes, signed=True)} over "
-            f"{duration_s:.0f} s{stepped}",
-        )
+        verdict, reason = Verdict.SUSPECT, f"{rose}, but unevenly, {grew}{stepped}"
     elif owners:
         verdict = Verdict.SUSPECT
         reason = (
