@@ -3,9 +3,12 @@ must produce."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "scripts" / "examples"
 
@@ -83,3 +86,29 @@ def test_gpu_memory() -> None:
     assert f"to device: 4 copies, {4 * 4 * 2**20} bytes" in lines
     assert f"to host:   1 copies, {4 * 2**20} bytes" in lines
     assert lines[-1] == "after free: 0 bytes"
+
+
+def test_ray_pipeline_on_two_nodes() -> None:
+    pytest.importorskip("ray")
+    # Ray's workers are the raylets' children: they find this checkout's memactor
+    # through PYTHONPATH, as the example's own process does.
+    root = str(EXAMPLES.parent.parent)
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / "ray_pipeline.py")],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env={**os.environ, "PYTHONPATH": root},
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "stages on 2 nodes",
+        "frames done: 6",
+        "host: 2 live sources on cpu",
+        "decoder: the aggregator's copy equals its ledger: True",
+        "decoder: gone (closed)",
+        "transformer: the aggregator's copy equals its ledger: True",
+        "transformer: gone (closed)",
+        "cluster peak reserved at least each stage's own: True",
+        "live bytes after both left: 0",
+    ]

@@ -17,7 +17,10 @@ LAYERS = [
     "memactor.metrics",
     "memactor.runtime",
     "memactor.actors",
+    "memactor.remote",
+    "memactor.cluster",
     "memactor.tui",
+    "memactor.cli",
     "memactor.pytest_plugin",
 ]
 

@@ -12,7 +12,6 @@ from ._gpu import DeviceBuffer as DeviceBuffer
 from ._gpu import DeviceBufferError as DeviceBufferError
 from ._gpu import DeviceMemoryLimitError as DeviceMemoryLimitError
 from ._gpu import GpuBufferManager as GpuBufferManager
-from ._gpu import GpuRequest as GpuRequest
 from ._gpu import GpuStatistics as GpuStatistics
 from ._gpu_backends import CupyBackend as CupyBackend
 from ._gpu_backends import DeviceUnavailableError as DeviceUnavailableError
@@ -25,6 +24,7 @@ from ._lease import PoolReply as PoolReply
 from ._lease import PoolRequest as PoolRequest
 from ._lease import PoolStatistics as PoolStatistics
 from ._lease import PoolTimeoutError as PoolTimeoutError
+from ._lease import Trim as Trim
 from ._lease import current_owner as current_owner
 from ._lease import size_class as size_class
 from ._metrics import DiffSnapshots as DiffSnapshots

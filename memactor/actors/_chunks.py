@@ -388,7 +388,7 @@ class ChunkProcessor(Actor[Array, Array]):
                 async with self._lease(shape, run.array.dtype) as chunk:
                     if self._is_async:
                         np.copyto(chunk, source)
-                        result = np.asarray(await self.fn(chunk))  # type: ignore[misc]
+                        result = np.asarray(await self.fn(chunk))  # type: ignore[misc]  # async when _is_async
                     else:
                         result = await trio.to_thread.run_sync(self._run_sync, chunk, source)
                     if result.shape != shape:

@@ -13,7 +13,7 @@ import contextlib
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Literal, SupportsIndex, TypeAlias
+from typing import Any, Final, SupportsIndex
 
 import numpy as np
 import numpy.typing as npt
@@ -24,6 +24,7 @@ from ..events import format_size, parse_size
 from ..runtime import Actor, ActorStatistics, MemoryReporter
 from ._gpu_backends import BackendName, CupyBackend, HostBackend, select_backend
 from ._lease import current_owner, dims_of, nbytes_of
+from ._metrics import GetStatistics
 
 
 class DeviceBufferError(MemactorError):
@@ -122,24 +123,20 @@ class GpuStatistics:
     actor: ActorStatistics
 
 
-GpuRequest: TypeAlias = Literal["statistics"]
-"""The one message a manager handles."""
-
-
 class _State(enum.Enum):
     NEW = "new"
     RUNNING = "running"
     STOPPED = "stopped"
 
 
-class GpuBufferManager(Actor[GpuRequest, GpuStatistics]):
+class GpuBufferManager(Actor[GetStatistics, GpuStatistics]):
     """An actor that allocates, resizes and frees device buffers and accounts for them.
 
     ``gpu = GpuBufferManager("auto", max_reserved="8 GiB"); await system.spawn(gpu,
     name="gpu")``; then ``buf = await gpu.alloc((1024, 1024), np.float32)``, ``await
     gpu.resize(buf, (2048, 1024))``, ``gpu.free(buf)``, ``buf = await gpu.to_device(a)``
     and ``a = await gpu.to_host(buf)``. Like a :class:`BufferPool`, these are method calls
-    in the caller's task on trio's thread; the actor's task answers ``"statistics"`` and
+    in the caller's task on trio's thread; the actor's task answers :class:`GetStatistics` and
     cleans up when it stops.
 
     **Device.** ``"cpu"``: the host backend (NumPy). ``"cuda:N"``: CuPy on that device, or
@@ -301,11 +298,12 @@ class GpuBufferManager(Actor[GpuRequest, GpuStatistics]):
             self.free(buffer)
             buffer._freed_by = "freed when its manager stopped"
 
-    async def handle(self, message: GpuRequest) -> GpuStatistics:
-        """``"statistics"``: answer :meth:`statistics`; anything else raises ``ValueError``."""
-        if message == "statistics":
+    async def handle(self, message: GetStatistics) -> GpuStatistics:
+        """:class:`GetStatistics`: answer :meth:`statistics`; anything else raises
+        ``TypeError``, which (as any handler error) fails the actor."""
+        if isinstance(message, GetStatistics):
             return self.statistics()
-        raise ValueError(f"{self!r} got {message!r}: not 'statistics'")
+        raise TypeError(f"{self!r} got {message!r}: not GetStatistics()")
 
     def statistics(self) -> GpuStatistics:  # type: ignore[override]  # it wraps the actor's
         """A fresh frozen :class:`GpuStatistics`. Raises ``RuntimeError`` before spawn."""

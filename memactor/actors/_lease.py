@@ -12,7 +12,7 @@ import math
 import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, Literal, SupportsIndex, TypeAlias
+from typing import TYPE_CHECKING, Any, Final, SupportsIndex, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
@@ -20,6 +20,7 @@ import trio
 
 from .._errors import MemactorError
 from ..runtime import ActorStatistics, current_actor
+from ._metrics import GetStatistics
 
 if TYPE_CHECKING:
     from ._pool import BufferPool
@@ -132,7 +133,13 @@ class PoolStatistics:
     """The pool's statistics as an actor (mailbox, state, restarts...)."""
 
 
-PoolRequest: TypeAlias = Literal["statistics", "trim"]
+@dataclass(frozen=True, slots=True)
+class Trim:
+    """Ask a :class:`~memactor.actors.BufferPool` to free its cache (:meth:`BufferPool.trim`):
+    replies the bytes freed."""
+
+
+PoolRequest: TypeAlias = GetStatistics | Trim
 """The messages a pool handles: see :meth:`BufferPool.handle`."""
 
 PoolReply: TypeAlias = PoolStatistics | int

@@ -49,7 +49,10 @@ class UnknownSnapshotError(MemactorError, KeyError):
 
 @dataclass(frozen=True, slots=True)
 class GetStatistics:
-    """Ask for the ledger's totals: replies a :class:`~memactor.metrics.LedgerStats`."""
+    """Ask an actor for its statistics: the metrics actor replies the ledger's totals (a
+    :class:`~memactor.metrics.LedgerStats`), a :class:`~memactor.actors.BufferPool` its
+    :class:`~memactor.actors.PoolStatistics`, a :class:`~memactor.actors.GpuBufferManager`
+    its :class:`~memactor.actors.GpuStatistics`."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,11 +35,13 @@ from ._lease import (
     PoolRequest,
     PoolStatistics,
     PoolTimeoutError,
+    Trim,
     _Block,
     _LeaseState,
     current_owner,
     dims_of,
 )
+from ._metrics import GetStatistics
 
 
 class _PoolState(enum.Enum):
@@ -226,14 +228,16 @@ class BufferPool(Actor[PoolRequest, PoolReply]):
         self.trim()
 
     async def handle(self, message: PoolRequest) -> PoolReply:
-        """``"statistics"``: answer :meth:`statistics`; ``"trim"``: :meth:`trim` and answer
-        the bytes freed. Any other message raises ``ValueError``, which (as any handler
-        error) fails the actor."""
-        if message == "statistics":
+        """:class:`GetStatistics`: answer :meth:`statistics`; :class:`Trim`: :meth:`trim`
+        and answer the bytes freed. Any other message raises ``TypeError``, which (as any
+        handler error) fails the actor."""
+        if isinstance(message, GetStatistics):
             return self.statistics()
-        if message == "trim":
+        if isinstance(message, Trim):
             return self.trim()
-        raise ValueError(f"buffer pool {self._label()} got {message!r}: not 'statistics' or 'trim'")
+        raise TypeError(
+            f"buffer pool {self._label()} got {message!r}: not GetStatistics() or Trim()"
+        )
 
     def statistics(self) -> PoolStatistics:  # type: ignore[override]  # it wraps the actor's
         """A fresh frozen :class:`PoolStatistics`. Raises ``RuntimeError`` before spawn."""

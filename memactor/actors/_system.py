@@ -135,6 +135,9 @@ class MemorySystem(ActorSystem):
         """The ledger itself: read it synchronously, during or after the run."""
         self.metrics = Metrics(self)
         """Ask the metrics actor for statistics, snapshots, diffs and subscriptions."""
+        self.prometheus_address: str | None = None
+        """``HOST:PORT`` of the Prometheus endpoint ``open_system(prometheus=...)`` serves
+        (the real port when 0 was asked for); ``None`` without one."""
 
     def reporter(
         self,
@@ -170,6 +173,7 @@ def open_system(
     tracking: bool = True,
     stall_threshold_s: float | None = DEFAULT_STALL_THRESHOLD_S,
     system_actors: Iterable[ActorSpec[Any, Any]] = (),
+    prometheus: str | None = None,
 ) -> AbstractAsyncContextManager[MemorySystem]:
     """Open an actor system whose actors' memory is accounted by a metrics actor.
 
@@ -184,8 +188,16 @@ def open_system(
     reporters; ``tracking=False`` makes every actor reporter a no-op (to measure what
     tracking costs, or to switch it off in production). The other options, and the
     shutdown and error behaviour, are those of :func:`memactor.runtime.open_system`.
+
+    ``prometheus="HOST:PORT"`` also serves the system's figures for Prometheus while it
+    runs (:func:`memactor.exporters.serve_prometheus` with its defaults; the address it
+    listens on is ``system.prometheus_address``). It needs the ``prometheus`` extra:
+    ``ImportError`` says so, and a malformed address raises ``ValueError``, at the call.
     """
     check_settings(sample_hz, keep_snapshots)  # now, not when the system first starts it
+    serve: Serve | None = None
+    if prometheus is not None:
+        serve = _prometheus_serving(prometheus)
     ledger = Ledger(clock=clock)
     hub = MemoryHub(
         clock=clock,
@@ -215,12 +227,33 @@ def open_system(
             stall_watch=watch,
         )
 
-    return _finishing_metrics(run_system(make, [metrics, *system_actors]), state)
+    return _finishing_metrics(run_system(make, [metrics, *system_actors]), state, serve)
+
+
+Serve = Callable[[MemorySystem], AbstractAsyncContextManager[str]]
+"""Runs an exporter of a system while its block runs; yields the address it serves on."""
+
+
+def _prometheus_serving(address: str) -> Serve:
+    # The one reach past this layer: exporters are an edge (layer 8), loaded only when
+    # asked for by name, so that a program without the extra never imports them.
+    from ..exporters import parse_listen_address, serve_prometheus
+
+    parse_listen_address(address)
+
+    @asynccontextmanager
+    async def serving(system: MemorySystem) -> AsyncIterator[str]:
+        async with serve_prometheus(system, address) as exporter:
+            yield exporter.address
+
+    return serving
 
 
 @asynccontextmanager
 async def _finishing_metrics(
-    running: AbstractAsyncContextManager[MemorySystem], state: MetricsState
+    running: AbstractAsyncContextManager[MemorySystem],
+    state: MetricsState,
+    serve: Serve | None = None,
 ) -> AsyncIterator[MemorySystem]:
     """*running*, then the metrics actor's last round and the end of its subscriptions,
     in case its last stop did not run them: a metrics actor that failed and waited out
@@ -228,6 +261,11 @@ async def _finishing_metrics(
     that ran, this finds nothing to apply and no subscription left."""
     try:
         async with running as system:
-            yield system
+            if serve is None:
+                yield system
+            else:
+                async with serve(system) as address:
+                    system.prometheus_address = address
+                    yield system
     finally:
         state.finish()

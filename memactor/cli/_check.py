@@ -17,12 +17,16 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..events import format_size, is_device, parse_size
 from ..metrics import TOTAL, Snapshot, render_table
 from ._command import EXIT_FOUND, EXIT_OK, CommandError
 from ._output import add_output_arguments, load_snapshot, write_json, write_text
+
+if TYPE_CHECKING:
+    # A peak set against its budget: the one rule, in the metrics layer.
+    from ..metrics import BudgetVerdict as Verdict
 
 NAME = "check"
 HELP = "check the peaks of a snapshot file against budgets (exit 1 when one is exceeded)"
@@ -39,22 +43,6 @@ class Budget:
     component: str | None
     device: str | None
     budget_bytes: int
-
-
-@dataclass(frozen=True, slots=True)
-class Verdict:
-    """A peak set against its budget."""
-
-    component: str | None
-    """``None``: the total over every component."""
-    device: str | None
-    """``None``: every device (the total's true peak)."""
-    peak_bytes: int
-    budget_bytes: int
-
-    @property
-    def over(self) -> bool:
-        return self.peak_bytes > self.budget_bytes
 
 
 def budget_argument(text: str) -> Budget:
@@ -98,7 +86,8 @@ def judge(snapshot: Snapshot, budgets: list[Budget], *, reserved: bool = False) 
     Raises :class:`CommandError` for a budget given twice or one whose component or device
     the snapshot does not hold, listing what it holds.
     """
-    field = "peak_bytes_reserved" if reserved else "peak_bytes_in_use"
+    from ..metrics import UnknownBudgetTargetError, judge_budget
+
     seen: set[tuple[str | None, str | None]] = set()
     verdicts: list[Verdict] = []
     for budget in budgets:
@@ -106,34 +95,16 @@ def judge(snapshot: Snapshot, budgets: list[Budget], *, reserved: bool = False) 
         if key in seen:
             raise CommandError(f"two budgets for {_name(budget)}; give each one once")
         seen.add(key)
-        if budget.component is None and budget.device is None:
-            peaks: list[tuple[str | None, str | None, int]] = [
-                (None, None, getattr(snapshot.totals, field))
-            ]
-        elif budget.component is None:
-            peaks = [
-                (None, d.device, getattr(d, field))
-                for d in snapshot.devices
-                if d.device == budget.device
-            ]
-            if not peaks:
-                known = ", ".join(d.device for d in snapshot.devices) or "none"
-                raise CommandError(
-                    f"no device {budget.device!r} in the snapshot (devices: {known})"
-                )
-        else:
-            peaks = [
-                (c.component, c.device, getattr(c, field))
-                for c in snapshot.components
-                if c.component == budget.component and budget.device in (None, c.device)
-            ]
-            if not peaks:
-                known = ", ".join(f"{c.component}@{c.device}" for c in snapshot.components)
-                raise CommandError(
-                    f"unknown component {_name(budget)} in the snapshot "
-                    f"(components: {known or 'none'})"
-                )
-        verdicts += [Verdict(c, d, peak, budget.budget_bytes) for c, d, peak in peaks]
+        try:
+            verdicts += judge_budget(
+                snapshot,
+                budget.budget_bytes,
+                component=budget.component,
+                device=budget.device,
+                reserved=reserved,
+            )
+        except UnknownBudgetTargetError as error:
+            raise CommandError(str(error)) from None
     return verdicts
 
 

@@ -10,7 +10,8 @@ On a terminal the live view opens and the pipeline runs until you quit (q), or f
 --seconds/--items. With --headless, or without a terminal, it runs for 10 s (or as told)
 and prints the snapshot report and the diff between a snapshot after warm-up and one at
 the end. --serve also serves the metrics actor, so that ``memactor top`` can watch from
-another terminal.
+another terminal. --prometheus serves its figures for Prometheus, --jsonl writes them to
+a file, a line per tick.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ import argparse
 import math
 import signal
 import sys
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
 import trio
@@ -67,6 +69,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="serve the metrics actor for memactor top (default: this process's socket)",
     )
     add_token_arguments(parser, "the token viewers must send")
+    parser.add_argument(
+        "--prometheus",
+        metavar="ADDRESS",
+        help="serve Prometheus metrics on HOST:PORT (or PORT, on loopback) at /metrics",
+    )
+    parser.add_argument(
+        "--jsonl", type=Path, metavar="FILE", help="write a JSON line per tick to FILE"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -87,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
             parse_address(args.serve)
         except ValueError as error:
             raise CommandError(str(error)) from None
+    _check_exporters(args)
     live = not args.headless and sys.stdin.isatty() and sys.stdout.isatty()
     if live:
         return _run_live(args, items, seconds, token)
@@ -102,7 +113,7 @@ def _run_live(
 
     async def main(system: MemorySystem) -> None:
         try:
-            await run_demo_in(system, items=items, seconds=seconds, leak=args.leak, seed=args.seed)
+            await _run_demo(system, args, items, seconds, announce=False)
         finally:
             # Also when you quit before the end: the memory as it stood then.
             if args.save:
@@ -170,9 +181,7 @@ async def _headless_main(
         async with open_system() as system:
             if args.serve is None:
                 with stop:
-                    result = await run_demo_in(
-                        system, items=items, seconds=seconds, leak=args.leak, seed=args.seed
-                    )
+                    result = await _run_demo(system, args, items, seconds)
             else:
                 # The server closes normally after a stop: viewers get a closing frame and
                 # the socket file goes.
@@ -187,12 +196,67 @@ async def _headless_main(
                     print(f"serving on {server.address}; watch with: memactor top {server.address}")
                     sys.stdout.flush()
                     with stop:
-                        result = await run_demo_in(
-                            system, items=items, seconds=seconds, leak=args.leak, seed=args.seed
-                        )
+                        result = await _run_demo(system, args, items, seconds)
         watching.cancel_scope.cancel()
     # The ledger is complete once the system has closed.
     return result, system.ledger.snapshot("end")
+
+
+async def _run_demo(
+    system: MemorySystem,
+    args: argparse.Namespace,
+    items: int | None,
+    seconds: float | None,
+    *,
+    announce: bool = True,
+) -> PipelineRun:
+    async with _exporting(system, args, announce=announce):
+        return await run_demo_in(
+            system, items=items, seconds=seconds, leak=args.leak, seed=args.seed
+        )
+
+
+def _check_exporters(args: argparse.Namespace) -> None:
+    """Refuse a bad --prometheus address or --jsonl file, or a missing extra, up front."""
+    if args.prometheus is not None:
+        try:
+            from ..exporters import parse_listen_address  # the extra loads only when asked
+
+            parse_listen_address(args.prometheus)
+        except (ImportError, ValueError) as error:
+            raise CommandError(f"--prometheus: {error}") from None
+    if args.jsonl is not None:
+        _check_writable(args.jsonl)
+
+
+@asynccontextmanager
+async def _exporting(
+    system: MemorySystem, args: argparse.Namespace, *, announce: bool
+) -> AsyncIterator[None]:
+    """The exporters asked for run while the block runs."""
+    async with AsyncExitStack() as exporters:
+        if args.prometheus is not None:
+            from ..exporters import serve_prometheus
+
+            try:
+                exporter = await exporters.enter_async_context(
+                    serve_prometheus(system, args.prometheus)
+                )
+            except OSError as error:
+                raise CommandError(
+                    f"cannot serve Prometheus on {args.prometheus}: {error}"
+                ) from None
+            if announce:
+                print(f"Prometheus metrics at {exporter.url}")
+                sys.stdout.flush()
+        if args.jsonl is not None:
+            from ..exporters import export_jsonl
+
+            try:
+                await exporters.enter_async_context(export_jsonl(system, args.jsonl))
+            except OSError as error:
+                raise CommandError(f"cannot write {args.jsonl}: {error}") from None
+        yield
 
 
 def _check_writable(path: Path) -> None:

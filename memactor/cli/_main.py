@@ -9,10 +9,10 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from .._version import __version__
-from . import _check, _demo, _diff, _report, _snapshot, _top
+from . import _aggregate, _check, _demo, _diff, _report, _snapshot, _top
 from ._command import EXIT_OK, CommandError
 
-COMMANDS: tuple[ModuleType, ...] = (_demo, _top, _snapshot, _report, _diff, _check)
+COMMANDS: tuple[ModuleType, ...] = (_demo, _top, _snapshot, _report, _diff, _check, _aggregate)
 """Every subcommand, in the order ``memactor --help`` lists them."""
 
 
@@ -38,6 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``memactor`` command with *argv* (the process's arguments by default) and
+    return its exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

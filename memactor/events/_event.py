@@ -32,7 +32,7 @@ Tags = tuple[tuple[str, str], ...]
 
 
 class EventKind(enum.IntEnum):
-    """What happened to a block. See the README's event table for what each one counts."""
+    """What happened to a block. The docs' concepts page has a table of what each counts."""
 
     ALLOC = 0
     """The component took ``size`` bytes from the system for ``block`` and lent it out."""

@@ -2,11 +2,12 @@
 
 The :class:`Ledger` turns memory events into exact statistics, and :class:`EventOrder`
 feeds it events from many producers in the order they happened; :class:`Snapshot` freezes
-them; :func:`diff` compares two snapshots and names leak suspects; :func:`analyze_trend`
-finds steady growth in a time series; :func:`judge_leaks` gives each component's leak
-verdict (rising floors, stale blocks, owners, steps) and :func:`leak_report` adds
-projections to known limits, fragmentation and recommendations; ``render_*`` functions
-write reports.
+them; :func:`diff` compares two snapshots and names leak suspects; :func:`judge_budget`
+sets peaks against a budget (the one rule of ``memactor check`` and ``memactor_limit``);
+:func:`analyze_trend` finds steady growth in a time series; :func:`judge_leaks` gives each
+component's leak verdict (rising floors, stale blocks, owners, steps) and
+:func:`leak_report` adds projections to known limits, fragmentation and recommendations;
+``render_*`` functions write reports.
 """
 
 from ._advice import AdviceConfig as AdviceConfig
@@ -15,6 +16,9 @@ from ._advice import recommend as recommend
 from ._blocks import CACHED as CACHED
 from ._blocks import LiveBlock as LiveBlock
 from ._blocks import LiveBlocks as LiveBlocks
+from ._budget import BudgetVerdict as BudgetVerdict
+from ._budget import UnknownBudgetTargetError as UnknownBudgetTargetError
+from ._budget import judge_budget as judge_budget
 from ._diff import Change as Change
 from ._diff import ComponentDelta as ComponentDelta
 from ._diff import LeakSuspect as LeakSuspect
@@ -48,6 +52,9 @@ from ._snapshot import PROCESS as PROCESS
 from ._snapshot import TOTAL as TOTAL
 from ._snapshot import ComponentSeries as ComponentSeries
 from ._snapshot import Snapshot as Snapshot
+from ._sources import GONE as GONE
+from ._sources import LIVE as LIVE
+from ._sources import SourceStats as SourceStats
 from ._stats import HISTOGRAM_BUCKETS as HISTOGRAM_BUCKETS
 from ._stats import ComponentStats as ComponentStats
 from ._stats import DeviceStats as DeviceStats

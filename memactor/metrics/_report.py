@@ -16,6 +16,7 @@ from ._diff import Change, SnapshotDiff
 from ._leaks import leak_report, render_leak_report
 from ._projection import Limit
 from ._snapshot import Snapshot
+from ._sources import render_sources
 from ._stats import ComponentStats, ProcessStats
 from ._trend import Trend, TrendConfig, find_growth, find_unattributed_growth
 
@@ -181,6 +182,8 @@ def render_snapshot(
         )
     if snapshot.process:
         out[-1:-1] = render_process(snapshot)
+    if snapshot.sources:
+        out[-1:-1] = render_sources(snapshot.sources)
     # A (component, device) that only copied data (TRANSFER) shows in the transfers table.
     held = [c for c in snapshot.components if c.peak_bytes_reserved or c.anomalies]
     rows = [
@@ -304,6 +307,11 @@ def snapshot_report_json(
         "unattributed_trends": [dataclasses.asdict(t) for t in outside],
         "outside_growing": any(t.growing for t in outside),
         **leak_report(snapshot, limits, trend=trend).to_dict(),
+        **(
+            {"sources": [dataclasses.asdict(s) for s in snapshot.sources]}
+            if snapshot.sources
+            else {}
+        ),
     }
 
 

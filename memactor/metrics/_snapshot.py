@@ -35,6 +35,7 @@ from ..codec import (
 )
 from ._blocks import LiveBlock, LiveBlocks, read_column
 from ._series import SeriesView
+from ._sources import SourceStats
 from ._stats import ComponentStats, DeviceStats, LedgerStats, OwnerStats, ProcessStats
 
 SNAPSHOT_TYPE: Final = "snapshot"
@@ -69,7 +70,7 @@ class ComponentSeries:
             other.series,
         )
 
-    __hash__ = None  # type: ignore[assignment]
+    __hash__ = None  # type: ignore[assignment]  # its series hold arrays: not hashable
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +98,9 @@ class Snapshot:
     process_series: tuple[ComponentSeries, ...] = ()
     """Each sampled device's :data:`PROCESS` series (process bytes as reserved, the
     unattributed remainder as in use); empty without series or samples."""
+    sources: tuple[SourceStats, ...] = ()
+    """The processes a merged snapshot (an aggregator's, see :mod:`memactor.cluster`)
+    was made from, live and gone; empty for one process's snapshot (and older files)."""
 
     def process_on(self, device: str = "cpu") -> ProcessStats | None:
         """The process figures of *device*, or ``None`` when it was not sampled."""
@@ -219,6 +223,7 @@ class Snapshot:
             "series": [series_body(s) for s in self.series],
             "process": [dataclasses.asdict(p) for p in self.process],
             "process_series": [series_body(s) for s in self.process_series],
+            **({"sources": [dataclasses.asdict(s) for s in self.sources]} if self.sources else {}),
         }
 
     @classmethod
@@ -247,19 +252,7 @@ class Snapshot:
                 for name in ("account", "block", "size", "owner", "allocated_ns")
             },
         )
-        components = tuple(
-            _build(
-                ComponentStats,
-                {
-                    **c,
-                    "size_histogram": tuple(_int(n) for n in c["size_histogram"]),
-                    "anomalies": tuple(
-                        sorted((_str(k), _int(v)) for k, v in c["anomalies"].items())
-                    ),
-                },
-            )
-            for c in body["components"]
-        )
+        components = tuple(component_from_dict(c) for c in body["components"])
         series = tuple(
             ComponentSeries(_str(s["component"]), _str(s["device"]), _series_view(s))
             for s in body["series"]
@@ -287,7 +280,29 @@ class Snapshot:
             # Written since the process was sampled; earlier files of schema 1 lack it.
             process=tuple(_build(ProcessStats, p) for p in body.get("process", ())),
             process_series=process_series,
+            # Written by an aggregator since sources were added; absent otherwise.
+            sources=tuple(_build(SourceStats, s) for s in body.get("sources", ())),
         )
+
+
+def component_from_dict(body: Mapping[str, Any]) -> ComponentStats:
+    """A component's statistics from :meth:`ComponentStats.to_dict` output (or its
+    msgpack form); ``ValueError`` or ``KeyError`` naming what is wrong."""
+    return _build(
+        ComponentStats,
+        {
+            **body,
+            "size_histogram": tuple(_int(n) for n in body["size_histogram"]),
+            "anomalies": tuple(sorted((_str(k), _int(v)) for k, v in body["anomalies"].items())),
+        },
+    )
+
+
+def build_stats(cls: Callable[..., _T], fields: Mapping[str, Any]) -> _T:
+    """A frozen statistics value of *cls* from its fields by name, each checked (a
+    string or an integer as declared); ``ValueError`` naming what is wrong. Fields
+    added to schema 1 later may be missing."""
+    return _build(cls, fields)
 
 
 def _series_view(body: Mapping[str, Any]) -> SeriesView:
@@ -318,7 +333,7 @@ defaults when missing."""
 
 def _build(cls: Callable[..., _T], fields: Mapping[str, Any]) -> _T:
     # Annotations are strings here (``from __future__ import annotations``).
-    declared = {f.name: f.type for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    declared = {f.name: f.type for f in dataclasses.fields(cls)}  # type: ignore[arg-type]  # cls is a dataclass
     unknown = set(fields) - set(declared)
     if unknown:
         raise ValueError(f"unexpected fields {sorted(unknown)}")

@@ -21,6 +21,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, BinaryIO, Final
 
+from .._errors import MemactorError
 from ..codec import save_atomically
 from ..events import format_size, parse_size
 from ..metrics import Snapshot, render_table
@@ -28,8 +29,11 @@ from ..metrics import Snapshot, render_table
 BASELINE_VERSION: Final = 1
 
 
-class BaselineError(ValueError):
-    """The baseline file cannot be read or the tolerance cannot be understood."""
+class BaselineError(MemactorError, ValueError):
+    """The baseline file cannot be read or the tolerance cannot be understood.
+
+    A :class:`~memactor.MemactorError` like every error memactor raises on its own
+    account, and a ``ValueError`` as before."""
 
 
 @dataclass(frozen=True, slots=True)

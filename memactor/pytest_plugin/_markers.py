@@ -20,7 +20,16 @@ import pytest
 
 from ..actors import ProcessMemory
 from ..events import format_size, parse_size
-from ..metrics import Ledger, Snapshot, diff, judge_leaks, render_table, render_verdicts
+from ..metrics import (
+    Ledger,
+    Snapshot,
+    UnknownBudgetTargetError,
+    diff,
+    judge_budget,
+    judge_leaks,
+    render_table,
+    render_verdicts,
+)
 
 DEFAULT_PROCESS_TOLERANCE = 32 * 2**20
 """How much unattributed growth ``memactor_no_leaks(process=True)`` forgives: well above
@@ -73,36 +82,31 @@ class MemoryLimit:
         return read(*mark.args, **mark.kwargs)
 
     def judge(self, end: Snapshot) -> str | None:
-        """The failure message if the peak in use reached the limit, else ``None``."""
-        if self.component is None:
-            if self.device is None:
-                peaks = [("in total", end.totals.peak_bytes_in_use)]
-            else:
-                peaks = [
-                    (f"on {self.device}", d.peak_bytes_in_use)
-                    for d in end.devices
-                    if d.device == self.device
-                ] or [(f"on {self.device}", 0)]
-        else:
-            peaks = [
-                (f"of {c.component!r} on {c.device}", c.peak_bytes_in_use)
-                for c in end.components
-                if c.component == self.component and self.device in (None, c.device)
-            ]
-            if not peaks:
-                known = ", ".join(f"{c.component}@{c.device}" for c in end.components)
-                where = f"{self.component}@{self.device}" if self.device else self.component
-                return (
-                    f"memactor_limit: component {where!r} reported no memory "
-                    f"(components: {known or 'none'})"
-                )
-        reached = [(what, peak) for what, peak in peaks if peak >= self.peak_bytes]
-        if not reached:
+        """The failure message if a peak in use exceeds the limit, else ``None``.
+
+        The rule is :func:`memactor.metrics.judge_budget`'s, the one ``memactor check``
+        applies: a peak equal to the limit is within it, and a component or device the
+        test never reported memory for fails the test, naming the ones it did.
+        """
+        try:
+            verdicts = judge_budget(
+                end, self.peak_bytes, component=self.component, device=self.device
+            )
+        except UnknownBudgetTargetError as error:
+            return f"memactor_limit: {error}"
+        over = [v for v in verdicts if v.over]
+        if not over:
             return None
-        what, peak = max(reached, key=lambda pair: pair[1])
+        worst = max(over, key=lambda v: v.peak_bytes)
+        if worst.component is not None:
+            what = f"of {worst.component!r} on {worst.device}"
+        elif worst.device is not None:
+            what = f"on {worst.device}"
+        else:
+            what = "in total"
         return (
-            f"memactor_limit: peak in use {what} reached {_bytes(peak)}; "
-            f"the limit is {_bytes(self.peak_bytes)}\n\n"
+            f"memactor_limit: the peak in use {what}, {_bytes(worst.peak_bytes)}, exceeds "
+            f"the limit of {_bytes(self.peak_bytes)}\n\n"
             + peak_offenders(end, self.component, self.device)
         )
 

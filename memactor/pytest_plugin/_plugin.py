@@ -1,71 +1,43 @@
-"""The pytest hooks and the ``memactor_system`` fixture.
+"""The pytest hooks and the ``memactor_system`` and ``memactor_run`` fixtures.
 
-The fixture opens a memory system for one test and leaves its record on the test item.
-After the test's call (pytest-trio runs the test and tears its trio fixtures down inside
-it, so the system is closed and its ledger complete), the markers and the baseline judge
+Either fixture opens a memory system for one test and leaves its record on the test item.
+After the test's call (pytest-trio runs an async test and tears its trio fixtures down
+inside it; ``memactor_run`` closes its system before it returns; either way the system is
+closed and its ledger complete), the markers and the baseline judge
 the ledger and fail the test with a message of their own. A test that failed by itself
 is not judged again.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import AsyncIterator, Generator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from ..actors import MemorySystem, Metrics, ProcessMemory, open_system, read_process_memory
+from ..actors import MemorySystem, read_process_memory
 from ..events import format_size
 from ..metrics import Snapshot, render_table
 from ._baseline import BaselineError, Peaks, Tolerance, compare, load_baseline, save_baseline
 from ._markers import MemoryLimit, NoLeaks, reserved_on_cpu
+from ._record import RECORD, recorded_system
+from ._run import SystemRunner
 
 MARKERS = (
     "memactor_limit(peak, component=None, device=None): fail the test when its peak memory "
-    "in use (of a component, on a device, or in total) reaches peak (a size like '64 MiB'); "
-    "needs the memactor_system fixture",
+    "in use (of a component, on a device, or in total) exceeds peak (a size like '64 MiB'; "
+    "equal to it passes; an unknown component or device fails, naming the known ones); "
+    "needs the memactor_system or memactor_run fixture",
     "memactor_no_leaks(tolerance=0, component=None, warmup=0, process=False, verdict=False): "
     "fail the test "
     "when it ends with more memory in use than at the start (or at its snapshot number "
     "warmup), beyond tolerance; with process=True (or a size, the tolerance; default "
     "32 MiB) also when the process's memory grew more than the ledger explains "
     "(unattributed growth); with verdict=True also when the leak verdict flags a component "
-    "(LEAK or SUSPECT); needs the memactor_system fixture",
+    "(LEAK or SUSPECT); needs the memactor_system or memactor_run fixture",
 )
-
-
-class _RecordingMetrics(Metrics):
-    """The system's metrics client, keeping each snapshot the test takes (for warm-up).
-
-    Each snapshot is a consistent cut: it holds every event emitted before it, so a
-    warm-up baseline never misses a reporter's last batch.
-    """
-
-    def __init__(
-        self, system: MemorySystem, taken: list[Snapshot], readings: list[ProcessMemory]
-    ) -> None:
-        super().__init__(system)
-        self._taken = taken
-        self._readings = readings
-
-    async def snapshot(
-        self, label: str = "", *, blocks: bool = True, timeout: float | None = None
-    ) -> Snapshot:
-        result = await super().snapshot(label, blocks=blocks, timeout=timeout)
-        self._taken.append(result)
-        self._readings.append(read_process_memory(devices=False))
-        return result
-
-
-@dataclass(slots=True)
-class _TestRecord:
-    """One test's memory system, and the snapshots the test took through it."""
-
-    system: MemorySystem
-    taken: list[Snapshot] = field(default_factory=list)
-    readings: list[ProcessMemory] = field(default_factory=list)
-    """The process's memory at the start, then at each snapshot the test took."""
 
 
 @dataclass(slots=True)
@@ -92,7 +64,6 @@ class _Session:
     outcomes: list[_Outcome] = field(default_factory=list)
 
 
-_RECORD = pytest.StashKey[_TestRecord]()
 _SESSION = pytest.StashKey[_Session]()
 
 
@@ -128,6 +99,10 @@ def pytest_configure(config: pytest.Config) -> None:
     """Register the markers and read the options (a bad one is a usage error)."""
     for line in MARKERS:
         config.addinivalue_line("markers", line)
+    if not _has_pytest_trio(config):
+        # So that a test marked for pytest-trio gets the one line below, not pytest's
+        # unknown-marker error.
+        config.addinivalue_line("markers", f"trio: {INSTALL_PYTEST_TRIO}")
     baseline = config.getoption("memactor_baseline")
     try:
         tolerance = Tolerance.parse(config.getoption("memactor_tolerance"))
@@ -151,31 +126,83 @@ async def memactor_system(request: pytest.FixtureRequest) -> AsyncIterator[Memor
     """A memory system (``memactor.open_system()``) with its metrics actor, for one test.
 
     It is a trio fixture: the test must be a trio test (``trio_mode = true``, or
-    ``@pytest.mark.trio``; pytest-trio runs both). The system closes when the test ends,
-    after which the ``memactor_limit`` and ``memactor_no_leaks`` markers read its ledger.
+    ``@pytest.mark.trio``; pytest-trio runs both, ``pip install 'memactor[pytest]'``
+    installs it). The system closes when the test ends (a cancelled or failed test
+    included), after which the ``memactor_limit`` and ``memactor_no_leaks`` markers read
+    its ledger. A plain test uses :func:`memactor_run` instead.
     """
-    async with open_system() as system:
-        record = _TestRecord(system, readings=[read_process_memory(devices=False)])
-        system.metrics = _RecordingMetrics(system, record.taken, record.readings)
-        request.node.stash[_RECORD] = record
+    async with recorded_system(request.node) as system:
         yield system
+
+
+INSTALL_PYTEST_TRIO = (
+    "memactor_system is a trio fixture and needs pytest-trio, which is not installed "
+    "(or was turned off with -p no:trio): pip install 'memactor[pytest]'"
+)
+"""The one line a test that uses ``memactor_system`` fails with when pytest-trio is missing."""
+
+
+def _has_pytest_trio(config: pytest.Config) -> bool:
+    return config.pluginmanager.hasplugin("trio")
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    """Say at the top of the run, in one line, when pytest-trio is missing."""
+    if _has_pytest_trio(config):
+        return None
+    return (
+        "memactor: pytest-trio is missing, so memactor_system cannot run "
+        "(memactor_run can): pip install 'memactor[pytest]'"
+    )
+
+
+@pytest.fixture
+def memactor_run(request: pytest.FixtureRequest) -> SystemRunner:
+    """For a plain (``def``) test: ``memactor_run(fn, *args)`` runs ``await fn(system,
+    *args)`` under a fresh memory system with ``trio.run`` and returns its result.
+
+    The markers judge that system as they judge ``memactor_system``'s; see
+    :class:`~memactor.pytest_plugin.SystemRunner` for errors and the one-run rule. It
+    needs trio, not pytest-trio.
+    """
+    return SystemRunner(request.node)
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    """Refuse a memactor marker without the fixture, or the fixture in a non-trio test."""
-    uses_system = "memactor_system" in getattr(item, "fixturenames", ())
+    """Refuse a memactor marker without a fixture, a fixture in the wrong kind of test,
+    ``memactor_system`` without pytest-trio, and a marker with bad arguments; each with
+    a message that says what to change."""
+    fixtures = getattr(item, "fixturenames", ())
+    uses_system = "memactor_system" in fixtures
+    uses_run = "memactor_run" in fixtures
     for name in ("memactor_limit", "memactor_no_leaks"):
-        if item.get_closest_marker(name) is not None and not uses_system:
+        if item.get_closest_marker(name) is not None and not (uses_system or uses_run):
             pytest.fail(
-                f"@pytest.mark.{name} needs the memactor_system fixture: add memactor_system "
-                "to the test's arguments and run the memory under test in it",
+                f"@pytest.mark.{name} needs the memactor_system fixture (in an async trio "
+                "test) or memactor_run (in a plain test): add one to the test's arguments "
+                "and run the memory under test in it",
                 pytrace=False,
             )
-    if uses_system and item.get_closest_marker("trio") is None:
+    if uses_system and uses_run:
+        pytest.fail(
+            "a test uses memactor_system or memactor_run, not both: memactor_system in an "
+            "async trio test, memactor_run in a plain one",
+            pytrace=False,
+        )
+    if uses_system and not _has_pytest_trio(item.config):
+        pytest.fail(INSTALL_PYTEST_TRIO, pytrace=False)
+    is_trio_test = item.get_closest_marker("trio") is not None
+    if uses_system and not is_trio_test:
         pytest.fail(
             "memactor_system is a trio fixture: make the test 'async def' and mark it "
-            "@pytest.mark.trio (or set trio_mode = true); pytest-trio runs it",
+            "@pytest.mark.trio (or set trio_mode = true), or use memactor_run in a plain test",
+            pytrace=False,
+        )
+    if uses_run and (is_trio_test or inspect.iscoroutinefunction(getattr(item, "obj", None))):
+        pytest.fail(
+            "memactor_run is for plain (def) tests: it starts its own trio run; "
+            "an async test uses the memactor_system fixture",
             pytrace=False,
         )
     try:
@@ -194,7 +221,7 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
     try:
         yield
     except BaseException as error:
-        record = item.stash.get(_RECORD, None)
+        record = item.stash.get(RECORD, None)
         if record is not None:
             # pytest.skip() inside the test ends its call with an exception too.
             verdict = "failed"
@@ -204,8 +231,14 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
                 verdict = "xfailed"
             session.outcomes.append(_Outcome(item.nodeid, record.system.ledger.snapshot(), verdict))
         raise
-    record = item.stash.get(_RECORD, None)
+    record = item.stash.get(RECORD, None)
     if record is None:
+        if "memactor_run" in getattr(item, "fixturenames", ()) and _has_memactor_marker(item):
+            pytest.fail(
+                "the test's memactor markers had nothing to judge: it never called "
+                "memactor_run(fn, ...)",
+                pytrace=False,
+            )
         return
     end = record.system.ledger.snapshot("end")
     readings = [*record.readings, read_process_memory(devices=False)]
@@ -231,6 +264,10 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
     session.outcomes.append(_Outcome(item.nodeid, end, verdict, growth))
     if failures:
         pytest.fail("\n\n".join(failures), pytrace=False)
+
+
+def _has_memactor_marker(item: pytest.Item) -> bool:
+    return any(item.get_closest_marker(n) for n in ("memactor_limit", "memactor_no_leaks"))
 
 
 def _against_baseline(session: _Session, nodeid: str, peaks: Peaks) -> str | None:

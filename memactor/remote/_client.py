@@ -210,6 +210,24 @@ def _check_rate(rate_hz: float) -> None:
         raise ValueError(f"rate_hz must be above 0 and at most {MAX_RATE_HZ:g}, got {rate_hz}")
 
 
+async def open_stream(address: str, *, timeout: float) -> trio.SocketStream:
+    """A socket connected to *address* (any form :func:`parse_address` takes).
+
+    Raises ``ValueError`` for an address that does not parse, and :class:`RemoteError`
+    when nothing answers there within *timeout* seconds.
+    """
+    where = parse_address(address)
+    try:
+        with trio.fail_after(timeout):
+            if isinstance(where, UnixAddress):
+                return await trio.open_unix_socket(where.path)
+            return await trio.open_tcp_stream(where.host, where.port)
+    except OSError as error:
+        raise RemoteError(f"cannot connect to {address}: {error.strerror or error}") from None
+    except trio.TooSlowError:
+        raise RemoteError(f"cannot connect to {address} within {timeout:g} s") from None
+
+
 @asynccontextmanager
 async def connect(
     address: str,
@@ -232,19 +250,10 @@ async def connect(
     :class:`RemoteError` when it cannot be reached or does not answer the hello within
     *timeout* seconds.
     """
-    where = parse_address(address)
+    parse_address(address)
     if not keepalive_s > 0:
         raise ValueError(f"keepalive_s must be above 0, got {keepalive_s}")
-    try:
-        with trio.fail_after(timeout):
-            if isinstance(where, UnixAddress):
-                stream = await trio.open_unix_socket(where.path)
-            else:
-                stream = await trio.open_tcp_stream(where.host, where.port)
-    except OSError as error:
-        raise RemoteError(f"cannot connect to {address}: {error.strerror or error}") from None
-    except trio.TooSlowError:
-        raise RemoteError(f"cannot connect to {address} within {timeout:g} s") from None
+    stream = await open_stream(address, timeout=timeout)
     async with stream:
         reader = FrameReader(stream, REPLY_LIMITS.max_bytes)
         connection = Connection(stream, reader, address, keepalive_s)

@@ -18,12 +18,12 @@ import stat
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, Protocol
 
 import trio
 
 from .._errors import MemactorError
-from ..actors import MemorySystem
+from ..metrics import Snapshot
 from ._address import Address, TcpAddress, UnixAddress, default_address, is_live, parse_address
 from ._errors import ProtocolError, RefusedError, RemoteError
 from ._feed import Source
@@ -72,6 +72,26 @@ RESUBSCRIBE_DELAY_S: Final = 0.1
 SUBSCRIBE_TIMEOUT_S: Final = 5.0
 """How long a subscription may take to be answered before it is tried again."""
 BACKLOG: Final = 64
+
+
+class ServedMetrics(Protocol):
+    """What a server asks of what it serves (a metrics actor, or an aggregator's
+    merged view): consistent snapshots, and a channel of views at a rate."""
+
+    async def snapshot(
+        self, label: str = "", *, blocks: bool = True, timeout: float | None = None
+    ) -> Snapshot: ...
+
+    async def subscribe(
+        self, rate_hz: float = ..., *, buffer: int = 1, series: bool = True
+    ) -> trio.MemoryReceiveChannel[Snapshot]: ...
+
+
+class Served(Protocol):
+    """A :class:`~memactor.actors.MemorySystem`, or anything with such ``metrics``."""
+
+    @property
+    def metrics(self) -> ServedMetrics: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +158,7 @@ class Server:
 
     def __init__(
         self,
-        system: MemorySystem,
+        system: Served,
         address: str,
         source: Source,
         token: str | None,
@@ -444,7 +464,7 @@ class Server:
 
 @asynccontextmanager
 async def open_server(
-    system: MemorySystem,
+    system: Served,
     address: str | None = None,
     *,
     token: str | None = None,
@@ -492,7 +512,7 @@ async def open_server(
             "reach it could watch this process; give a token (token=..., or --token-file, "
             "$MEMACTOR_TOKEN or --token on the command line), or serve on 127.0.0.1"
         )
-    listener, printable, remove = await _listen(where)
+    listener, printable, remove = await listen(where)
     try:
         async with trio.open_nursery() as nursery:
             source = Source.this_process(name=name, address=printable)
@@ -518,7 +538,7 @@ async def open_server(
         remove()
 
 
-async def _listen(where: Address) -> tuple[trio.SocketListener, str, Callable[[], None]]:
+async def listen(where: Address) -> tuple[trio.SocketListener, str, Callable[[], None]]:
     """A listening socket, its printable address, and how to clean up after it."""
     if isinstance(where, TcpAddress):
         found = await trio.socket.getaddrinfo(

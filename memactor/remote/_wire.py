@@ -129,6 +129,11 @@ class FrameReader:
         self._max = max_frame_bytes
         self._buffer = bytearray()
 
+    def raise_limit(self, max_frame_bytes: int) -> None:
+        """Accept frames of up to *max_frame_bytes* from now on: a peer that has shaken
+        hands may send larger frames than one that has not."""
+        self._max = max_frame_bytes
+
     async def receive(self) -> bytes | None:
         """The next frame's payload; ``None`` when the stream ends between frames.
 

@@ -29,15 +29,18 @@ from ..metrics import Snapshot
 from ..remote import RemoteError, ViewUpdate
 from ._actions import FeedActions
 from ._bridge import FeedFunction, FeedItem, TrioGuest
-from ._chart import MemoryChart
+from ._chart import ChartPanel
 from ._diff_screen import DiffScreen
 from ._filter import FilterBar
 from ._header import MemoryHeader
 from ._help import HelpScreen
 from ._model import (
     COMPONENT_COLUMNS,
+    COMPONENT_HIDE_FIRST,
     LEAK_COLUMNS,
+    LEAK_HIDE_FIRST,
     OWNER_COLUMNS,
+    VERDICT_MARKS,
     Connection,
     Dashboard,
 )
@@ -72,13 +75,18 @@ class MemactorApp(App[None]):
     *feed* is a trio async function ``feed(post)`` that calls ``post(item)`` for every
     :class:`~memactor.remote.ViewUpdate`, :class:`~memactor.remote.ConnectionLost` or
     :class:`FeedNote`; the app starts it on mount as a trio guest run. When the feed
-    returns, the header says "finished" and the last view stays until quit; when it
-    raises, the app exits with ``return_code`` 1 and prints the traceback after it has
-    left the screen (also kept in :attr:`feed_error`). Quitting cancels the feed and
-    waits until its trio run has finished. *actions* (optional) answer requests such as
-    a snapshot, in the feed's run; without them a snapshot is the latest view (no live
-    blocks). Snapshots save into *save_dir* (default: the current directory). The chart
-    redraws at most *chart_hz* times a second (``None``: on every view).
+    returns, the header says "finished" and the last view stays until quit. When it
+    raises, the last view stays too, the header turns red and names the error (kept in
+    :attr:`feed_error`), and quitting exits with ``return_code`` 1 and prints the
+    traceback once the view has left the screen; a :class:`~memactor.remote.RemoteError`
+    (a refused token, a foreign version) has nothing to show and exits at once, in one
+    line. *watching* names what is watched in that last line (``"the pipeline"``).
+    Quitting cancels the feed and waits until its trio run has finished.
+
+    *actions* (optional) answer requests such as a snapshot, in the feed's run; without
+    them a snapshot is the latest view (no live blocks). Snapshots save into *save_dir*
+    (default: the current directory). The chart redraws at most *chart_hz* times a
+    second (``None``: on every view).
     """
 
     CSS_PATH = "_app.tcss"
@@ -89,13 +97,14 @@ class MemactorApp(App[None]):
         Binding("p", "pause", "Pause"),
         Binding("slash", "filter", "Filter"),
         Binding("f", "filter", "Filter", show=False),
+        Binding("escape", "clear_filter", "Clear filter", show=False),
         Binding("v", "next_view", "View"),
         Binding("tab", "next_view", "View", show=False, priority=True),
         Binding("1", "view('components')", "Components", show=False),
         Binding("2", "view('owners')", "Owners", show=False),
         Binding("3", "view('leaks')", "Leaks", show=False),
         Binding("4", "view('events')", "Events", show=False),
-        Binding("s", "snapshot", "Snapshot"),
+        Binding("s", "snapshot", "Snap"),
         Binding("d", "diff", "Diff"),
         Binding("D", "pick_diff", "Diff any two", show=False),
         Binding("w", "save", "Save"),
@@ -131,6 +140,7 @@ class MemactorApp(App[None]):
         save_dir: str | Path | None = None,
         chart_hz: float | None = DEFAULT_CHART_HZ,
         dashboard: Dashboard | None = None,
+        watching: str = "the watched program",
     ) -> None:
         super().__init__()
         if title:
@@ -142,6 +152,8 @@ class MemactorApp(App[None]):
         self.feed_error: BaseException | None = None
         """What the feed raised, if it did."""
         self.save_dir = Path(save_dir) if save_dir is not None else None
+        self.watching = watching
+        """What is watched, in words for the last line after a failure."""
         self._actions = actions
         self._guest = TrioGuest(feed, self.post, self._feed_done) if feed else None
         self._chart_period_s = 1.0 / chart_hz if chart_hz else 0.0
@@ -178,14 +190,25 @@ class MemactorApp(App[None]):
 
     def compose(self) -> ComposeResult:
         yield MemoryHeader(id="header")
-        yield MemoryChart(id="chart")
+        yield ChartPanel(id="chart-panel")
         with TabbedContent(initial="components", id="views"):
             with TabPane("Components", id="components"):
-                yield RowTable(COMPONENT_COLUMNS, right="234567", id="components-table")
+                yield RowTable(
+                    COMPONENT_COLUMNS,
+                    right="234567",
+                    hide_first=COMPONENT_HIDE_FIRST,
+                    id="components-table",
+                )
             with TabPane("Owners", id="owners"):
                 yield RowTable(OWNER_COLUMNS, right="12", id="owners-table")
             with TabPane("Leaks", id="leaks"):
-                yield RowTable(LEAK_COLUMNS, right="34567", id="leaks-table")
+                yield RowTable(
+                    LEAK_COLUMNS,
+                    right="34567",
+                    hide_first=LEAK_HIDE_FIRST,
+                    marks={2: VERDICT_MARKS},
+                    id="leaks-table",
+                )
             with TabPane("Events", id="events"):
                 yield RowTable(("uptime", "kind", "what"), id="events-table")
         yield FilterBar(id="filter")
@@ -215,16 +238,26 @@ class MemactorApp(App[None]):
         error = message.error
         self.dashboard.finish(error)
         self._show()
-        if error is not None and not self._quitting:
+        if error is None or self._quitting:
+            return
+        if isinstance(error, RemoteError):
             self.exit(return_code=1, message=self._error_report(error))
+        else:
+            # The last view stays on screen with the error; q exits with 1.
+            self.notify(
+                f"{self.watching} failed: {type(error).__name__}: {error}; q quits",
+                title="stopped",
+                severity="error",
+                timeout=3600,
+            )
 
-    @staticmethod
-    def _error_report(error: BaseException) -> Text:
+    def _error_report(self, error: BaseException) -> Text:
         if isinstance(error, RemoteError):
             # A refused token or a foreign version: the message says all there is.
             return Text(f"memactor: {error}", style="red")
         lines = traceback.format_exception(error)
-        return Text("memactor: the feed failed\n" + "".join(lines).rstrip(), style="red")
+        summary = f"memactor: {self.watching} failed: {type(error).__name__}: {error}"
+        return Text("".join(lines) + summary, style="red")
 
     def _drawn(self, received_ns: int) -> None:
         delay = time.monotonic_ns() - received_ns
@@ -237,8 +270,8 @@ class MemactorApp(App[None]):
         """Draw the header, the chart (at most ``chart_hz``) and the visible view."""
         dashboard = self.dashboard
         header = self.query_one(MemoryHeader)
-        first, second, third = dashboard.header_lines()
-        header.lines = (f"{self.title} · {first}" if self.title else first, second, third)
+        first, second, third = dashboard.header_parts()
+        header.parts = ((self.title, *first) if self.title else first, second, third)
         header.state = dashboard.connection.state
         self._update_chart()
         self._show_view(self.query_one(TabbedContent).active or VIEWS[0])
@@ -252,7 +285,7 @@ class MemactorApp(App[None]):
                 self.set_timer(wait, self._chart_due)
             return
         self._chart_at = now
-        self.query_one(MemoryChart).data = self.dashboard.chart()
+        self.query_one(ChartPanel).data = self.dashboard.chart()
 
     def _chart_due(self) -> None:
         self._chart_pending = False
@@ -281,7 +314,9 @@ class MemactorApp(App[None]):
         if not paused:
             self._show()
 
-    def watch_filter_text(self) -> None:
+    def watch_filter_text(self, text: str) -> None:
+        if not self.query_one(FilterBar).has_class("-open"):
+            self.query_one(MemoryHeader).filter_text = text  # kept (or cleared) with the bar closed
         self._show()
 
     def on_tabbed_content_tab_activated(self, message: TabbedContent.TabActivated) -> None:
@@ -295,6 +330,8 @@ class MemactorApp(App[None]):
 
     def on_filter_bar_closed(self, message: FilterBar.Closed) -> None:
         self.filter_text = message.text
+        # While typing, the bar shows the text; once kept, the header says it.
+        self.query_one(MemoryHeader).filter_text = message.text
         self.query_one(f"#{self.query_one(TabbedContent).active}-table", RowTable).focus()
 
     # -- actions -----------------------------------------------------------------------
@@ -319,6 +356,10 @@ class MemactorApp(App[None]):
         bar = self.query_one(FilterBar)
         bar.value = self.filter_text
         bar.open()
+
+    def action_clear_filter(self) -> None:
+        """Show every component again (escape, outside the filter bar)."""
+        self.filter_text = ""
 
     def action_next_view(self) -> None:
         tabs = self.query_one(TabbedContent)

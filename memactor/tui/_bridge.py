@@ -102,7 +102,7 @@ class TrioGuest:
         error = result.error if isinstance(result, outcome.Error) else None
         for future in self._pending:
             if not future.done():
-                future.set_exception(RuntimeError("the feed stopped before answering"))
+                future.set_exception(RuntimeError("the view stopped before the answer came"))
         self._pending.clear()
         assert self._done is not None
         self._done.set_result(None)
@@ -130,7 +130,7 @@ class TrioGuest:
         future: asyncio.Future[_T] = asyncio.get_running_loop().create_future()
         nursery, token = self._nursery, self._token
         if nursery is None or token is None or not self.running:
-            future.set_exception(RuntimeError("the feed is not running"))
+            future.set_exception(RuntimeError("the view is no longer live"))
             return future
         self._pending.add(future)
 
@@ -150,7 +150,7 @@ class TrioGuest:
             if self._nursery is None:
                 self._pending.discard(future)
                 if not future.done():
-                    future.set_exception(RuntimeError("the feed is not running"))
+                    future.set_exception(RuntimeError("the view is no longer live"))
                 return
             self._nursery.start_soon(task)
 

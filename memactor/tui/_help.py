@@ -11,29 +11,33 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 HELP_TEXT = """\
-[b]memactor live view[/b]: the memory of one process, from its metrics actor.
+[b]memactor live view[/b]: one process's memory, from its metrics actor.
 
 [b]keys[/b]
-  q          quit (stops an in-process pipeline cleanly)
-  p          pause: freeze the display (views are still taken in and counted)
-  / or f     filter components by a substring of their name (escape clears)
-  v or tab   next view: components, owners, leaks, events (1-4 pick one)
-  s          take a snapshot (snap-1, snap-2, ...), with live blocks when the feed can
-  d          diff the last two snapshots, with the leak verdict
-  D          pick any two snapshots to diff (space marks, d diffs)
-  w          save the latest snapshot to memactor-<label>.msgpack
-  ?          this help (escape or ? closes it)
+  q         quit (an in-process pipeline stops cleanly)
+  p         pause: freeze the screen (views are still counted)
+  / or f    filter components by name; enter keeps, escape clears
+  v or tab  next view (1-4 pick one: components, owners, leaks, events)
+  s         take a snapshot (snap-1, snap-2, ...)
+  d         diff the last two snapshots, with the leak verdict
+  D         diff any two (space marks two, d diffs them)
+  w         save the latest snapshot to memactor-<label>.msgpack
+  ?         this help (escape closes it)
 
 [b]panels[/b]
-  header      process, uptime, in use / reserved per device, true peak,
-              events per second, drops (events dropped + views missed), anomalies
-  chart       in use and reserved over the last minute (total, and per device)
-  components  sorted by bytes in use; hit rate = pool hits / lendings
-  owners      bytes lent to each actor or task, with its peak
+  header      who is watched; in use / reserved per device and the
+              true peak; events/s (over 5 s), drops, anomalies
+  chart       in use (area) and reserved (line), the last minute
+  components  by bytes in use; hit rate = pool hits / lendings;
+              narrow terminals leave out allocs/s, hit rate, blocks
+  owners      bytes lent to each actor or task, and its peak
   leaks       a line fitted through each component's in-use history:
-              GROWING when steady (R²) and long enough
-  events      what changed between views: anomalies, new peaks, components
-              appearing or vanishing, drops, connection, snapshots
+              GROWING  grows steadily (R² high): the leak signature
+              uneven   grows, but not along a line (bursts, noise)
+              ok       not growing
+              too early  not enough history to judge yet
+  events      what changed: anomalies, new peaks, components that
+              appear or vanish, drops, connection, snapshots
 """
 
 
@@ -49,7 +53,8 @@ class HelpScreen(ModalScreen[None]):
         align: center middle;
     }
     HelpScreen > VerticalScroll {
-        width: 90;
+        width: 100%;
+        max-width: 80;
         height: auto;
         max-height: 90%;
         border: round $accent;

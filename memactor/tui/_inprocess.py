@@ -49,8 +49,9 @@ def pipeline_app(
     runs ``main(system)`` and posts every view of the metrics actor (at *sample_hz*)
     under the name *name* (default: *title*, else the program's name). When ``main``
     returns, a note says so and the views go on until quit; when it raises, the system
-    closes and the app exits with the error. Snapshots (``s``) come from the metrics
-    actor, with live blocks. Run it with ``app.run()`` or, in a test, ``app.run_test()``.
+    closes, the last view stays on screen with the error, and quitting exits with 1.
+    Snapshots (``s``) come from the metrics actor, with live blocks. Run it with
+    ``app.run()`` or, in a test, ``app.run_test()``.
 
     *serve* also serves the metrics actor for ``memactor top`` in other terminals, on this
     process's socket (``True``) or the address given (see
@@ -87,7 +88,7 @@ def pipeline_app(
             finally:
                 actions.system = None
 
-    return MemactorApp(feed, actions=actions, title=title)
+    return MemactorApp(feed, actions=actions, title=title, watching="the pipeline")
 
 
 async def _show_views(system: MemorySystem, rate_hz: float, source: Source, post: Post) -> None:
@@ -119,8 +120,9 @@ def _restarts_of(system: MemorySystem) -> int:
 def run(main: Main, *, headless: bool = False, **options: Any) -> int:
     """Run ``main(system)`` under the live view until you quit; return the exit code.
 
-    0 when you quit; 1 when ``main`` (or the memory system) failed, after printing the
-    traceback once the view has left the screen. SIGINT and SIGTERM quit as ``q`` does
+    0 when you quit; 1 when ``main`` (or the memory system) failed: the view then stays
+    open on the last state with the error in red, and the traceback is printed once you
+    quit and the view has left the screen. SIGINT and SIGTERM quit as ``q`` does
     (the pipeline is cancelled, the system closes, a server says goodbye to its viewers)
     and the code is then 128 + the signal's number: 130 or 143. *headless* runs without a
     terminal (for tests). Every other option is :func:`pipeline_app`'s (*title*, *name*,

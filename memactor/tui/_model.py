@@ -16,6 +16,7 @@ from ..remote import ConnectionLost, Source, ViewUpdate
 from ._bridge import FeedItem, FeedNote
 from ._history import DEFAULT_HISTORY_POINTS, TOTAL_KEY, History, Key, RateMeter, device_key
 from ._notable import DEFAULT_EVENTS_KEPT, EventTail, derive_events
+from ._ticks import binary_unit
 
 SPARK_POINTS = 16
 SPARK_BARS = "▁▂▃▄▅▆▇█"
@@ -23,7 +24,15 @@ LEAK_REFRESH_NS = 1_000_000_000
 UNATTRIBUTED = "(unattributed)"
 """The component table's row name for memory the process holds that nobody reported."""
 CHART_WINDOW_NS = 60_000_000_000
-_UNITS = (("B", 1), ("KiB", 2**10), ("MiB", 2**20), ("GiB", 2**30), ("TiB", 2**40))
+"""The chart's widest window; until a run is that long, the window is the run so far."""
+CHART_MIN_WINDOW_NS = 1_000_000_000
+RATE_WINDOW_NS = 5_000_000_000
+"""Rates (events/s, allocs/s) are counted over the last five seconds of views, so that
+bursty batches do not make them jump from view to view."""
+
+Verdict = Literal["GROWING", "uneven", "ok", "too early"]
+"""The Leaks view's words: GROWING (steady growth, the leak signature), uneven (it grows,
+but not along a line), ok (not growing), too early (not enough history to judge)."""
 
 ConnectionState = Literal["waiting", "connected", "disconnected", "finished", "failed", "stopping"]
 
@@ -62,15 +71,24 @@ class ChartData:
 
     unit: str
     window_s: float
+    """The run so far, until it reaches the widest window (a minute)."""
     lines: tuple[ChartLine, ...]
+    largest_bytes: int = 0
+    """The largest value of any line, in bytes (for the axis's ticks)."""
 
 
 COMPONENT_COLUMNS = (
     "component", "device", "reserved", "in use", "peak in use", "blocks",
-    "hit rate", "allocs/s", "in use, last 16 views",
+    "hit rate", "allocs/s", "last 16 views",
 )  # fmt: skip
+COMPONENT_HIDE_FIRST = (7, 6, 5, 4)
+"""Columns a narrow table leaves out, first to last: allocs/s, hit rate, blocks, peak."""
 OWNER_COLUMNS = ("owner", "in use", "peak in use")
 LEAK_COLUMNS = ("component", "device", "verdict", "growth", "R²", "net", "over", "points", "why")
+LEAK_HIDE_FIRST = (7, 6, 4, 5, 1)
+"""Columns a narrow table leaves out, first to last: points, over, R², net, device."""
+VERDICT_MARKS = {"GROWING": "bad", "uneven": "warn", "ok": "good", "too early": "dim"}
+"""How the Leaks view colours each verdict (see :class:`RowTable`'s marks)."""
 
 
 def format_uptime(ns: int) -> str:
@@ -96,11 +114,21 @@ def sparkline(values: list[int]) -> str:
 
 def chart_unit(largest: int) -> tuple[str, int]:
     """The largest binary unit that *largest* bytes come to at least one of."""
-    chosen = _UNITS[0]
-    for unit in _UNITS:
-        if largest >= unit[1]:
-            chosen = unit
-    return chosen
+    return binary_unit(largest)
+
+
+def verdict(trend: Trend, config: TrendConfig) -> tuple[Verdict, str]:
+    """The Leaks view's verdict on *trend* and why, in one vocabulary (see
+    :data:`Verdict`); judged from the trend's figures against *config*."""
+    if trend.growing:
+        return "GROWING", f"steady growth (R² {trend.r_squared:.2f})"
+    if trend.points < config.min_points:
+        return "too early", f"{trend.points} of {config.min_points} points so far"
+    if trend.duration_s < config.min_duration_s:
+        return "too early", f"{trend.duration_s:.1f} of {config.min_duration_s:g} s so far"
+    if trend.slope_bytes_per_s < config.min_slope_bytes_per_s:
+        return "ok", "not growing"
+    return "uneven", f"grows unevenly (R² {trend.r_squared:.2f} < {config.min_r_squared:g})"
 
 
 def matches(component: str, text: str) -> bool:
@@ -125,7 +153,7 @@ class Dashboard:
         self.connection = Connection("waiting", "no view yet")
         self.views_received = 0
         self.views_missed = 0
-        self._events_rate = RateMeter()
+        self._events_rate = RateMeter(window_ns=RATE_WINDOW_NS)
         self._alloc_rates: dict[Key, RateMeter] = {}
         self._gap = True
         self._leaks: tuple[Trend, ...] = ()
@@ -172,11 +200,11 @@ class Dashboard:
     def finish(self, error: BaseException | None) -> None:
         """The feed ended, by returning (*error* None) or by raising *error*."""
         if error is None:
-            self.connection = Connection("finished", "the feed ended; q quits")
-            self.note("connection", "the feed ended")
+            self.connection = Connection("finished", "no more views; q quits")
+            self.note("connection", "no more views: the last one stays on screen")
         else:
-            self.connection = Connection("failed", f"{type(error).__name__}: {error}")
-            self.note("connection", f"the feed failed: {type(error).__name__}: {error}")
+            self.connection = Connection("failed", f"{type(error).__name__}: {error}; q quits")
+            self.note("connection", f"stopped by {type(error).__name__}: {error}")
 
     def _take_view(self, update: ViewUpdate) -> None:
         previous = self.latest
@@ -202,7 +230,7 @@ class Dashboard:
             key = (stats.component, stats.device)
             meter = self._alloc_rates.get(key)
             if meter is None:
-                meter = self._alloc_rates[key] = RateMeter()
+                meter = self._alloc_rates[key] = RateMeter(window_ns=RATE_WINDOW_NS)
             meter.add(now, stats.allocations)
         uptime = self.uptime_ns()
         for kind, text in derive_events(before, view, missed=update.missed):
@@ -214,51 +242,54 @@ class Dashboard:
         return self._events_rate.rate()
 
     def header_lines(self) -> tuple[str, str, str]:
-        """The header's three lines: who and how, memory per device, counters."""
+        """The header's three lines: who and how, memory per device, counters (each the
+        :meth:`header_parts` of its line joined by ``" · "``)."""
+        first, second, third = self.header_parts()
+        return (" · ".join(first), " · ".join(second), " · ".join(third))
+
+    def header_parts(self) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+        """The header's three lines as parts: a narrow header breaks a line between
+        parts, never inside one."""
         latest = self.latest
         if latest is None:
-            return ("memactor: waiting for the first view", self.connection.describe(), "")
+            return (("waiting for the first view",), (), ())
         source, view, totals = latest.source, latest.view, latest.view.totals
         where = f"pid {source.pid} on {source.host}"
         if source.address:
             where += f" at {source.address}"
         uptime = format_uptime(self.uptime_ns() or 0)
-        first = f"{self.connection.describe()} · {source.name} ({where}) · up {uptime}"
-        # Process figures only where the process was sampled (a feed may carry none).
-        process = {p.device: p for p in view.process}
-        parts = []
-        for d in view.devices:
-            part = (
-                f"{d.device}: {format_size(d.bytes_in_use)} in use / "
-                f"{format_size(d.bytes_reserved)} reserved"
-            )
-            outside = process.pop(d.device, None)
-            if outside is not None:
-                part += (
-                    f" (process {format_size(outside.process_bytes)}, unattributed "
-                    f"{format_size(outside.unattributed_bytes, signed=True)})"
-                )
-            parts.append(part)
-        parts += [
-            f"{p.device}: nothing reported (process {format_size(p.process_bytes)}, "
-            f"unattributed {format_size(p.unattributed_bytes, signed=True)})"
-            for p in process.values()
+        first = (self.connection.describe(), f"{source.name} ({where})", f"up {uptime}")
+        held = [
+            f"{d.device} {format_size(d.bytes_in_use)} / {format_size(d.bytes_reserved)}"
+            for d in view.devices
         ]
-        second = " · ".join(parts) or "no memory held yet"
-        drops = totals.events_dropped + self.views_missed
-        third = (
-            f"true peak {format_size(totals.peak_bytes_in_use)} in use / "
-            f"{format_size(totals.peak_bytes_reserved)} reserved · "
-            f"{format_rate(self.events_per_s(), 'events')} · "
-            f"drops {drops:,} ({totals.events_dropped:,} events, {self.views_missed:,} views) · "
-            f"anomalies {totals.anomalies:,}"
+        second = (
+            f"in use / reserved: {held[0]}" if held else "no memory held yet",
+            *held[1:],
+            f"true peak {format_size(totals.peak_bytes_in_use)} / "
+            f"{format_size(totals.peak_bytes_reserved)}",
         )
+        # Process figures only where the process was sampled (a feed may carry none).
+        third = [
+            f"{p.device} process {format_size(p.process_bytes)}, "
+            f"unattributed {format_size(p.unattributed_bytes, signed=True)}"
+            for p in view.process
+        ]
+        drops = totals.events_dropped + self.views_missed
+        third += [
+            format_rate(self.events_per_s(), "events"),
+            f"drops {drops:,} ({totals.events_dropped:,} events, {self.views_missed:,} views)"
+            if drops
+            else "drops 0",
+            f"anomalies {totals.anomalies:,}",
+        ]
         if totals.loop_stalls:
-            third += (
-                f" · stalls {totals.loop_stalls:,} (longest "
-                f"{totals.longest_stall_ns / 1e9:.2f} s in {totals.longest_stall_task})"
+            task = totals.longest_stall_task.rsplit(".", 1)[-1]
+            third.append(
+                f"stalls {totals.loop_stalls:,} (longest {totals.longest_stall_ns / 1e9:.2f} s"
+                f" in {task})"
             )
-        return (first, second, third)
+        return (first, second, tuple(third))
 
     def component_rows(self, text: str = "") -> tuple[ComponentRow, ...]:
         """Components that held memory or saw anomalies, biggest in use first; then, per
@@ -334,23 +365,27 @@ class Dashboard:
         return self._leaks
 
     def leak_rows(self, text: str = "") -> tuple[tuple[str, ...], ...]:
-        """Growing components first (steepest first), then the rest by name."""
+        """Growing components first (steepest first), then the rest by name; the verdict
+        and why in the words of :func:`verdict`."""
         trends = [t for t in self.trends() if matches(t.component, text)]
         trends.sort(key=lambda t: (not t.growing, -t.slope_bytes_per_s if t.growing else 0.0))
-        return tuple(
-            (
-                t.component,
-                t.device,
-                "GROWING" if t.growing else "steady",
-                f"{format_size(round(t.slope_bytes_per_s), signed=True)}/s",
-                f"{t.r_squared:.3f}",
-                format_size(t.net_growth_bytes, signed=True),
-                f"{t.duration_s:.1f} s",
-                f"{t.points:,}",
-                t.reason,
+        rows = []
+        for t in trends:
+            word, why = verdict(t, self.trend)
+            rows.append(
+                (
+                    t.component,
+                    t.device,
+                    word,
+                    f"{format_size(round(t.slope_bytes_per_s), signed=True)}/s",
+                    f"{t.r_squared:.3f}",
+                    format_size(t.net_growth_bytes, signed=True),
+                    f"{t.duration_s:.1f} s",
+                    f"{t.points:,}",
+                    why,
+                )
             )
-            for t in trends
-        )
+        return tuple(rows)
 
     def event_rows(self) -> tuple[tuple[str, str, str], ...]:
         """The events tail, newest first: ``(uptime, kind, text)``."""
@@ -364,11 +399,15 @@ class Dashboard:
         )
 
     def chart(self, *, window_ns: int = CHART_WINDOW_NS) -> ChartData | None:
-        """In use and reserved, total and per device, over the last *window_ns*."""
+        """In use and reserved, total and per device, over the run so far or the last
+        *window_ns*, whichever is shorter (at least a second)."""
         view = self.view
         if view is None:
             return None
         now = view.monotonic_ns
+        total = self.history.points(TOTAL_KEY)
+        span = now - total[0][0] if total else 0
+        window_ns = min(window_ns, max(span, CHART_MIN_WINDOW_NS))
         start = now - window_ns
         wanted: list[tuple[str, Key, int]] = [
             ("in use", TOTAL_KEY, 2),
@@ -387,4 +426,4 @@ class Dashboard:
             )
             for label, points, column in picked
         )
-        return ChartData(unit, window_ns / 1e9, lines)
+        return ChartData(unit, window_ns / 1e9, lines, largest)

@@ -19,13 +19,14 @@ from memactor.actors import (
     DeviceBufferError,
     DeviceMemoryLimitError,
     DeviceUnavailableError,
+    GetStatistics,
     GpuBufferManager,
     GpuStatistics,
     HostBackend,
     MemorySystem,
     current_owner,
 )
-from memactor.runtime import Actor
+from memactor.runtime import NO_BACKOFF, Actor, ActorFailedError, ActorRef
 
 HAS_CUPY = importlib.util.find_spec("cupy") is not None
 
@@ -163,8 +164,21 @@ async def test_statistics_fields_on_the_host_backend() -> None:
         unknown = (stats.pool_used_bytes, stats.pool_total_bytes)
         assert (*unknown, stats.device_used_bytes, stats.device_total_bytes) == (None,) * 4
         assert stats.actor.messages_handled == 0
-        answered = await gpu.ref.ask("statistics", timeout=5)
+        answered = await gpu.ref.ask(GetStatistics(), timeout=5)
         assert dataclasses.replace(answered, actor=stats.actor) == stats
+
+
+async def test_a_message_that_is_not_get_statistics_fails_the_manager() -> None:
+    async with memactor.open_system(restart_backoff=NO_BACKOFF) as system:
+        gpu = GpuBufferManager("cpu")
+        await system.spawn(gpu, name="gpu")
+        ref: ActorRef[object, object] = gpu.ref  # type: ignore[assignment]  # to send a bad one
+        with pytest.raises(ActorFailedError) as info:
+            await ref.ask("statistics")  # a message is a frozen value, not a string
+        assert isinstance(info.value.error, TypeError)
+        assert str(info.value.error).endswith("got 'statistics': not GetStatistics()")
+        await trio.testing.wait_all_tasks_blocked()
+        assert gpu.statistics().actor.restarts == 1
 
 
 # -- misuse, limits, stopping -------------------------------------------------------------

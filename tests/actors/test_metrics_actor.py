@@ -52,7 +52,7 @@ async def test_an_unknown_label_fails_the_ask_and_nothing_else() -> None:
 
 async def test_a_message_outside_the_protocol_is_answered_not_fatal() -> None:
     async with memactor.open_system() as system:
-        ref: ActorRef[object, object] = system.metrics.ref  # type: ignore[assignment]
+        ref: ActorRef[object, object] = system.metrics.ref  # type: ignore[assignment]  # to send a bad one
         reply = await ref.ask("hello")
         assert isinstance(reply, RequestFailed)
         assert str(reply.error) == "the metrics actor does not understand 'hello'"

@@ -20,11 +20,13 @@ from hypothesis import strategies as st
 import memactor
 from memactor.actors import (
     BufferPool,
+    GetStatistics,
     Lease,
     LeaseError,
     MemorySystem,
     PoolStatistics,
     PoolTimeoutError,
+    Trim,
     current_owner,
     size_class,
 )
@@ -550,7 +552,7 @@ async def test_the_cache_is_trimmed_to_max_cached_coldest_first() -> None:
         warm = await pool.acquire(KiB, np.uint8)
         assert warm.block == 3  # a hit takes the block returned last
         warm.release()
-        assert await system.lookup("pool").ask("trim") == 2 * KiB
+        assert await system.lookup("pool").ask(Trim()) == 2 * KiB
         await check_books(system, pool)
         assert system.ledger.component("pool").frees == 3
 
@@ -588,9 +590,10 @@ async def test_a_restarted_pool_takes_its_leases_back() -> None:
         (await pool.acquire(2 * KiB, np.uint8)).release()
         ref: ActorRef[object, object] = system.lookup("pool")
         with pytest.raises(ActorFailedError) as info:
-            await ref.ask("bogus")
+            await ref.ask("statistics")  # a message is a frozen value, not a string
+        assert isinstance(info.value.error, TypeError)
         assert str(info.value.error) == (
-            "buffer pool 'pool' got 'bogus': not 'statistics' or 'trim'"
+            "buffer pool 'pool' got 'statistics': not GetStatistics() or Trim()"
         )
         await trio.testing.wait_all_tasks_blocked()
         assert pool.statistics().actor.restarts == 1
@@ -707,7 +710,7 @@ async def test_every_statistics_field() -> None:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(pool.acquire, 4 * KiB, np.uint8)
             await trio.testing.wait_all_tasks_blocked()
-            stats = await system.lookup("pool").ask("statistics")
+            stats = await system.lookup("pool").ask(GetStatistics())
             nursery.cancel_scope.cancel()
         assert isinstance(stats, PoolStatistics)
         assert stats == PoolStatistics(
@@ -761,7 +764,7 @@ async def test_a_pool_lifecycle() -> None:
         for lease in [*wide, *third]:
             lease.release()
         assert pool.statistics().bytes_cached == 8 * KiB
-        assert await ref.ask("trim") == 8 * KiB
+        assert await ref.ask(Trim()) == 8 * KiB
         await check_books(system, pool)
     stats = pool.statistics()
     assert (stats.actor.state, stats.bytes_reserved) == (ActorState.STOPPED, 0)

@@ -39,7 +39,7 @@ def test_top_refuses_bad_arguments(args: list[str], message: str) -> None:
 def wait_until(check: object, what: str, timeout_s: float = 60.0) -> None:
     """Poll *check* until it is true; the deadline only bounds a broken run."""
     deadline = time.monotonic() + timeout_s
-    while not check():  # type: ignore[operator]
+    while not check():  # type: ignore[operator]  # a callable, typed loosely
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.1)

@@ -48,7 +48,7 @@ def ev(
     dst: Any = None,
 ) -> MemoryEvent:
     """An event built without checks, so that tests can send what no producer should."""
-    return MemoryEvent.unchecked(kind, component, block, size, device, owner, ts, old_size, dst)  # type: ignore[arg-type]
+    return MemoryEvent.unchecked(kind, component, block, size, device, owner, ts, old_size, dst)  # type: ignore[arg-type]  # bad fields on purpose
 
 
 ALLOC, FREE, RESIZE = EventKind.ALLOC, EventKind.FREE, EventKind.RESIZE
@@ -290,7 +290,7 @@ def test_the_ledgers_fast_constructor_builds_the_very_value_of_the_public_one() 
     assert dataclasses.astuple(built) == tuple(values)
     assert hash(built) == hash(ComponentStats(*values))
     with pytest.raises(dataclasses.FrozenInstanceError):
-        built.bytes_in_use = 0  # type: ignore[misc]
+        built.bytes_in_use = 0  # type: ignore[misc]  # the point of the test
 
 
 @pytest.mark.parametrize(

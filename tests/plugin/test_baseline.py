@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from memactor.pytest_plugin._baseline import Tolerance
+from memactor import MemactorError
+from memactor.pytest_plugin._baseline import BaselineError, Tolerance
 
 from .conftest import RunInner
 
@@ -192,6 +193,14 @@ async def test_without_memory():
 )
 def test_tolerance_as_a_share_or_a_size(text: str, before: int, now: int, allowed: bool) -> None:
     assert Tolerance.parse(text).allows(before, now) is allowed
+
+
+@pytest.mark.parametrize("text", ["-5%", "ten%", "5 parsecs"])
+def test_a_bad_tolerance_is_a_memactor_error(text: str) -> None:
+    with pytest.raises(MemactorError, match=r"^(cannot read tolerance|tolerance: )") as raised:
+        Tolerance.parse(text)
+    assert isinstance(raised.value, BaselineError)
+    assert isinstance(raised.value, ValueError)
 
 
 def test_summary_calls_skipped_and_xfailed_tests_so(

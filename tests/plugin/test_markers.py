@@ -29,7 +29,7 @@ def run(pytester: pytest.Pytester, run_inner: RunInner, source: str) -> pytest.R
     return run_inner("-rA")
 
 
-def test_memactor_limit_fails_a_test_whose_peak_reaches_it(
+def test_memactor_limit_fails_a_test_whose_peak_exceeds_it(
     pytester: pytest.Pytester, run_inner: RunInner
 ) -> None:
     result = run(
@@ -49,8 +49,14 @@ async def test_over_total(memactor_system):
 
 
 @pytest.mark.memactor_limit("1 MiB", component="decode")
-async def test_reaches_component_limit(memactor_system):
+async def test_at_component_limit(memactor_system):
     hold(memactor_system, "decode", 1 * MiB, owner="decoder", free=True)
+    hold(memactor_system, "cache", 8 * MiB, free=True)
+
+
+@pytest.mark.memactor_limit("1 MiB", component="decode")
+async def test_a_byte_over_component_limit(memactor_system):
+    hold(memactor_system, "decode", 1 * MiB + 1, owner="decoder", free=True)
     hold(memactor_system, "cache", 8 * MiB, free=True)
 
 
@@ -82,14 +88,19 @@ async def test_pool_cache_is_not_in_use(memactor_system):
 @pytest.mark.memactor_limit("1 MiB", component="decoder")
 async def test_unknown_component(memactor_system):
     hold(memactor_system, "decode", 1, free=True)
+
+
+@pytest.mark.memactor_limit("1 MiB", device="cuda:1")
+async def test_unknown_device(memactor_system):
+    hold(memactor_system, "gpu", 1, device="cuda:0", free=True)
 """,
     )
-    result.assert_outcomes(passed=3, failed=4)
+    result.assert_outcomes(passed=4, failed=5)
     result.stdout.fnmatch_lines(
         [
             "*_ test_over_total _*",
-            "memactor_limit: peak in use in total reached 5 MiB (5,242,880 bytes); "
-            "the limit is 4 MiB (4,194,304 bytes)",
+            "memactor_limit: the peak in use in total, 5 MiB (5,242,880 bytes), exceeds "
+            "the limit of 4 MiB (4,194,304 bytes)",
             "",
             "component  device  peak in use  live blocks at end",
             "---------  ------  -----------  ------------------",
@@ -100,24 +111,27 @@ async def test_unknown_component(memactor_system):
             "-------  -----------",
             "indexer        3 MiB",
             "decoder        2 MiB",
-            "*_ test_reaches_component_limit _*",
-            "memactor_limit: peak in use of 'decode' on cpu reached 1 MiB (1,048,576 bytes); "
-            "the limit is 1 MiB (1,048,576 bytes)",
+            "*_ test_a_byte_over_component_limit _*",
+            "memactor_limit: the peak in use of 'decode' on cpu, 1.0 MiB (1,048,577 bytes), "
+            "exceeds the limit of 1 MiB (1,048,576 bytes)",
             "",
             "component  device  peak in use  live blocks at end",
             "---------  ------  -----------  ------------------",
-            "decode     cpu           1 MiB                   0",
+            "decode     cpu         1.0 MiB                   0",
             "",
             "*_ test_device_total _*",
-            "memactor_limit: peak in use on cuda:0 reached 1.2 KiB (1,200 bytes); "
-            "the limit is 1 KiB (1,024 bytes)",
+            "memactor_limit: the peak in use on cuda:0, 1.2 KiB (1,200 bytes), exceeds "
+            "the limit of 1 KiB (1,024 bytes)",
             "*_ test_unknown_component _*",
-            "memactor_limit: component 'decoder' reported no memory (components: decode@cpu)",
+            "memactor_limit: unknown component 'decoder' in the snapshot (components: decode@cpu)",
+            "*_ test_unknown_device _*",
+            "memactor_limit: no device 'cuda:1' in the snapshot (devices: cuda:0)",
         ]
     )
     result.stdout.fnmatch_lines(
         [
             "PASSED test_memory.py::test_under",
+            "PASSED test_memory.py::test_at_component_limit",
             "PASSED test_memory.py::test_other_device_does_not_count",
             "PASSED test_memory.py::test_pool_cache_is_not_in_use",
         ]
@@ -285,8 +299,8 @@ async def test_missing_peak(memactor_system):
     result.stdout.fnmatch_lines_random(
         [
             "*memactor_no_leaks: the test ended with 10 B (10 bytes) more in use*",
-            "*@pytest.mark.memactor_limit needs the memactor_system fixture: add "
-            "memactor_system to the test's arguments*",
+            "*@pytest.mark.memactor_limit needs the memactor_system fixture (in an async "
+            "trio test) or memactor_run (in a plain test): add one to the test's arguments*",
             "*memactor_system is a trio fixture: make the test 'async def' and mark it "
             "@pytest.mark.trio (or set trio_mode = true)*",
             "*bad memactor marker: memactor_limit(peak=...): cannot read 'lots' as a size*",

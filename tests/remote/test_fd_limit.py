@@ -136,7 +136,7 @@ async def flood(address: str, peers: list[trio.SocketStream]) -> None:
 
     async def one() -> None:
         with trio.move_on_after(2):
-            stream = await trio.open_tcp_stream(where.host, where.port)  # type: ignore[union-attr]
+            stream = await trio.open_tcp_stream(where.host, where.port)  # type: ignore[union-attr]  # TCP here
             peers.append(stream)
             await stream.send_all(hello)
 

@@ -67,9 +67,9 @@ async def test_watch_gives_up_a_silent_server_and_reconnects(
                 await trio.sleep(1)
         nursery.cancel_scope.cancel()
     assert all(isinstance(f, ConnectionLost) for f in got)
-    assert [f.reason for f in got] == [f"127.0.0.1:{port} sent nothing for 6 s"] * 2  # type: ignore[union-attr]
+    assert [f.reason for f in got] == [f"127.0.0.1:{port} sent nothing for 6 s"] * 2  # type: ignore[union-attr]  # all ConnectionLost
     # Each connection was welcomed: the retry starts over.
-    assert [(f.attempt, f.retry_in_s) for f in got] == [(1, 0.1)] * 2  # type: ignore[union-attr]
+    assert [(f.attempt, f.retry_in_s) for f in got] == [(1, 0.1)] * 2  # type: ignore[union-attr]  # as above
     assert mute.connections >= 2
     assert mute.pings >= 4  # two unanswered pings a connection before giving up
 

@@ -92,7 +92,7 @@ async def served_program(
         for block in range(10):
             loader.alloc(block, 100)
         address = ":0" if socket_dir is None else str(socket_dir / "app.sock")
-        async with open_server(system, address, **limits) as server:  # type: ignore[arg-type]
+        async with open_server(system, address, **limits) as server:  # type: ignore[arg-type]  # mixed
             yield system, server, open_fds()
 
 
@@ -245,7 +245,7 @@ async def test_statistics_name_every_limit_field_and_bad_limits_are_refused() ->
             ({"idle_timeout_s": -1}, r"^idle_timeout_s must be above 0 or None, got -1$"),
         ]:
             with pytest.raises(ValueError, match=message):
-                async with open_server(system, ":0", **limits):  # type: ignore[arg-type]
+                async with open_server(system, ":0", **limits):  # type: ignore[arg-type]  # bad on purpose
                     pass
 
 

@@ -341,7 +341,7 @@ async def test_views_are_encoded_once_and_only_the_first_carries_series(socket_d
                             by_seq.setdefault(message.body["seq"], []).append(message.body["view"])
     shared = next(v for v in by_seq.values() if len(v) == 2)
     assert shared[0] == shared[1]
-    first = memactor.Snapshot.from_msgpack(firsts[0].body["view"])  # type: ignore[union-attr]
+    first = memactor.Snapshot.from_msgpack(firsts[0].body["view"])  # type: ignore[union-attr]  # not None
     later = memactor.Snapshot.from_msgpack(shared[0])
     assert first.series != ()
     assert later.series == ()

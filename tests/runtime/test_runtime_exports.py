@@ -1,9 +1,8 @@
-"""memactor.runtime re-exports its public names from private modules, and stays in layer 4."""
+"""memactor.runtime re-exports its public names from private modules (its layering is
+checked with every other package's in ``tests/test_layers.py``)."""
 
 from __future__ import annotations
 
-import pathlib
-import re
 import types
 
 import memactor.runtime
@@ -28,10 +27,6 @@ ACTOR_FRAMEWORK = {
     "open_system",
 }
 
-HIGHER_LAYER_IMPORT = re.compile(
-    r"^\s*(?:from|import)\s+(?:memactor\.|\.\.)(?:actors|metrics|remote|tui|cli)\b", re.MULTILINE
-)
-
 
 def public_names() -> dict[str, object]:
     return {
@@ -51,8 +46,3 @@ def test_public_names_are_defined_in_private_modules() -> None:
             continue  # a default setting: constants carry no module
         module = getattr(value, "__module__", "")
         assert module.startswith("memactor.runtime._"), (name, module)
-
-
-def test_the_runtime_imports_no_higher_layer() -> None:
-    for path in pathlib.Path(memactor.runtime.__file__).parent.glob("*.py"):
-        assert not HIGHER_LAYER_IMPORT.findall(path.read_text()), path.name

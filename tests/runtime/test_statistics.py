@@ -134,5 +134,5 @@ async def test_statistics_are_fresh_frozen_values() -> None:
         assert first is not second
         assert (first.mailbox_depth, second.mailbox_depth) == (0, 1)
         with pytest.raises(dataclasses.FrozenInstanceError):
-            first.mailbox_depth = 5  # type: ignore[misc]
+            first.mailbox_depth = 5  # type: ignore[misc]  # the point of the test
         stage.gate.set()

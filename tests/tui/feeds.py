@@ -115,5 +115,5 @@ class Pipeline:
 
 def updates(count: int, **options: bool | int) -> list[ViewUpdate]:
     """*count* successive views of a seeded :class:`Pipeline`."""
-    pipeline = Pipeline(**options)  # type: ignore[arg-type]
+    pipeline = Pipeline(**options)  # type: ignore[arg-type]  # each option has its own type
     return [pipeline.advance() for _ in range(count)]

@@ -5,21 +5,24 @@ pytest-trio runs in trio mode, so each test is a plain function around ``asyncio
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import trio
+from rich.cells import cell_len
 from textual.pilot import Pilot
 
 from memactor.metrics import Snapshot
 from memactor.remote import ConnectionLost
 from memactor.tui import FeedNote, MemactorApp, Post
 from memactor.tui._diff_screen import DiffScreen
+from memactor.tui._header import MemoryHeader, flow
 from memactor.tui._help import HelpScreen
 from memactor.tui._pick_screen import PickSnapshots
 from memactor.tui._table import RowTable
 
 from .feeds import Pipeline, updates
-from .helpers import drive
+from .helpers import drive, wait_for
 
 
 def table(app: MemactorApp, view: str) -> RowTable:
@@ -48,15 +51,23 @@ def test_views_fill_the_tables_and_keys_switch_pause_and_filter(tmp_path: Path) 
         await pilot.press("p")
         await pilot.pause()
         assert table(app, "components").get_row("enrich\0cpu")[3] == "640 KiB"
-        await pilot.press("slash", "d", "e", "c", "enter")
+        await pilot.press("slash", "d", "e", "c")
+        assert table(app, "components").row_keys == ("decode.chunks\0cpu",)  # as typed
+        header = app.query_one(MemoryHeader)
+        assert "filter" not in header.lines[0]  # the bar shows it while typing
+        await pilot.press("enter")
         assert app.filter_text == "dec"
-        assert table(app, "components").row_keys == ("decode.chunks\0cpu",)
-        await pilot.press("f", "escape")
+        assert header.lines[0].startswith('filter "dec" (escape clears) · memactor · connected')
+        await pilot.press("escape")  # on the view itself, the bar closed
+        assert app.filter_text == ""
+        assert "filter" not in header.lines[0]
+        assert len(table(app, "components").row_keys) == 4
+        await pilot.press("f", "p", "escape")  # escape in the bar clears it too
         assert app.filter_text == ""
         await pilot.press("v")
         assert table(app, "owners").row_keys[0] == "decode"
         await pilot.press("tab", "tab", "1")
-        assert app.query_one("#views").active == "components"  # type: ignore[attr-defined]
+        assert app.query_one("#views").active == "components"  # type: ignore[attr-defined]  # a TabbedContent
         await pilot.press("4")
         assert table(app, "events").row_count == 1
 
@@ -185,7 +196,7 @@ def test_quitting_cancels_the_feed_and_waits_for_it() -> None:
     assert app.return_code == 0
 
 
-def test_a_failing_feed_ends_the_app_with_its_error() -> None:
+def test_a_failing_feed_keeps_the_last_view_and_quits_with_1() -> None:
     async def feed(post: Post) -> None:
         post(updates(1)[0])
         await trio.sleep(0)
@@ -194,8 +205,12 @@ def test_a_failing_feed_ends_the_app_with_its_error() -> None:
     app = MemactorApp(feed, chart_hz=None)
 
     async def script(pilot: Pilot[None]) -> None:
-        while app.return_code is None:
-            await pilot.pause(0.01)
+        await wait_for(pilot, lambda: app.feed_error is not None)
+        await pilot.pause()
+        assert app.return_code is None
+        assert table(app, "components").row_count == 4
+        assert app.query_one(MemoryHeader).state == "failed"
+        await pilot.press("q")
 
     drive(app, script)
     assert app.return_code == 1
@@ -224,5 +239,66 @@ def test_any_two_snapshots_can_be_diffed() -> None:
         assert '"snap-1" -> "snap-3"' in app.screen.report
         await pilot.press("escape", "D", "escape")
         assert not isinstance(app.screen, PickSnapshots | DiffScreen)
+
+    drive(app, script)
+
+
+def test_at_80_columns_tables_leave_out_columns_and_the_header_breaks_between_parts() -> None:
+    app = MemactorApp(chart_hz=None)
+
+    async def main() -> None:
+        async with app.run_test(size=(80, 24)) as pilot:
+            for update in updates(80):
+                app.post(update)
+            await pilot.pause()
+            components = table(app, "components")
+            assert components.shown_columns == (
+                "component", "device", "reserved", "in use", "peak in use", "blocks",
+                "last 16 views",
+            )  # fmt: skip
+            assert components.size.height >= 6  # a title row and at least five rows
+            assert components.get_row("pool\0cpu")[6] == "95.2%"  # left out, still kept
+            await pilot.press("3")
+            await pilot.pause()
+            assert table(app, "leaks").shown_columns == (
+                "component", "device", "verdict", "growth", "net", "why",
+            )  # fmt: skip
+            header = app.query_one(MemoryHeader)
+            # Two devices and the true peak take 87 columns: the line breaks once.
+            assert header.size.height == 4
+            assert all(cell_len(row) <= 78 for row, _ in header._rows(78))
+            await pilot.resize_terminal(60, 24)
+            await pilot.pause()
+            assert header.size.height == 5  # another line broke, none was cut
+            assert all(cell_len(row) <= 58 for row, _ in header._rows(58))
+
+    asyncio.run(main())
+
+
+def test_flow_breaks_between_parts_and_indents_what_follows() -> None:
+    assert flow(("aaaa", "bbbb", "cc"), 11) == ["aaaa · bbbb", "  cc"]
+    assert flow(("aaaa", "bbbb", "cc"), 10) == ["aaaa", "  bbbb", "  cc"]
+    assert flow(("a" * 20,), 10) == ["a" * 20]  # too long for any row: left whole
+    assert flow((), 10) == [""]
+
+
+def test_leak_verdicts_are_coloured() -> None:
+    app = MemactorApp(chart_hz=None)
+
+    async def script(pilot: Pilot[None]) -> None:
+        for update in updates(80):
+            app.post(update)
+        await pilot.press("3")
+        await pilot.pause()
+        leaks = table(app, "leaks")
+        growing = leaks.render_line(1)
+        word = next(s for s in growing if s.text == "GROWING")
+        assert word.style is not None
+        assert word.style.bold
+        assert word.style.color == leaks.get_component_rich_style("row-table--bad").color
+        ok = next(s for s in leaks.render_line(2) if s.text == "ok")
+        assert ok.style is not None
+        assert ok.style.color == leaks.get_component_rich_style("row-table--good").color
+        assert ok.style.color != word.style.color
 
     drive(app, script)

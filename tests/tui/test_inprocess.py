@@ -14,6 +14,8 @@ from textual.pilot import Pilot
 import memactor
 from memactor.actors import MetricsActor
 from memactor.tui import pipeline_app, run
+from memactor.tui._header import MemoryHeader
+from memactor.tui._table import RowTable
 
 from .helpers import drive, wait_for
 
@@ -47,8 +49,8 @@ def test_quitting_stops_the_pipeline_cleanly() -> None:
     app = pipeline_app(main, name="tiny", sample_hz=50.0)
 
     async def script(pilot: Pilot[None]) -> None:
-        while not app.dashboard.component_rows():
-            await pilot.pause(0.02)
+        # The process row "(unattributed)" may come first: wait for the pool's.
+        await wait_for(pilot, lambda: app.dashboard.component_rows("pool"))
         assert app.dashboard.component_rows()[0].cells[:4] == ("pool", "cpu", "4 KiB", "4 KiB")
         await pilot.press("s")
         await app.workers.wait_for_complete()
@@ -79,13 +81,50 @@ def test_a_pipeline_that_finishes_stays_on_view() -> None:
     assert app.return_code == 0
 
 
-def test_a_failing_pipeline_exits_with_its_error(capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_failing_pipeline_stays_on_view_with_its_error_and_quits_with_1() -> None:
     async def main(system: memactor.MemorySystem) -> None:
-        await trio.sleep(0.05)
+        pool = memactor.BufferPool()
+        await system.spawn(pool, name="pool")
+        async with pool.lease((4096,), np.uint8):
+            await trio.sleep(0.5)  # views of the held lease reach the screen meanwhile
+            raise ValueError("bad frame")
+
+    app = pipeline_app(main, title="demo", sample_hz=50.0)
+
+    async def script(pilot: Pilot[None]) -> None:
+        await wait_for(pilot, lambda: app.feed_error is not None)
+        await pilot.pause()
+        assert app.return_code is None  # still open, on the last state
+        header = app.query_one(MemoryHeader)
+        assert header.state == "failed"
+        assert header.lines[0].startswith("demo · failed: ValueError: bad frame; q quits")
+        assert app.dashboard.view is not None
+        assert "pool" in app.query_one("#components-table", RowTable).row_keys[0]
+        (toast,) = app._notifications
+        assert toast.message == "the pipeline failed: ValueError: bad frame; q quits"
+        await pilot.press("q")
+
+    drive(app, script)
+    assert app.return_code == 1
+    assert isinstance(app.feed_error, ValueError)
+    report = str(app._error_report(app.feed_error))
+    assert report.startswith("Traceback (most recent call last):")
+    assert report.endswith("memactor: the pipeline failed: ValueError: bad frame")
+    assert "feed" not in report.replace("(most recent call last)", "").splitlines()[-1]
+
+
+def test_run_prints_the_failure_after_the_view_and_exits_1(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    async def main(system: memactor.MemorySystem) -> None:
+        os.kill(os.getpid(), signal.SIGTERM)  # quits once the view takes the signal
         raise ValueError("bad frame")
 
     assert run(main, headless=True) == 1
-    assert "ValueError: bad frame" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "ValueError: bad frame" in err
+    assert err.rstrip().endswith("memactor: the pipeline failed: ValueError: bad frame")
+    assert "feed" not in err
 
 
 def test_views_go_on_after_the_metrics_actor_restarts(monkeypatch: pytest.MonkeyPatch) -> None:

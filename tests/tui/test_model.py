@@ -7,12 +7,20 @@ import dataclasses
 import pytest
 
 from memactor.events import format_size
-from memactor.metrics import TOTAL
+from memactor.metrics import TOTAL, Trend, TrendConfig
 from memactor.remote import ConnectionLost, Source, ViewUpdate
 from memactor.tui import Dashboard, FeedNote
 from memactor.tui._history import TOTAL_KEY, History, RateMeter, device_key
-from memactor.tui._model import COMPONENT_COLUMNS, chart_unit, format_uptime, sparkline
+from memactor.tui._model import (
+    COMPONENT_COLUMNS,
+    VERDICT_MARKS,
+    chart_unit,
+    format_uptime,
+    sparkline,
+    verdict,
+)
 from memactor.tui._notable import EventTail, derive_events
+from memactor.tui._ticks import byte_ticks, nice_step, seconds_ticks
 
 from .feeds import KIB, MIB, SOURCE, STEP_NS, Pipeline, updates
 
@@ -108,11 +116,10 @@ def test_dashboard_rows_header_and_leaks() -> None:
         dashboard.ingest(update)
     first, second, third = dashboard.header_lines()
     assert first == "connected · demo-pipeline (pid 4242 on testhost) · up 0:00:09"
-    assert second == ("cpu: 2.3 MiB in use / 5.3 MiB reserved · cuda:0: 0 B in use / 0 B reserved")
-    assert third == (
-        "true peak 4 MiB in use / 5.8 MiB reserved · 70 events/s · "
-        "drops 0 (0 events, 0 views) · anomalies 1"
+    assert second == (
+        "in use / reserved: cpu 2.3 MiB / 5.3 MiB · cuda:0 0 B / 0 B · true peak 4 MiB / 5.8 MiB"
     )
+    assert third == "70 events/s · drops 0 · anomalies 1"
     rows = dashboard.component_rows()
     assert [row.key for row in rows] == [
         ("enrich", "cpu"),
@@ -130,7 +137,13 @@ def test_dashboard_rows_header_and_leaks() -> None:
     assert leaks[0][:8] == (
         "enrich", "cpu", "GROWING", "+160 KiB/s", "1.000", "+1.2 MiB", "7.9 s", "80",
     )  # fmt: skip
-    assert [row[2] for row in leaks[1:]] == ["steady"] * 3
+    assert leaks[0][8] == "steady growth (R² 1.00)"
+    # One vocabulary: "steady" names growth only, beside GROWING.
+    assert [(row[0], row[2], row[8]) for row in leaks[1:]] == [
+        ("decode.chunks", "ok", "not growing"),
+        ("gpu", "ok", "not growing"),
+        ("pool", "ok", "not growing"),
+    ]
     assert dashboard.event_rows() == (
         ("0:00:04", "anomaly", "decode.chunks@cpu: +1 double_free (now 1)"),
     )
@@ -141,11 +154,15 @@ def test_dashboard_rows_header_and_leaks() -> None:
         "in use", "reserved", "cpu in use", "cuda:0 in use",
     ]  # fmt: skip
     assert chart.lines[1].values[-1] == 5.3125
+    assert chart.largest_bytes == 5_816_320  # reserved at its highest in the window
+    # The run is 8 s long: the window fits it (the first view backfilled 0.1 s).
+    assert chart.window_s == pytest.approx(7.9)
+    assert chart.lines[0].seconds[0] == pytest.approx(-7.9)
 
 
 def test_dashboard_follows_the_connection_and_a_new_source() -> None:
     dashboard = Dashboard()
-    assert dashboard.header_lines()[0] == "memactor: waiting for the first view"
+    assert dashboard.header_lines() == ("waiting for the first view", "", "")
     stream = updates(3)
     dashboard.ingest(stream[0])
     dashboard.ingest(ConnectionLost("connection refused", 1.6, attempt=3))
@@ -164,7 +181,8 @@ def test_dashboard_follows_the_connection_and_a_new_source() -> None:
     dashboard.ingest(ViewUpdate(stream[2].view, other))
     assert len(dashboard.history.points(TOTAL_KEY)) == 1
     dashboard.finish(RuntimeError("boom"))
-    assert dashboard.connection.describe() == "failed: RuntimeError: boom"
+    assert dashboard.connection.describe() == "failed: RuntimeError: boom; q quits"
+    assert dashboard.event_rows()[0][1:] == ("connection", "stopped by RuntimeError: boom")
 
 
 def test_formatting_helpers() -> None:
@@ -185,11 +203,88 @@ def test_the_header_and_table_show_memory_outside_memactor_when_sampled() -> Non
     dashboard = Dashboard()
     dashboard.ingest(ViewUpdate(pipeline.view(), SOURCE, received_ns=pipeline.clock.now_ns))
     reserved = pipeline.ledger.devices()[0].bytes_reserved
-    second = dashboard.header_lines()[1]
-    assert second.startswith("cpu: ")
-    assert "(process 40 MiB, unattributed +" in second.split(" · ")[0]
+    third = dashboard.header_parts()[2]
+    outside = format_size(40 * MIB - pipeline.ledger.devices()[0].bytes_reserved, signed=True)
+    assert third[0] == f"cpu process 40 MiB, unattributed {outside}"
     rows = dashboard.component_rows()
     assert rows[-1].key == ("(unattributed)", "cpu")
     assert rows[-1].cells[2] == format_size(40 * MIB - reserved, signed=True)
     assert len(rows[-1].cells) == len(COMPONENT_COLUMNS)
     assert dashboard.component_rows("pool")[-1].key != ("(unattributed)", "cpu")
+
+
+def test_verdicts_speak_one_vocabulary() -> None:
+    config = TrendConfig(min_points=10, min_duration_s=5.0, min_r_squared=0.8)
+
+    def trend(points: int, duration_s: float, slope: float, r_squared: float) -> Trend:
+        growing = points >= 10 and duration_s >= 5.0 and slope > 0 and r_squared >= 0.8
+        return Trend("c", "cpu", points, duration_s, slope, r_squared, 0, growing, "")
+
+    assert verdict(trend(50, 9.0, 100.0, 0.95), config) == ("GROWING", "steady growth (R² 0.95)")
+    assert verdict(trend(50, 9.0, 100.0, 0.07), config) == (
+        "uneven",
+        "grows unevenly (R² 0.07 < 0.8)",
+    )
+    assert verdict(trend(50, 9.0, -5.0, 0.9), config) == ("ok", "not growing")
+    assert verdict(trend(3, 9.0, 100.0, 1.0), config) == ("too early", "3 of 10 points so far")
+    assert verdict(trend(50, 2.5, 100.0, 1.0), config) == ("too early", "2.5 of 5 s so far")
+    words = [verdict(trend(*a), config)[0] for a in [(50, 9, 1, 0.9), (50, 9, 1, 0.1)]]
+    assert set(words) <= set(VERDICT_MARKS)
+
+
+def test_events_per_second_is_smoothed_over_five_seconds() -> None:
+    # Batches land in bursts: 1,000 events in one view, none in the next four.
+    dashboard = Dashboard()
+    pipeline = Pipeline()
+    rates = []
+    for tick in range(100):
+        update = pipeline.advance()
+        view = update.view
+        burst = (tick // 5 + 1) * 1000 if tick % 5 == 4 else (tick // 5) * 1000
+        totals = dataclasses.replace(view.totals, events_applied=burst)
+        dashboard.ingest(dataclasses.replace(update, view=dataclasses.replace(view, totals=totals)))
+        rates.append(dashboard.events_per_s())
+    settled = [rate for rate in rates[60:] if rate is not None]
+    assert min(settled) == pytest.approx(2000, rel=0.15)
+    assert max(settled) == pytest.approx(2000, rel=0.15)
+
+
+def test_the_chart_window_fits_the_run_until_a_minute_has_passed() -> None:
+    dashboard = Dashboard()
+    stream = updates(700)
+    dashboard.ingest(stream[0])
+    first = dashboard.chart()
+    assert first is not None
+    assert first.window_s == 1.0  # at least a second
+    for update in stream[1:300]:
+        dashboard.ingest(update)
+    thirty = dashboard.chart()
+    assert thirty is not None
+    assert thirty.window_s == pytest.approx(29.9)
+    for update in stream[300:]:
+        dashboard.ingest(update)
+    later = dashboard.chart()
+    assert later is not None
+    assert later.window_s == 60.0
+    assert later.lines[0].seconds[0] >= -60.0
+
+
+def test_ticks_are_round_1_2_5_steps_with_units() -> None:
+    assert nice_step(464, 4) == 200
+    assert nice_step(3.62, 3) == 2
+    assert nice_step(7.9, 4) == 2
+    assert nice_step(60, 4) == 20
+    unit, scale, ticks = byte_ticks(464 * KIB, 4)
+    assert (unit, scale) == ("KiB", KIB)
+    assert ticks.labels == ("0", "200 KiB", "400 KiB", "600 KiB")
+    assert ticks.top == 600
+    _, _, ticks = byte_ticks(3.62 * MIB, 3)
+    assert ticks.labels == ("0", "2 MiB", "4 MiB")
+    _, _, ticks = byte_ticks(1.5 * MIB, 3)
+    assert ticks.labels == ("0", "0.5 MiB", "1 MiB", "1.5 MiB")
+    assert byte_ticks(0, 3)[2].labels == ("0", "1 B")
+    assert seconds_ticks(60, 5).labels == ("-60 s", "-40 s", "-20 s", "now")
+    assert seconds_ticks(7.9, 4).labels == ("-6 s", "-4 s", "-2 s", "now")
+    assert seconds_ticks(7.9, 4).positions[0] == -6
+    with pytest.raises(ValueError, match=r"^nice_step needs span > 0"):
+        nice_step(0, 3)

@@ -1,0 +1,229 @@
+"""Source updates: what changed in one process's ledger since its last update, and the
+copy of that ledger an aggregator rebuilds from them. Pure and synchronous.
+
+A source compares the snapshot it takes now with the one it took for its last update
+and sends only the difference: the component and owner rows that changed or went, the
+live blocks that are new, changed (lent, returned, resized) or gone, and the small
+tables (totals, devices, transfers, process) whole. A *full* update (a checkpoint)
+carries everything. :class:`LedgerCopy` applies them in sequence and rebuilds a
+:class:`~memactor.metrics.Snapshot` equal, byte for byte in msgpack, to the source's own
+snapshot of the same sequence number with its time series left out.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any, Final
+
+import numpy as np
+
+from ..metrics import (
+    CACHED,
+    ComponentStats,
+    DeviceStats,
+    LedgerStats,
+    LiveBlocks,
+    OwnerStats,
+    ProcessStats,
+    Snapshot,
+)
+from ..metrics._snapshot import build_stats, component_from_dict
+
+Key = tuple[str, str]
+"""A ``(component, device)`` pair."""
+BlockValue = tuple[int, str | None, int]
+"""A live block's ``(size, owner or None while cached, allocated_ns)``."""
+
+_COLUMNS: Final = ("account", "block", "size", "owner", "allocated_ns")
+
+
+def without_series(snapshot: Snapshot) -> Snapshot:
+    """*snapshot* as an aggregator holds it: the time series left out."""
+    return dataclasses.replace(snapshot, series=(), process_series=())
+
+
+def _blocks_by_account(blocks: LiveBlocks) -> dict[Key, dict[int, BlockValue]]:
+    """The live blocks per account, in the snapshot's row order."""
+    found: dict[Key, dict[int, BlockValue]] = {key: {} for key in blocks.accounts}
+    for row in blocks:
+        found[row.component, row.device][row.block] = (row.size, row.owner, row.allocated_ns)
+    return found
+
+
+def _block_columns(accounts: list[Key], rows: list[tuple[int, int, BlockValue]]) -> dict[str, Any]:
+    """Rows ``(account index, block, value)`` as the columns of a snapshot's blocks."""
+    owners = sorted({value[1] for _, _, value in rows if value[1] is not None})
+    index = {name: i for i, name in enumerate(owners)}
+    columns = {
+        "account": np.array([a for a, _, _ in rows], dtype="<i4"),
+        "block": np.array([b for _, b, _ in rows], dtype="<i8"),
+        "size": np.array([v[0] for _, _, v in rows], dtype="<i8"),
+        "owner": np.array(
+            [CACHED if v[1] is None else index[v[1]] for _, _, v in rows], dtype="<i4"
+        ),
+        "allocated_ns": np.array([v[2] for _, _, v in rows], dtype="<i8"),
+    }
+    return {
+        "accounts": [list(key) for key in accounts],
+        "owners": owners,
+        **{name: columns[name].data.cast("B") for name in _COLUMNS},
+    }
+
+
+def _read_blocks(body: Mapping[str, Any]) -> list[tuple[Key, int, BlockValue]]:
+    blocks = LiveBlocks.from_columns(
+        tuple((str(c), str(d)) for c, d in body["accounts"]),
+        tuple(str(o) for o in body["owners"]),
+        {name: body[name] for name in _COLUMNS},
+    )
+    return [
+        ((row.component, row.device), row.block, (row.size, row.owner, row.allocated_ns))
+        for row in blocks
+    ]
+
+
+class UpdateMaker:
+    """The source's side: turns successive snapshots (with blocks) into updates.
+
+    :meth:`update` returns the body of the next update against the snapshot of the last
+    one; ``full=True`` (a checkpoint, or the first update) returns everything.
+    """
+
+    def __init__(self) -> None:
+        self._components: dict[Key, ComponentStats] = {}
+        self._owners: dict[str, OwnerStats] = {}
+        self._blocks: dict[Key, dict[int, BlockValue]] = {}
+        self._accounts: tuple[Key, ...] = ()
+        self._started = False
+
+    def update(self, snapshot: Snapshot, *, full: bool = False) -> dict[str, Any]:
+        """The body of an update that brings a copy from the last snapshot to *snapshot*."""
+        full = full or not self._started
+        self._started = True
+        components = {(c.component, c.device): c for c in snapshot.components}
+        owners = {o.owner: o for o in snapshot.owners}
+        blocks = _blocks_by_account(snapshot.blocks)
+        old_components = {} if full else self._components
+        old_owners = {} if full else self._owners
+        old_blocks: dict[Key, dict[int, BlockValue]] = {} if full else self._blocks
+        accounts = list(snapshot.blocks.accounts)
+        put: list[tuple[int, int, BlockValue]] = []
+        gone: list[tuple[int, int, BlockValue]] = []
+        for index, key in enumerate(accounts):
+            before = old_blocks.get(key, {})
+            now = blocks[key]
+            for block, value in now.items():
+                was = before.get(block)
+                if was == value:
+                    continue
+                if was is not None and was[2] != value[2]:
+                    # Freed and allocated again under the same id: it moved to the end.
+                    gone.append((index, block, was))
+                put.append((index, block, value))
+            gone.extend((index, block, was) for block, was in before.items() if block not in now)
+        # Accounts that are gone take their blocks with them (they had none: a component
+        # retires only once it holds no block).
+        body: dict[str, Any] = {
+            "full": full,
+            "label": snapshot.label,
+            "wall_time_ns": snapshot.wall_time_ns,
+            "monotonic_ns": snapshot.monotonic_ns,
+            "totals": dataclasses.asdict(snapshot.totals),
+            "devices": [dataclasses.astuple(d) for d in snapshot.devices],
+            "transfers": [list(route) for route in snapshot.transfers],
+            "process": [dataclasses.asdict(p) for p in snapshot.process],
+            "components": [
+                c.to_dict() for k, c in components.items() if old_components.get(k) != c
+            ],
+            "components_gone": [list(k) for k in old_components if k not in components],
+            "owners": [dataclasses.astuple(o) for n, o in owners.items() if old_owners.get(n) != o],
+            "owners_gone": [n for n in old_owners if n not in owners],
+            "blocks_gone": _block_columns(accounts, gone),
+            "blocks_put": _block_columns(accounts, put),
+        }
+        if full or tuple(accounts) != self._accounts:
+            body["accounts"] = [list(key) for key in accounts]
+        self._components, self._owners, self._blocks = components, owners, blocks
+        self._accounts = tuple(accounts)
+        return body
+
+
+@dataclasses.dataclass(slots=True)
+class LedgerCopy:
+    """The aggregator's copy of one source's ledger, brought up to date by updates."""
+
+    label: str = ""
+    wall_time_ns: int = 0
+    monotonic_ns: int = 0
+    totals: LedgerStats = dataclasses.field(
+        default_factory=lambda: LedgerStats(0, 0, 0, 0, 0, 0, 0, 0, 0)
+    )
+    devices: tuple[DeviceStats, ...] = ()
+    transfers: tuple[tuple[str, str, int, int], ...] = ()
+    process: tuple[ProcessStats, ...] = ()
+    components: dict[Key, ComponentStats] = dataclasses.field(default_factory=dict)
+    owners: dict[str, OwnerStats] = dataclasses.field(default_factory=dict)
+    accounts: tuple[Key, ...] = ()
+    blocks: dict[Key, dict[int, BlockValue]] = dataclasses.field(default_factory=dict)
+
+    def apply(self, body: Mapping[str, Any]) -> None:
+        """Apply one update's body (a full one replaces everything).
+
+        Raises ``ValueError``, ``KeyError`` or ``TypeError`` for a damaged body; the
+        copy may then be half updated, and only a full update makes it whole again.
+        """
+        if body["full"]:
+            self.components.clear()
+            self.owners.clear()
+            self.blocks.clear()
+        self.label = str(body["label"])
+        self.wall_time_ns = int(body["wall_time_ns"])
+        self.monotonic_ns = int(body["monotonic_ns"])
+        self.totals = build_stats(LedgerStats, body["totals"])
+        self.devices = tuple(DeviceStats(*row) for row in body["devices"])
+        self.transfers = tuple((str(s), str(d), int(n), int(b)) for s, d, n, b in body["transfers"])
+        self.process = tuple(build_stats(ProcessStats, p) for p in body["process"])
+        for c, d in body["components_gone"]:
+            del self.components[c, d]
+        for row in body["components"]:
+            stats = component_from_dict(row)
+            self.components[stats.component, stats.device] = stats
+        for name in body["owners_gone"]:
+            del self.owners[name]
+        for owner, in_use, peak in body["owners"]:
+            self.owners[owner] = OwnerStats(owner, in_use, peak)
+        if "accounts" in body:
+            self.accounts = tuple((str(c), str(d)) for c, d in body["accounts"])
+            self.blocks = {key: self.blocks.get(key, {}) for key in self.accounts}
+        for key, block, _ in _read_blocks(body["blocks_gone"]):
+            del self.blocks[key][block]
+        for key, block, value in _read_blocks(body["blocks_put"]):
+            self.blocks[key][block] = value
+
+    def snapshot(self, *, blocks: bool = True) -> Snapshot:
+        """The copy as a snapshot of the source (no time series)."""
+        live = LiveBlocks.empty()
+        if blocks:
+            rows = [
+                (index, block, value)
+                for index, key in enumerate(self.accounts)
+                for block, value in self.blocks[key].items()
+            ]
+            body = _block_columns(list(self.accounts), rows)
+            live = LiveBlocks.from_columns(
+                self.accounts, tuple(body["owners"]), {name: body[name] for name in _COLUMNS}
+            )
+        return Snapshot(
+            label=self.label,
+            wall_time_ns=self.wall_time_ns,
+            monotonic_ns=self.monotonic_ns,
+            totals=self.totals,
+            components=tuple(self.components[key] for key in sorted(self.components)),
+            owners=tuple(self.owners[name] for name in sorted(self.owners)),
+            devices=self.devices,
+            transfers=self.transfers,
+            blocks=live,
+            series=(),
+            process=self.process,
+        )
