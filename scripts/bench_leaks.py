@@ -21,6 +21,7 @@ Run: ``PYTHONPATH=. .venv/bin/python scripts/bench_leaks.py [--seconds 120] [--o
 from __future__ import annotations
 
 import argparse
+import functools
 import heapq
 import random
 import statistics
@@ -452,9 +453,9 @@ def run_all(
     """Run each of *chosen* in its own ``trio.run`` on a mock clock."""
     return [
         trio.run(
-            lambda s=scenario: run_scenario(
-                s, seconds=seconds, checkpoint_s=checkpoint_s, seed=seed
-            ),  # type: ignore[misc]
+            functools.partial(
+                run_scenario, scenario, seconds=seconds, checkpoint_s=checkpoint_s, seed=seed
+            ),
             clock=trio.testing.MockClock(autojump_threshold=0),
         )
         for scenario in chosen
