@@ -10,6 +10,10 @@ instead. Sizes: ``4096``, ``64 MiB``, ``1.5GB``, ``512k``.
 Exit 0: every peak is within its budget. Exit 1: a peak exceeds its budget. Exit 2: bad
 usage, a file that cannot be read, or a budget for a component (or device) the file does
 not hold; the message names the file, or the component and the ones the file holds.
+
+Below the verdict, each budget of a component (or of the total) is projected: when the
+current growth of its bytes reaches the budget, or that they do not grow (see
+``memactor.metrics.project``).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..events import format_size, is_device, parse_size
-from ..metrics import TOTAL, Snapshot, render_table
+from ..metrics import TOTAL, Limit, Projection, Snapshot, project, render_table
 from ._command import EXIT_FOUND, EXIT_OK, CommandError
 from ._output import add_output_arguments, load_snapshot, write_json, write_text
 
@@ -146,6 +150,7 @@ def run(args: argparse.Namespace) -> int:
     """Print every budget's verdict; exit 1 if a peak exceeds its budget, else 0."""
     snapshot = load_snapshot(args.file)
     verdicts = judge(snapshot, args.budget, reserved=args.reserved)
+    projections = _projections(snapshot, verdicts, reserved=args.reserved)
     if args.format == "json":
         report: dict[str, Any] = {
             "file": str(args.file),
@@ -162,8 +167,31 @@ def run(args: argparse.Namespace) -> int:
                 for v in verdicts
             ],
             "over_budget": any(v.over for v in verdicts),
+            "projections": [p.to_dict() for p in projections],
         }
         write_json(report)
     else:
-        write_text(render_check(snapshot, verdicts, reserved=args.reserved), args)
+        text = render_check(snapshot, verdicts, reserved=args.reserved)
+        if projections:
+            text += "\nprojections:\n" + "".join(f"  {p.sentence}\n" for p in projections)
+        write_text(text, args)
     return EXIT_FOUND if any(v.over for v in verdicts) else EXIT_OK
+
+
+def _projections(
+    snapshot: Snapshot, verdicts: list[Verdict], *, reserved: bool
+) -> tuple[Projection, ...]:
+    """Each budget of a component, or of the total, projected over the file's series (a
+    device's total keeps no series of its own, so it is not projected)."""
+    limits = [
+        Limit(
+            v.budget_bytes,
+            v.component,
+            v.device or "cpu",
+            "reserved" if reserved else "in_use",
+            "budget",
+        )
+        for v in verdicts
+        if v.component is not None or v.device is None
+    ]
+    return project(snapshot, limits)
