@@ -16,6 +16,8 @@ from typing import Any
 
 from ..events import format_size
 from ._diff import Change, SnapshotDiff
+from ._leaks import leak_report, render_leak_report
+from ._projection import Limit
 from ._sites import SITES_SHOWN, render_sites, site_json, site_lines, usage_of
 from ._snapshot import Snapshot
 from ._sources import render_sources
@@ -242,10 +244,16 @@ def _component_json(stats: ComponentStats) -> dict[str, Any]:
 
 
 def render_snapshot(
-    snapshot: Snapshot, *, trend: TrendConfig | None = None, sites: int = SITES_SHOWN
+    snapshot: Snapshot,
+    *,
+    trend: TrendConfig | None = None,
+    sites: int = SITES_SHOWN,
+    limits: Sequence[Limit] = (),
 ) -> str:
     """A text report of *snapshot*: totals, components, owners, devices, the top *sites*
-    allocation sites by in-use bytes (where sites were recorded) and the verdict."""
+    allocation sites by in-use bytes (where sites were recorded) and the verdict, then the
+    leak verdicts, projections to *limits*, fragmentation and recommendations (see
+    :func:`leak_report`)."""
     totals = snapshot.totals
     label = f'"{snapshot.label}"' if snapshot.label else "(unlabelled)"
     out = [
@@ -364,11 +372,16 @@ def render_snapshot(
     outside = render_unattributed_verdict(find_unattributed_growth(snapshot, trend))
     if outside:
         out.append(outside)
+    out += ["", *render_leak_report(leak_report(snapshot, limits, trend=trend))]
     return "\n".join(out) + "\n"
 
 
-def snapshot_report_json(snapshot: Snapshot, *, trend: TrendConfig | None = None) -> dict[str, Any]:
-    """Every number of *snapshot*'s report, under stable keys, with the trend verdicts."""
+def snapshot_report_json(
+    snapshot: Snapshot, *, trend: TrendConfig | None = None, limits: Sequence[Limit] = ()
+) -> dict[str, Any]:
+    """Every number of *snapshot*'s report, under stable keys, with the trend verdicts
+    and :class:`LeakReport`'s keys (``verdicts``, ``leak_flagged``, ``projections``,
+    ``fragmentation``, ``recommendations``)."""
     trends = find_growth(snapshot, trend)
     outside = find_unattributed_growth(snapshot, trend)
     return {
@@ -387,6 +400,7 @@ def snapshot_report_json(snapshot: Snapshot, *, trend: TrendConfig | None = None
         "process": [dataclasses.asdict(p) for p in snapshot.process],
         "unattributed_trends": [dataclasses.asdict(t) for t in outside],
         "outside_growing": any(t.growing for t in outside),
+        **leak_report(snapshot, limits, trend=trend).to_dict(),
         **(
             {"sources": [dataclasses.asdict(s) for s in snapshot.sources]}
             if snapshot.sources

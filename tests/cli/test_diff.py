@@ -97,6 +97,7 @@ def test_tolerance_forgives_growth_but_the_trend_still_sees_it(files: dict[str, 
     )
     assert trend.returncode == 1
     assert "leak verdict: LEAK SUSPECTED in 1 of 2 components" in trend.stdout
+    assert "\nleaks: 1 of 2 components flagged\n  SUSPECT  cache: grows steadily" in trend.stdout
 
 
 def test_json_has_every_number_and_the_verdict(files: dict[str, Path]) -> None:
@@ -115,6 +116,9 @@ def test_json_has_every_number_and_the_verdict(files: dict[str, Path]) -> None:
     assert suspect["component"] == "cache"
     assert suspect["top_owners"] == [["indexer", 5 * KiB]]
     assert [t["component"] for t in report["trends"] if t["growing"]] == ["cache"]
+    (flagged,) = [v for v in report["verdicts"] if v["flagged"]]
+    assert (flagged["component"], flagged["verdict"]) == ("cache", "suspect")
+    assert flagged["reason"].startswith("cache: grows steadily by the line fit, +512 B/s")
     assert report["leak_suspected"] is True
     plain = json.loads(memactor("diff", files["warm"], files["clean"], "--format", "json").stdout)
     assert "trends" not in plain

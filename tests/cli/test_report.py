@@ -233,3 +233,26 @@ def test_report_lists_the_sites_that_hold_the_most(tmp_path: Path) -> None:
     bad = memactor("report", path, "--sites", "many")
     assert bad.returncode == 2
     assert "expected a whole number of sites, got 'many'" in bad.stderr
+
+
+def test_limits_are_projected_in_text_and_json(snapshot_file: Path) -> None:
+    result = memactor("report", snapshot_file, "--limit", "index=1MiB", "--limit", "*=1GiB")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    # 4 KiB every 100 ms: 40 KiB/s on an exact line, 944 KiB from 80 KiB to the cap.
+    start = lines.index("projections:")
+    assert lines[start + 1] == (
+        "  index on cpu: 80 KiB reserved of its 1 MiB cap: reaches it in about 24 s at "
+        "+40 KiB/s (line fit over the last 1 s, 10 points; 95% range 24 s to 24 s)"
+    )
+    assert lines[start + 2].startswith("  everything: 2.1 MiB reserved of its 1 GiB limit: ")
+    assert any(line.startswith("leaks: ") for line in lines)
+    report = json.loads(
+        memactor("report", snapshot_file, "--limit", "index=1MiB", "--format", "json").stdout
+    )
+    (projection,) = report["projections"]
+    assert projection["seconds_to_limit"] == pytest.approx(944 / 40, rel=0.01)
+    assert isinstance(report["leak_flagged"], bool)
+    bad = memactor("report", snapshot_file, "--limit", "index")
+    assert bad.returncode == 2
+    assert "a limit is COMPONENT[@DEVICE]=SIZE, like 'pool=1GiB', not 'index'" in bad.stderr
