@@ -18,14 +18,9 @@ import argparse
 import functools
 import math
 
-import trio
-
-from ..remote import RemoteError, parse_address
 from ._command import CommandError
 from ._served import add_token_arguments, token_of
 
-NAME = "aggregate"
-HELP = "merge several processes' memory into one served view"
 EXAMPLE = "memactor aggregate unix:/run/user/1000/memactor/4242.sock :7070 --listen :7071"
 
 
@@ -63,6 +58,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Aggregate until interrupted."""
+    import trio
+
+    from ..remote import RemoteError, parse_address
+
     token = token_of(args)
     if not (0 < args.rate <= 1000 and math.isfinite(args.rate)):
         raise CommandError(f"--rate must be above 0 and at most 1000, got {args.rate}")
@@ -93,6 +92,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _aggregate(args: argparse.Namespace, token: str | None) -> None:
+    import trio
+
     from ..cluster import open_aggregator
 
     async with open_aggregator(

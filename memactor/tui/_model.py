@@ -252,7 +252,13 @@ class Dashboard:
         parts, never inside one."""
         latest = self.latest
         if latest is None:
-            return (("waiting for the first view",), (), ())
+            # Until a view comes, only a connection problem is news ("cannot connect ...").
+            trouble = self.connection.state != "waiting"
+            return (
+                ("waiting for the first view",),
+                (self.connection.describe(),) if trouble else (),
+                (),
+            )
         source, view, totals = latest.source, latest.view, latest.view.totals
         where = f"pid {source.pid} on {source.host}"
         if source.address:

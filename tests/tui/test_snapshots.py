@@ -95,7 +95,7 @@ def test_screens_at_80x24(
 
 def test_a_failed_feed_at_80x24_keeps_the_last_view(snap_compare: SnapCompare) -> None:
     async def run_before(pilot: Pilot[None]) -> None:
-        await seeded()(pilot)  # type: ignore[misc]
+        await seeded()(pilot)  # type: ignore[misc]  # typed to return object; it is a coroutine
         app = pilot.app
         assert isinstance(app, MemactorApp)
         app.post_message(app.FeedEnded(ValueError("bad frame")))
