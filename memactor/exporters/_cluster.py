@@ -28,7 +28,8 @@ SOURCE_LABELS: Final = ("host", "process")
 
 def source_labels(stats: SourceStats) -> tuple[tuple[str, str], ...]:
     """``(("host", HOST), ("process", "NAME:PID"))`` for the source *stats* describes."""
-    return (("host", stats.host), ("process", f"{stats.name}:{stats.pid}"))
+    host, process = SOURCE_LABELS
+    return ((host, stats.host), (process, f"{stats.name}:{stats.pid}"))
 
 
 class ClusterViews:
