@@ -72,7 +72,8 @@ def _block_columns(
     accounts: list[Key], rows: list[tuple[int, int, BlockValue]], sites: Mapping[Site, int]
 ) -> dict[str, Any]:
     """Rows ``(account index, block, value)`` as the columns of a snapshot's blocks,
-    each site numbered by *sites* (:data:`UNKNOWN_SITE` for none)."""
+    each site numbered by *sites* (:data:`UNKNOWN_SITE` for none). Without any site
+    the ``site`` column is left out: with sites off, updates cost what they did."""
     owners = sorted({value[1] for _, _, value in rows if value[1] is not None})
     index = {name: i for i, name in enumerate(owners)}
     columns = {
@@ -83,14 +84,15 @@ def _block_columns(
             [CACHED if v[1] is None else index[v[1]] for _, _, v in rows], dtype="<i4"
         ),
         "allocated_ns": np.array([v[2] for _, _, v in rows], dtype="<i8"),
-        "site": np.array(
-            [UNKNOWN_SITE if v[3] is None else sites[v[3]] for _, _, v in rows], dtype="<i4"
-        ),
     }
+    if any(v[3] is not None for _, _, v in rows):
+        columns["site"] = np.array(
+            [UNKNOWN_SITE if v[3] is None else sites[v[3]] for _, _, v in rows], dtype="<i4"
+        )
     return {
         "accounts": [list(key) for key in accounts],
         "owners": owners,
-        **{name: columns[name].data.cast("B") for name in _COLUMNS},
+        **{name: column.data.cast("B") for name, column in columns.items()},
     }
 
 
@@ -101,7 +103,7 @@ def _read_blocks(
     blocks = LiveBlocks.from_columns(
         tuple((str(c), str(d)) for c, d in body["accounts"]),
         tuple(str(o) for o in body["owners"]),
-        {name: body[name] for name in _COLUMNS},
+        {name: body[name] for name in _COLUMNS if name in body},
         sites,
     )
     return [
@@ -289,9 +291,7 @@ class LedgerCopy:
             ]
             order = {site: i for i, site in enumerate(self.block_sites)}
             body = _block_columns(list(self.accounts), rows, order)
-            columns = {name: body[name] for name in _COLUMNS}
-            if not self.block_sites:
-                del columns["site"]  # as the source's: no site column without sites
+            columns: dict[str, Any] = {name: body[name] for name in _COLUMNS if name in body}
             live = LiveBlocks.from_columns(
                 self.accounts, tuple(body["owners"]), columns, self.block_sites
             )

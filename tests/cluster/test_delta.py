@@ -191,6 +191,9 @@ def test_an_update_carries_what_changed_not_every_block() -> None:
     # Ten events touch at most ten blocks; 8 bytes per block id.
     assert len(second["blocks_put"]["block"]) + len(second["blocks_gone"]["block"]) <= 2 * 10 * 8
     assert len(encode("u", second)) < len(encode("u", first)) / 10
+    # Sites off: no site crosses the wire, and no site column.
+    assert "sites" not in first
+    assert "site" not in first["blocks_put"]
     # Nothing changed: the heartbeat carries no rows and no blocks.
     assert third["components"] == third["owners"] == []
     assert third["blocks_put"]["block"] == third["blocks_gone"]["block"] == b""
