@@ -60,7 +60,7 @@ def _section(title: str, sentences: Sequence[str]) -> list[RenderableType]:
     grid = _grid(1)
     for sentence in sentences:
         grid.add_row("·", sentence)
-    return [Text(""), Text(title, style="bold"), grid]
+    return [Text(title, style="bold"), grid]
 
 
 def leak_panel(
