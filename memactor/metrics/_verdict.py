@@ -18,6 +18,10 @@ Four kinds of evidence are combined, each read from a snapshot alone:
 - *change points*: the single step that best splits the in-use series, reported in the
   sentence when it is large against the noise on either side.
 
+Staleness needs the live blocks' ages: a view (a snapshot taken without blocks, as the
+live view judges) has none, and its verdicts say ``block ages not in this view`` where a
+component holds blocks, rather than call them fresh.
+
 Before ``min_duration_s`` of samples, only the line fit of :func:`analyze_trend` is read
 (steady growth is SUSPECT): too early, a cache filling looks like a leak to the windows
 and a block held longer than any freed so far looks stale.

@@ -1,8 +1,9 @@
 """What the TUI shows, computed from the feed: pure aggregation, no Textual.
 
 :class:`Dashboard` takes every feed item in order and answers what each panel shows:
-the header's facts, the chart's lines, the component, owner and leak rows, the tail of
-notable events. The widgets only lay these out.
+the header's facts, the chart's lines, the component and owner rows, the leak report
+(:func:`memactor.metrics.leak_report` of the latest view over the viewer's history), the
+tail of notable events. The widgets only lay these out.
 """
 
 from __future__ import annotations
