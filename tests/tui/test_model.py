@@ -53,6 +53,37 @@ def test_history_backfills_from_the_first_view_then_accumulates() -> None:
     assert series.bytes_in_use.tolist()[-1] == 96 * KIB
 
 
+def test_series_views_follow_the_history_as_points_come_and_fall_off() -> None:
+    history = History(max_points=5)
+    pipeline = Pipeline()
+    key = ("enrich", "cpu")
+
+    def expected() -> list[list[int]]:
+        return [list(point) for point in history.points(key)]
+
+    for count in (1, 2, 3, 9):  # the last runs past max_points: the oldest fall off
+        for _ in range(count):
+            pipeline.advance()
+            history.add_view(pipeline.view(series=False), backfill=False)
+        series = history.series_view(key)
+        got = [
+            list(row)
+            for row in zip(
+                series.times_ns.tolist(),
+                series.bytes_reserved.tolist(),
+                series.bytes_in_use.tolist(),
+                strict=True,
+            )
+        ]
+        assert got == expected()
+    assert len(history.series_view(key)) == 5
+    history.clear()
+    assert len(history.series_view(key)) == 0
+    pipeline.advance()
+    history.add_view(pipeline.view(series=False), backfill=False)
+    assert len(history.series_view(key)) == 1
+
+
 def test_history_is_bounded() -> None:
     history = History(max_points=4)
     for update in updates(10):
