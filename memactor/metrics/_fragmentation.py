@@ -61,9 +61,15 @@ class Fragmentation:
         """``"pool: cache 48 MiB in 12 blocks (4 MiB: 12) of 64 MiB reserved; slack ..."``"""
         sizes = ", ".join(f"{format_size(lo)}: {n:,}" for lo, _, n, _ in self.cached_sizes)
         where = self.component if self.component != "*" else "every component"
+        # A view (no live blocks) knows the cached bytes but not the blocks holding them.
+        blocks = (
+            f" in {self.cached_blocks:,} blocks"
+            if self.cached_blocks or not self.cached_bytes
+            else ""
+        )
         text = (
-            f"{where} on {self.device}: cache {format_size(self.cached_bytes)} in "
-            f"{self.cached_blocks:,} blocks of {format_size(self.bytes_reserved)} reserved"
+            f"{where} on {self.device}: cache {format_size(self.cached_bytes)}{blocks} "
+            f"of {format_size(self.bytes_reserved)} reserved"
             + (f" (sizes from {sizes})" if sizes else "")
         )
         if self.requested_lends:

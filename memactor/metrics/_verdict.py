@@ -18,6 +18,10 @@ Four kinds of evidence are combined, each read from a snapshot alone:
 - *change points*: the single step that best splits the in-use series, reported in the
   sentence when it is large against the noise on either side.
 
+Staleness needs the live blocks' ages: a view (a snapshot taken without blocks, as the
+live view judges) has none, and its verdicts say ``block ages not in this view`` where a
+component holds blocks, rather than call them fresh.
+
 Before ``min_duration_s`` of samples, only the line fit of :func:`analyze_trend` is read
 (steady growth is SUSPECT): too early, a cache filling looks like a leak to the windows
 and a block held longer than any freed so far looks stale.
@@ -343,6 +347,10 @@ def _judge_component(
     blocks = snapshot.blocks
     rows = blocks.rows_of(stats.component, stats.device) & blocks.in_use
     typical_ns, stale_after_ns = _typical_lifetime(stats, config)
+    # A view (a snapshot taken without blocks) has no ages to judge staleness by.
+    unaged = stats.live_blocks > 0 and not rows.any()
+    if unaged:
+        stale_after_ns = 0
     owners: tuple[LeakVerdict, ...] = ()
     stale_blocks = stale_bytes = 0
     if stale_after_ns:
@@ -390,12 +398,17 @@ def _judge_component(
             f"windows{stepped}: "
             "a cache warming up or a pool filling, not steady growth"
         )
+    elif floors is None and unaged:
+        verdict = Verdict.OK
+        reason = f"{name}: too few samples to judge growth; block ages not in this view"
     elif floors is None and not stale_after_ns:
         verdict = Verdict.OK
         reason = f"{name}: too few samples to judge growth, and no freed blocks to age"
     else:
         verdict = Verdict.OK
         held = f", no block stale ({typical_ns / 1e9:.3g} s typical)" if stale_after_ns else ""
+        if unaged:
+            held = "; block ages not in this view"
         reason = f"{name}: no consistent growth{held}"
     return LeakVerdict(
         stats.component,
