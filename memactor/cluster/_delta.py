@@ -20,6 +20,7 @@ import numpy as np
 
 from ..metrics import (
     CACHED,
+    ActorSample,
     ComponentStats,
     DeviceStats,
     LedgerStats,
@@ -142,6 +143,8 @@ class UpdateMaker:
             "blocks_gone": _block_columns(accounts, gone),
             "blocks_put": _block_columns(accounts, put),
         }
+        if snapshot.actors:  # a small table, whole; absent where no actor was sampled
+            body["actors"] = [dataclasses.asdict(a) for a in snapshot.actors]
         if full or tuple(accounts) != self._accounts:
             body["accounts"] = [list(key) for key in accounts]
         self._components, self._owners, self._blocks = components, owners, blocks
@@ -162,6 +165,7 @@ class LedgerCopy:
     devices: tuple[DeviceStats, ...] = ()
     transfers: tuple[tuple[str, str, int, int], ...] = ()
     process: tuple[ProcessStats, ...] = ()
+    actors: tuple[ActorSample, ...] = ()
     components: dict[Key, ComponentStats] = dataclasses.field(default_factory=dict)
     owners: dict[str, OwnerStats] = dataclasses.field(default_factory=dict)
     accounts: tuple[Key, ...] = ()
@@ -184,6 +188,7 @@ class LedgerCopy:
         self.devices = tuple(DeviceStats(*row) for row in body["devices"])
         self.transfers = tuple((str(s), str(d), int(n), int(b)) for s, d, n, b in body["transfers"])
         self.process = tuple(build_stats(ProcessStats, p) for p in body["process"])
+        self.actors = tuple(build_stats(ActorSample, a) for a in body.get("actors", ()))
         for c, d in body["components_gone"]:
             del self.components[c, d]
         for row in body["components"]:
@@ -226,4 +231,5 @@ class LedgerCopy:
             blocks=live,
             series=(),
             process=self.process,
+            actors=self.actors,
         )

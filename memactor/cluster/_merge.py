@@ -18,6 +18,7 @@ import numpy as np
 
 from ..metrics import (
     CACHED,
+    ActorSample,
     ComponentStats,
     DeviceStats,
     LedgerStats,
@@ -69,6 +70,7 @@ def merge(
     live = [p for p in parts if p.stats.state == "live"]
     components: list[ComponentStats] = []
     owners: list[OwnerStats] = []
+    actors: list[ActorSample] = []
     for part in live:
         prefix = part.stats.prefix
         components.extend(
@@ -78,6 +80,7 @@ def merge(
             OwnerStats(prefix + o.owner, o.bytes_in_use, o.peak_bytes_in_use)
             for o in part.snapshot.owners
         )
+        actors.extend(dataclasses.replace(a, actor=prefix + a.actor) for a in part.snapshot.actors)
     devices: dict[str, list[int]] = {}
     process: dict[str, list[int]] = {}
     for part in live:
@@ -139,6 +142,7 @@ def merge(
         series=(),
         process=tuple(ProcessStats(name, *figures) for name, figures in sorted(process.items())),
         sources=tuple(sorted((p.stats for p in parts), key=_source_order)),
+        actors=tuple(sorted(actors, key=lambda a: a.actor)),
     )
 
 
