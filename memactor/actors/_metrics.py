@@ -170,6 +170,7 @@ class MetricsState:
         self.subscribers: list[_Subscriber] = []
         self.process_sampled_ns: int | None = None
         self.actor_book = ActorBook()
+        ledger.note_actors(self.actor_book.samples)
 
     def sample_process(self, min_interval_ns: int) -> None:
         """Note the process's memory in the ledger, unless it was noted less than
@@ -188,10 +189,9 @@ class MetricsState:
 
     def sample_actors(self, system: ActorSystem) -> None:
         """Add a tick of each of *system*'s running actors (their mailboxes; a chunk
-        processor's lookahead) to the book, and hand the book to the ledger."""
+        processor's lookahead) to the book, which the ledger's snapshots read."""
         held_up = system.waiting_for_room()
         self.actor_book.tick((figures_of(a) for a in system.running_actors()), held_up)
-        self.ledger.note_actors(self.actor_book.samples())
 
     def round(self, *, last: bool = False) -> None:
         """Take every event emitted so far and apply them in emission order.

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Container, Iterable
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol
 
 from ..metrics import ActorSample
 from ..metrics._actors import ACTOR, CHUNKS
@@ -20,7 +20,6 @@ from ..runtime import Actor, ActorStatistics
 _NS = 1_000_000_000
 
 
-@runtime_checkable
 class ChunkFigures(Protocol):
     """What the tick reads of a :class:`~memactor.actors.ChunkStatistics` (a protocol:
     ``_chunks`` imports the metrics actor, which imports this module)."""
@@ -52,19 +51,73 @@ def figures_of(actor: Actor[Any, Any]) -> ActorStatistics | ChunkFigures:
     mailbox's), else its mailbox's alone. Another actor's own ``statistics()`` is never
     called: it may cost (a GPU manager's asks the device)."""
     if getattr(actor, "reports_lookahead", False):
-        stats: object = actor.statistics()
-        if isinstance(stats, ChunkFigures):
-            return stats
+        chunk: ChunkFigures = actor.statistics()  # type: ignore[assignment]  # a ChunkStatistics, by the marker
+        return chunk
     return actor.ref.statistics()
+
+
+class _Counts:
+    """One actor's running counts (mutable: a tick only adds to them)."""
+
+    __slots__ = (
+        "busy_ns",
+        "busy_ticks",
+        "capacity",
+        "chunk",
+        "held_up",
+        "peak_depth",
+        "ticks",
+        "ticks_full",
+        "waiting_bytes_sampled",
+    )
+
+    def __init__(self) -> None:
+        self.capacity = self.peak_depth = 0
+        self.ticks = self.ticks_full = self.held_up = 0
+        self.busy_ticks = self.waiting_bytes_sampled = self.busy_ns = 0
+        self.chunk: ChunkFigures | None = None
+
+    def sample(self, name: str) -> ActorSample:
+        sample = ActorSample(
+            actor=name,
+            kind=ACTOR,
+            mailbox_capacity=self.capacity,
+            ticks=self.ticks,
+            ticks_full=self.ticks_full,
+            ticks_full_held_up=self.held_up,
+            peak_mailbox_depth=self.peak_depth,
+        )
+        chunk = self.chunk
+        if chunk is None:
+            return sample
+        return dataclasses.replace(
+            sample,
+            kind=CHUNKS,
+            lookahead=chunk.lookahead,
+            busy_ticks=self.busy_ticks,
+            waiting_bytes_sampled=self.waiting_bytes_sampled,
+            peak_waiting_bytes=chunk.peak_waiting_bytes,
+            busy_ns=self.busy_ns,
+            results_waiting_ns=round(chunk.results_waiting_s * _NS),
+            consumer_waiting_ns=round(chunk.consumer_waiting_s * _NS),
+            chunks_done=chunk.chunks_done,
+            takes_ahead=chunk.takes_ahead,
+            fewest_spare_results=chunk.fewest_spare_results,
+        )
 
 
 class ActorBook:
     """The accumulated samples of every actor seen, by name; it outlives a restart of
     the metrics actor (it lives in its ``MetricsState``). An actor that stopped keeps
-    its last sample: the evidence of a run stays in its final snapshot."""
+    its last sample: the evidence of a run stays in its final snapshot.
+
+    A tick only adds to counters; the frozen samples are built when asked for, once
+    per tick at most.
+    """
 
     def __init__(self) -> None:
-        self._samples: dict[str, ActorSample] = {}
+        self._counts: dict[str, _Counts] = {}
+        self._samples: tuple[ActorSample, ...] | None = ()
 
     def tick(
         self,
@@ -73,44 +126,32 @@ class ActorBook:
     ) -> None:
         """Add one tick of each actor's *statistics*; *held_up* names the actors that
         wait now for room in another's mailbox."""
+        counts = self._counts
         for stats in statistics:
-            actor = stats.actor if isinstance(stats, ChunkFigures) else stats
-            full = actor.mailbox_depth >= actor.mailbox_capacity or actor.senders_waiting > 0
-            old = self._samples.get(actor.name)
-            sample = ActorSample(
-                actor=actor.name,
-                kind=ACTOR,
-                mailbox_capacity=actor.mailbox_capacity,
-                ticks=(old.ticks if old else 0) + 1,
-                ticks_full=(old.ticks_full if old else 0) + full,
-                ticks_full_held_up=(old.ticks_full_held_up if old else 0)
-                + (full and actor.name in held_up),
-                peak_mailbox_depth=actor.mailbox_peak_depth,
-            )
-            if isinstance(stats, ChunkFigures):
-                sample = _chunk_tick(sample, old, stats)
-            self._samples[actor.name] = sample
+            if isinstance(stats, ActorStatistics):
+                actor, chunk = stats, None
+            else:
+                actor, chunk = stats.actor, stats
+            entry = counts.get(actor.name)
+            if entry is None:
+                entry = counts[actor.name] = _Counts()
+            entry.capacity = actor.mailbox_capacity
+            entry.peak_depth = actor.mailbox_peak_depth
+            entry.ticks += 1
+            if actor.mailbox_depth >= actor.mailbox_capacity or actor.senders_waiting > 0:
+                entry.ticks_full += 1
+                entry.held_up += actor.name in held_up
+            if chunk is not None:
+                busy_ns = round(chunk.busy_s * _NS)
+                if busy_ns > entry.busy_ns:  # a call ran since the last tick
+                    entry.busy_ticks += 1
+                    entry.waiting_bytes_sampled += chunk.waiting_bytes
+                entry.busy_ns = busy_ns
+                entry.chunk = chunk
+        self._samples = None
 
     def samples(self) -> tuple[ActorSample, ...]:
         """Every actor's sample so far, by name."""
-        return tuple(self._samples[name] for name in sorted(self._samples))
-
-
-def _chunk_tick(sample: ActorSample, old: ActorSample | None, stats: ChunkFigures) -> ActorSample:
-    busy_ns = round(stats.busy_s * _NS)
-    busy = busy_ns > (old.busy_ns if old else 0)  # a call ran since the last tick
-    return dataclasses.replace(
-        sample,
-        kind=CHUNKS,
-        lookahead=stats.lookahead,
-        busy_ticks=(old.busy_ticks if old else 0) + busy,
-        waiting_bytes_sampled=(old.waiting_bytes_sampled if old else 0)
-        + (stats.waiting_bytes if busy else 0),
-        peak_waiting_bytes=stats.peak_waiting_bytes,
-        busy_ns=busy_ns,
-        results_waiting_ns=round(stats.results_waiting_s * _NS),
-        consumer_waiting_ns=round(stats.consumer_waiting_s * _NS),
-        chunks_done=stats.chunks_done,
-        takes_ahead=stats.takes_ahead,
-        fewest_spare_results=stats.fewest_spare_results,
-    )
+        if self._samples is None:
+            self._samples = tuple(self._counts[n].sample(n) for n in sorted(self._counts))
+        return self._samples

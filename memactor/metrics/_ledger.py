@@ -169,7 +169,7 @@ class Ledger:
         # What the process itself held per device at its last sample, and its series.
         self._process: dict[str, ProcessStats] = {}
         self._process_series: dict[str, TimeSeries] = {}
-        self._actors: tuple[ActorSample, ...] = ()
+        self._actors: Callable[[], tuple[ActorSample, ...]] = tuple
 
     # -- applying events -------------------------------------------------------------
 
@@ -558,11 +558,18 @@ class Ledger:
         series.append(now, process_bytes, stats.unattributed_bytes)
         return stats
 
-    def note_actors(self, samples: Iterable[ActorSample]) -> None:
-        """Record what the metrics actor's ticks saw of each actor so far (its mailbox,
-        a chunk processor's lookahead); every later snapshot carries them, sorted by name.
-        Each call replaces the last."""
-        self._actors = tuple(sorted(samples, key=lambda s: s.actor))
+    def note_actors(
+        self, samples: Iterable[ActorSample] | Callable[[], tuple[ActorSample, ...]]
+    ) -> None:
+        """Record what the metrics actor's ticks saw of each actor (its mailbox, a chunk
+        processor's lookahead): every later snapshot carries them, sorted by name. Given
+        a callable (the metrics actor's book), each snapshot asks it for the samples of
+        the moment, sorted by name. Each call replaces the last."""
+        if callable(samples):
+            self._actors = samples
+        else:
+            fixed = tuple(sorted(samples, key=lambda s: s.actor))
+            self._actors = lambda: fixed
 
     def process(self) -> tuple[ProcessStats, ...]:
         """What the process held per device at its last sample, sorted by device; empty
@@ -869,7 +876,7 @@ class Ledger:
             process=self.process(),
             process_series=tuple(process_series),
             site_usage=top_sites(self._site_books, self._site_of) if self._site_books else (),
-            actors=self._actors,
+            actors=self._actors(),
         )
 
     def _site_of(self, site_id: int) -> Site | None:
