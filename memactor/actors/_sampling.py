@@ -11,47 +11,24 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Container, Iterable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from ..metrics import ActorSample
 from ..metrics._actors import ACTOR, CHUNKS
 from ..runtime import Actor, ActorStatistics
 
+if TYPE_CHECKING:  # at run time only ActorStatistics is told apart: _chunks imports us
+    from ._chunks import ChunkStatistics
+
 _NS = 1_000_000_000
 
 
-class ChunkFigures(Protocol):
-    """What the tick reads of a :class:`~memactor.actors.ChunkStatistics` (a protocol:
-    ``_chunks`` imports the metrics actor, which imports this module)."""
-
-    @property
-    def actor(self) -> ActorStatistics: ...
-    @property
-    def lookahead(self) -> int: ...
-    @property
-    def waiting_bytes(self) -> int: ...
-    @property
-    def peak_waiting_bytes(self) -> int: ...
-    @property
-    def busy_s(self) -> float: ...
-    @property
-    def results_waiting_s(self) -> float: ...
-    @property
-    def consumer_waiting_s(self) -> float: ...
-    @property
-    def chunks_done(self) -> int: ...
-    @property
-    def takes_ahead(self) -> int: ...
-    @property
-    def fewest_spare_results(self) -> int: ...
-
-
-def figures_of(actor: Actor[Any, Any]) -> ActorStatistics | ChunkFigures:
+def figures_of(actor: Actor[Any, Any]) -> ActorStatistics | ChunkStatistics:
     """What a tick reads of *actor*: a chunk processor's statistics (they hold its
     mailbox's), else its mailbox's alone. Another actor's own ``statistics()`` is never
     called: it may cost (a GPU manager's asks the device)."""
     if getattr(actor, "reports_lookahead", False):
-        chunk: ChunkFigures = actor.statistics()  # type: ignore[assignment]  # a ChunkStatistics, by the marker
+        chunk: ChunkStatistics = actor.statistics()  # type: ignore[assignment]  # a chunk processor's, by the marker
         return chunk
     return actor.ref.statistics()
 
@@ -75,7 +52,7 @@ class _Counts:
         self.capacity = self.peak_depth = 0
         self.ticks = self.ticks_full = self.held_up = 0
         self.busy_ticks = self.waiting_bytes_sampled = self.busy_ns = 0
-        self.chunk: ChunkFigures | None = None
+        self.chunk: ChunkStatistics | None = None
 
     def sample(self, name: str) -> ActorSample:
         sample = ActorSample(
@@ -121,7 +98,7 @@ class ActorBook:
 
     def tick(
         self,
-        statistics: Iterable[ActorStatistics | ChunkFigures],
+        statistics: Iterable[ActorStatistics | ChunkStatistics],
         held_up: Container[str] = frozenset(),
     ) -> None:
         """Add one tick of each actor's *statistics*; *held_up* names the actors that
