@@ -21,7 +21,7 @@ import contextlib
 import inspect
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeAlias
+from typing import Any, ClassVar, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
@@ -94,11 +94,43 @@ class ChunkStatistics:
     requested_bytes_leased: int = 0
     """Array bytes of every lease taken, over the processor's life."""
 
+    lookahead: int = 0
+    """The processor's ``lookahead``."""
+
+    waiting_results: int = 0
+    """Results ready now and not yet taken by their consumer."""
+
+    waiting_bytes: int = 0
+    """Bytes of the results in :attr:`waiting_results` (their arrays)."""
+
+    peak_waiting_bytes: int = 0
+    """The largest :attr:`waiting_bytes` seen: what the lookahead cost at most."""
+
+    busy_s: float = 0.0
+    """Time (trio's clock) during which at least one call was running."""
+
+    results_waiting_s: float = 0.0
+    """Of :attr:`busy_s`, the time at least one result waited for its consumer: near
+    :attr:`busy_s`, the consumer is the slow side and results pile up in the lookahead."""
+
+    consumer_waiting_s: float = 0.0
+    """The time consumers spent waiting for their next result: near :attr:`busy_s`, the
+    processor is the slow side and its lookahead is never used."""
+
+    takes_ahead: int = 0
+    """Results a consumer took without waiting while chunks of its call remained to be
+    started (the takes at which the lookahead could have been smaller)."""
+
+    fewest_spare_results: int = -1
+    """At those takes, the fewest results that were ready beyond the one taken: the
+    lookahead could have been that much smaller without the consumer waiting there.
+    -1 before the first such take."""
+
 
 class _Slot:
     """One chunk of one call, from its start until the consumer has taken its result."""
 
-    __slots__ = ("consumed", "index", "output", "ready", "region")
+    __slots__ = ("consumed", "index", "output", "ready", "region", "waiting_bytes")
 
     def __init__(self, index: int, region: tuple[slice, ...]) -> None:
         self.index = index
@@ -109,6 +141,8 @@ class _Slot:
         """Set when :attr:`output` is there, or when the chunk ended without it."""
         self.consumed = trio.Event()
         """Set by the consumer when it no longer reads :attr:`output`."""
+        self.waiting_bytes = 0
+        """The bytes of :attr:`output` while it is ready and not yet taken; else 0."""
 
 
 class _Run:
@@ -125,6 +159,10 @@ class _Run:
         self.error: Exception | None = None
         self.done = trio.Event()
         """Set once every chunk task has ended and every lease is back in the pool."""
+        self.started = 0
+        """Chunks started so far."""
+        self.ready = 0
+        """Results ready and not yet taken."""
 
     def fail(self, error: Exception) -> None:
         if self.error is None:
@@ -171,6 +209,9 @@ class ChunkProcessor(Actor[Array, Array]):
           *lookahead* is negative.
       TypeError: *fn* is not callable.
     """
+
+    reports_lookahead: ClassVar[bool] = True
+    """The metrics actor samples :meth:`statistics` on its tick (see ``_sampling``)."""
 
     def __init__(
         self,
@@ -219,6 +260,14 @@ class ChunkProcessor(Actor[Array, Array]):
         self._requested_working_bytes = self._peak_requested_working_bytes = 0
         self._bytes_leased = self._requested_bytes_leased = 0
         self._pool_hits = 0
+        # The exact time accounting of lookahead vs throughput (see ChunkStatistics):
+        # each counter is an open interval's start (or None) plus the closed total.
+        self._busy = _Interval()
+        self._results_waiting = _Interval()
+        self._consumer_waiting_s = 0.0
+        self._waiting_results = self._waiting_bytes = self._peak_waiting_bytes = 0
+        self._takes_ahead = 0
+        self._fewest_spare = -1
 
     async def handle(self, message: Array) -> Array:
         """Reply with ``await self.process(message)``."""
@@ -337,6 +386,15 @@ class ChunkProcessor(Actor[Array, Array]):
             peak_requested_working_bytes=self._peak_requested_working_bytes,
             bytes_leased=self._bytes_leased,
             requested_bytes_leased=self._requested_bytes_leased,
+            lookahead=self.lookahead,
+            waiting_results=self._waiting_results,
+            waiting_bytes=self._waiting_bytes,
+            peak_waiting_bytes=self._peak_waiting_bytes,
+            busy_s=self._busy.total_s(),
+            results_waiting_s=self._results_waiting.total_s(),
+            consumer_waiting_s=self._consumer_waiting_s,
+            takes_ahead=self._takes_ahead,
+            fewest_spare_results=self._fewest_spare,
         )
 
     # ---- one call: production and ordered consumption ---------------------------------
@@ -349,6 +407,7 @@ class ChunkProcessor(Actor[Array, Array]):
 
     async def _produce(self, run: _Run) -> None:
         """Start one task per chunk, in order, while the window has room."""
+        self._busy.enter()
         try:
             with run.scope:
                 async with trio.open_nursery() as nursery:
@@ -356,9 +415,11 @@ class ChunkProcessor(Actor[Array, Array]):
                         await run.window.acquire()
                         slot = _Slot(index, region)
                         run.send.send_nowait(slot)  # the window keeps it below capacity
+                        run.started += 1
                         nursery.start_soon(self._chunk, run, slot)
         finally:
             run.send.close()
+            self._busy.leave()
             run.done.set()
 
     async def _chunk(self, run: _Run, slot: _Slot) -> None:
@@ -368,9 +429,11 @@ class ChunkProcessor(Actor[Array, Array]):
                 output = await self._compute(run, slot, held)
                 try:
                     slot.output = output
+                    self._result_ready(run, slot, output.nbytes)
                     slot.ready.set()
                     await slot.consumed.wait()
                 finally:
+                    self._result_taken(run, slot)
                     slot.output = None  # before the lease goes back: never read it after
         except Exception as error:
             run.fail(error)
@@ -444,15 +507,57 @@ class ChunkProcessor(Actor[Array, Array]):
             self._requested_working_bytes -= lease.nbytes
 
     async def _next(self, run: _Run) -> _Slot | None:
-        """The next chunk in order once its result is ready; None when the run ended."""
+        """The next chunk in order once its result is ready; None when the run ended.
+
+        Counts the time the consumer waited here, and, when it did not wait while chunks
+        remained to start, how many results were ready beyond this one.
+        """
         try:
-            slot = await run.receive.receive()
+            slot = run.receive.receive_nowait()
+        except trio.WouldBlock:
+            slot = None
         except trio.EndOfChannel:
             return None
-        await slot.ready.wait()
+        if slot is not None and slot.ready.is_set():
+            if slot.output is not None and run.started < len(run.regions):
+                self._takes_ahead += 1
+                spare = run.ready - 1
+                if self._fewest_spare < 0 or spare < self._fewest_spare:
+                    self._fewest_spare = spare
+            await trio.lowlevel.checkpoint()  # as the receive it stands for
+        else:
+            began = trio.current_time()
+            try:
+                if slot is None:
+                    slot = await run.receive.receive()
+                await slot.ready.wait()
+            except trio.EndOfChannel:
+                return None
+            finally:
+                self._consumer_waiting_s += trio.current_time() - began
         if run.error is not None or slot.output is None:
             return None
         return slot
+
+    def _result_ready(self, run: _Run, slot: _Slot, nbytes: int) -> None:
+        run.ready += 1
+        slot.waiting_bytes = nbytes
+        self._waiting_results += 1
+        self._waiting_bytes += nbytes
+        self._peak_waiting_bytes = max(self._peak_waiting_bytes, self._waiting_bytes)
+        if self._waiting_results == 1:
+            self._results_waiting.enter()
+
+    def _result_taken(self, run: _Run, slot: _Slot) -> None:
+        """The result of *slot* no longer waits (taken, or its chunk ended); idempotent."""
+        if not slot.waiting_bytes:
+            return
+        run.ready -= 1
+        self._waiting_results -= 1
+        self._waiting_bytes -= slot.waiting_bytes
+        slot.waiting_bytes = 0
+        if self._waiting_results == 0:
+            self._results_waiting.leave()
 
     def _check_dtype(self, slot: _Slot, expected: np.dtype[Any] | None) -> np.dtype[Any]:
         """The result's dtype, which must be *expected* (chunk 0's) when that is known."""
@@ -466,6 +571,7 @@ class ChunkProcessor(Actor[Array, Array]):
         return dtype
 
     def _consumed(self, run: _Run, slot: _Slot) -> None:
+        self._result_taken(run, slot)
         slot.consumed.set()
         run.window.release()
 
@@ -486,3 +592,30 @@ class ChunkProcessor(Actor[Array, Array]):
             finally:
                 self._consumed(run, slot)
         return result
+
+
+class _Interval:
+    """Time spent with at least one holder inside, on trio's clock; nested enters count
+    once. Read at any moment, an open interval counts up to now."""
+
+    __slots__ = ("_closed_s", "_depth", "_since")
+
+    def __init__(self) -> None:
+        self._closed_s = 0.0
+        self._depth = 0
+        self._since = 0.0
+
+    def enter(self) -> None:
+        if self._depth == 0:
+            self._since = trio.current_time()
+        self._depth += 1
+
+    def leave(self) -> None:
+        self._depth -= 1
+        if self._depth == 0:
+            self._closed_s += trio.current_time() - self._since
+
+    def total_s(self) -> float:
+        if self._depth:
+            return self._closed_s + trio.current_time() - self._since
+        return self._closed_s

@@ -1,7 +1,8 @@
 """The metrics actor: the one owner of the ledger.
 
 It applies the memory events that reporters emit, in the order they were emitted,
-samples the time series and the process's own memory at a fixed rate, keeps named
+samples the time series, the process's own memory and every actor's mailbox (and chunk
+processor's lookahead, see :mod:`._sampling`) at a fixed rate, keeps named
 snapshots, and answers requests (statistics, snapshots, diffs, subscriptions).
 Everything that shows or checks memory reads from it.
 
@@ -24,8 +25,9 @@ import trio
 
 from .._errors import MemactorError
 from ..metrics import EventOrder, Ledger, LedgerStats, Snapshot, SnapshotDiff, diff
-from ..runtime import Actor, MemoryHub, StallWatch
+from ..runtime import Actor, ActorSystem, MemoryHub, StallWatch
 from ._process import note_process_memory
+from ._sampling import ActorBook, figures_of
 
 DEFAULT_SAMPLE_HZ: Final = 10.0
 DEFAULT_KEEP_SNAPSHOTS: Final = 16
@@ -167,6 +169,8 @@ class MetricsState:
         self.snapshots: OrderedDict[str, Snapshot] = OrderedDict()
         self.subscribers: list[_Subscriber] = []
         self.process_sampled_ns: int | None = None
+        self.actor_book = ActorBook()
+        ledger.note_actors(self.actor_book.samples)
 
     def sample_process(self, min_interval_ns: int) -> None:
         """Note the process's memory in the ledger, unless it was noted less than
@@ -182,6 +186,12 @@ class MetricsState:
             return
         self.process_sampled_ns = now
         note_process_memory(self.ledger)
+
+    def sample_actors(self, system: ActorSystem) -> None:
+        """Add a tick of each of *system*'s running actors (their mailboxes; a chunk
+        processor's lookahead) to the book, which the ledger's snapshots read."""
+        held_up = system.waiting_for_room()
+        self.actor_book.tick((figures_of(a) for a in system.running_actors()), held_up)
 
     def round(self, *, last: bool = False) -> None:
         """Take every event emitted so far and apply them in emission order.
@@ -256,6 +266,7 @@ class MetricsActor(Actor[MetricsRequest, MetricsReply]):
             now = trio.current_time()
             self.state.round()
             self.state.sample_process(PROCESS_SAMPLE_INTERVAL_NS)
+            self.state.sample_actors(self.system)
             self.ledger.sample()
             next_sample = _next_due(next_sample, period, now)
             self._publish(now)

@@ -31,6 +31,7 @@ from ..events import Site
 from ..metrics import (
     CACHED,
     UNKNOWN_SITE,
+    ActorSample,
     ComponentStats,
     DeviceStats,
     LedgerStats,
@@ -198,6 +199,8 @@ class UpdateMaker:
         }
         if new_sites:
             body["sites"] = new_sites
+        if snapshot.actors:  # a small table, whole; absent where no actor was sampled
+            body["actors"] = [dataclasses.asdict(a) for a in snapshot.actors]
         if full or tuple(accounts) != self._accounts:
             body["accounts"] = [list(key) for key in accounts]
         if full or snapshot.blocks.sites != self._block_sites:
@@ -225,6 +228,7 @@ class LedgerCopy:
     devices: tuple[DeviceStats, ...] = ()
     transfers: tuple[tuple[str, str, int, int], ...] = ()
     process: tuple[ProcessStats, ...] = ()
+    actors: tuple[ActorSample, ...] = ()
     components: dict[Key, ComponentStats] = dataclasses.field(default_factory=dict)
     owners: dict[str, OwnerStats] = dataclasses.field(default_factory=dict)
     accounts: tuple[Key, ...] = ()
@@ -263,6 +267,7 @@ class LedgerCopy:
         self.devices = tuple(DeviceStats(*row) for row in body["devices"])
         self.transfers = tuple((str(s), str(d), int(n), int(b)) for s, d, n, b in body["transfers"])
         self.process = tuple(build_stats(ProcessStats, p) for p in body["process"])
+        self.actors = tuple(build_stats(ActorSample, a) for a in body.get("actors", ()))
         for c, d in body["components_gone"]:
             del self.components[c, d]
         for row in body["components"]:
@@ -308,4 +313,5 @@ class LedgerCopy:
             series=(),
             process=self.process,
             site_usage=self.site_usage,
+            actors=self.actors,
         )

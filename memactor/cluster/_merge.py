@@ -25,6 +25,7 @@ from ..metrics import (
     CACHED,
     TOP_SITES,
     UNKNOWN_SITE,
+    ActorSample,
     ComponentStats,
     DeviceStats,
     LedgerStats,
@@ -78,6 +79,7 @@ def merge(
     live = [p for p in parts if p.stats.state == "live"]
     components: list[ComponentStats] = []
     owners: list[OwnerStats] = []
+    actors: list[ActorSample] = []
     for part in live:
         prefix = part.stats.prefix
         components.extend(
@@ -87,6 +89,7 @@ def merge(
             OwnerStats(prefix + o.owner, o.bytes_in_use, o.peak_bytes_in_use)
             for o in part.snapshot.owners
         )
+        actors.extend(dataclasses.replace(a, actor=prefix + a.actor) for a in part.snapshot.actors)
     devices: dict[str, list[int]] = {}
     process: dict[str, list[int]] = {}
     for part in live:
@@ -150,6 +153,7 @@ def merge(
         process=tuple(ProcessStats(name, *figures) for name, figures in sorted(process.items())),
         sources=tuple(sorted((p.stats for p in parts), key=_source_order)),
         site_usage=merge_site_usage(p.snapshot.site_usage for p in live),
+        actors=tuple(sorted(actors, key=lambda a: a.actor)),
     )
 
 

@@ -10,6 +10,7 @@ component's leak verdict (rising floors, stale blocks, owners, steps) and
 ``render_*`` functions write reports.
 """
 
+from ._actors import ActorSample as ActorSample
 from ._advice import AdviceConfig as AdviceConfig
 from ._advice import Recommendation as Recommendation
 from ._advice import recommend as recommend

@@ -11,8 +11,13 @@ can support:
 - *hit rate low*: a pool missed most lendings while it also freed blocks back to the
   system (its cache is too small to keep what it needs again).
 
-Advice on a chunk processor's lookahead or an actor's mailbox needs those actors'
-statistics, which a snapshot does not hold; none is given here.
+And from what the metrics actor's ticks saw of each actor (``Snapshot.actors``):
+
+- *mailbox full*: an actor's mailbox was full (at capacity, or a sender waiting) at most
+  of many ticks: it is the bottleneck of the stages that send to it;
+- *lookahead*: a chunk processor's results waited for their consumer most of the time
+  it ran, and held memory doing so, while the consumer never needed all of them: its
+  lookahead could be lowered by the fewest spare results the consumer found ready.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..events import format_size
+from ._actors import CHUNKS, ActorSample
 from ._snapshot import Snapshot
 from ._stats import ComponentStats
 
@@ -36,14 +42,40 @@ class AdviceConfig:
     min_idle_bytes: int = 1 << 20
     recent_fraction: float = 0.5
     low_hit_ratio: float = 0.5
+    full_ratio: float = 0.9
+    """The share of ticks a mailbox must be full at to be advised on."""
+    min_ticks: int = 100
+    """Ticks an actor must be sampled at (a chunk processor: busy at) before advice."""
+    waiting_ratio: float = 0.9
+    """The share of a chunk processor's busy time results must wait for the consumer."""
+    min_takes: int = 20
+    """Results taken ahead (without waiting) before the spare count is trusted."""
+    min_lookahead_bytes: int = 1 << 20
+    """The least the waiting results must have held to be worth advice."""
 
     def __post_init__(self) -> None:
-        for name in ("slack_ratio", "idle_ratio", "low_hit_ratio", "recent_fraction"):
+        for name in (
+            "slack_ratio",
+            "idle_ratio",
+            "low_hit_ratio",
+            "recent_fraction",
+            "full_ratio",
+            "waiting_ratio",
+        ):
             value = getattr(self, name)
             if not 0.0 < value <= 1.0:
                 raise ValueError(f"{name} must be within (0, 1], got {value}")
         if self.min_lends < 1 or self.min_idle_bytes < 0:
             raise ValueError("min_lends must be positive and min_idle_bytes not negative")
+        if self.min_ticks < 1 or self.min_takes < 1:
+            raise ValueError(
+                f"min_ticks and min_takes must be positive, got {self.min_ticks} "
+                f"and {self.min_takes}"
+            )
+        if self.min_lookahead_bytes < 0:
+            raise ValueError(
+                f"min_lookahead_bytes must not be negative, got {self.min_lookahead_bytes}"
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,14 +83,18 @@ class Recommendation:
     """One change to make, why (the figures), and what it is about."""
 
     component: str
+    """The component, or the actor for ``"mailbox_full"`` and ``"lookahead"``."""
     device: str
+    """The component's device; ``""`` for advice about an actor."""
     kind: str
-    """``"slack"``, ``"idle_cache"`` or ``"low_hit_rate"``."""
+    """``"slack"``, ``"idle_cache"``, ``"low_hit_rate"``, ``"mailbox_full"`` or
+    ``"lookahead"``."""
     evidence: str
     change: str
 
     def sentence(self) -> str:
-        return f"{self.component}@{self.device}: {self.evidence}; {self.change}"
+        where = f"{self.component}@{self.device}" if self.device else self.component
+        return f"{where}: {self.evidence}; {self.change}"
 
     def to_dict(self) -> dict[str, str]:
         return {
@@ -136,13 +172,61 @@ def _hits(stats: ComponentStats, config: AdviceConfig) -> Recommendation | None:
     )
 
 
+def _mailbox(sample: ActorSample, config: AdviceConfig) -> Recommendation | None:
+    if sample.ticks < config.min_ticks or sample.full_own_ratio < config.full_ratio:
+        return None  # never full, or full because the actor after it held it up
+    return Recommendation(
+        sample.actor,
+        "",
+        "mailbox_full",
+        f"mailbox full in {sample.full_own_ratio:.0%} of {sample.ticks:,} ticks "
+        f"(capacity {sample.mailbox_capacity:,}) while it waited on no other actor",
+        "it is the stage its senders wait on, the bottleneck: add workers there or make "
+        "its handling faster; raising its capacity helps only with bursts",
+    )
+
+
+def _lookahead(sample: ActorSample, config: AdviceConfig) -> Recommendation | None:
+    if (
+        sample.kind != CHUNKS
+        or sample.busy_ticks < config.min_ticks
+        or sample.takes_ahead < config.min_takes
+        or sample.peak_waiting_bytes < max(config.min_lookahead_bytes, 1)
+        or sample.results_waiting_ratio < config.waiting_ratio
+        or sample.fewest_spare_results < 1
+    ):
+        return None
+    lower = max(0, sample.lookahead - sample.fewest_spare_results)
+    if lower >= sample.lookahead:
+        return None
+    consumer_ratio = sample.consumer_waiting_ns / sample.busy_ns
+    return Recommendation(
+        sample.actor,
+        "",
+        "lookahead",
+        f"lookahead holds up to {format_size(sample.peak_waiting_bytes)} "
+        f"({format_size(sample.mean_waiting_bytes)} on average over "
+        f"{sample.busy_ticks:,} busy ticks) but results waited for the consumer "
+        f"{sample.results_waiting_ratio:.0%} of the {sample.busy_ns / 1e9:.0f} s it ran, "
+        f"and the consumer waited {consumer_ratio:.0%} of it and found at least "
+        f"{sample.fewest_spare_results:,} more results ready at each of "
+        f"{sample.takes_ahead:,} takes",
+        f"the consumer is the slow side: lower lookahead to {lower} (from {sample.lookahead})",
+    )
+
+
 def recommend(snapshot: Snapshot, config: AdviceConfig | None = None) -> tuple[Recommendation, ...]:
-    """Every recommendation the snapshot's numbers support, by component then kind;
-    empty when none is supported. Pure: reads *snapshot* only."""
+    """Every recommendation the snapshot's numbers support: by component then kind, then
+    by actor (mailbox, then lookahead); empty when none is supported. Pure: reads
+    *snapshot* only."""
     config = config or AdviceConfig()
     found: list[Recommendation] = []
     for stats in snapshot.components:
         for advice in (_slack(stats, config), _idle(snapshot, stats, config), _hits(stats, config)):
+            if advice is not None:
+                found.append(advice)
+    for sample in snapshot.actors:
+        for advice in (_mailbox(sample, config), _lookahead(sample, config)):
             if advice is not None:
                 found.append(advice)
     return tuple(found)

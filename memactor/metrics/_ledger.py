@@ -49,6 +49,7 @@ from ._accounts import (
     SiteBooks,
     recent_frees_limit,
 )
+from ._actors import ActorSample
 from ._blocks import LiveBlocks
 from ._owners import DEFAULT_OWNER_LIMIT, OwnerTable
 from ._rows import ComponentRows, SortedRows
@@ -168,6 +169,7 @@ class Ledger:
         # What the process itself held per device at its last sample, and its series.
         self._process: dict[str, ProcessStats] = {}
         self._process_series: dict[str, TimeSeries] = {}
+        self._actors: Callable[[], tuple[ActorSample, ...]] = tuple
 
     # -- applying events -------------------------------------------------------------
 
@@ -556,6 +558,19 @@ class Ledger:
         series.append(now, process_bytes, stats.unattributed_bytes)
         return stats
 
+    def note_actors(
+        self, samples: Iterable[ActorSample] | Callable[[], tuple[ActorSample, ...]]
+    ) -> None:
+        """Record what the metrics actor's ticks saw of each actor (its mailbox, a chunk
+        processor's lookahead): every later snapshot carries them, sorted by name. Given
+        a callable (the metrics actor's book), each snapshot asks it for the samples of
+        the moment, sorted by name. Each call replaces the last."""
+        if callable(samples):
+            self._actors = samples
+        else:
+            fixed = tuple(sorted(samples, key=lambda s: s.actor))
+            self._actors = lambda: fixed
+
     def process(self) -> tuple[ProcessStats, ...]:
         """What the process held per device at its last sample, sorted by device; empty
         when it was never sampled."""
@@ -861,6 +876,7 @@ class Ledger:
             process=self.process(),
             process_series=tuple(process_series),
             site_usage=top_sites(self._site_books, self._site_of) if self._site_books else (),
+            actors=self._actors(),
         )
 
     def _site_of(self, site_id: int) -> Site | None:

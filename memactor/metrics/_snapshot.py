@@ -34,6 +34,7 @@ from ..codec import (
     write,
 )
 from ..events import Site
+from ._actors import ActorSample
 from ._blocks import LiveBlock, LiveBlocks, read_column
 from ._series import SeriesView
 from ._sites import SiteUsage, sampled_note
@@ -107,6 +108,10 @@ class Snapshot:
     """The sites whose lends hold the most in-use bytes now, largest first (at most
     ``TOP_SITES``; views without blocks have them too); empty with sites off. Where
     ``totals.callsites`` is above 1 they count sampled lends only, unscaled."""
+    actors: tuple[ActorSample, ...] = ()
+    """What the metrics actor's ticks saw of each actor (mailbox fullness, a chunk
+    processor's lookahead), sorted by name; empty for a bare ledger, and in files written
+    before actors were sampled."""
 
     @property
     def sites_note(self) -> str:
@@ -242,6 +247,8 @@ class Snapshot:
             "process_series": [series_body(s) for s in self.process_series],
             **({"sources": [dataclasses.asdict(s) for s in self.sources]} if self.sources else {}),
             "site_usage": [[*u.site, u.device, u.bytes_in_use, u.blocks] for u in self.site_usage],
+            # Written only where actors were sampled: files without stay as they were.
+            **({"actors": [dataclasses.asdict(a) for a in self.actors]} if self.actors else {}),
         }
 
     @classmethod
@@ -309,6 +316,8 @@ class Snapshot:
                 SiteUsage(_site(file, line, function), _str(device), _int(held), _int(count))
                 for file, line, function, device, held, count in body.get("site_usage", ())
             ),
+            # Written since actors were sampled, and only where there were any.
+            actors=tuple(_build(ActorSample, a) for a in body.get("actors", ())),
         )
 
 

@@ -83,6 +83,10 @@ class Mailbox(Generic[T]):
         """Tasks blocked in :meth:`send` waiting for room."""
         return len(self._send_tasks)
 
+    def waiting_senders(self) -> list[trio.lowlevel.Task]:
+        """The tasks blocked in :meth:`send`, first come first."""
+        return list(self._send_tasks)
+
     @property
     def accepting(self) -> bool:
         """False once :meth:`close` was called."""

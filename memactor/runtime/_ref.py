@@ -46,6 +46,12 @@ def current_actor() -> ActorRef[Any, Any] | None:
     return _current_actor.get()
 
 
+def actor_of_task(task: trio.lowlevel.Task) -> ActorRef[Any, Any] | None:
+    """The :func:`current_actor` of *task* (read from its context), for the runtime's
+    use: a blocked task's actor, seen from outside it."""
+    return task.context.get(_current_actor, None)
+
+
 def enter_actor(ref: ActorRef[Any, Any]) -> None:
     """Make ``ref`` the :func:`current_actor` of the calling task and of the tasks it
     starts from now on.

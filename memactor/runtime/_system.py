@@ -16,6 +16,7 @@ from ._exceptions import ActorNotFoundError, DuplicateNameError
 from ._hub import MemoryHub
 from ._mailbox import Overflow
 from ._policy import DEFAULT_BACKOFF, Backoff, Restart, Strategy
+from ._ref import actor_of_task
 from ._restarts import Supervision
 from ._stall import DEFAULT_STALL_THRESHOLD_S, StallWatch
 from ._supervisor import (
@@ -177,6 +178,34 @@ class ActorSystem:
     def refs(self) -> list[ActorRef[Any, Any]]:
         """The refs of all live actors: system actors first, then the tree in start order."""
         return [cell.ref for cell in self._cells()]
+
+    def running_actors(self) -> list[Actor[Any, Any]]:
+        """The instances of the live actors' current incarnations, in :meth:`refs`
+        order (an actor between incarnations is left out).
+
+        For the runtime's use: the metrics actor reads each one's ``statistics()`` on
+        its tick (a chunk processor's are richer than its ref's).
+        """
+        return [
+            cell.incarnation.actor
+            for cell in self._cells()
+            if cell.incarnation is not None and cell.incarnation.actor is not None
+        ]
+
+    def waiting_for_room(self) -> set[str]:
+        """The names of the actors one of whose tasks waits now for room in a full
+        mailbox (``Overflow.BLOCK``): they are held up by the actor after them.
+
+        For the runtime's use: the metrics actor's tick reads it (a pass over the
+        mailboxes' waiting senders, nothing on a send's path).
+        """
+        names: set[str] = set()
+        for cell in self._cells():
+            for task in cell.mailbox.waiting_senders():
+                sender = actor_of_task(task)
+                if sender is not None:
+                    names.add(sender.name)
+        return names
 
     def _cells(self) -> Iterator[Cell[Any, Any]]:
         stack: list[Cell[Any, Any] | Supervisor] = [self.root, self._system_supervisor]

@@ -360,7 +360,10 @@ async def test_every_statistics_field() -> None:
     async with open_processor(double, (2, 4), concurrency=1, lookahead=0) as parts:
         _, pool, proc = parts
         fresh = proc.statistics()
-        assert dataclasses.astuple(fresh)[1:] == (0, 0, 0, 0, 0, 0, 0, 0, 0.0, 0, 0, 0, 0)
+        assert dataclasses.astuple(fresh)[1:] == (
+            *(0, 0, 0, 0, 0, 0, 0, 0, 0.0, 0, 0, 0, 0),
+            *(0, 0, 0, 0, 0.0, 0.0, 0.0, 0, -1),
+        )
         await proc.process(array)
         assert [(s.in_flight, s.working_bytes, s.chunks_done) for s in seen] == [
             (1, 64, 0),  # only the input copy is lent while fn runs
