@@ -21,6 +21,8 @@ from typing import Final, NamedTuple
 
 from ._event import REQUESTED_TAG, Tags
 
+_NOT_SEEN: Final[tuple[CodeType | None, Tags]] = (None, ())
+
 SITE_TAG: Final = "site"
 """The tag under which an ALLOC, ACQUIRE or RESIZE carries its site's id, in decimal."""
 
@@ -148,7 +150,9 @@ class SiteTable:
         if *requested* is not ``None``, the requested tag, in key order. No site tag
         when every frame is internal."""
         frame = sys._getframe(depth)
-        tags = self.positions.get((id(frame.f_code), frame.f_lasti)) or self.tags_at(frame)
+        code, tags = self.callers.get(frame.f_lasti, _NOT_SEEN)
+        if code is not frame.f_code:
+            tags = self.tags_at(frame)
         if requested is None:
             return tags
         return ((REQUESTED_TAG, str(requested)), *tags)
