@@ -52,9 +52,11 @@ def _every_lend(kind: int, name: str) -> Callable[..., None]:
         if requested is not None:
             tags = ((REQUESTED_TAG, str(requested)), *tags)
         batch = self._batch
+        clock = self._clock
+        seq = self._seq
         batch.append(
             (kind, self.component, block, size, device or self.device,
-             self.owner if owner is None else owner, self._clock(), 0, None, tags, self._seq())
+             self.owner if owner is None else owner, clock(), 0, None, tags, seq())
         )  # fmt: skip
         if len(batch) >= self._limit:
             self._full()
@@ -86,9 +88,11 @@ def _sampled_lend(kind: int, name: str) -> Callable[..., None]:
         elif requested is not None:
             tags = ((REQUESTED_TAG, str(requested)),)
         batch = self._batch
+        clock = self._clock
+        seq = self._seq
         batch.append(
             (kind, self.component, block, size, device or self.device,
-             self.owner if owner is None else owner, self._clock(), 0, None, tags, self._seq())
+             self.owner if owner is None else owner, clock(), 0, None, tags, seq())
         )  # fmt: skip
         if len(batch) >= self._limit:
             self._full()
@@ -120,7 +124,9 @@ class SitedReporter(MemoryReporter):
         self._ticks = _ticks(sites.every)
         # Same slots, other emits: the rate is fixed per table, so the choice is made
         # once here rather than tested on every emit.
-        self.__class__ = SampledReporter if sites.every > 1 else SitedReporter
+        kind = SampledReporter if sites.every > 1 else SitedReporter
+        if type(self) is not kind:
+            self.__class__ = kind
 
     # alloc and acquire differ only in their kind: one body, made twice, keeps each a
     # single Python call (a shared helper would add a call to every emit).
