@@ -8,7 +8,9 @@ Two classes share one layout: :class:`SitedReporter` tags every allocation, and
 :class:`SampledReporter` one in ``N``. :meth:`SitedReporter.use_sites` makes a reporter
 the one its table's rate asks for. Their emits are written out in full, each a single
 Python call: a shared helper would add a call to every emit (scripts/callgrind_sites.py
-counts what each line costs).
+counts what each line costs). One body for both, with a countdown that always says
+"record" for a rate of 1, would cost every sited emit a ``next``: 1.47x a plain emit's
+instructions instead of 1.38x.
 """
 
 from __future__ import annotations
