@@ -34,14 +34,15 @@ LAYERS = (
     Layer("0 base", ("memactor._errors", "memactor._version")),
     Layer("1 events", ("memactor.events",)),
     Layer("2 codec", ("memactor.codec",), ("msgpack", "numpy")),
-    Layer("3 metrics", ("memactor.metrics",)),
+    # rich lays out the reports' tables (render_table), as text: no terminal, no I/O.
+    Layer("3 metrics", ("memactor.metrics",), ("rich",)),
     Layer("4 runtime", ("memactor.runtime",), ("trio", "outcome")),
     Layer("5 actors", ("memactor.actors",), ("cupy", "pynvml", "psutil")),
     # The top-level namespace re-exports the layers above (events to actors).
     Layer("5+ top level", ("memactor",)),
     Layer("6 remote", ("memactor.remote",)),
     Layer("6b cluster", ("memactor.cluster",)),
-    Layer("7 tui", ("memactor.tui",), ("textual", "textual_plotext", "rich")),
+    Layer("7 tui", ("memactor.tui",), ("textual", "textual_plotext")),
     Layer(
         "8 edges",
         ("memactor.cli", "memactor.pytest_plugin", "memactor.exporters", "memactor.ray"),
@@ -54,6 +55,12 @@ LAYERS = (
 UPWARD_ON_PURPOSE: dict[tuple[str, str], str] = {
     ("memactor.actors._system", "memactor.exporters"): (
         "open_system(prometheus=...) loads the Prometheus exporter lazily, only when asked"
+    ),
+    ("memactor.cluster._aggregator", "memactor.exporters"): (
+        "open_aggregator(prometheus=...) loads the cluster exporter lazily, only when asked"
+    ),
+    ("memactor.cli._aggregate", "memactor.exporters"): (
+        "memactor aggregate --prometheus checks its address with the exporters', lazily"
     ),
     ("memactor.cli._demo", "memactor.exporters"): (
         "memactor demo --prometheus/--jsonl load the exporters lazily, only when asked"

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from memactor.events import format_size, parse_size
+from memactor.events import _sizes, format_size, parse_size
 
 KiB, MiB, GiB, TiB, PiB = (1024**n for n in range(1, 6))
 
@@ -96,8 +98,18 @@ def test_parse_size_refuses_nonsense(text: str) -> None:
 
 @pytest.mark.parametrize("text", ["1 XB", "5 EiB", "5E", "3 bytes", "1 kibi"])
 def test_parse_size_names_an_unknown_unit(text: str) -> None:
-    with pytest.raises(ValueError, match=r"^unknown unit '\w+' in size '.*'; use B, KB, .* PiB$"):
+    with pytest.raises(
+        ValueError, match=r"^unknown unit '\w+' in size '.*'; the units are B; "
+    ) as error:
         parse_size(text)
+    # Every unit parse_size accepts is listed, single letters included.
+    listed = set(re.findall(r"\b[A-Za-z]+\b", str(error.value).partition("the units are ")[2]))
+    for unit in ("B", "K", "M", "G", "T", "P", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        assert unit in listed, unit
+    for unit in ("KB", "MB", "GB", "TB", "PB"):
+        assert unit in listed, unit
+        assert parse_size(f"1 {unit}") == 1000 ** (1 + "KMGTP".index(unit[0]))
+    assert {unit.lower() for unit in listed} >= {u for u in _sizes._UNITS if u}
 
 
 @pytest.mark.parametrize(

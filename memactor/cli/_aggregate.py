@@ -6,8 +6,10 @@ second, and only the difference applied). Programs that run ``memactor.cluster
 .open_source(system, LISTEN)`` push their updates to --listen instead. The merged view
 is served at --serve (default: this process's socket in the runtime directory), so
 ``memactor top``, ``snapshot``, ``report``, ``diff`` and ``check`` work on the cluster:
-each component and owner is named ``NAME@HOST:PID/`` then its own name. Runs until
-interrupted (Ctrl-C); prints where it listens and serves.
+each component and owner is named ``NAME@HOST:PID/`` then its own name. With
+--prometheus, every live source's figures are served for Prometheus there, labelled
+``host`` and ``process`` (``NAME:PID``). Runs until interrupted (Ctrl-C); prints where
+it listens and serves.
 """
 
 from __future__ import annotations
@@ -16,14 +18,9 @@ import argparse
 import functools
 import math
 
-import trio
-
-from ..remote import RemoteError, parse_address
 from ._command import CommandError
 from ._served import add_token_arguments, token_of
 
-NAME = "aggregate"
-HELP = "merge several processes' memory into one served view"
 EXAMPLE = "memactor aggregate unix:/run/user/1000/memactor/4242.sock :7070 --listen :7071"
 
 
@@ -51,11 +48,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="S",
         help="mark a pushing source gone after S seconds without an update (default: 3)",
     )
+    parser.add_argument(
+        "--prometheus",
+        metavar="HOST:PORT",
+        help="also serve every source's figures for Prometheus here, labelled host and process",
+    )
     add_token_arguments(parser, "the token of sources, viewers and followed programs")
 
 
 def run(args: argparse.Namespace) -> int:
     """Aggregate until interrupted."""
+    import trio
+
+    from ..remote import RemoteError, parse_address
+
     token = token_of(args)
     if not (0 < args.rate <= 1000 and math.isfinite(args.rate)):
         raise CommandError(f"--rate must be above 0 and at most 1000, got {args.rate}")
@@ -66,6 +72,8 @@ def run(args: argparse.Namespace) -> int:
             parse_address(address)
     except ValueError as error:
         raise CommandError(str(error)) from None
+    if args.prometheus is not None:
+        _check_prometheus(args.prometheus)
     try:
         trio.run(_aggregate, args, token)
     except (RemoteError, OSError) as error:
@@ -84,6 +92,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _aggregate(args: argparse.Namespace, token: str | None) -> None:
+    import trio
+
     from ..cluster import open_aggregator
 
     async with open_aggregator(
@@ -91,15 +101,32 @@ async def _aggregate(args: argparse.Namespace, token: str | None) -> None:
         serve=args.serve or _default_serve(),
         token=token,
         heartbeat_timeout_s=args.heartbeat_timeout,
+        prometheus=args.prometheus,
     ) as aggregator:
         print(f"sources push to {aggregator.address}", flush=True)
         print(f"serving the merged view at {aggregator.served_address}", flush=True)
+        if aggregator.prometheus_address is not None:
+            print(
+                f"Prometheus metrics at http://{aggregator.prometheus_address}/metrics", flush=True
+            )
         async with trio.open_nursery() as nursery:
             for address in args.addresses:
                 nursery.start_soon(
                     functools.partial(aggregator.pull, address, rate_hz=args.rate, token=token)
                 )
             await trio.sleep_forever()
+
+
+def _check_prometheus(address: str) -> None:
+    """Raise :class:`CommandError` for a bad --prometheus address or a missing extra."""
+    try:
+        from ..exporters import parse_listen_address
+
+        parse_listen_address(address)
+    except ImportError as error:
+        raise CommandError(f"--prometheus: {error}") from None
+    except ValueError as error:
+        raise CommandError(f"--prometheus: {error}") from None
 
 
 def _default_serve() -> str:

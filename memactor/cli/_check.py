@@ -10,6 +10,10 @@ instead. Sizes: ``4096``, ``64 MiB``, ``1.5GB``, ``512k``.
 Exit 0: every peak is within its budget. Exit 1: a peak exceeds its budget. Exit 2: bad
 usage, a file that cannot be read, or a budget for a component (or device) the file does
 not hold; the message names the file, or the component and the ones the file holds.
+
+Below the verdict, each budget of a component (or of the total) is projected: when the
+current growth of its bytes reaches the budget, or that they do not grow (see
+``memactor.metrics.project``).
 """
 
 from __future__ import annotations
@@ -20,17 +24,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..events import format_size, is_device, parse_size
-from ..metrics import TOTAL, Snapshot, render_table
 from ._command import EXIT_FOUND, EXIT_OK, CommandError
 from ._output import add_output_arguments, load_snapshot, write_json, write_text
 
 if TYPE_CHECKING:
     # A peak set against its budget: the one rule, in the metrics layer.
     from ..metrics import BudgetVerdict as Verdict
+    from ..metrics import Projection, Snapshot
 
-NAME = "check"
-HELP = "check the peaks of a snapshot file against budgets (exit 1 when one is exceeded)"
 EXAMPLE = "memactor check end.msgpack --budget pool=64MiB --budget gpu@cuda:0=2G --budget total=3G"
+
+TOTAL = "*"
+"""The name of the total over every component (:data:`memactor.metrics.TOTAL`)."""
 
 TOTAL_NAMES = ("total", TOTAL)
 """Budget names that mean the total over every component."""
@@ -115,6 +120,8 @@ def _name(budget: Budget) -> str:
 
 def render_check(snapshot: Snapshot, verdicts: list[Verdict], *, reserved: bool) -> str:
     """The budget table and the verdict line, as text."""
+    from ..metrics import render_table
+
     measure = "peak reserved" if reserved else "peak in use"
     label = f'"{snapshot.label}"' if snapshot.label else "(unlabelled)"
     rows = [
@@ -146,6 +153,7 @@ def run(args: argparse.Namespace) -> int:
     """Print every budget's verdict; exit 1 if a peak exceeds its budget, else 0."""
     snapshot = load_snapshot(args.file)
     verdicts = judge(snapshot, args.budget, reserved=args.reserved)
+    projections = _projections(snapshot, verdicts, reserved=args.reserved)
     if args.format == "json":
         report: dict[str, Any] = {
             "file": str(args.file),
@@ -162,8 +170,37 @@ def run(args: argparse.Namespace) -> int:
                 for v in verdicts
             ],
             "over_budget": any(v.over for v in verdicts),
+            "projections": [p.to_dict() for p in projections],
         }
         write_json(report)
     else:
-        write_text(render_check(snapshot, verdicts, reserved=args.reserved), args)
+
+        def text() -> str:
+            shown = render_check(snapshot, verdicts, reserved=args.reserved)
+            if projections:
+                shown += "\nprojections:\n" + "".join(f"  {p.sentence}\n" for p in projections)
+            return shown
+
+        write_text(text, args)
     return EXIT_FOUND if any(v.over for v in verdicts) else EXIT_OK
+
+
+def _projections(
+    snapshot: Snapshot, verdicts: list[Verdict], *, reserved: bool
+) -> tuple[Projection, ...]:
+    """Each budget of a component, or of the total, projected over the file's series (a
+    device's total keeps no series of its own, so it is not projected)."""
+    from ..metrics import Limit, project
+
+    limits = [
+        Limit(
+            v.budget_bytes,
+            v.component,
+            v.device or "cpu",
+            "reserved" if reserved else "in_use",
+            "budget",
+        )
+        for v in verdicts
+        if v.component is not None or v.device is None
+    ]
+    return project(snapshot, limits)

@@ -23,20 +23,18 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
-
-import trio
+from typing import TYPE_CHECKING
 
 from .._errors import sole_error
-from ..actors import MemorySystem, open_system
-from ..metrics import Snapshot, render_diff, render_snapshot
-from ..remote import RemoteError, open_server, parse_address
 from ._command import CommandError
-from ._pipeline_demo import PipelineRun, run_demo_in
 from ._served import add_token_arguments, token_of
-from ._signals import StoppedBySignal, StopSignals
 
-NAME = "demo"
-HELP = "run the demo pipeline and show its memory live (or print its report)"
+if TYPE_CHECKING:  # trio, NumPy and the actors load in run(), not for --help
+    from ..actors import MemorySystem
+    from ..metrics import Snapshot
+    from ._pipeline_demo import PipelineRun
+    from ._signals import StopSignals
+
 EXAMPLE = "memactor demo --headless --seconds 30 --leak"
 
 MAX_SECONDS = 3600.0
@@ -93,6 +91,8 @@ def run(args: argparse.Namespace) -> int:
     if args.save is not None:
         _check_writable(args.save)  # before the run, not after it
     if args.serve is not None and args.serve:
+        from ..remote import parse_address
+
         try:
             parse_address(args.serve)
         except ValueError as error:
@@ -109,6 +109,8 @@ def run(args: argparse.Namespace) -> int:
 def _run_live(
     args: argparse.Namespace, items: int | None, seconds: float | None, token: str | None
 ) -> int:
+    from ._signals import StoppedBySignal
+
     saved: list[Path] = []
 
     async def main(system: MemorySystem) -> None:
@@ -134,7 +136,13 @@ def _run_live(
 def _run_headless(
     args: argparse.Namespace, items: int | None, seconds: float | None, token: str | None
 ) -> int:
-    what = f"{items:,} frames" if items is not None else f"{seconds:g} s"
+    import trio
+
+    from ..metrics import plural, render_diff, render_snapshot
+    from ..remote import RemoteError
+    from ._signals import StopSignals
+
+    what = plural(items, "frame") if items is not None else f"{seconds:g} s"
     signals = StopSignals()
     with signals.caught():  # before the first line: a reader may signal once it sees it
         print(f"memactor demo: running the pipeline for {what}{' with a leak' * args.leak}")
@@ -152,7 +160,7 @@ def _run_headless(
             raise CommandError(str(error)) from None
         out = sys.stdout
         if result is not None:
-            out.write(f"{result.frames:,} frames in {result.elapsed_s:.1f} s\n\n")
+            out.write(f"{plural(result.frames, 'frame')} in {result.elapsed_s:.1f} s\n\n")
             out.write(render_snapshot(result.end))
             out.write("\n")
             out.write(render_diff(result.change))
@@ -174,6 +182,11 @@ async def _headless_main(
 ) -> tuple[PipelineRun | None, Snapshot]:
     """Run the pipeline (served with --serve) until it ends or a stop signal cancels it;
     return the run (None when stopped) and the snapshot taken once the system closed."""
+    import trio
+
+    from ..actors import open_system
+    from ..remote import RemoteError, open_server
+
     stop = trio.CancelScope()
     result: PipelineRun | None = None
     async with trio.open_nursery() as watching:
@@ -210,6 +223,8 @@ async def _run_demo(
     *,
     announce: bool = True,
 ) -> PipelineRun:
+    from ._pipeline_demo import run_demo_in
+
     async with _exporting(system, args, announce=announce):
         return await run_demo_in(
             system, items=items, seconds=seconds, leak=args.leak, seed=args.seed

@@ -1,33 +1,37 @@
 """What ``report``, ``diff`` and ``check`` share: reading snapshot files, sizes, and output.
 
 A file that cannot be read becomes a :class:`CommandError` naming the file and the
-problem (exit 2, no traceback). Text goes out plain when stdout is not a terminal, so a
-log or a ``grep`` sees stable lines; on a terminal the verdicts are coloured, unless
-``NO_COLOR`` is set or ``--color never`` is given. JSON keeps every byte count exact.
+problem (exit 2, no traceback). Text goes out through rich: plain, with tables as wide as
+their cells, when stdout is not a terminal, so a log or a ``grep`` sees stable lines; on a
+terminal the tables fit its width and the verdicts and table headers are coloured, unless
+``NO_COLOR`` is set or ``--color never`` is given. ``FORCE_COLOR`` (or ``--color
+always``) colours output to a file or a pipe too. JSON keeps every byte count exact.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from ..codec import CodecError
 from ..events import parse_size
-from ..metrics import Snapshot
 from ._command import CommandError
 
-_RED, _GREEN, _BOLD = "1;31", "32", "1"
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.text import Text
+
+    from ..metrics import Snapshot
+
 _HIGHLIGHTS: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"LEAK SUSPECTED|OVER BUDGET|\bOVER$", re.M), _RED),
-    (re.compile(r"no leak suspected|no steady growth|within budget|\bok$", re.M), _GREEN),
+    (re.compile(r"LEAK SUSPECTED|OVER BUDGET|\bOVER$", re.M), "bold red"),
+    (re.compile(r"no leak suspected|no steady growth|within budget|\bok$", re.M), "green"),
+    # A table's header: the line above the rule of dashes.
+    (re.compile(r"^.*\S.*(?=\n[- ]*-[- ]*$)", re.M), "bold"),
 )
-_RULE = re.compile(r"^[- ]*-[- ]*$")
 
 
 def add_output_arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,7 +46,8 @@ def add_output_arguments(parser: argparse.ArgumentParser) -> None:
         "--color",
         choices=("auto", "always", "never"),
         default="auto",
-        help="colour the verdicts: auto (default) colours on a terminal unless NO_COLOR is set",
+        help="colour the verdicts: auto (default) colours on a terminal unless NO_COLOR is "
+        "set, and also a file or a pipe if FORCE_COLOR is",
     )
 
 
@@ -56,6 +61,9 @@ def size_argument(text: str) -> int:
 
 def load_snapshot(path: Path) -> Snapshot:
     """Read the snapshot at *path*; a :class:`CommandError` naming it if that fails."""
+    from ..codec import CodecError
+    from ..metrics import Snapshot
+
     try:
         return Snapshot.load(path)
     except CodecError as error:
@@ -77,37 +85,50 @@ def load_snapshot(path: Path) -> Snapshot:
         ) from None
 
 
-def wants_color(choice: str, stream: TextIO) -> bool:
-    """Whether to colour output to *stream* for ``--color`` *choice*."""
-    if choice == "always":
-        return True
-    if choice == "never" or os.environ.get("NO_COLOR"):
-        return False
-    isatty = getattr(stream, "isatty", None)
-    return bool(isatty and isatty())
+def console_for(choice: str, stream: TextIO) -> Console:
+    """A rich console writing to *stream* for ``--color`` *choice*: ``auto`` leaves it to
+    rich (colour on a terminal; ``NO_COLOR`` turns colours off, ``FORCE_COLOR`` on, also
+    for a pipe), ``always`` and ``never`` override both variables."""
+    from rich.console import Console
+
+    if choice == "never":
+        return Console(file=stream, color_system=None, force_terminal=False, soft_wrap=True)
+    if choice == "always":  # also where TERM=dumb would turn rich's colours off
+        return Console(
+            file=stream,
+            force_terminal=True,
+            no_color=False,
+            color_system="standard",
+            soft_wrap=True,
+        )
+    return Console(file=stream, soft_wrap=True)
 
 
-def highlight(text: str) -> str:
-    """*text* with ANSI colours: verdicts red or green, table headers bold."""
+def highlighted(text: str) -> Text:
+    """*text* with styles: bad verdicts bold red, good ones green, table headers bold."""
+    from rich.text import Text
+
+    styled = Text(text)
     for pattern, style in _HIGHLIGHTS:
-        text = pattern.sub(_painter(style), text)
-    lines = text.split("\n")
-    for index in range(len(lines) - 1):
-        if lines[index] and _RULE.match(lines[index + 1]):
-            lines[index] = f"\x1b[{_BOLD}m{lines[index]}\x1b[0m"
-    return "\n".join(lines)
+        styled.highlight_regex(pattern, style=style)
+    return styled
 
 
-def _painter(style: str) -> Callable[[re.Match[str]], str]:
-    return lambda match: f"\x1b[{style}m{match.group(0)}\x1b[0m"
+def write_text(render: Callable[[], str], args: argparse.Namespace) -> None:
+    """Print the text *render* returns to stdout, coloured if ``args.color`` says so for
+    this stdout; tables in it fit the terminal when stdout is one."""
+    from ..metrics import table_width
 
-
-def write_text(text: str, args: argparse.Namespace) -> None:
-    """Print *text* to stdout, coloured if ``args.color`` says so for this stdout."""
     out = sys.stdout
-    out.write(highlight(text) if wants_color(args.color, out) else text)
+    console = console_for(args.color, out)
+    isatty = getattr(out, "isatty", None)
+    with table_width(console.width if isatty and isatty() else None):
+        text = render()
+    console.print(highlighted(text), end="", markup=False, emoji=False, highlight=False)
 
 
 def write_json(data: dict[str, Any]) -> None:
     """Print *data* to stdout as indented JSON (strict: no NaN or infinity)."""
+    import json
+
     sys.stdout.write(json.dumps(data, indent=2, allow_nan=False) + "\n")

@@ -12,7 +12,6 @@ import os
 from pathlib import Path
 from typing import Final
 
-from ..remote import RemoteError, find_server, parse_address
 from ._command import CommandError
 
 TOKEN_VARIABLE: Final = "MEMACTOR_TOKEN"
@@ -84,6 +83,8 @@ def _read_token_file(path: Path) -> str:
 def server_of(args: argparse.Namespace) -> str:
     """ADDRESS as given, else the only server running as this user; a
     :class:`CommandError` when it does not parse, or when none or several run."""
+    from ..remote import RemoteError, find_server, parse_address
+
     try:
         address: str = args.address or find_server()
         parse_address(address)

@@ -11,17 +11,16 @@ atomically, in msgpack unless --format json or a .json suffix says otherwise.
 from __future__ import annotations
 
 import argparse
-
-import trio
+from typing import TYPE_CHECKING
 
 from ..events import format_size
-from ..metrics import Snapshot
-from ..remote import RemoteError, Source, connect
 from ._command import CommandError
 from ._served import add_server_arguments, server_of, token_of
 
-NAME = "snapshot"
-HELP = "save a snapshot of a running program's memory to a file"
+if TYPE_CHECKING:
+    from ..metrics import Snapshot
+    from ..remote import Source
+
 EXAMPLE = "memactor snapshot unix:/run/user/1000/memactor/4242.sock -o before.msgpack"
 
 
@@ -43,6 +42,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Fetch the snapshot and save it; print where."""
+    import trio
+
+    from ..remote import RemoteError
+
     token = token_of(args)
     if not args.timeout > 0:
         raise CommandError(f"--timeout must be a positive number of seconds, got {args.timeout}")
@@ -64,6 +67,10 @@ def run(args: argparse.Namespace) -> int:
 async def _fetch(
     address: str, label: str, blocks: bool, token: str | None, timeout: float
 ) -> tuple[Snapshot, Source]:
+    import trio
+
+    from ..remote import RemoteError, connect
+
     with trio.move_on_after(timeout):
         async with connect(address, token=token, name="memactor snapshot", timeout=timeout) as c:
             return await c.snapshot(label, blocks=blocks), c.source
@@ -71,10 +78,12 @@ async def _fetch(
 
 
 def _describe(snapshot: Snapshot, source: Source, address: str) -> str:
+    from ..metrics import plural
+
     label = f" {snapshot.label!r}" if snapshot.label else ""
-    blocks = f", {len(snapshot.blocks)} live blocks" if len(snapshot.blocks) else ""
+    blocks = f", {plural(len(snapshot.blocks), 'live block')}" if len(snapshot.blocks) else ""
     return (
         f"snapshot{label} of {source.name} (pid {source.pid}) at {address}: "
-        f"{len(snapshot.components)} components{blocks}, "
+        f"{plural(len(snapshot.components), 'component')}{blocks}, "
         f"{format_size(snapshot.totals.bytes_in_use)} in use"
     )

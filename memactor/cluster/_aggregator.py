@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import hmac
 import math
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager, suppress
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,6 +93,9 @@ class Aggregator:
         """Where sources connect (``tcp://127.0.0.1:7071``, the real port when 0 was asked)."""
         self.served_address: str | None = None
         """Where the merged stream is served (``memactor top`` it), if it is."""
+        self.prometheus_address: str | None = None
+        """``HOST:PORT`` of the Prometheus endpoint ``open_aggregator(prometheus=...)``
+        serves, if it does (the real port when 0 was asked for)."""
         self.identity = Source.this_process(name="memactor aggregate", address=address)
         self._token = token.encode() if token is not None else None
         self._heartbeat_timeout_s = heartbeat_timeout_s
@@ -150,6 +154,15 @@ class Aggregator:
                 f"{what} named {name!r}{'' if pid is None else f' with pid {pid}'} (known: {known})"
             )
         return found[0]
+
+    def live_views(self) -> tuple[tuple[SourceStats, Snapshot], ...]:
+        """Every live source and its copy's snapshot without blocks, in the order they
+        first connected: what the exporters show per source in cluster mode."""
+        return tuple(
+            (r.stats(), r.copy.snapshot(blocks=False))
+            for r in self._records.values()
+            if r.state == LIVE
+        )
 
     def snapshot(self, label: str = "", *, blocks: bool = True) -> Snapshot:
         """Every source merged into one snapshot (see :mod:`._merge`)."""
@@ -425,6 +438,7 @@ async def open_aggregator(
     token: str | None = None,
     heartbeat_timeout_s: float = HEARTBEAT_TIMEOUT_S,
     max_sources: int = MAX_SOURCES,
+    prometheus: str | None = None,
 ) -> AsyncIterator[Aggregator]:
     """Run an aggregator while the block runs: sources connect at *address* (TCP or a
     Unix socket; port 0 picks one, see :attr:`Aggregator.address`).
@@ -437,18 +451,26 @@ async def open_aggregator(
     *max_sources* (default :data:`MAX_SOURCES`, 1024) connect at once; one more is told
     ``busy`` and closed (counted in ``refused``).
 
+    With *prometheus* (``HOST:PORT``; port 0 picks one, see
+    :attr:`Aggregator.prometheus_address`), every live source's figures are served for
+    Prometheus there, labelled ``host`` and ``process`` (``NAME:PID``), a gone source's
+    series leaving (see :func:`memactor.exporters.serve_cluster_prometheus`). It needs
+    the ``prometheus`` extra: without it, this raises ``ImportError`` naming it.
+
     Leaving the block (or a cancellation) cuts every source's connection (they see the
     aggregator go and keep trying to connect again) and stops serving; what the
     aggregator knew stays readable (:meth:`Aggregator.sources`, :meth:`~Aggregator.copy_of`,
     :meth:`~Aggregator.snapshot`) but changes no more, and :meth:`~Aggregator.wait_until`
     must not be called then. Like a nursery, errors come out in an ``ExceptionGroup``.
-    Raises ``ValueError`` for a bad *heartbeat_timeout_s* or a source address that is
-    not loopback without a *token*, ``OSError`` when *address* cannot be listened on.
+    Raises ``ValueError`` for a bad *heartbeat_timeout_s*, a bad *prometheus* address
+    or a source address that is not loopback without a *token*, ``OSError`` when
+    *address* (or *prometheus*) cannot be listened on.
     """
     if max_sources < 1:
         raise ValueError(f"max_sources must be at least 1, got {max_sources}")
     if not heartbeat_timeout_s > 0 or not math.isfinite(heartbeat_timeout_s):
         raise ValueError(f"heartbeat_timeout_s must be above 0, got {heartbeat_timeout_s}")
+    export = None if prometheus is None else _prometheus_serving(prometheus)
     where = parse_address(address)
     if isinstance(where, TcpAddress) and not where.is_loopback and token is None:
         raise ValueError(f"listening for sources on {where} (not a loopback address) needs a token")
@@ -458,15 +480,27 @@ async def open_aggregator(
             aggregator = Aggregator(printable, token, heartbeat_timeout_s, max_sources)
             aggregator._views = Views(aggregator, nursery)
             nursery.start_soon(aggregator._accept_sources, listener, nursery)
-            if serve is None:
-                yield aggregator
-            else:
-                async with open_server(
-                    aggregator, serve, token=token, name="memactor aggregate"
-                ) as server:
+            async with AsyncExitStack() as serving:
+                if serve is not None:
+                    server = await serving.enter_async_context(
+                        open_server(aggregator, serve, token=token, name="memactor aggregate")
+                    )
                     aggregator.served_address = server.address
-                    yield aggregator
+                if export is not None:
+                    exporter = await serving.enter_async_context(export(aggregator))
+                    aggregator.prometheus_address = exporter.address
+                yield aggregator
             nursery.cancel_scope.cancel()
     finally:
         listener.socket.close()
         remove()
+
+
+def _prometheus_serving(address: str) -> Callable[[Aggregator], AbstractAsyncContextManager[Any]]:
+    """``serve_cluster_prometheus`` at *address*, checked now. The one reach past this
+    layer: exporters are an edge (layer 8), loaded only when asked for by name, so that
+    an aggregator without the extra never imports them."""
+    from ..exporters import parse_listen_address, serve_cluster_prometheus
+
+    parse_listen_address(address)
+    return functools.partial(serve_cluster_prometheus, address=address)

@@ -1,11 +1,15 @@
-"""One snapshot of many sources: their rows under per-source names, live totals, and
-a row per source. Pure and synchronous.
+"""One snapshot of many sources: their rows under per-source names, live totals, and a row
+per source. Pure and synchronous.
 
 A live source's components, owners and blocks appear under ``"{name}@{host}:{pid}/"``
 followed by their own name, so every tool that reads a snapshot (reports, diffs, checks,
 the live view) works on a cluster unchanged, and rows group and filter by source and
-host by that prefix. A gone source's rows leave the snapshot and its bytes leave the
-totals; its :class:`~memactor.metrics.SourceStats` row stays, saying when and how it went.
+host by that prefix. Allocation sites are kept as they are (file, line, function: no
+prefix), so one line of code that runs in many processes is one site: blocks' sites are
+merged into one table, and :attr:`~memactor.metrics.Snapshot.site_usage` sums each
+site's bytes over the live sources' own top sites and keeps the largest. A gone source's
+rows leave the snapshot and its bytes leave the totals; its
+:class:`~memactor.metrics.SourceStats` row stays, saying when and how it went.
 """
 
 from __future__ import annotations
@@ -16,17 +20,22 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..events import Site
 from ..metrics import (
     CACHED,
+    TOP_SITES,
+    UNKNOWN_SITE,
     ComponentStats,
     DeviceStats,
     LedgerStats,
     LiveBlocks,
     OwnerStats,
     ProcessStats,
+    SiteUsage,
     Snapshot,
     SourceStats,
 )
+from ..metrics._sites import top_sites
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +131,7 @@ def merge(
         loop_stalls=sum(t.loop_stalls for t in every),
         longest_stall_ns=longest.longest_stall_ns if longest else 0,
         longest_stall_task=longest.longest_stall_task if longest else "",
+        callsites=max((t.callsites for t in every), default=0),
     )
     return Snapshot(
         label=label,
@@ -139,7 +149,25 @@ def merge(
         series=(),
         process=tuple(ProcessStats(name, *figures) for name, figures in sorted(process.items())),
         sources=tuple(sorted((p.stats for p in parts), key=_source_order)),
+        site_usage=merge_site_usage(p.snapshot.site_usage for p in live),
     )
+
+
+def merge_site_usage(
+    usages: Iterable[Sequence[SiteUsage]], limit: int = TOP_SITES
+) -> tuple[SiteUsage, ...]:
+    """The *limit* largest sites over *usages* (each source's own top sites), the bytes
+    and blocks of one site and device summed over the sources that list it."""
+    sites: dict[Site, int] = {}
+    books: dict[tuple[int, str], list[int]] = {}
+    for usage in usages:
+        for row in usage:
+            site_id = sites.setdefault(row.site, len(sites))
+            entry = books.setdefault((site_id, row.device), [0, 0])
+            entry[0] += row.bytes_in_use
+            entry[1] += row.blocks
+    table = list(sites)
+    return top_sites(books, table.__getitem__, limit)
 
 
 def _source_order(stats: SourceStats) -> tuple[str, str, int, int]:
@@ -149,17 +177,20 @@ def _source_order(stats: SourceStats) -> tuple[str, str, int, int]:
 def _merge_blocks(parts: Iterable[Part]) -> LiveBlocks:
     accounts: list[tuple[str, str]] = []
     owner_names: set[str] = set()
+    site_index: dict[Site, int] = {}
     pieces = []
     for part in parts:
         blocks, prefix = part.snapshot.blocks, part.stats.prefix
         first = len(accounts)
         accounts.extend((prefix + c, d) for c, d in blocks.accounts)
         owner_names.update(prefix + o for o in blocks.owners)
+        for site in blocks.sites:
+            site_index.setdefault(site, len(site_index))
         pieces.append((blocks, prefix, first))
     owners = tuple(sorted(owner_names))
     index = {name: i for i, name in enumerate(owners)}
     columns: dict[str, list[np.ndarray]] = {
-        n: [] for n in ("account", "block", "size", "owner", "allocated_ns")
+        n: [] for n in ("account", "block", "size", "owner", "allocated_ns", "site")
     }
     for blocks, prefix, first in pieces:
         renumber = np.array([index[prefix + o] for o in blocks.owners] + [CACHED], dtype=np.int32)
@@ -169,6 +200,9 @@ def _merge_blocks(parts: Iterable[Part]) -> LiveBlocks:
         # CACHED (-1) indexes the last entry, which stays CACHED.
         columns["owner"].append(renumber[blocks.owner])
         columns["allocated_ns"].append(blocks.allocated_ns)
+        # UNKNOWN_SITE (-1) indexes the last entry, which stays UNKNOWN_SITE.
+        resite = np.array([*(site_index[s] for s in blocks.sites), UNKNOWN_SITE], dtype=np.int32)
+        columns["site"].append(resite[blocks.site])
     return LiveBlocks.from_columns(
         tuple(accounts),
         owners,
@@ -176,6 +210,7 @@ def _merge_blocks(parts: Iterable[Part]) -> LiveBlocks:
             name: np.concatenate(arrays) if arrays else np.zeros(0, dtype=np.int64)
             for name, arrays in columns.items()
         },
+        tuple(site_index),
     )
 
 

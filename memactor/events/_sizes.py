@@ -8,8 +8,6 @@ so the two always agree on units.
 from __future__ import annotations
 
 import re
-from decimal import Decimal
-from fractions import Fraction
 
 _UNITS: dict[str, int] = {
     "": 1,
@@ -33,6 +31,12 @@ _UNITS: dict[str, int] = {
     "t": 2**40,
     "p": 2**50,
 }
+
+_UNITS_HELP = (
+    "B; K, M, G, T, P or KiB, MiB, GiB, TiB, PiB (powers of 1024); "
+    "KB, MB, GB, TB, PB (powers of 1000); any case"
+)
+"""Every unit :func:`parse_size` accepts, as the error for an unknown one lists them."""
 
 _SIZE_RE = re.compile(r"^\s*([+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+]?\d+)?)\s*([A-Za-z]*)\s*$")
 
@@ -69,10 +73,12 @@ def parse_size(value: int | str) -> int:
     number, unit = match.groups()
     multiplier = _UNITS.get(unit.lower())
     if multiplier is None:
-        raise ValueError(
-            f"unknown unit {unit!r} in size {value!r}; "
-            "use B, KB, MB, GB, TB, PB, KiB, MiB, GiB, TiB or PiB"
-        )
+        raise ValueError(f"unknown unit {unit!r} in size {value!r}; the units are {_UNITS_HELP}")
+    # Imported here: decimal and fractions cost more than the rest of this layer, and a
+    # program (or ``memactor --help``) that never reads a size need not pay for them.
+    from decimal import Decimal
+    from fractions import Fraction
+
     decimal = Decimal(number)  # the regex admits only valid decimals
     # Refuse a huge exponent before exact arithmetic builds a million-digit number.
     if decimal and decimal.adjusted() > 20:

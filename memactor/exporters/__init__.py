@@ -12,6 +12,10 @@ from __future__ import annotations
 import importlib as _importlib
 import typing as _typing
 
+from ._cluster import SOURCE_LABELS as SOURCE_LABELS
+from ._cluster import ClusterViews as ClusterViews
+from ._cluster import follow_cluster as follow_cluster
+from ._cluster import source_labels as source_labels
 from ._jsonl import DEFAULT_JSONL_HZ as DEFAULT_JSONL_HZ
 from ._jsonl import JSONL_SCHEMA as JSONL_SCHEMA
 from ._jsonl import JSONL_VERSION as JSONL_VERSION
@@ -38,10 +42,12 @@ if _typing.TYPE_CHECKING:
     from ._prometheus import MemactorCollector as MemactorCollector
     from ._prometheus import cap_owners as cap_owners
     from ._serve import PrometheusExporter as PrometheusExporter
+    from ._serve import serve_cluster_prometheus as serve_cluster_prometheus
     from ._serve import serve_prometheus as serve_prometheus
 
 _PROMETHEUS = ("._prometheus", "prometheus")
 _LAZY: dict[str, tuple[str, str]] = {
+    "serve_cluster_prometheus": ("._serve", "prometheus"),
     "MetricsHttpServer": ("._http", "prometheus"),
     "parse_listen_address": ("._http", "prometheus"),
     "DEFAULT_MAX_OWNERS": _PROMETHEUS,

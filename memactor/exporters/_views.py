@@ -9,7 +9,7 @@ actor: it turns one immutable value into text or instruments.
 The exporters read views through :class:`ViewSource`, a list of ``(labels, view)`` pairs.
 One process is one source with no labels. A cluster aggregator can hand the same
 exporters one view per source, labelled ``host`` and ``process``: every sample then
-carries its source's labels, and nothing else changes (cluster mode is not built here).
+carries its source's labels, and nothing else changes (see :mod:`._cluster`).
 """
 
 from __future__ import annotations

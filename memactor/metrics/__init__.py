@@ -4,10 +4,15 @@ The :class:`Ledger` turns memory events into exact statistics, and :class:`Event
 feeds it events from many producers in the order they happened; :class:`Snapshot` freezes
 them; :func:`diff` compares two snapshots and names leak suspects; :func:`judge_budget`
 sets peaks against a budget (the one rule of ``memactor check`` and ``memactor_limit``);
-:func:`analyze_trend` finds steady growth in a time series; ``render_*`` functions write
-reports.
+:func:`analyze_trend` finds steady growth in a time series; :func:`judge_leaks` gives each
+component's leak verdict (rising floors, stale blocks, owners, steps) and
+:func:`leak_report` adds projections to known limits, fragmentation and recommendations;
+``render_*`` functions write reports.
 """
 
+from ._advice import AdviceConfig as AdviceConfig
+from ._advice import Recommendation as Recommendation
+from ._advice import recommend as recommend
 from ._blocks import CACHED as CACHED
 from ._blocks import UNKNOWN_SITE as UNKNOWN_SITE
 from ._blocks import LiveBlock as LiveBlock
@@ -21,10 +26,21 @@ from ._diff import LeakSuspect as LeakSuspect
 from ._diff import SnapshotDiff as SnapshotDiff
 from ._diff import UnattributedDelta as UnattributedDelta
 from ._diff import diff as diff
+from ._fragmentation import Fragmentation as Fragmentation
+from ._fragmentation import fragmentation as fragmentation
+from ._leaks import LeakReport as LeakReport
+from ._leaks import leak_report as leak_report
+from ._leaks import parse_limit as parse_limit
+from ._leaks import render_leak_report as render_leak_report
+from ._leaks import render_verdicts as render_verdicts
 from ._ledger import Ledger as Ledger
 from ._order import EventOrder as EventOrder
 from ._order import OrderStatistics as OrderStatistics
+from ._projection import Limit as Limit
+from ._projection import Projection as Projection
+from ._projection import project as project
 from ._report import diff_report_json as diff_report_json
+from ._report import plural as plural
 from ._report import render_diff as render_diff
 from ._report import render_process as render_process
 from ._report import render_snapshot as render_snapshot
@@ -32,6 +48,7 @@ from ._report import render_table as render_table
 from ._report import render_trend_verdict as render_trend_verdict
 from ._report import render_unattributed_verdict as render_unattributed_verdict
 from ._report import snapshot_report_json as snapshot_report_json
+from ._report import table_width as table_width
 from ._series import SeriesView as SeriesView
 from ._series import TimeSeries as TimeSeries
 from ._sites import SITES_SHOWN as SITES_SHOWN
@@ -61,3 +78,7 @@ from ._trend import TrendConfig as TrendConfig
 from ._trend import analyze_trend as analyze_trend
 from ._trend import find_growth as find_growth
 from ._trend import find_unattributed_growth as find_unattributed_growth
+from ._verdict import LeakVerdict as LeakVerdict
+from ._verdict import Verdict as Verdict
+from ._verdict import VerdictConfig as VerdictConfig
+from ._verdict import judge_leaks as judge_leaks

@@ -8,11 +8,16 @@ exact byte counts under stable keys.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+import io
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from ..events import format_size
 from ._diff import Change, SnapshotDiff
+from ._leaks import leak_report, render_leak_report
+from ._projection import Limit
 from ._sites import SITES_SHOWN, render_sites, site_json, site_lines, usage_of
 from ._snapshot import Snapshot
 from ._sources import render_sources
@@ -22,21 +27,104 @@ from ._trend import Trend, TrendConfig, find_growth, find_unattributed_growth
 OWNERS_SHOWN = 10
 
 
+_UNLIMITED = 1 << 16
+"""The width tables get outside :func:`table_width`: as wide as their cells, never wrapped."""
+
+_table_width: ContextVar[int] = ContextVar("memactor_table_width", default=_UNLIMITED)
+
+
+@contextmanager
+def table_width(width: int | None) -> Iterator[None]:
+    """Lay out every table rendered in this block (by :func:`render_table`, so in every
+    report) to fit *width* columns: cells wrap at spaces, then within words, so that
+    nothing is cut. ``None``: as wide as the cells (the default, for files and logs).
+    The previous width is restored on leaving the block, also on an exception."""
+    if width is not None and width < 1:
+        raise ValueError(f"a table width must be at least 1 column, got {width}")
+    token = _table_width.set(_UNLIMITED if width is None else width)
+    try:
+        yield
+    finally:
+        _table_width.reset(token)
+
+
 def render_table(headers: Sequence[str], rows: Sequence[Sequence[str]], *, right: str = "") -> str:
-    """Lay *rows* out under *headers* in columns; columns whose index is in *right* are
-    right-aligned (``right="234"``)."""
-    widths = [len(h) for h in headers]
+    """Lay *rows* out under *headers* in columns, as plain text (rich's table layout);
+    columns whose index is in *right* are right-aligned (``right="234"``).
+
+    A rule of dashes under the headers marks each column. Tables are as wide as their
+    cells unless :func:`table_width` says otherwise: then a table that does not fit
+    narrows its gaps to one space, then wraps its cells."""
+    from rich.box import Box  # rich loads with the first table, not with the package
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    width = _table_width.get()
+    columns = list(zip(headers, *rows, strict=True)) if rows else [(h,) for h in headers]
+    gap, widths = _fit(
+        [[len(cell) for cell in column] for column in columns],
+        [max(len(word) for cell in column for word in cell.split() or [""]) for column in columns],
+        width,
+    )
+    table = Table(
+        # Only the rule under the headers: dashes over each column, a space between.
+        box=Box("    \n    \n -  \n    \n    \n    \n    \n    \n", ascii=True),
+        show_edge=False,
+        pad_edge=False,
+        padding=(0, gap - 1, 0, 0),
+        highlight=False,
+    )
+    for index, header in enumerate(headers):
+        table.add_column(
+            Text(header),
+            justify="right" if str(index) in right else "left",
+            overflow="fold",
+            width=None if widths is None else widths[index],
+        )
     for row in rows:
-        widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=True)]
+        table.add_row(*(Text(cell) for cell in row))
+    out = io.StringIO()
+    console = Console(
+        file=out,
+        width=width,
+        color_system=None,
+        force_terminal=False,
+        legacy_windows=False,
+        emoji=False,
+        markup=False,
+        highlight=False,
+    )
+    console.print(table)
+    lines = [line.rstrip() for line in out.getvalue().splitlines()]
+    if gap == 2:  # rich rules a column's padding too: keep the dashes over the cells
+        for index, line in enumerate(lines):
+            if line and not line.strip("- "):
+                lines[index] = line.replace("- ", "  ")
+                break
+    return "\n".join(lines)
 
-    def line(cells: Sequence[str]) -> str:
-        parts = [
-            cell.rjust(width) if str(index) in right else cell.ljust(width)
-            for index, (cell, width) in enumerate(zip(cells, widths, strict=True))
-        ]
-        return "  ".join(parts).rstrip()
 
-    return "\n".join([line(headers), line(["-" * w for w in widths]), *map(line, rows)])
+def _fit(lengths: list[list[int]], words: list[int], width: int) -> tuple[int, list[int] | None]:
+    """The gap between columns and their widths (None: as wide as their cells) for a table
+    of cells *lengths* (per column) to fit *width*: two spaces, else one; if the cells do
+    not fit whole, the widest column that can wrap at a space narrows, one character at a
+    time, to its longest word (*words*). None when even that does not fit: rich folds
+    words then."""
+    natural = [max(column) for column in lengths]
+    gaps = len(natural) - 1
+    for gap in (2, 1):
+        if sum(natural) + gap * gaps <= width:
+            return gap, None
+    for gap in (2, 1):
+        room = width - gap * gaps
+        if sum(words) <= room:
+            widths = natural[:]
+            for _ in range(sum(natural) - room):
+                index = max(range(len(widths)), key=lambda i: (widths[i] - words[i], widths[i]))
+                widths[index] -= 1
+            return gap, widths
+    return 1, None
 
 
 def plural(count: int, noun: str, nouns: str | None = None) -> str:
@@ -156,15 +244,22 @@ def _component_json(stats: ComponentStats) -> dict[str, Any]:
 
 
 def render_snapshot(
-    snapshot: Snapshot, *, trend: TrendConfig | None = None, sites: int = SITES_SHOWN
+    snapshot: Snapshot,
+    *,
+    trend: TrendConfig | None = None,
+    sites: int = SITES_SHOWN,
+    limits: Sequence[Limit] = (),
 ) -> str:
     """A text report of *snapshot*: totals, components, owners, devices, the top *sites*
-    allocation sites by in-use bytes (where sites were recorded) and the verdict."""
+    allocation sites by in-use bytes (where sites were recorded) and the verdict, then the
+    leak verdicts, projections to *limits*, fragmentation and recommendations (see
+    :func:`leak_report`)."""
     totals = snapshot.totals
     label = f'"{snapshot.label}"' if snapshot.label else "(unlabelled)"
     out = [
         f"memactor snapshot {label}: {format_size(totals.bytes_in_use)} in use, "
-        f"{format_size(totals.bytes_reserved)} reserved, {totals.live_blocks:,} live blocks",
+        f"{format_size(totals.bytes_reserved)} reserved, "
+        f"{plural(totals.live_blocks, 'live block')}",
         f"peak: {format_size(totals.peak_bytes_in_use)} in use, "
         f"{format_size(totals.peak_bytes_reserved)} reserved; events: "
         f"{totals.events_applied:,} applied, {totals.events_dropped:,} dropped, "
@@ -271,17 +366,22 @@ def render_snapshot(
             ),
         ]
         if len(owners) > len(shown):
-            out.append(f"... and {len(owners) - len(shown)} more owners")
+            out.append(f"... and {plural(len(owners) - len(shown), 'more owner')}")
     out += render_sites(snapshot, sites)
     out += ["", render_trend_verdict(find_growth(snapshot, trend))]
     outside = render_unattributed_verdict(find_unattributed_growth(snapshot, trend))
     if outside:
         out.append(outside)
+    out += ["", *render_leak_report(leak_report(snapshot, limits, trend=trend))]
     return "\n".join(out) + "\n"
 
 
-def snapshot_report_json(snapshot: Snapshot, *, trend: TrendConfig | None = None) -> dict[str, Any]:
-    """Every number of *snapshot*'s report, under stable keys, with the trend verdicts."""
+def snapshot_report_json(
+    snapshot: Snapshot, *, trend: TrendConfig | None = None, limits: Sequence[Limit] = ()
+) -> dict[str, Any]:
+    """Every number of *snapshot*'s report, under stable keys, with the trend verdicts
+    and :class:`LeakReport`'s keys (``verdicts``, ``leak_flagged``, ``projections``,
+    ``fragmentation``, ``recommendations``)."""
     trends = find_growth(snapshot, trend)
     outside = find_unattributed_growth(snapshot, trend)
     return {
@@ -300,6 +400,7 @@ def snapshot_report_json(snapshot: Snapshot, *, trend: TrendConfig | None = None
         "process": [dataclasses.asdict(p) for p in snapshot.process],
         "unattributed_trends": [dataclasses.asdict(t) for t in outside],
         "outside_growing": any(t.growing for t in outside),
+        **leak_report(snapshot, limits, trend=trend).to_dict(),
         **(
             {"sources": [dataclasses.asdict(s) for s in snapshot.sources]}
             if snapshot.sources
@@ -310,10 +411,14 @@ def snapshot_report_json(snapshot: Snapshot, *, trend: TrendConfig | None = None
     }
 
 
-def render_diff(result: SnapshotDiff) -> str:
-    """A text report of *result*: per-component changes, suspects and the verdict."""
+def render_diff(result: SnapshotDiff, *, titles: tuple[str, str] | None = None) -> str:
+    """A text report of *result*: per-component changes, suspects and the verdict.
+
+    The heading names the two snapshots by their quoted labels, or by *titles* (such as
+    their file names, when the labels are the same)."""
+    before, after = titles or (f'"{result.before_label}"', f'"{result.after_label}"')
     out = [
-        f'memactor diff "{result.before_label}" -> "{result.after_label}" over '
+        f"memactor diff {before} -> {after} over "
         f"{_seconds(result.elapsed_ns)} (tolerance {format_size(result.tolerance_bytes)}): "
         f"in use {format_size(result.bytes_in_use_delta, signed=True)}, "
         f"reserved {format_size(result.bytes_reserved_delta, signed=True)}, "

@@ -30,7 +30,9 @@ from ..metrics import (
     UnknownBudgetTargetError,
     diff,
     judge_budget,
+    judge_leaks,
     render_table,
+    render_verdicts,
     site_lines,
     sites_of_blocks,
     usage_of,
@@ -164,7 +166,8 @@ def _sites_section(heading: str, usage: Sequence[SiteUsage], end: Snapshot) -> s
 
 @dataclass(frozen=True, slots=True)
 class NoLeaks:
-    """``@pytest.mark.memactor_no_leaks(tolerance=0, component=None, warmup=0)``.
+    """``@pytest.mark.memactor_no_leaks(tolerance=0, component=None, warmup=0,
+    process=False, verdict=False)``.
 
     *warmup* is a number of snapshots: with ``warmup=N`` the memory in use when the test
     took its N-th snapshot (``await memactor_system.metrics.snapshot()``) is the
@@ -179,6 +182,10 @@ class NoLeaks:
     """With ``process=True`` (:data:`DEFAULT_PROCESS_TOLERANCE`) or ``process="64 MiB"``:
     how much the process's memory may grow beyond what the ledger's reserved bytes
     explain, between the same two moments as the in-use check; ``None``: not checked."""
+    verdict: bool = False
+    """With ``verdict=True`` the test also fails when the leak verdict of the end
+    snapshot flags a component (of *component*, if given) as LEAK or SUSPECT, whatever
+    the in-use bytes did (see :func:`memactor.metrics.judge_leaks`)."""
 
     @classmethod
     def from_mark(cls, mark: pytest.Mark) -> NoLeaks:
@@ -189,7 +196,10 @@ class NoLeaks:
             component: str | None = None,
             warmup: int = 0,
             process: bool | int | str = False,
+            verdict: bool = False,
         ) -> NoLeaks:
+            if not isinstance(verdict, bool):
+                raise TypeError(f"verdict must be True or False, not {verdict!r}")
             if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
                 raise ValueError(
                     f"memactor_no_leaks(warmup=...) is a number of snapshots (0 or more), "
@@ -206,6 +216,7 @@ class NoLeaks:
                 _text("component", component),
                 warmup,
                 process_tolerance,
+                verdict,
             )
 
         return read(*mark.args, **mark.kwargs)
@@ -222,14 +233,24 @@ class NoLeaks:
             )
         start = snapshots[self.warmup - 1] if self.warmup else _EMPTY
         grown = _in_use(end, self.component) - _in_use(start, self.component)
+        verdicts = [v for v in judge_leaks(end) if self.component in (None, v.component)]
         if grown <= self.tolerance_bytes:
-            return None
+            flagged = [v for v in verdicts if v.flagged]
+            if not (self.verdict and flagged):
+                return None
+            return (
+                f"memactor_no_leaks(verdict=True): the leak verdict flags "
+                f"{', '.join(v.component for v in flagged)}\n\n"
+                + "\n".join(render_verdicts(verdicts))
+            )
         since = f"after warm-up (snapshot {self.warmup})" if self.warmup else "at the start"
         of = f"component {self.component!r}" if self.component else "the test"
         return (
             f"memactor_no_leaks: {of} ended with {_bytes(grown)} more in use than {since}; "
             f"the tolerance is {_bytes(self.tolerance_bytes)}\n\n"
             + leak_offenders(start, end, self.component)
+            + "\n\n"
+            + "\n".join(render_verdicts(verdicts))
         )
 
     def judge_process(

@@ -30,11 +30,13 @@ MARKERS = (
     "in use (of a component, on a device, or in total) exceeds peak (a size like '64 MiB'; "
     "equal to it passes; an unknown component or device fails, naming the known ones); "
     "needs the memactor_system or memactor_run fixture",
-    "memactor_no_leaks(tolerance=0, component=None, warmup=0, process=False): fail the test "
+    "memactor_no_leaks(tolerance=0, component=None, warmup=0, process=False, verdict=False): "
+    "fail the test "
     "when it ends with more memory in use than at the start (or at its snapshot number "
     "warmup), beyond tolerance; with process=True (or a size, the tolerance; default "
     "32 MiB) also when the process's memory grew more than the ledger explains "
-    "(unattributed growth); needs the memactor_system or memactor_run fixture",
+    "(unattributed growth); with verdict=True also when the leak verdict flags a component "
+    "(LEAK or SUSPECT); needs the memactor_system or memactor_run fixture",
 )
 
 

@@ -7,6 +7,9 @@ merged stream there, both behind a random token that :meth:`AggregatorActor.addr
 hands to those who can reach the actor. Dead actors are noticed three ways: their
 connection breaks (a killed actor's process exits), they miss heartbeats, and Ray's
 state API says so (for actors registered with :meth:`AggregatorActor.watch_actor`).
+Given a Prometheus port, it also serves every live source's figures for Prometheus on
+its node, labelled ``host`` and ``process`` (that endpoint has no token: open the port
+to your Prometheus server only).
 """
 
 from __future__ import annotations
@@ -37,7 +40,11 @@ class AggregatorActor:
     """
 
     def __init__(
-        self, *, serve_port: int = 0, heartbeat_timeout_s: float = HEARTBEAT_TIMEOUT_S
+        self,
+        *,
+        serve_port: int = 0,
+        heartbeat_timeout_s: float = HEARTBEAT_TIMEOUT_S,
+        prometheus_port: int | None = None,
     ) -> None:
         host: str = ray.util.get_node_ip_address()  # type: ignore[no-untyped-call]  # untyped in Ray
         self._token = secrets.token_urlsafe(24)
@@ -46,9 +53,15 @@ class AggregatorActor:
         self._trio_token: trio.lowlevel.TrioToken | None = None
         self._watched: dict[str, tuple[str, int]] = {}
         self._failure: BaseException | None = None
+        prometheus = None if prometheus_port is None else f"{host}:{prometheus_port}"
         self._thread = threading.Thread(
             target=self._run,
-            args=(f"tcp://{host}:0", f"tcp://{host}:{serve_port}", heartbeat_timeout_s),
+            args=(
+                f"tcp://{host}:0",
+                f"tcp://{host}:{serve_port}",
+                heartbeat_timeout_s,
+                prometheus,
+            ),
             name="memactor aggregator",
             daemon=True,
         )
@@ -57,10 +70,16 @@ class AggregatorActor:
         if self._failure is not None:
             raise self._failure
 
-    def _run(self, listen: str, serve: str, heartbeat_timeout_s: float) -> None:
+    def _run(
+        self, listen: str, serve: str, heartbeat_timeout_s: float, prometheus: str | None
+    ) -> None:
         async def main() -> None:
             async with open_aggregator(
-                listen, serve=serve, token=self._token, heartbeat_timeout_s=heartbeat_timeout_s
+                listen,
+                serve=serve,
+                token=self._token,
+                heartbeat_timeout_s=heartbeat_timeout_s,
+                prometheus=prometheus,
             ) as aggregator:
                 self._aggregator = aggregator
                 self._trio_token = trio.lowlevel.current_trio_token()
@@ -98,6 +117,11 @@ class AggregatorActor:
         assert self._aggregator is not None
         assert self._aggregator.served_address is not None
         return self._aggregator.address, self._aggregator.served_address, self._token
+
+    def prometheus_address(self) -> str | None:
+        """``HOST:PORT`` of the Prometheus endpoint, or ``None`` without one."""
+        assert self._aggregator is not None
+        return self._aggregator.prometheus_address
 
     def watch_actor(self, actor_id: str, name: str, pid: int) -> None:
         """Mark the source *name* of *pid* gone ``"actor died"`` once Ray says the actor
@@ -143,12 +167,21 @@ def get_aggregator(
     namespace: str = DEFAULT_NAMESPACE,
     serve_port: int = 0,
     heartbeat_timeout_s: float = HEARTBEAT_TIMEOUT_S,
+    prometheus_port: int | None = None,
 ) -> Any:
     """The aggregator actor called *name* in *namespace*: made (detached, so it outlives
     the driver, on no CPU of its own) unless it runs already, else found. *serve_port*
-    is the port of the served stream on its node (0: any; read :meth:`addresses`)."""
+    is the port of the served stream on its node (0: any; read :meth:`addresses`).
+    *prometheus_port*, if given, serves every live source's figures for Prometheus on
+    its node, labelled ``host`` and ``process`` (0: any; read
+    :meth:`AggregatorActor.prometheus_address`); it needs the ``prometheus`` extra
+    there. The options of an aggregator that runs already stand."""
     # A threaded actor: its methods wait on the trio thread, several at a time.
     actor_class = ray.remote(num_cpus=0, max_concurrency=8)(AggregatorActor)  # type: ignore[call-overload]  # Ray's stubs lack actor options
     return actor_class.options(
         name=name, namespace=namespace, lifetime="detached", get_if_exists=True
-    ).remote(serve_port=serve_port, heartbeat_timeout_s=heartbeat_timeout_s)
+    ).remote(
+        serve_port=serve_port,
+        heartbeat_timeout_s=heartbeat_timeout_s,
+        prometheus_port=prometheus_port,
+    )

@@ -21,11 +21,13 @@ from rich.text import Text
 from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
 from textual.message import Message
 from textual.reactive import reactive
-from textual.widgets import Footer, Input, TabbedContent, TabPane
+from textual.widget import Widget
+from textual.widgets import Footer, Input, Static, TabbedContent, TabPane
 
-from ..metrics import Snapshot
+from ..metrics import LeakReport, Snapshot
 from ..remote import RemoteError, ViewUpdate
 from ._actions import FeedActions
 from ._bridge import FeedFunction, FeedItem, TrioGuest
@@ -34,18 +36,16 @@ from ._diff_screen import DiffScreen
 from ._filter import FilterBar
 from ._header import MemoryHeader
 from ._help import HelpScreen
+from ._leaks import leak_panel
 from ._model import (
     COMPONENT_COLUMNS,
     COMPONENT_HIDE_FIRST,
-    LEAK_COLUMNS,
-    LEAK_HIDE_FIRST,
     OWNER_COLUMNS,
-    VERDICT_MARKS,
     Connection,
     Dashboard,
 )
 from ._pick_screen import PickSnapshots
-from ._sites import SITE_COLUMNS, site_rows
+from ._sites import SITE_COLUMNS, SITE_HIDE_FIRST, site_rows
 from ._table import RowTable
 
 VIEWS = ("components", "owners", "leaks", "events", "sites")
@@ -165,6 +165,7 @@ class MemactorApp(App[None]):
         self._quitting = False
         self._shown = 0
         self._last_delay = self._max_delay = self._total_delay = 0
+        self._leaks_shown: tuple[LeakReport | None, str] | None = None
 
     # -- the feed ----------------------------------------------------------------------
 
@@ -203,18 +204,14 @@ class MemactorApp(App[None]):
                 )
             with TabPane("Owners", id="owners"):
                 yield RowTable(OWNER_COLUMNS, right="12", id="owners-table")
-            with TabPane("Leaks", id="leaks"):
-                yield RowTable(
-                    LEAK_COLUMNS,
-                    right="34567",
-                    hide_first=LEAK_HIDE_FIRST,
-                    marks={2: VERDICT_MARKS},
-                    id="leaks-table",
-                )
+            with TabPane("Leaks", id="leaks"), VerticalScroll(id="leaks-table"):
+                yield Static(id="leaks-body")
             with TabPane("Events", id="events"):
                 yield RowTable(("uptime", "kind", "what"), id="events-table")
             with TabPane("Sites", id="sites"):
-                yield RowTable(SITE_COLUMNS, right="23", id="sites-table")
+                yield RowTable(
+                    SITE_COLUMNS, right="23", hide_first=SITE_HIDE_FIRST, id="sites-table"
+                )
         yield FilterBar(id="filter")
         yield Footer()
 
@@ -298,6 +295,9 @@ class MemactorApp(App[None]):
 
     def _show_view(self, view: str) -> None:
         dashboard = self.dashboard
+        if view == "leaks":
+            self._show_leaks()
+            return
         table = self.query_one(f"#{view}-table", RowTable)
         if view == "components":
             table.show(
@@ -305,15 +305,24 @@ class MemactorApp(App[None]):
             )
         elif view == "owners":
             table.show([(cells[0], cells) for cells in dashboard.owner_rows()])
-        elif view == "leaks":
-            table.show(
-                [("\0".join(cells[:2]), cells) for cells in dashboard.leak_rows(self.filter_text)]
-            )
         elif view == "sites":
             table.show(site_rows(dashboard.view, self.filter_text))
         else:
             rows = dashboard.event_rows()
             table.show([(str(len(rows) - i), cells) for i, cells in enumerate(rows)])
+
+    def _show_leaks(self) -> None:
+        """Redraw the Leaks view when the report (judged at most once a second) or the
+        filter changed."""
+        dashboard = self.dashboard
+        report = dashboard.leak_report()
+        shown = self._leaks_shown
+        if shown is not None and shown[0] is report and shown[1] == self.filter_text:
+            return
+        self._leaks_shown = (report, self.filter_text)
+        self.query_one("#leaks-body", Static).update(
+            leak_panel(report, dashboard.view, dashboard.history_s(), self.filter_text)
+        )
 
     def watch_paused(self, paused: bool) -> None:
         self.query_one(MemoryHeader).paused = paused
@@ -328,7 +337,7 @@ class MemactorApp(App[None]):
     def on_tabbed_content_tab_activated(self, message: TabbedContent.TabActivated) -> None:
         view = message.pane.id or VIEWS[0]
         self._show_view(view)
-        self.query_one(f"#{view}-table", RowTable).focus()
+        self.query_one(f"#{view}-table", Widget).focus()
 
     def on_input_changed(self, message: Input.Changed) -> None:
         if isinstance(message.input, FilterBar):
@@ -338,7 +347,7 @@ class MemactorApp(App[None]):
         self.filter_text = message.text
         # While typing, the bar shows the text; once kept, the header says it.
         self.query_one(MemoryHeader).filter_text = message.text
-        self.query_one(f"#{self.query_one(TabbedContent).active}-table", RowTable).focus()
+        self.query_one(f"#{self.query_one(TabbedContent).active}-table", Widget).focus()
 
     # -- actions -----------------------------------------------------------------------
 

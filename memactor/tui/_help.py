@@ -31,15 +31,21 @@ HELP_TEXT = """\
   components  by bytes in use; hit rate = pool hits / lendings;
               narrow terminals leave out allocs/s, hit rate, blocks
   owners      bytes lent to each actor or task, and its peak
-  leaks       a line fitted through each component's in-use history:
-              GROWING  grows steadily (R² high): the leak signature
-              uneven   grows, but not along a line (bursts, noise)
-              ok       not growing
-              too early  not enough history to judge yet
+  leaks       the verdict of memactor report, once a second:
+              [b red]LEAK[/]     grows steadily (the floor rises in every window)
+              [yellow]SUSPECT[/]  grows unevenly, or steadily on a short run
+              [cyan]PLATEAU[/]  grew, then stopped (a cache warming, a pool
+                       filling to its cap)
+              [green]OK[/]       no consistent growth (or too early to judge)
+              then projections to known caps, fragmentation and
+              recommendations, where the data supports any;
+              views carry no block ages: held-but-dead blocks
+              show in memactor report of a saved snapshot
   events      what changed: anomalies, new peaks, components that
               appear or vanish, drops, connection, snapshots
   sites       in-use bytes by allocation site (file:line in function);
-              with open_system(callsites=...) or MEMACTOR_CALLSITES
+              with open_system(callsites=...) or MEMACTOR_CALLSITES;
+              narrow terminals leave out blocks, then device
 """
 
 

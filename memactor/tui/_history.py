@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterator
+from itertools import takewhile
 
 import numpy as np
+import numpy.typing as npt
 
 from ..metrics import TOTAL, SeriesView, Snapshot
 
@@ -38,13 +40,14 @@ class History:
     Each series keeps at most ``max_points`` points; older ones fall off the front.
     """
 
-    __slots__ = ("_max_points", "_series")
+    __slots__ = ("_arrays", "_max_points", "_series")
 
     def __init__(self, *, max_points: int = DEFAULT_HISTORY_POINTS) -> None:
         if max_points < 2:
             raise ValueError(f"max_points must be at least 2, got {max_points}")
         self._max_points = max_points
         self._series: dict[Key, deque[Point]] = {}
+        self._arrays: dict[Key, npt.NDArray[np.int64]] = {}
 
     @property
     def max_points(self) -> int:
@@ -59,6 +62,7 @@ class History:
     def clear(self) -> None:
         """Forget every point (the watched process changed)."""
         self._series.clear()
+        self._arrays.clear()
 
     def points(self, key: Key) -> deque[Point]:
         """The points of *key*, oldest first (empty if none); do not modify."""
@@ -129,7 +133,15 @@ class History:
     def series_view(self, key: Key) -> SeriesView:
         """The points of *key* as a :class:`SeriesView` (for trend analysis)."""
         points = self.points(key)
-        columns = np.array(points, dtype=np.int64).reshape(len(points), 3)
+        # Points only ever join at the end (and fall off the front): convert the new ones
+        # and keep the rest, as the Leaks view asks for every component once a second.
+        cached = self._arrays.get(key)
+        known = cached[-1, 0] if cached is not None and len(cached) else None
+        fresh = list(takewhile(lambda point: known is None or point[0] > known, reversed(points)))
+        new = np.array(fresh[::-1], dtype=np.int64).reshape(len(fresh), 3)
+        columns = new if cached is None else np.concatenate((cached, new))
+        columns = columns[len(columns) - len(points) :]
+        self._arrays[key] = columns
         return SeriesView(
             np.ascontiguousarray(columns[:, 0]),
             np.ascontiguousarray(columns[:, 1]),

@@ -21,6 +21,7 @@ from ..remote import RemoteError, Source, ViewUpdate, open_server
 from ._actions import SystemActions
 from ._app import MemactorApp
 from ._bridge import FeedNote, Post
+from ._model import Dashboard, Limits
 
 Main = Callable[[MemorySystem], Awaitable[None]]
 """The user's pipeline: a trio async function given the open memory system."""
@@ -41,6 +42,7 @@ def pipeline_app(
     sample_hz: float = DEFAULT_SAMPLE_HZ,
     serve: str | bool = False,
     token: str | None = None,
+    limits: Limits = (),
     **open_system_options: Any,
 ) -> MemactorApp:
     """The live view of ``main(system)`` in this process, not yet running.
@@ -52,6 +54,10 @@ def pipeline_app(
     closes, the last view stays on screen with the error, and quitting exits with 1.
     Snapshots (``s``) come from the metrics actor, with live blocks. Run it with
     ``app.run()`` or, in a test, ``app.run_test()``.
+
+    *limits* (a pool's ``max_reserved``, a budget: :class:`~memactor.metrics.Limit`
+    values, or a function returning them) are projected in the Leaks view: when the
+    current growth reaches each one.
 
     *serve* also serves the metrics actor for ``memactor top`` in other terminals, on this
     process's socket (``True``) or the address given (see
@@ -88,7 +94,13 @@ def pipeline_app(
             finally:
                 actions.system = None
 
-    return MemactorApp(feed, actions=actions, title=title, watching="the pipeline")
+    return MemactorApp(
+        feed,
+        actions=actions,
+        title=title,
+        watching="the pipeline",
+        dashboard=Dashboard(limits=limits),
+    )
 
 
 async def _show_views(system: MemorySystem, rate_hz: float, source: Source, post: Post) -> None:
@@ -126,7 +138,7 @@ def run(main: Main, *, headless: bool = False, **options: Any) -> int:
     (the pipeline is cancelled, the system closes, a server says goodbye to its viewers)
     and the code is then 128 + the signal's number: 130 or 143. *headless* runs without a
     terminal (for tests). Every other option is :func:`pipeline_app`'s (*title*, *name*,
-    *sample_hz*, *serve*, *token*, and those of ``memactor.open_system``).
+    *sample_hz*, *serve*, *token*, *limits*, and those of ``memactor.open_system``).
     """
     app = pipeline_app(main, **options)
     received: list[int] = []

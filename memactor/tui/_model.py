@@ -1,17 +1,29 @@
 """What the TUI shows, computed from the feed: pure aggregation, no Textual.
 
 :class:`Dashboard` takes every feed item in order and answers what each panel shows:
-the header's facts, the chart's lines, the component, owner and leak rows, the tail of
-notable events. The widgets only lay these out.
+the header's facts, the chart's lines, the component and owner rows, the leak report
+(:func:`memactor.metrics.leak_report` of the latest view over the viewer's history), the
+tail of notable events. The widgets only lay these out.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 from ..events import format_size
-from ..metrics import Snapshot, Trend, TrendConfig, analyze_trend
+from ..metrics import (
+    TOTAL,
+    ComponentSeries,
+    LeakReport,
+    Limit,
+    Snapshot,
+    TrendConfig,
+    VerdictConfig,
+    leak_report,
+)
 from ..remote import ConnectionLost, Source, ViewUpdate
 from ._bridge import FeedItem, FeedNote
 from ._history import DEFAULT_HISTORY_POINTS, TOTAL_KEY, History, Key, RateMeter, device_key
@@ -30,9 +42,9 @@ RATE_WINDOW_NS = 5_000_000_000
 """Rates (events/s, allocs/s) are counted over the last five seconds of views, so that
 bursty batches do not make them jump from view to view."""
 
-Verdict = Literal["GROWING", "uneven", "ok", "too early"]
-"""The Leaks view's words: GROWING (steady growth, the leak signature), uneven (it grows,
-but not along a line), ok (not growing), too early (not enough history to judge)."""
+Limits = Sequence[Limit] | Callable[[], Sequence[Limit]]
+"""The known limits the Leaks view projects growth to: fixed, or asked for at each
+judgement (a pool's cap may change as pools come and go)."""
 
 ConnectionState = Literal["waiting", "connected", "disconnected", "finished", "failed", "stopping"]
 
@@ -84,11 +96,6 @@ COMPONENT_COLUMNS = (
 COMPONENT_HIDE_FIRST = (7, 6, 5, 4)
 """Columns a narrow table leaves out, first to last: allocs/s, hit rate, blocks, peak."""
 OWNER_COLUMNS = ("owner", "in use", "peak in use")
-LEAK_COLUMNS = ("component", "device", "verdict", "growth", "R²", "net", "over", "points", "why")
-LEAK_HIDE_FIRST = (7, 6, 4, 5, 1)
-"""Columns a narrow table leaves out, first to last: points, over, R², net, device."""
-VERDICT_MARKS = {"GROWING": "bad", "uneven": "warn", "ok": "good", "too early": "dim"}
-"""How the Leaks view colours each verdict (see :class:`RowTable`'s marks)."""
 
 
 def format_uptime(ns: int) -> str:
@@ -117,20 +124,6 @@ def chart_unit(largest: int) -> tuple[str, int]:
     return binary_unit(largest)
 
 
-def verdict(trend: Trend, config: TrendConfig) -> tuple[Verdict, str]:
-    """The Leaks view's verdict on *trend* and why, in one vocabulary (see
-    :data:`Verdict`); judged from the trend's figures against *config*."""
-    if trend.growing:
-        return "GROWING", f"steady growth (R² {trend.r_squared:.2f})"
-    if trend.points < config.min_points:
-        return "too early", f"{trend.points} of {config.min_points} points so far"
-    if trend.duration_s < config.min_duration_s:
-        return "too early", f"{trend.duration_s:.1f} of {config.min_duration_s:g} s so far"
-    if trend.slope_bytes_per_s < config.min_slope_bytes_per_s:
-        return "ok", "not growing"
-    return "uneven", f"grows unevenly (R² {trend.r_squared:.2f} < {config.min_r_squared:g})"
-
-
 def matches(component: str, text: str) -> bool:
     """Whether the filter *text* (a case-insensitive substring; "" is all) picks *component*."""
     return not text or text.casefold() in component.casefold()
@@ -145,10 +138,17 @@ class Dashboard:
         history_points: int = DEFAULT_HISTORY_POINTS,
         events_kept: int = DEFAULT_EVENTS_KEPT,
         trend: TrendConfig | None = None,
+        verdict: VerdictConfig | None = None,
+        limits: Limits = (),
     ) -> None:
         self.history = History(max_points=history_points)
         self.events = EventTail(kept=events_kept)
         self.trend = trend or TrendConfig()
+        """The line fit whose slope and R² each leak verdict reports."""
+        self.verdict = verdict or VerdictConfig()
+        """The thresholds of the leak verdicts (see :func:`memactor.metrics.judge_leaks`)."""
+        self.limits = limits
+        """The known limits (a pool's ``max_reserved``) the Leaks view projects to."""
         self.latest: ViewUpdate | None = None
         self.connection = Connection("waiting", "no view yet")
         self.views_received = 0
@@ -156,8 +156,8 @@ class Dashboard:
         self._events_rate = RateMeter(window_ns=RATE_WINDOW_NS)
         self._alloc_rates: dict[Key, RateMeter] = {}
         self._gap = True
-        self._leaks: tuple[Trend, ...] = ()
-        self._leaks_at: int | None = None
+        self._report: LeakReport | None = None
+        self._report_at: int | None = None
 
     # -- taking items ------------------------------------------------------------------
 
@@ -214,7 +214,7 @@ class Dashboard:
             self.history.clear()
             self._events_rate.clear()
             self._alloc_rates.clear()
-            self._leaks_at = None
+            self._report_at = None
         before = None if previous is None or changed_source else previous.view
         self.latest = update
         self.views_received += 1
@@ -252,7 +252,13 @@ class Dashboard:
         parts, never inside one."""
         latest = self.latest
         if latest is None:
-            return (("waiting for the first view",), (), ())
+            # Until a view comes, only a connection problem is news ("cannot connect ...").
+            trouble = self.connection.state != "waiting"
+            return (
+                ("waiting for the first view",),
+                (self.connection.describe(),) if trouble else (),
+                (),
+            )
         source, view, totals = latest.source, latest.view, latest.view.totals
         where = f"pid {source.pid} on {source.host}"
         if source.address:
@@ -345,47 +351,36 @@ class Dashboard:
             for o in owners
         )
 
-    def trends(self) -> tuple[Trend, ...]:
-        """The trend of every held component's in-use history, at most once a second of
-        view time (a fit over thousands of points is not free)."""
+    def history_s(self) -> float:
+        """The span of the total's history, in seconds (what the leak verdicts judge)."""
+        points = self.history.points(TOTAL_KEY)
+        return (points[-1][0] - points[0][0]) / 1e9 if len(points) > 1 else 0.0
+
+    def leak_report(self) -> LeakReport | None:
+        """The leak report (verdicts, projections to :attr:`limits`, fragmentation,
+        recommendations) of the latest view, its series the viewer's own history; judged
+        at most once a second of view time (the verdicts cut every series into windows)."""
         view = self.view
         if view is None:
-            return ()
+            return None
         now = view.monotonic_ns
-        if self._leaks_at is not None and now - self._leaks_at < LEAK_REFRESH_NS:
-            return self._leaks
-        held = sorted((c.component, c.device) for c in view.components if c.peak_bytes_reserved)
-        self._leaks = tuple(
-            analyze_trend(
-                self.history.series_view(key), component=key[0], device=key[1], config=self.trend
-            )
-            for key in held
+        if self._report_at is not None and 0 <= now - self._report_at < LEAK_REFRESH_NS:
+            return self._report
+        history = self.history
+        series = tuple(
+            ComponentSeries(component, device, history.series_view((component, device)))
+            for component, device in sorted(history.keys())
+            if (component == TOTAL) == (device == TOTAL)  # components and the total
         )
-        self._leaks_at = now
-        return self._leaks
-
-    def leak_rows(self, text: str = "") -> tuple[tuple[str, ...], ...]:
-        """Growing components first (steepest first), then the rest by name; the verdict
-        and why in the words of :func:`verdict`."""
-        trends = [t for t in self.trends() if matches(t.component, text)]
-        trends.sort(key=lambda t: (not t.growing, -t.slope_bytes_per_s if t.growing else 0.0))
-        rows = []
-        for t in trends:
-            word, why = verdict(t, self.trend)
-            rows.append(
-                (
-                    t.component,
-                    t.device,
-                    word,
-                    f"{format_size(round(t.slope_bytes_per_s), signed=True)}/s",
-                    f"{t.r_squared:.3f}",
-                    format_size(t.net_growth_bytes, signed=True),
-                    f"{t.duration_s:.1f} s",
-                    f"{t.points:,}",
-                    why,
-                )
-            )
-        return tuple(rows)
+        limits = self.limits() if callable(self.limits) else self.limits
+        self._report = leak_report(
+            dataclasses.replace(view, series=series),
+            limits,
+            verdict=self.verdict,
+            trend=self.trend,
+        )
+        self._report_at = now
+        return self._report
 
     def event_rows(self) -> tuple[tuple[str, str, str], ...]:
         """The events tail, newest first: ``(uptime, kind, text)``."""

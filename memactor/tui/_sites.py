@@ -14,6 +14,9 @@ from ..metrics import Snapshot, format_site
 from ._model import matches
 
 SITE_COLUMNS: Final = ("site", "device", "in use", "blocks")
+SITE_HIDE_FIRST: Final = (3, 1)
+"""Columns a narrow table leaves out, first to last: blocks, device (the site and its
+bytes stay)."""
 
 Row = tuple[str, tuple[str, ...]]
 

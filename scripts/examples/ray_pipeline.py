@@ -98,7 +98,7 @@ def run(watch_s: float) -> None:
     aggregator: Any = get_aggregator(namespace=NAMESPACE)
     _, served, token = ray.get(aggregator.addresses.remote())
     decoder: Any = Decoder.remote()  # type: ignore[attr-defined]  # made by @ray.remote
-    transformer: Any = Transformer.remote()  # type: ignore[attr-defined]
+    transformer: Any = Transformer.remote()  # type: ignore[attr-defined]  # made by @ray.remote
     nodes = ray.get([decoder.node.remote(), transformer.node.remote()])
     print(f"stages on {len(set(nodes))} nodes")
     if watch_s:

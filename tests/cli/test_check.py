@@ -186,3 +186,28 @@ def test_an_unreadable_file_exits_2(tmp_path: Path) -> None:
 )
 def test_budget_syntax(text: str, budget: Budget) -> None:
     assert budget_argument(text) == budget
+
+
+def test_budgets_are_projected_over_the_series(tmp_path: Path) -> None:
+    """``index`` keeps 4 KiB every 100 ms for 2 s: 40 KiB/s toward its budget."""
+    now = [0]
+    ledger = Ledger(clock=lambda: now[0])
+    for step in range(20):
+        now[0] = step * 100_000_000
+        ledger.apply(
+            [MemoryEvent(EventKind.ALLOC, "index", step, 4096, owner="w", timestamp_ns=now[0])]
+        )
+        ledger.sample()
+    path = ledger.snapshot("end").save(tmp_path / "growing.msgpack")
+    result = memactor("check", path, "--budget", "index=1MiB")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.endswith(
+        "\nprojections:\n  index on cpu: 80 KiB in use of its 1 MiB budget: reaches it in about "
+        "24 s at +40 KiB/s (line fit over the last 1 s, 10 points; 95% range 24 s to 24 s)\n"
+    )
+    report = json.loads(
+        memactor("check", path, "--budget", "index=1MiB", "--format", "json").stdout
+    )
+    (projection,) = report["projections"]
+    assert (projection["measure"], projection["limit_name"]) == ("in_use", "budget")
+    assert projection["seconds_to_limit"] == pytest.approx(944 / 40, rel=0.01)

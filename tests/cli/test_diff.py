@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import pytest
 
-from memactor import EventKind, Ledger, MemoryEvent
+from memactor import EventKind, Ledger, MemoryEvent, Snapshot
 
 from .helpers import memactor
 
@@ -57,6 +58,20 @@ def test_no_leak_exits_0_even_when_failing_on_one(files: dict[str, Path]) -> Non
     assert "verdict: no leak suspected" in result.stdout
 
 
+def test_files_saved_with_the_same_label_are_named_by_file(
+    files: dict[str, Path], tmp_path: Path
+) -> None:
+    # Two runs of one program both save "end": the labels cannot tell them apart.
+    first = Snapshot.load(files["warm"])
+    second = Snapshot.load(files["leak"])
+    monday = dataclasses.replace(first, label="end").save(tmp_path / "monday.msgpack")
+    tuesday = dataclasses.replace(second, label="end").save(tmp_path / "tuesday.json")
+    result = memactor("diff", monday, tuesday)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"memactor diff {monday} -> {tuesday} over ")
+    assert "verdict: LEAK SUSPECTED in 1 component\n" in result.stdout
+
+
 def test_a_leak_exits_1_only_with_fail_on_leak(files: dict[str, Path]) -> None:
     shown = memactor("diff", files["warm"], files["leak"])
     assert shown.returncode == 0
@@ -82,6 +97,7 @@ def test_tolerance_forgives_growth_but_the_trend_still_sees_it(files: dict[str, 
     )
     assert trend.returncode == 1
     assert "leak verdict: LEAK SUSPECTED in 1 of 2 components" in trend.stdout
+    assert "\nleaks: 1 of 2 components flagged\n  SUSPECT  cache: grows steadily" in trend.stdout
 
 
 def test_json_has_every_number_and_the_verdict(files: dict[str, Path]) -> None:
@@ -100,6 +116,9 @@ def test_json_has_every_number_and_the_verdict(files: dict[str, Path]) -> None:
     assert suspect["component"] == "cache"
     assert suspect["top_owners"] == [["indexer", 5 * KiB]]
     assert [t["component"] for t in report["trends"] if t["growing"]] == ["cache"]
+    (flagged,) = [v for v in report["verdicts"] if v["flagged"]]
+    assert (flagged["component"], flagged["verdict"]) == ("cache", "suspect")
+    assert flagged["reason"].startswith("cache: grows steadily by the line fit, +512 B/s")
     assert report["leak_suspected"] is True
     plain = json.loads(memactor("diff", files["warm"], files["clean"], "--format", "json").stdout)
     assert "trends" not in plain

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from types import ModuleType
 
 import pytest
 
 from memactor import __version__
 from memactor.cli import main
-from memactor.cli._command import EXIT_FOUND, EXIT_OK, EXIT_USAGE, CommandError
+from memactor.cli._command import EXIT_FOUND, EXIT_OK, EXIT_USAGE, Command, CommandError
 from memactor.cli._main import COMMANDS
 
 
@@ -23,24 +22,26 @@ def test_python_dash_m_memactor_lists_every_command() -> None:
         check=False,
     )
     assert result.returncode == 0
-    for module in COMMANDS:
-        assert f"    {module.NAME}" in result.stdout
+    for command in COMMANDS:
+        assert f"    {command.NAME}" in result.stdout
+        assert command.HELP in " ".join(result.stdout.split())  # argparse wraps lines
     assert "Run 'memactor COMMAND --help'" in result.stdout
 
 
-@pytest.mark.parametrize("module", COMMANDS, ids=[m.NAME for m in COMMANDS])
+@pytest.mark.parametrize("command", COMMANDS, ids=[c.NAME for c in COMMANDS])
 def test_every_command_has_help_with_an_example(
-    module: ModuleType, capsys: pytest.CaptureFixture[str]
+    command: Command, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    name = module.NAME
+    name = command.NAME
     with pytest.raises(SystemExit) as exit:
         main([name, "--help"])
     assert exit.value.code == 0
     out = capsys.readouterr().out
     assert f"usage: memactor {name}" in out
-    assert f"example:\n  {module.EXAMPLE}\n" in out
-    assert module.EXAMPLE.startswith(f"memactor {name}")
-    assert (module.__doc__ or "").splitlines()[0] in out
+    assert f"example:\n  {command.EXAMPLE}\n" in out
+    assert command.EXAMPLE.startswith(f"memactor {name}")
+    assert command.description.splitlines()[0] in out
+    assert command.module is sys.modules[f"memactor.cli._{name}"]
 
 
 def test_no_command_prints_help_and_version_prints_the_version(

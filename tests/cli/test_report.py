@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
-import io
+import fcntl
 import json
+import os
+import pty
+import re
+import struct
+import subprocess
 import sys
+import termios
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from memactor import EventKind, Ledger, MemoryEvent, Snapshot
-from memactor.cli._output import highlight, wants_color
+from memactor.cli._output import highlighted
 from memactor.runtime import MemoryHub
 
 from .helpers import memactor
@@ -117,36 +123,83 @@ def test_a_missing_file_or_a_directory_exits_2(name: str, problem: str, tmp_path
     assert result.stderr == f"memactor report: cannot read a snapshot from {path}: {problem}\n"
 
 
-def test_colour_only_when_asked_or_on_a_terminal(
-    snapshot_file: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    coloured = memactor("report", snapshot_file, "--color", "always")
-    assert "\x1b[1mcomponent" in coloured.stdout
-    assert (
-        memactor("report", snapshot_file, "--color", "never").stdout
-        == memactor("report", snapshot_file).stdout
-    )
-
-    class Terminal(io.StringIO):
-        def isatty(self) -> bool:
-            return True
-
-    monkeypatch.delenv("NO_COLOR", raising=False)
-    assert wants_color("auto", Terminal())
-    assert not wants_color("auto", io.StringIO())
-    assert not wants_color("never", Terminal())
-    monkeypatch.setenv("NO_COLOR", "1")
-    assert not wants_color("auto", Terminal())
-    assert wants_color("always", io.StringIO())
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
-def test_highlight_colours_verdicts_and_headers_only() -> None:
+def test_colour_only_when_asked_or_forced(snapshot_file: Path) -> None:
+    plain = memactor("report", snapshot_file).stdout
+    assert "\x1b" not in plain
+    assert memactor("report", snapshot_file, "--color", "never").stdout == plain
+    always = ["--color", "always"]
+    coloured = memactor("report", snapshot_file, *always, env={"NO_COLOR": "1", "TERM": "dumb"})
+    assert "\x1b[1mcomponent" in coloured.stdout  # the table's header, bold
+    assert "leak verdict: \x1b[32mno steady growth\x1b[0m in 2 components" in coloured.stdout
+    # FORCE_COLOR colours a pipe as --color always does; --color never still wins.
+    forced = memactor("report", snapshot_file, env={"FORCE_COLOR": "1"}).stdout
+    assert "\x1b[32mno steady growth\x1b[0m" in forced
+    assert ANSI.sub("", forced) == plain
+    never = memactor("report", snapshot_file, "--color", "never", env={"FORCE_COLOR": "1"})
+    assert never.stdout == plain
+
+
+def report_in_a_terminal(path: Path, columns: int, env: dict[str, str]) -> str:
+    """``memactor report PATH`` with a terminal of *columns* x 24 as stdin and stdout."""
+    controller, terminal = pty.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
+    unset = ("COLUMNS", "LINES", "FORCE_COLOR", "NO_COLOR")
+    environ = {k: v for k, v in os.environ.items() if k not in unset}
+    chunks = []
+    try:
+        with subprocess.Popen(
+            [sys.executable, "-m", "memactor", "report", str(path)],
+            stdin=terminal,
+            stdout=terminal,
+            stderr=subprocess.PIPE,
+            env={**environ, "TERM": "xterm-256color", **env},
+        ) as process:
+            os.close(terminal)
+            while True:
+                try:
+                    chunk = os.read(controller, 65536)
+                except OSError:  # EIO: the command closed its end of the terminal
+                    break
+                if not chunk:
+                    break
+                chunks.append(chunk)
+            assert process.wait(timeout=60) == 0
+    finally:
+        os.close(controller)
+    return b"".join(chunks).decode().replace("\r\n", "\n")
+
+
+def test_on_a_terminal_the_tables_fit_its_width_and_are_coloured(snapshot_file: Path) -> None:
+    wide = memactor("report", snapshot_file).stdout.splitlines()
+    rule = next(index for index, line in enumerate(wide) if line.startswith("---"))
+    table = wide[rule - 1 : rule + 4]
+    assert len(table[0]) > 80  # too wide for 80 columns as a file ...
+    shown = report_in_a_terminal(snapshot_file, 80, {})
+    assert "\x1b[32mno steady growth\x1b[0m" in shown
+    lines = ANSI.sub("", shown).splitlines()
+    rule = next(index for index, line in enumerate(lines) if line.startswith("---"))
+    narrow = lines[rule - 2 : lines.index("", rule)]
+    assert all(len(line) <= 80 for line in narrow), narrow  # ... but not on a terminal of 80
+    # Nothing is cut: every word of the wide table is in the narrow one.
+    words = {word for line in table for word in line.split() if not word.startswith("-")}
+    assert words <= set(" ".join(narrow).split())
+    without = report_in_a_terminal(snapshot_file, 80, {"NO_COLOR": "1"})
+    assert "31m" not in without  # NO_COLOR: no colour (bold headers remain)
+    assert ANSI.sub("", without) == ANSI.sub("", shown)
+
+
+def test_highlighted_styles_verdicts_and_headers_only() -> None:
     text = "a  b\n-  -\nverdict: LEAK SUSPECTED in 1 component\nverdict: no leak suspected\n"
-    assert highlight(text) == (
-        "\x1b[1ma  b\x1b[0m\n-  -\n"
-        "verdict: \x1b[1;31mLEAK SUSPECTED\x1b[0m in 1 component\n"
-        "verdict: \x1b[32mno leak suspected\x1b[0m\n"
-    )
+    styled = highlighted(text)
+    assert styled.plain == text
+    assert [(text[span.start : span.end], str(span.style)) for span in styled.spans] == [
+        ("LEAK SUSPECTED", "bold red"),
+        ("no leak suspected", "green"),
+        ("a  b", "bold"),
+    ]
 
 
 def sited_snapshot_file(folder: Path) -> tuple[Path, int]:
@@ -180,3 +233,26 @@ def test_report_lists_the_sites_that_hold_the_most(tmp_path: Path) -> None:
     bad = memactor("report", path, "--sites", "many")
     assert bad.returncode == 2
     assert "expected a whole number of sites, got 'many'" in bad.stderr
+
+
+def test_limits_are_projected_in_text_and_json(snapshot_file: Path) -> None:
+    result = memactor("report", snapshot_file, "--limit", "index=1MiB", "--limit", "*=1GiB")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    # 4 KiB every 100 ms: 40 KiB/s on an exact line, 944 KiB from 80 KiB to the cap.
+    start = lines.index("projections:")
+    assert lines[start + 1] == (
+        "  index on cpu: 80 KiB reserved of its 1 MiB cap: reaches it in about 24 s at "
+        "+40 KiB/s (line fit over the last 1 s, 10 points; 95% range 24 s to 24 s)"
+    )
+    assert lines[start + 2].startswith("  everything: 2.1 MiB reserved of its 1 GiB limit: ")
+    assert any(line.startswith("leaks: ") for line in lines)
+    report = json.loads(
+        memactor("report", snapshot_file, "--limit", "index=1MiB", "--format", "json").stdout
+    )
+    (projection,) = report["projections"]
+    assert projection["seconds_to_limit"] == pytest.approx(944 / 40, rel=0.01)
+    assert isinstance(report["leak_flagged"], bool)
+    bad = memactor("report", snapshot_file, "--limit", "index")
+    assert bad.returncode == 2
+    assert "a limit is COMPONENT[@DEVICE]=SIZE, like 'pool=1GiB', not 'index'" in bad.stderr

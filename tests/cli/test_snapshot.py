@@ -56,7 +56,7 @@ async def test_it_saves_the_snapshot_of_the_only_server(
             assert (code, err) == (0, "")
             assert out == (
                 f"saved {target}: snapshot 'a' of pipeline (pid {os.getpid()}) at "
-                f"{server.address}: 1 components, 10 live blocks, 10 KiB in use\n"
+                f"{server.address}: 1 component, 10 live blocks, 10 KiB in use\n"
             )
             own = await system.metrics.snapshot("own")
             with pytest.raises(MemactorError, match=r"^no snapshot labelled 'a'"):
@@ -75,7 +75,7 @@ async def test_json_without_blocks_over_tcp_with_a_token(runtime: Path, tmp_path
             args = (server.address, "-o", str(target), "--no-blocks", "--format", "json")
             code, out, err = await memactor_snapshot(runtime, *args, token="s3cret")
             assert (code, err) == (0, "")
-            assert out.endswith(": 1 components, 2 KiB in use\n")
+            assert out.endswith(": 1 component, 2 KiB in use\n")
             code, out, err = await memactor_snapshot(runtime, *args, "--token", "wrong")
             assert (code, out) == (2, "")
             assert err == (

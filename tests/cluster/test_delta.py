@@ -11,19 +11,36 @@ from memactor.cluster import LedgerCopy, UpdateMaker, by_host
 from memactor.cluster._delta import without_series
 from memactor.cluster._merge import Part, merge, source_prefix
 from memactor.codec import encode, unpack
-from memactor.events import EventKind, MemoryEvent
-from memactor.metrics import Ledger, LedgerStats, Snapshot, SourceStats
+from memactor.events import SITE_TAG, EventKind, MemoryEvent, Site, SiteTable
+from memactor.metrics import Ledger, LedgerStats, Snapshot, SourceStats, sites_of_blocks
+
+SITES = [Site(f"/app/stage_{i}.py", 10 * i, f"stage_{i}") for i in range(1, 9)]
+
+
+class FixedSites(SiteTable):
+    """A site table that knows :data:`SITES` as ids 1 to 8, as a process's own would."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._sites.extend(SITES)
 
 
 class Workload:
     """A seeded churning workload: pools that allocate, lend, return, resize and free,
     on two devices, with components that come and go."""
 
-    def __init__(self, seed: int) -> None:
+    def __init__(self, seed: int, *, sites: bool = False) -> None:
         self.random = random.Random(seed)
+        self.sites = sites
         self.now = 1_000
         self.live: dict[tuple[str, str], dict[int, tuple[int, str | None]]] = {}
         self.next_block = 0
+
+    def tags(self) -> tuple[tuple[str, str], ...]:
+        """A lend's site (skewed, so that late ids come first now and then), or none."""
+        if not self.sites or self.random.random() < 0.1:
+            return ()
+        return ((SITE_TAG, str(min(self.random.randrange(1, 9) for _ in range(2)))),)
 
     def events(self, count: int) -> list[MemoryEvent]:
         out = []
@@ -41,7 +58,14 @@ class Workload:
                 blocks[self.next_block] = (size, owner)
                 out.append(
                     MemoryEvent(
-                        EventKind.ALLOC, component, self.next_block, size, device, owner, self.now
+                        EventKind.ALLOC,
+                        component,
+                        self.next_block,
+                        size,
+                        device,
+                        owner,
+                        self.now,
+                        tags=self.tags(),
                     )
                 )
                 continue
@@ -62,7 +86,16 @@ class Workload:
             elif choice < 0.9 and holder is None:
                 blocks[block] = (size, owner)
                 out.append(
-                    MemoryEvent(EventKind.ACQUIRE, component, block, size, device, owner, self.now)
+                    MemoryEvent(
+                        EventKind.ACQUIRE,
+                        component,
+                        block,
+                        size,
+                        device,
+                        owner,
+                        self.now,
+                        tags=self.tags(),
+                    )
                 )
             else:
                 new = size * 2
@@ -77,6 +110,7 @@ class Workload:
                         holder or "",
                         self.now,
                         old_size=size,
+                        tags=self.tags(),
                     )
                 )
         return out
@@ -93,10 +127,17 @@ def own(ledger: Ledger) -> Snapshot:
     return without_series(ledger.snapshot(now_ns=0))
 
 
+@pytest.mark.parametrize("callsites", [False, True], ids=["no sites", "callsites"])
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_a_copy_equals_the_source_byte_for_byte_after_every_update(seed: int) -> None:
-    workload = Workload(seed)
-    ledger = Ledger(clock=lambda: workload.now, retire_after_ns=50_000)
+def test_a_copy_equals_the_source_byte_for_byte_after_every_update(
+    seed: int, callsites: bool
+) -> None:
+    workload = Workload(seed, sites=callsites)
+    ledger = Ledger(
+        clock=lambda: workload.now,
+        retire_after_ns=50_000,
+        sites=FixedSites() if callsites else None,
+    )
     maker, copy = UpdateMaker(), LedgerCopy()
     for step in range(60):
         ledger.apply(workload.events(workload.random.randrange(0, 200)))
@@ -105,6 +146,35 @@ def test_a_copy_equals_the_source_byte_for_byte_after_every_update(seed: int) ->
         snapshot = own(ledger)
         copy.apply(wire(maker.update(snapshot)))
         assert copy.snapshot().to_msgpack() == snapshot.to_msgpack(), f"step {step}"
+    if callsites:
+        assert snapshot.blocks.sites
+        assert snapshot.site_usage
+        assert copy.snapshot(blocks=False).site_usage == snapshot.site_usage
+
+
+def test_each_site_crosses_the_wire_once_and_a_checkpoint_sends_them_again() -> None:
+    workload = Workload(5, sites=True)
+    ledger = Ledger(clock=lambda: workload.now, sites=FixedSites())
+    maker, copy = UpdateMaker(), LedgerCopy()
+    sent: list[list[object]] = []
+    for _ in range(20):
+        ledger.apply(workload.events(50))
+        body = wire(maker.update(own(ledger)))
+        new = body.get("sites", [])
+        assert isinstance(new, list)
+        sent.extend(new)
+        copy.apply(body)
+    assert sorted(tuple(s) for s in sent) == sorted(SITES)  # each once, all of them
+    ledger.apply(workload.events(50))
+    snapshot = own(ledger)
+    full = wire(maker.update(snapshot, full=True))
+    assert isinstance(full["sites"], list)
+    again = {Site(*site) for site in full["sites"]}
+    assert again == set(snapshot.blocks.sites) | {u.site for u in snapshot.site_usage}
+    copy.apply(full)
+    assert copy.snapshot().to_msgpack() == snapshot.to_msgpack()
+    # Nothing changed: a heartbeat names no site.
+    assert "sites" not in maker.update(snapshot)
 
 
 def test_an_update_carries_what_changed_not_every_block() -> None:
@@ -121,6 +191,9 @@ def test_an_update_carries_what_changed_not_every_block() -> None:
     # Ten events touch at most ten blocks; 8 bytes per block id.
     assert len(second["blocks_put"]["block"]) + len(second["blocks_gone"]["block"]) <= 2 * 10 * 8
     assert len(encode("u", second)) < len(encode("u", first)) / 10
+    # Sites off: no site crosses the wire, and no site column.
+    assert "sites" not in first
+    assert "site" not in first["blocks_put"]
     # Nothing changed: the heartbeat carries no rows and no blocks.
     assert third["components"] == third["owners"] == []
     assert third["blocks_put"]["block"] == third["blocks_gone"]["block"] == b""
@@ -145,8 +218,8 @@ def test_merge_names_rows_by_source_and_sums_live_sources_by_host() -> None:
     for seed, (name, host, state) in enumerate(
         [("a", "node-1", "live"), ("b", "node-2", "live"), ("c", "node-2", "gone")], start=21
     ):
-        workload = Workload(seed)
-        ledger = Ledger(clock=lambda: 0)
+        workload = Workload(seed, sites=True)
+        ledger = Ledger(clock=lambda: 0, sites=FixedSites())
         ledger.apply(workload.events(400))
         snapshot = own(ledger)
         stats = SourceStats(
@@ -184,13 +257,26 @@ def test_merge_names_rows_by_source_and_sums_live_sources_by_host() -> None:
             b.size,
             None if b.owner is None else p.stats.prefix + b.owner,
             b.allocated_ns,
-            None,  # sites are per process: a merged view does not carry them
+            b.site,  # the site itself: the same line in two processes is one site
         )
         for p in live
         for b in p.snapshot.blocks
     ]
     assert [tuple(b) for b in merged.blocks] == expected
     assert any(b.owner is None for b in merged.blocks)
+    assert any(b.site is not None for b in merged.blocks)
+    assert len(merged.blocks.sites) == len(set(merged.blocks.sites))
+    # The merged top sites: each site's bytes summed over the live sources.
+    assert merged.totals.callsites == 1
+    summed: dict[tuple[Site, str], int] = {}
+    for part in live:
+        for usage in part.snapshot.site_usage:
+            key = (usage.site, usage.device)
+            summed[key] = summed.get(key, 0) + usage.bytes_in_use
+    assert {(u.site, u.device): u.bytes_in_use for u in merged.site_usage} == summed
+    assert [u.bytes_in_use for u in merged.site_usage] == sorted(summed.values(), reverse=True)
+    # With every source's sites in its top list, the sums are those of the blocks.
+    assert merged.site_usage == sites_of_blocks(merged.blocks)
     gone_prefix = parts[2].stats.prefix
     assert not [c for c in merged.components if c.component.startswith(gone_prefix)]
     hosts = {(h.host, h.device): h for h in by_host(merged)}

@@ -6,11 +6,14 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import socket
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import trio
+from prometheus_client.parser import text_string_to_metric_families
 
 from memactor.cluster import open_aggregator
 from memactor.metrics import Snapshot
@@ -70,6 +73,27 @@ async def test_worker_processes_copies_are_exact_and_a_killed_one_is_gone(
     assert merged.totals.peak_bytes_reserved >= held.totals.bytes_reserved
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def in_use_by_process(address: str) -> dict[str, float]:
+    """The bytes in use per ``process`` label that the Prometheus endpoint at *address*
+    exposes."""
+    with urllib.request.urlopen(f"http://{address}/metrics", timeout=10) as reply:
+        exposition = reply.read().decode()
+    in_use: dict[str, float] = {}
+    for family in text_string_to_metric_families(exposition):
+        for sample in family.samples:
+            if sample.name == "memactor_memory_bytes" and sample.labels["state"] == "in_use":
+                process = sample.labels["process"]
+                in_use[process] = in_use.get(process, 0) + sample.value
+    return in_use
+
+
 async def test_memactor_aggregate_merges_served_processes(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     sockets = [f"unix:{tmp_path}/p{i}.sock" for i in range(2)]
@@ -86,8 +110,19 @@ async def test_memactor_aggregate_merges_served_processes(tmp_path: Path) -> Non
     try:
         for i in range(2):
             await wait_for_file(tmp_path / f"r{i}")
+        prometheus = f"127.0.0.1:{free_port()}"
         aggregate = subprocess.Popen(
-            [sys.executable, "-m", "memactor", "aggregate", *sockets, "--serve", merged_at],
+            [
+                sys.executable,
+                "-m",
+                "memactor",
+                "aggregate",
+                *sockets,
+                "--serve",
+                merged_at,
+                "--prometheus",
+                prometheus,
+            ],
             env=env,
             stdout=subprocess.DEVNULL,
         )
@@ -114,6 +149,15 @@ async def test_memactor_aggregate_merges_served_processes(tmp_path: Path) -> Non
         # the pool's 1 KiB size class.
         holders = {o.owner.split("/", 1)[1]: o.bytes_in_use for o in snapshot.owners}
         assert holders["holder-0"] == holders["holder-1"] == 3 * 1024
+        # The same sources for Prometheus (refreshed once a second): one process label
+        # each, with its bytes in use.
+        expected = {f"{s.name}:{s.pid}": s.bytes_in_use for s in snapshot.sources}
+        with trio.fail_after(30):
+            while (
+                in_use := await trio.to_thread.run_sync(in_use_by_process, prometheus)
+            ).keys() != expected.keys():
+                await trio.sleep(0.2)
+        assert in_use == expected
         report = await trio.run_process(
             [sys.executable, "-m", "memactor", "report", str(out)],
             env=env,

@@ -3,15 +3,19 @@ ledger's."""
 
 from __future__ import annotations
 
+import os
 import time
+from contextlib import AsyncExitStack
 
 import trio
 
 import memactor
 from memactor.cli._pipeline_demo import run_demo_in
-from memactor.exporters import serve_prometheus
+from memactor.cluster import open_aggregator
+from memactor.exporters import serve_cluster_prometheus, serve_prometheus
 
 from .conftest import PrometheusServer
+from .test_cluster import HOST, NAMES, add_source, refreshed, settled
 from .test_grafana import concrete, load_dashboard, panel_queries
 
 SCRAPE_TIMEOUT_S = 60.0
@@ -120,3 +124,34 @@ async def test_the_dashboards_queries_run_on_prometheus(
     shown = {expr for expr, result in answers.items() if result}
     for metric in ("memactor_memory_bytes", "memactor_unattributed_bytes", "events_total"):
         assert any(metric in expr for expr in shown), metric
+
+
+async def test_prometheus_scrapes_an_aggregator_per_host_and_process(
+    prometheus_server: PrometheusServer,
+) -> None:
+    """In cluster mode the server sees each source's figures under its host and process
+    labels, equal to that source's own ledger."""
+    address = f"127.0.0.1:{prometheus_server.target_port}"
+    async with (
+        open_aggregator() as aggregator,
+        serve_cluster_prometheus(aggregator, address, rate_hz=20) as exporter,
+        AsyncExitStack() as sources,
+    ):
+        added = [
+            await add_source(sources, aggregator, name, 10 + 10 * i) for i, name in enumerate(NAMES)
+        ]
+        owns = [await settled(aggregator, source) for source in added]
+        await refreshed(exporter.latest)
+        await trio.to_thread.run_sync(wait_for_scrape_after, prometheus_server, time.time())
+        memory = await trio.to_thread.run_sync(query, prometheus_server, "memactor_memory_bytes")
+        events = await trio.to_thread.run_sync(query, prometheus_server, "memactor_events_total")
+    for name, own in zip(NAMES, owns, strict=True):
+        source = (("host", HOST), ("process", f"{name}:{os.getpid()}"))
+        mine = {labels: v for labels, v in memory.items() if set(source) <= set(labels)}
+        assert len(mine) == 2 * len(own.components) > 0
+        for c in own.components:
+            where = (("component", c.component), ("device", c.device))
+            for state, expected in (("reserved", c.bytes_reserved), ("in_use", c.bytes_in_use)):
+                labels = tuple(sorted((*where, *source, ("state", state))))
+                assert mine[labels] == expected
+        assert events[tuple(sorted(source))] == own.totals.events_applied > 0

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from memactor.events import EventKind, MemoryEvent
 from memactor.metrics import (
     Ledger,
@@ -13,7 +15,9 @@ from memactor.metrics import (
     render_snapshot,
     render_table,
     snapshot_report_json,
+    table_width,
 )
+from memactor.metrics._report import OWNERS_SHOWN
 
 SECOND = 1_000_000_000
 
@@ -46,6 +50,58 @@ def test_table_layout() -> None:
         "a              1",
         "long name   1000",
     ]
+
+
+WIDE = (
+    ["component", "device", "in use", "peak in use", "reserved", "blocks"],
+    [
+        ["decode.chunks", "cuda:0", "64 MiB", "128.5 MiB", "64 MiB", "1,234"],
+        ["[bold]pool", "cpu", "1.5 KiB", "3 KiB", "1 GiB", "1"],
+    ],
+)
+
+
+def test_a_table_fits_the_width_it_is_given_and_loses_nothing() -> None:
+    headers, rows = WIDE
+    wide = render_table(headers, rows, right="2345")
+    assert wide.splitlines()[0] == ("component      device   in use  peak in use  reserved  blocks")
+    assert wide.splitlines()[3].startswith("[bold]pool")  # cells are text, not markup
+    with table_width(56):  # one space between columns is enough
+        assert render_table(headers, rows, right="2345").splitlines() == [
+            "component     device  in use peak in use reserved blocks",
+            "------------- ------ ------- ----------- -------- ------",
+            "decode.chunks cuda:0  64 MiB   128.5 MiB   64 MiB  1,234",
+            "[bold]pool    cpu    1.5 KiB       3 KiB    1 GiB      1",
+        ]
+    with table_width(48):  # then the widest cells wrap at a space
+        narrow = render_table(headers, rows, right="2345").splitlines()
+    assert max(map(len, narrow)) <= 48
+    assert narrow == [
+        "                       in   peak",
+        "component     device  use in use reserved blocks",
+        "------------- ------ ---- ------ -------- ------",
+        "decode.chunks cuda:0   64  128.5   64 MiB  1,234",
+        "                      MiB    MiB",
+        "[bold]pool    cpu     1.5  3 KiB    1 GiB      1",
+        "                      KiB",
+    ]
+    with table_width(20):  # and when no word fits whole, within words
+        folded = render_table(headers, rows, right="2345").splitlines()
+    assert max(map(len, folded)) <= 20
+
+    def characters(lines: list[str]) -> list[str]:
+        return sorted(char for line in lines if line.strip("- ") for char in line if char != " ")
+
+    assert characters(folded) == characters(wide.splitlines())  # folded, but all there
+    assert render_table(headers, rows, right="2345") == wide  # the width is restored
+
+
+def test_table_width_refuses_a_width_below_one_column() -> None:
+    with (
+        pytest.raises(ValueError, match=r"^a table width must be at least 1 column, got 0$"),
+        table_width(0),
+    ):
+        pass
 
 
 def test_snapshot_report_names_the_leak_and_the_numbers() -> None:
@@ -131,3 +187,13 @@ def test_reports_show_slack_and_reuse_where_requested_sizes_were_reported() -> N
     assert pool["reuse_ratio"] == 2.0
     assert (cache["slack_ratio"], cache["reuse_ratio"]) == (None, None)
     assert "requested versus lent:" not in render_snapshot(leaky_ledger().snapshot("end"))
+
+
+def test_counts_of_one_read_in_the_singular() -> None:
+    ledger = Ledger(clock=lambda: 0)
+    for owner in range(OWNERS_SHOWN + 1):
+        ledger.apply([MemoryEvent(EventKind.ALLOC, "pool", owner, 1, owner=f"o{owner}")])
+    ledger.apply([MemoryEvent(EventKind.FREE, "pool", o, 1) for o in range(1, OWNERS_SHOWN + 1)])
+    text = render_snapshot(ledger.snapshot("one"))
+    assert text.startswith('memactor snapshot "one": 1 B in use, 1 B reserved, 1 live block\n')
+    assert "\n... and 1 more owner\n" in text

@@ -11,6 +11,8 @@ from memactor.metrics import Snapshot
 
 ray = pytest.importorskip("ray")
 
+from cluster.test_processes import in_use_by_process  # noqa: E402
+
 from memactor.ray import get_aggregator  # noqa: E402
 
 from .workers import AsyncWorker, Worker, task  # noqa: E402
@@ -31,11 +33,19 @@ def wait_for(condition: Any, timeout_s: float = 60) -> None:
 
 def test_ray_sources_copies_are_exact_gaps_heal_and_a_killed_one_is_gone() -> None:
     namespace = "test-exact"
-    aggregator = get_aggregator(namespace=namespace)
+    aggregator = get_aggregator(namespace=namespace, prometheus_port=0)
     # Found by name and namespace: the same actor.
     assert get_aggregator(namespace=namespace)._actor_id == aggregator._actor_id
     workers = [Worker.remote(f"w{i}", namespace) for i in range(3)]  # type: ignore[attr-defined]  # made by @ray.remote
     ray.get([w.work.remote(i, 3) for i, w in enumerate(workers)])
+    # Prometheus sees each worker under its host and process, with its bytes in use.
+    address = ray.get(aggregator.prometheus_address.remote())
+    wait_for(
+        lambda: (
+            in_use_by_process(address)
+            == {f"{s['name']}:{s['pid']}": s["bytes_in_use"] for s in sources(aggregator).values()}
+        )
+    )
     # A lost update: the aggregator asks for a checkpoint and catches up.
     ray.get(workers[0].lose_an_update.remote(10))
     wait_for(lambda: sources(aggregator)["w0"]["checkpoints"] == 2)

@@ -241,7 +241,7 @@ def test_callsite_settings_are_checked() -> None:
     assert [check_callsites(v) for v in (True, False, 0, 1, 9)] == [1, 0, 0, 1, 9]
     for bad in (-1, 1.5, "1"):
         with pytest.raises(ValueError, match=r"^callsites must be True, False or a sampling"):
-            check_callsites(bad)  # type: ignore[arg-type]
+            check_callsites(bad)  # type: ignore[arg-type]  # wrong on purpose
     with pytest.raises(ValueError, match=r"^every must be a positive int"):
         SiteTable(0)
     with pytest.raises(ValueError, match=r"^tag 'site' must be a decimal site id"):

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from memactor.events import EventKind, MemoryEvent
-from memactor.metrics import Ledger, Snapshot
+from memactor.events import EventKind, MemoryEvent, Site
+from memactor.metrics import Ledger, SiteUsage, Snapshot
 from memactor.remote import Source, ViewUpdate
 
 STEP_NS = 100_000_000
@@ -117,3 +117,28 @@ def updates(count: int, **options: bool | int) -> list[ViewUpdate]:
     """*count* successive views of a seeded :class:`Pipeline`."""
     pipeline = Pipeline(**options)  # type: ignore[arg-type]  # each option has its own type
     return [pipeline.advance() for _ in range(count)]
+
+
+SITES = (
+    (Site("/srv/pipeline/stages/enrich/lookup.py", 88, "lookup_features"), "cpu", 16 * KIB),
+    (Site("/srv/pipeline/stages/decode.py", 41, "decode_frame"), "cpu", 64 * KIB),
+    (Site("/srv/pipeline/gpu/upload.py", 120, "stage_to_device"), "cuda:0", 256 * KIB),
+    (Site("/srv/pipeline/pool.py", 17, "acquire"), "cpu", MIB),
+)
+"""Seeded allocation sites: where each of :class:`Pipeline`'s stages lends from."""
+
+
+def with_sites(update: ViewUpdate, tick: int) -> ViewUpdate:
+    """*update* with seeded site usage, as a view of a program with sites on carries:
+    the enrich stage's site holds one more block each tick."""
+    usage = sorted(
+        (
+            SiteUsage(site, device, size * blocks, blocks)
+            for (site, device, size), blocks in zip(SITES, (tick + 1, 2, 1, 1), strict=True)
+        ),
+        key=lambda u: -u.bytes_in_use,
+    )
+    view = update.view
+    totals = dataclasses.replace(view.totals, callsites=1)
+    view = dataclasses.replace(view, totals=totals, site_usage=tuple(usage))
+    return dataclasses.replace(update, view=view)

@@ -260,9 +260,9 @@ def test_at_80_columns_tables_leave_out_columns_and_the_header_breaks_between_pa
             assert components.get_row("pool\0cpu")[6] == "95.2%"  # left out, still kept
             await pilot.press("3")
             await pilot.pause()
-            assert table(app, "leaks").shown_columns == (
-                "component", "device", "verdict", "growth", "net", "why",
-            )  # fmt: skip
+            leaks = app.query_one("#leaks-body")
+            assert leaks.size.width <= 80  # the sentences wrap, nothing is cut
+            assert leaks.virtual_size.width <= 80
             header = app.query_one(MemoryHeader)
             # Two devices and the true peak take 87 columns: the line breaks once.
             assert header.size.height == 4
@@ -280,25 +280,3 @@ def test_flow_breaks_between_parts_and_indents_what_follows() -> None:
     assert flow(("aaaa", "bbbb", "cc"), 10) == ["aaaa", "  bbbb", "  cc"]
     assert flow(("a" * 20,), 10) == ["a" * 20]  # too long for any row: left whole
     assert flow((), 10) == [""]
-
-
-def test_leak_verdicts_are_coloured() -> None:
-    app = MemactorApp(chart_hz=None)
-
-    async def script(pilot: Pilot[None]) -> None:
-        for update in updates(80):
-            app.post(update)
-        await pilot.press("3")
-        await pilot.pause()
-        leaks = table(app, "leaks")
-        growing = leaks.render_line(1)
-        word = next(s for s in growing if s.text == "GROWING")
-        assert word.style is not None
-        assert word.style.bold
-        assert word.style.color == leaks.get_component_rich_style("row-table--bad").color
-        ok = next(s for s in leaks.render_line(2) if s.text == "ok")
-        assert ok.style is not None
-        assert ok.style.color == leaks.get_component_rich_style("row-table--good").color
-        assert ok.style.color != word.style.color
-
-    drive(app, script)

@@ -10,9 +10,11 @@ import numpy as np
 import pytest
 import trio
 from textual.pilot import Pilot
+from textual.widgets import Static
 
 import memactor
 from memactor.actors import MetricsActor
+from memactor.metrics import Limit
 from memactor.tui import pipeline_app, run
 from memactor.tui._header import MemoryHeader
 from memactor.tui._table import RowTable
@@ -177,3 +179,36 @@ def test_sigterm_quits_as_q_does_with_exit_code_143() -> None:
     assert run(main, headless=True) == 143
     assert stopped == ["holder"]  # the system closed: every actor stopped
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler is gone
+
+
+def test_a_known_cap_is_projected_in_the_leaks_view() -> None:
+    pools: list[memactor.BufferPool] = []
+
+    async def main(system: memactor.MemorySystem) -> None:
+        pool = memactor.BufferPool(max_reserved="1 MiB")
+        await system.spawn(pool, name="pool")
+        pools.append(pool)
+        async with pool.lease((4096,), np.uint8):
+            await trio.sleep_forever()
+
+    def caps() -> list[Limit]:
+        return [Limit(p.max_reserved, p.name, name="cap") for p in pools if p.max_reserved]
+
+    app = pipeline_app(main, sample_hz=50.0, limits=caps)
+
+    def projected() -> bool:
+        report = app.dashboard.leak_report()
+        return report is not None and bool(report.projections)
+
+    async def script(pilot: Pilot[None]) -> None:
+        await wait_for(pilot, projected)
+        await pilot.press("3")
+        await pilot.pause()
+        body = app.query_one("#leaks-body", Static)
+        lines = body.render_lines(body.region.reset_offset)
+        shown = " ".join(" ".join("".join(s.text for s in line).split()) for line in lines)
+        assert "projections" in shown
+        assert "pool on cpu: 4 KiB reserved of its 1 MiB cap: does not grow" in shown
+        await pilot.press("q")
+
+    drive(app, script)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import sys
 from pathlib import Path
@@ -12,10 +13,10 @@ from memactor.metrics import Ledger, Snapshot
 from memactor.remote import ViewUpdate
 from memactor.runtime import MemoryHub
 from memactor.tui import MemactorApp
-from memactor.tui._sites import site_rows
+from memactor.tui._sites import SITE_COLUMNS, site_rows
 from memactor.tui._table import RowTable
 
-from .feeds import SOURCE, START_WALL_NS
+from .feeds import SOURCE, START_WALL_NS, updates, with_sites
 from .helpers import drive
 
 HERE = Path(__file__).resolve().relative_to(Path.cwd().resolve())
@@ -82,3 +83,25 @@ def test_key_5_shows_the_sites_view(tmp_path: Path) -> None:
         assert table.get_row(table.row_keys[0])[2:] == ("256 KiB", "4")
 
     drive(app, script)
+
+
+def test_a_narrow_sites_table_leaves_out_blocks_then_device() -> None:
+    app = MemactorApp(chart_hz=None)
+
+    async def main() -> None:
+        async with app.run_test(size=(80, 24)) as pilot:
+            for index, update in enumerate(updates(3)):
+                app.post(with_sites(update, index))
+            await pilot.press("5")
+            await pilot.pause()
+            table = app.query_one("#sites-table", RowTable)
+            assert list(table.shown_columns) == ["site", "device", "in use"]
+            assert table.get_row(table.row_keys[0])[3] == "1"  # left out, still kept
+            await pilot.resize_terminal(72, 24)
+            await pilot.pause()
+            assert list(table.shown_columns) == ["site", "in use"]
+            await pilot.resize_terminal(120, 24)
+            await pilot.pause()
+            assert list(table.shown_columns) == list(SITE_COLUMNS)
+
+    asyncio.run(main())

@@ -10,11 +10,12 @@ from collections.abc import Callable
 import pytest
 from textual.pilot import Pilot
 
+from memactor.metrics import Limit, VerdictConfig
 from memactor.remote import ConnectionLost
-from memactor.tui import MemactorApp
+from memactor.tui import Dashboard, MemactorApp
 from memactor.tui._filter import FilterBar
 
-from .feeds import updates
+from .feeds import MIB, updates, with_sites
 from .helpers import SIZE
 
 SnapCompare = Callable[..., bool]
@@ -22,9 +23,12 @@ SMALL = (80, 24)
 """The terminal a newcomer most likely has: every view and box must fit it."""
 
 
-def seeded(*, lost: bool = False, snapshots: bool = False) -> Callable[[Pilot[None]], object]:
+def seeded(
+    *, lost: bool = False, snapshots: bool = False, sites: bool = False
+) -> Callable[[Pilot[None]], object]:
     """Post 80 seeded views (a connection lost and found at the 60th); with *snapshots*,
-    take one at the 40th view and one at the end, and clear the toasts they raise."""
+    take one at the 40th view and one at the end, and clear the toasts they raise; with
+    *sites*, the views carry seeded site usage."""
 
     async def run_before(pilot: Pilot[None]) -> None:
         app = pilot.app
@@ -34,7 +38,7 @@ def seeded(*, lost: bool = False, snapshots: bool = False) -> Callable[[Pilot[No
         for index, update in enumerate(stream):
             if index == 60:
                 app.post(ConnectionLost("connection refused", 1.6, attempt=1))
-            app.post(update)
+            app.post(with_sites(update, index) if sites else update)
             if snapshots and index in (39, 79):
                 await pilot.pause()
                 await app.take_snapshot()
@@ -95,7 +99,7 @@ def test_screens_at_80x24(
 
 def test_a_failed_feed_at_80x24_keeps_the_last_view(snap_compare: SnapCompare) -> None:
     async def run_before(pilot: Pilot[None]) -> None:
-        await seeded()(pilot)  # type: ignore[misc]
+        await seeded()(pilot)  # type: ignore[misc]  # typed to return object; it is a coroutine
         app = pilot.app
         assert isinstance(app, MemactorApp)
         app.post_message(app.FeedEnded(ValueError("bad frame")))
@@ -103,3 +107,18 @@ def test_a_failed_feed_at_80x24_keeps_the_last_view(snap_compare: SnapCompare) -
 
     app = MemactorApp(chart_hz=None, watching="the pipeline")
     assert snap_compare(app, terminal_size=SMALL, run_before=run_before)
+
+
+def test_sites_at_80x24(snap_compare: SnapCompare) -> None:
+    app = MemactorApp(chart_hz=None)
+    assert snap_compare(app, press=("5",), terminal_size=SMALL, run_before=seeded(sites=True))
+
+
+@pytest.mark.parametrize("press", [("3",), ("3", "end")], ids=["top", "end"])
+def test_leak_verdicts_at_80x24(snap_compare: SnapCompare, press: tuple[str, ...]) -> None:
+    """Judged by the windows (from 4 s: the feed is 8 s long), with the pool's cap known."""
+    dashboard = Dashboard(
+        verdict=VerdictConfig(min_duration_s=4.0), limits=[Limit(8 * MIB, "pool", name="cap")]
+    )
+    app = MemactorApp(chart_hz=None, dashboard=dashboard)
+    assert snap_compare(app, press=press, terminal_size=SMALL, run_before=seeded())
