@@ -4,8 +4,9 @@ A :class:`SiteTable` finds, for an emit, the first frame outside memactor, trio 
 few modules between them and user code (outcome, contextlib), and gives the event a tag
 ``("site", "ID")`` where ``ID`` is a small number that the table maps back to a
 :class:`Site` (file, line, function). Each distinct line is interned once, so a site
-costs its strings once however many events point at it; an emit that finds a known line
-costs a walk of a few frames and two dict look-ups.
+costs its strings once however many events point at it. An emit called straight from a
+known line costs one frame look-up and one dict look-up (``SiteTable.callers``); one
+called from inside memactor (a pool's lend) walks the few frames out to the site.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from types import CodeType, FrameType
 from typing import Final, NamedTuple
 
 from ._event import REQUESTED_TAG, Tags
+
+_NOT_SEEN: Final[tuple[CodeType | None, Tags]] = (None, ())
 
 SITE_TAG: Final = "site"
 """The tag under which an ALLOC, ACQUIRE or RESIZE carries its site's id, in decimal."""
@@ -122,6 +125,11 @@ class SiteTable:
         its site: the emit's fast path, one look-up; the line is worked out only when a
         position is first seen. Its codes are kept alive in ``_codes``, so that no id
         is reused while it is a key here."""
+        self.callers: dict[int, tuple[CodeType, Tags]] = {}
+        """Instruction offset of an emit's caller that is itself a site -> ``(its code,
+        the site's tags)``: the reporters' fast path, one look-up and an identity test
+        of the code. The last code seen at an offset holds it; another code calling
+        from the same offset is found through ``positions`` and takes it over."""
         self._codes: dict[int, CodeType] = {}
         self._ids: dict[Site, int] = {}
         self._sites: list[Site] = [Site("(no site)", 0, "")]
@@ -142,7 +150,9 @@ class SiteTable:
         if *requested* is not ``None``, the requested tag, in key order. No site tag
         when every frame is internal."""
         frame = sys._getframe(depth)
-        tags = self.positions.get((id(frame.f_code), frame.f_lasti)) or self.tags_at(frame)
+        code, tags = self.callers.get(frame.f_lasti, _NOT_SEEN)
+        if code is not frame.f_code:
+            tags = self.tags_at(frame)
         if requested is None:
             return tags
         return ((REQUESTED_TAG, str(requested)), *tags)
@@ -151,6 +161,7 @@ class SiteTable:
         """The site tags of the first frame outside memactor from *frame* outwards (the
         frame that called an emit), ``()`` if there is none; interns the site if new."""
         internal = self._internal
+        caller = frame
         while frame is not None:
             code = frame.f_code
             skip = internal.get(code.co_filename)
@@ -161,9 +172,12 @@ class SiteTable:
             frame = frame.f_back
         if frame is None:
             return ()
-        key = (id(code), frame.f_lasti)
+        lasti = frame.f_lasti
+        key = (id(code), lasti)
         tags = self.positions.get(key)
         if tags is not None:
+            if frame is caller:
+                self.callers[lasti] = (code, tags)
             return tags
         site = Site(code.co_filename, frame.f_lineno, code.co_qualname)
         with self._lock:
@@ -173,4 +187,6 @@ class SiteTable:
                 self._sites.append(site)
             tags = self.positions[key] = ((SITE_TAG, str(site_id)),)
             self._codes[id(code)] = code
+        if frame is caller:
+            self.callers[lasti] = (code, tags)
         return tags

@@ -33,6 +33,7 @@ from ._reporter import MemoryReporter as MemoryReporter
 from ._reporter import NullReporter as NullReporter
 from ._reporter import Reporter as Reporter
 from ._reporter import ThreadReporter as ThreadReporter
+from ._sited import SampledReporter as SampledReporter
 from ._sited import SitedReporter as SitedReporter
 from ._stall import DEFAULT_STALL_THRESHOLD_S as DEFAULT_STALL_THRESHOLD_S
 from ._stall import Stall as Stall

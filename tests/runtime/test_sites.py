@@ -21,7 +21,8 @@ from memactor.events import (
     check_callsites,
     site_of,
 )
-from memactor.runtime import MemoryHub
+from memactor.runtime import MemoryHub, SampledReporter, SitedReporter
+from memactor.runtime._inbox import Inbox
 
 HERE = __file__
 
@@ -85,6 +86,76 @@ def test_sampling_tags_one_allocation_in_n() -> None:
     assert sites_of(hub) == [site, None, None, site, None, None, site]
     assert hub.sites is not None
     assert hub.sites.every == 3
+
+
+def _lend_a(reporter: memactor.MemoryReporter, block: int) -> None:
+    reporter.alloc(block, 10)
+
+
+def _lend_b(reporter: memactor.MemoryReporter, block: int) -> None:
+    reporter.alloc(block, 10)
+
+
+@pytest.mark.parametrize("every", [1, 2])
+def test_two_functions_calling_from_one_offset_keep_their_own_sites(every: int) -> None:
+    # The same body in two functions: the emit's caller is at the same instruction
+    # offset in two codes, so the reporters' fast path must tell the codes apart.
+    assert _lend_a.__code__.co_code == _lend_b.__code__.co_code
+    hub = MemoryHub(callsites=every)
+    reporter = hub.reporter("pool")
+    for block in range(4 * every):
+        (_lend_a if block // every % 2 == 0 else _lend_b)(reporter, block)
+    functions = [site.function if site else None for site in sites_of(hub)]
+    tagged = ["_lend_a", "_lend_b", "_lend_a", "_lend_b"]
+    assert functions == (tagged if every == 1 else [name for t in tagged for name in (t, None)])
+    assert hub.sites is not None
+    assert len(hub.sites) == 2
+
+
+def test_the_table_rate_picks_the_reporter_class() -> None:
+    reporter = SitedReporter("pool", Inbox(1))
+    reporter.use_sites(SiteTable(5))
+    assert type(reporter) is SampledReporter
+    reporter.use_sites(SiteTable(1))
+    assert type(reporter) is SitedReporter
+    hub = MemoryHub(callsites=64)
+    assert type(hub.reporter("pool")) is SampledReporter
+
+
+def test_a_huge_rate_tags_the_first_allocation_only() -> None:
+    hub = MemoryHub(callsites=10**12)
+    reporter = hub.reporter("pool")
+    line = line_below()
+    for block in range(1000):
+        reporter.alloc(block, 10, requested=5)
+    events = _events(hub)
+    assert hub.sites is not None
+    assert hub.sites.site(site_of(events[0][9])) == Site(
+        HERE, line + 1, "test_a_huge_rate_tags_the_first_allocation_only"
+    )
+    assert events[0][9] == ((REQUESTED_TAG, "5"), (SITE_TAG, "1"))
+    assert [event[9] for event in events[1:]] == [((REQUESTED_TAG, "5"),)] * 999
+
+
+async def test_pool_leases_from_two_lines_are_two_sites() -> None:
+    # A pool's lend is called from memactor's own code: the position of that call says
+    # nothing about the site, which is found by walking out each time.
+    async with memactor.open_system(callsites=True) as system:
+        pool = memactor.BufferPool()
+        await system.spawn(pool, name="pool")
+        first = line_below()
+        one = pool.acquire_nowait((1000,), np.uint8)
+        second = line_below()
+        two = pool.acquire_nowait((1000,), np.uint8)
+        snapshot = await system.metrics.snapshot()
+        one.release()
+        two.release()
+    name = "test_pool_leases_from_two_lines_are_two_sites"
+    assert sorted(block.site.line for block in snapshot.blocks if block.site) == [first, second]
+    assert {block.site for block in snapshot.blocks} == {
+        Site(HERE, first, name),
+        Site(HERE, second, name),
+    }
 
 
 def test_sites_are_off_unless_asked_for() -> None:
