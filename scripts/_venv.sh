@@ -1,7 +1,8 @@
 # Shared by scripts/demo and scripts/test: make .venv when missing and install the
 # project into it (with the extras named in $1, "" for none: pass it explicitly, since a
 # sourced script would otherwise see the caller's arguments). Re-installs only when
-# pyproject.toml changed since the last install.
+# pyproject.toml, setup.py or a C source changed since the last install (an install
+# compiles the hot path's C extensions, see memactor/_native).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="$root/.venv"
@@ -16,11 +17,17 @@ if [ ! -x "$venv/bin/python" ]; then
   "$python" -m venv "$venv"
 fi
 stamp="$venv/.memactor-installed${extras:+-$extras}"
-current() {  # installed since pyproject.toml last changed: with these extras, or any extras
-  local candidate candidates=("$stamp")
+# What an install depends on: the project's metadata and the C sources it compiles.
+inputs=("$root/pyproject.toml" "$root/setup.py" "$root"/memactor/_native/*.[ch])
+current() {  # installed since those last changed: with these extras, or any extras
+  local candidate input candidates=("$stamp")
   if [ -z "$extras" ]; then candidates+=("$venv"/.memactor-installed-*); fi
   for candidate in "${candidates[@]}"; do
-    if [ -f "$candidate" ] && [ ! "$root/pyproject.toml" -nt "$candidate" ]; then return 0; fi
+    [ -f "$candidate" ] || continue
+    for input in "${inputs[@]}"; do
+      if [ -e "$input" ] && [ "$input" -nt "$candidate" ]; then continue 2; fi
+    done
+    return 0
   done
   return 1
 }

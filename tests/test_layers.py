@@ -31,7 +31,7 @@ class Layer:
 
 
 LAYERS = (
-    Layer("0 base", ("memactor._errors", "memactor._version")),
+    Layer("0 base", ("memactor._errors", "memactor._version", "memactor._native")),
     Layer("1 events", ("memactor.events",)),
     Layer("2 codec", ("memactor.codec",), ("msgpack", "numpy")),
     # rich lays out the reports' tables (render_table), as text: no terminal, no I/O.
