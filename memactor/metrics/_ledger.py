@@ -22,8 +22,9 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from operator import index as as_int
 from operator import length_hint
-from typing import Any, SupportsIndex
+from typing import Any, ClassVar, SupportsIndex
 
+from .._native import load
 from ..events import (
     MAX_BLOCK,
     MAX_TIMESTAMP,
@@ -38,10 +39,12 @@ from ..events import (
 from ._accounts import (
     NO_OWNER,
     NO_SIZE,
+    OWNER_BITS,
     OWNER_FIELD,
     OWNER_MASK,
     OWNER_SHIFT,
     RETIRED,
+    SIZE_BITS,
     SIZE_MASK,
     TIME_SHIFT,
     Account,
@@ -57,7 +60,14 @@ from ._rows import ComponentRows, SortedRows
 from ._series import DEFAULT_CAPACITY, SampleTimes, SeriesView, TimeSeries
 from ._sites import top_sites
 from ._snapshot import PROCESS, TOTAL, ComponentSeries, Snapshot
-from ._stats import ComponentStats, DeviceStats, LedgerStats, OwnerStats, ProcessStats
+from ._stats import (
+    HISTOGRAM_BUCKETS,
+    ComponentStats,
+    DeviceStats,
+    LedgerStats,
+    OwnerStats,
+    ProcessStats,
+)
 
 _ALLOC = int(EventKind.ALLOC)
 _FREE = int(EventKind.FREE)
@@ -66,6 +76,17 @@ _ACQUIRE = int(EventKind.ACQUIRE)
 _RELEASE = int(EventKind.RELEASE)
 _TRANSFER = int(EventKind.TRANSFER)
 
+
+_compiled = load("_ledger")
+"""The compiled apply loop (``memactor/_native/_ledger.c``), or ``None``: pure Python."""
+if _compiled is not None:
+    _compiled.bind(
+        Account,
+        DeviceAccount,
+        OwnerAccount,
+        tuple(int(kind) for kind in sorted(EventKind)),
+        (SIZE_BITS, OWNER_BITS, HISTOGRAM_BUCKETS, 11),
+    )
 
 _UNSET = object()
 _NO_BLOCKS = LiveBlocks.empty()
@@ -174,6 +195,12 @@ class Ledger:
 
     # -- applying events -------------------------------------------------------------
 
+    implementation: ClassVar[str] = "python" if _compiled is None else "compiled"
+    """Which ``apply`` ledgers use in this process: ``"compiled"`` (the C extension
+    ``memactor._native._ledger``) or ``"python"`` (the reference, when
+    ``MEMACTOR_PURE_PYTHON=1`` is set or the extension is missing). Both give the same
+    books; ``tests/native`` holds them to it."""
+
     def apply(self, events: Iterable[Sequence[Any]]) -> int:
         """Apply *events* in order and return how many were taken in.
 
@@ -186,7 +213,18 @@ class Ledger:
         interrupt), the events before the one it failed on are applied and counted in
         :attr:`events_applied`, the books are consistent, and the error is raised; the
         failed event and those after it are not counted (see ``EventOrder``).
+
+        The work is done by the compiled loop or by :meth:`_apply_python`, as
+        :attr:`implementation` says; their results are the same.
         """
+        if not isinstance(events, list | tuple):
+            events = list(events)
+        if _compiled is None:
+            return self._apply_python(events)
+        return _compiled.apply(self, events)  # type: ignore[no-any-return]  # a C function
+
+    def _apply_python(self, events: Iterable[Sequence[Any]]) -> int:
+        """:meth:`apply` in pure Python: the reference the compiled loop is held to."""
         if not isinstance(events, list | tuple):
             events = list(events)
         owners = self._owners

@@ -1,0 +1,1342 @@
+/* memactor._native._ledger: the ledger's apply loop, compiled.
+ *
+ * apply(ledger, events) does exactly what Ledger._apply_python does (the reference in
+ * memactor/metrics/_ledger.py), on the ledger's own Python objects: the Account,
+ * DeviceAccount and OwnerAccount objects (read and written through their __slots__
+ * offsets), each account's dict of packed int records, the owner table. Everything
+ * outside apply (statistics, snapshots, retirement) reads the same objects, so it is
+ * unchanged. The counters of the current (component, device) and its device live in C
+ * integers while consecutive events share them, and go back to their objects when the
+ * pair changes and at the end, as the Python loop keeps them in locals.
+ *
+ * Hot kinds (ALLOC, FREE, ACQUIRE, RELEASE, RESIZE and their anomalies) run here; the
+ * rare and feature paths call the same Python methods the reference calls (opening an
+ * account or owner, counting an anomaly, tags, sites, requested sizes, transfers), in
+ * the same order, so an error raised by one leaves the same books in both.
+ *
+ * Errors: an exception of the kinds the reference counts as a malformed event
+ * (TypeError, ValueError, AttributeError, KeyError, OverflowError) is counted and the
+ * loop goes on; any other is raised after the books of the events before it are stored
+ * and counted in _events_applied.
+ *
+ * Counters are 128-bit C integers: every size is at most 2**48 - 1, so no count of
+ * events a machine can apply makes one outgrow them (a counter that did would raise
+ * RuntimeError, never a wrong figure). Lifetimes are summed as Python ints when an
+ * event's time is beyond 64 bits (a FREE's time is not range-checked).
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <structmember.h>
+#include <stdint.h>
+
+__extension__ typedef __int128 i128;
+__extension__ typedef unsigned __int128 u128;
+
+#define SIZE_BITS 48
+#define OWNER_BITS 24
+#define TIME_SHIFT (SIZE_BITS + OWNER_BITS)
+#define SIZE_MASK ((((uint64_t)1) << SIZE_BITS) - 1)
+#define OWNER_MASK ((((uint64_t)1) << OWNER_BITS) - 1)
+#define HISTOGRAM_BUCKETS 49
+#define FIELDS 11
+#define RECORD_BYTES 17 /* 136 bits: a 64-bit time above 72 bits of owner and size */
+
+enum { ALLOC, FREE, RESIZE, ACQUIRE, RELEASE, TRANSFER, UNKNOWN_KIND };
+
+/* ---- ints ------------------------------------------------------------------------ */
+
+#if PY_VERSION_HEX >= 0x030D0000
+static int
+long_to_bytes(PyObject *v, unsigned char *buf, size_t n)
+{
+    Py_ssize_t need = PyLong_AsNativeBytes(v, buf, (Py_ssize_t)n, Py_ASNATIVEBYTES_LITTLE_ENDIAN);
+    if (need < 0)
+        return -1;
+    if ((size_t)need > n) {
+        PyErr_SetString(PyExc_OverflowError, "int too big to convert");
+        return -1;
+    }
+    return 0;
+}
+static PyObject *
+long_from_bytes(const unsigned char *buf, size_t n)
+{
+    return PyLong_FromNativeBytes(buf, n, Py_ASNATIVEBYTES_LITTLE_ENDIAN);
+}
+#else
+static int
+long_to_bytes(PyObject *v, unsigned char *buf, size_t n)
+{
+    return _PyLong_AsByteArray((PyLongObject *)v, buf, n, 1, 1);
+}
+static PyObject *
+long_from_bytes(const unsigned char *buf, size_t n)
+{
+    return _PyLong_FromByteArray(buf, n, 1, 1);
+}
+#endif
+
+static PyObject *
+from_i128(i128 v)
+{
+    if (v >= INT64_MIN && v <= INT64_MAX)
+        return PyLong_FromLongLong((long long)v);
+    unsigned char buf[16];
+    u128 u = (u128)v;
+    for (int i = 0; i < 16; i++)
+        buf[i] = (unsigned char)(u >> (8 * i));
+    return long_from_bytes(buf, 16);
+}
+
+/* An int as a 128-bit integer: 0, or -1 with an error (TypeError for a non-int; a
+ * counter beyond 128 bits is RuntimeError, which apply raises rather than counts). */
+static int
+as_i128(PyObject *v, i128 *out)
+{
+    if (!PyLong_Check(v)) {
+        PyErr_Format(PyExc_TypeError, "ledger counter must be an int, got %R", v);
+        return -1;
+    }
+    int overflow;
+    long long x = PyLong_AsLongLongAndOverflow(v, &overflow);
+    if (!overflow) {
+        if (x == -1 && PyErr_Occurred())
+            return -1;
+        *out = x;
+        return 0;
+    }
+    unsigned char buf[16];
+    if (long_to_bytes(v, buf, 16) < 0) {
+        PyErr_Clear();
+        PyErr_SetString(PyExc_RuntimeError, "a ledger counter outgrew 128 bits");
+        return -1;
+    }
+    u128 u = 0;
+    for (int i = 15; i >= 0; i--)
+        u = (u << 8) | buf[i];
+    *out = (i128)u;
+    return 0;
+}
+
+/* An int (after operator.index) as int64: 1 fits, 0 does not, -1 error. */
+static int
+fits_i64(PyObject *v, int64_t *out)
+{
+    int overflow;
+    long long x = PyLong_AsLongLongAndOverflow(v, &overflow);
+    if (overflow)
+        return 0;
+    if (x == -1 && PyErr_Occurred())
+        return -1;
+    *out = x;
+    return 1;
+}
+
+/* A live block's packed record: size (bits 0-47), owner index (48-71), time (72-). */
+typedef struct {
+    uint64_t size;
+    uint64_t owner;
+    int64_t time;
+} Record;
+
+static int
+record_read(PyObject *value, Record *record)
+{
+    if (!PyLong_Check(value)) {
+        PyErr_Format(PyExc_TypeError, "a live block's record must be an int, got %R", value);
+        return -1;
+    }
+    unsigned char buf[RECORD_BYTES];
+    if (long_to_bytes(value, buf, RECORD_BYTES) < 0)
+        return -1;
+    uint64_t size = 0, owner = 0, time = 0;
+    for (int i = 5; i >= 0; i--)
+        size = (size << 8) | buf[i];
+    for (int i = 8; i >= 6; i--)
+        owner = (owner << 8) | buf[i];
+    for (int i = 16; i >= 9; i--)
+        time = (time << 8) | buf[i];
+    record->size = size;
+    record->owner = owner;
+    record->time = (int64_t)time;
+    return 0;
+}
+
+static PyObject *
+record_make(const Record *record)
+{
+    unsigned char buf[RECORD_BYTES];
+    uint64_t time = (uint64_t)record->time;
+    for (int i = 0; i < 6; i++)
+        buf[i] = (unsigned char)(record->size >> (8 * i));
+    for (int i = 0; i < 3; i++)
+        buf[6 + i] = (unsigned char)(record->owner >> (8 * i));
+    for (int i = 0; i < 8; i++)
+        buf[9 + i] = (unsigned char)(time >> (8 * i));
+    return long_from_bytes(buf, RECORD_BYTES);
+}
+
+/* ---- the slots of the ledger's objects -------------------------------------------- */
+
+enum { ACCOUNT, DEVICE, OWNER, CLASSES };
+
+typedef struct {
+    const char *name;
+    int cls;
+    PyObject *name_obj;
+    Py_ssize_t offset;
+} Field;
+
+enum {
+    A_RESERVED, A_IN_USE, A_PEAK_RESERVED, A_PEAK_IN_USE, A_ALLOCATIONS, A_FREES,
+    A_ACQUIRES, A_RELEASES, A_BYTES_ALLOCATED, A_BLOCKS, A_HISTOGRAM, A_REQUESTS, A_SITES,
+    A_DEVICE_ACCOUNT, A_RESIZES, A_LIFETIME_TOTAL, A_LIFETIME_MAX, A_LIFETIMES, A_FREED,
+    A_FREE_LIMIT, D_RESERVED, D_IN_USE, D_PEAK_RESERVED, D_PEAK_IN_USE, O_IN_USE,
+    O_PEAK_IN_USE, O_TAG, FIELD_COUNT
+};
+
+static Field fields[FIELD_COUNT] = {
+    {"reserved", ACCOUNT}, {"in_use", ACCOUNT}, {"peak_reserved", ACCOUNT},
+    {"peak_in_use", ACCOUNT}, {"allocations", ACCOUNT}, {"frees", ACCOUNT},
+    {"acquires", ACCOUNT}, {"releases", ACCOUNT}, {"bytes_allocated", ACCOUNT},
+    {"blocks", ACCOUNT}, {"histogram", ACCOUNT}, {"requests", ACCOUNT}, {"sites", ACCOUNT},
+    {"device_account", ACCOUNT}, {"resizes", ACCOUNT}, {"lifetime_total_ns", ACCOUNT},
+    {"lifetime_max_ns", ACCOUNT}, {"lifetimes", ACCOUNT}, {"freed", ACCOUNT},
+    {"free_limit", ACCOUNT}, {"reserved", DEVICE}, {"in_use", DEVICE},
+    {"peak_reserved", DEVICE}, {"peak_in_use", DEVICE}, {"in_use", OWNER},
+    {"peak_in_use", OWNER}, {"tag", OWNER},
+};
+
+static PyTypeObject *classes[CLASSES];
+
+/* A new reference to obj.<field>; through its slot when obj is of the bound class. */
+static PyObject *
+get(PyObject *obj, int f)
+{
+    const Field *field = &fields[f];
+    if (Py_TYPE(obj) == classes[field->cls]) {
+        PyObject *value = *(PyObject **)((char *)obj + field->offset);
+        if (value == NULL) {
+            PyErr_SetObject(PyExc_AttributeError, field->name_obj);
+            return NULL;
+        }
+        Py_INCREF(value);
+        return value;
+    }
+    return PyObject_GetAttr(obj, field->name_obj);
+}
+
+/* obj.<field> = value, stealing the reference to value (which may be NULL: an error). */
+static int
+put(PyObject *obj, int f, PyObject *value)
+{
+    if (value == NULL)
+        return -1;
+    const Field *field = &fields[f];
+    if (Py_TYPE(obj) == classes[field->cls]) {
+        PyObject **slot = (PyObject **)((char *)obj + field->offset);
+        PyObject *old = *slot;
+        *slot = value;
+        Py_XDECREF(old);
+        return 0;
+    }
+    int result = PyObject_SetAttr(obj, field->name_obj, value);
+    Py_DECREF(value);
+    return result;
+}
+
+static int
+get_i128(PyObject *obj, int f, i128 *out)
+{
+    PyObject *value = get(obj, f);
+    if (value == NULL)
+        return -1;
+    int result = as_i128(value, out);
+    Py_DECREF(value);
+    return result;
+}
+
+static int
+put_i128(PyObject *obj, int f, i128 value)
+{
+    return put(obj, f, from_i128(value));
+}
+
+/* ---- names ------------------------------------------------------------------------ */
+
+static PyObject *malformed_errors, *zero;
+static PyObject *kind_values[UNKNOWN_KIND];
+/* The order in which the reference compares an event's kind. */
+static const int kind_order[UNKNOWN_KIND] = {RELEASE, ACQUIRE, ALLOC, FREE, RESIZE, TRANSFER};
+
+#define NAMES(X)                                                                           \
+    X(_open_account) X(_open_owner) X(_stray_kind) X(_transfer) X(count_anomaly)            \
+    X(was_freed) X(note_tags) X(end_request) X(end_site) X(resize_site) X(forget_old_frees) \
+    X(_owners) X(_holders) X(_dirty) X(_accounts) X(_reserved) X(_in_use)                   \
+    X(_peak_reserved) X(_peak_in_use) X(_events_applied) X(_malformed) X(size_mismatch)     \
+    X(bad_size) X(bad_block) X(duplicate_alloc) X(bad_timestamp) X(double_free)             \
+    X(unknown_block) X(unknown_kind) X(release) X(acquire) X(resize) X(add)
+#define DECLARE(name) static PyObject *s_##name;
+NAMES(DECLARE)
+
+/* ---- the books of the current (component, device) ---------------------------------- */
+
+typedef struct {
+    PyObject *self;
+    PyObject *account; /* NULL until the first switch */
+    PyObject *dev;
+    PyObject *blocks, *histogram, *requests, *sites;
+    i128 reserved, in_use, peak_reserved, peak_in_use, allocations, frees, acquires,
+        releases, bytes_allocated;
+    i128 d_reserved, d_in_use, d_peak_reserved, d_peak_in_use;
+    int64_t histogram_added[HISTOGRAM_BUCKETS];
+    int histogram_changed;
+} Books;
+
+static void
+books_clear(Books *b)
+{
+    Py_CLEAR(b->account);
+    Py_CLEAR(b->dev);
+    Py_CLEAR(b->blocks);
+    Py_CLEAR(b->histogram);
+    Py_CLEAR(b->requests);
+    Py_CLEAR(b->sites);
+}
+
+/* Write the counters in C integers back to the account and its device. */
+static int
+books_store(Books *b)
+{
+    PyObject *a = b->account, *d = b->dev;
+    if (a == NULL)
+        return 0;
+    if (put_i128(a, A_RESERVED, b->reserved) < 0 || put_i128(a, A_IN_USE, b->in_use) < 0 ||
+        put_i128(a, A_PEAK_RESERVED, b->peak_reserved) < 0 ||
+        put_i128(a, A_PEAK_IN_USE, b->peak_in_use) < 0 ||
+        put_i128(a, A_ALLOCATIONS, b->allocations) < 0 || put_i128(a, A_FREES, b->frees) < 0 ||
+        put_i128(a, A_ACQUIRES, b->acquires) < 0 || put_i128(a, A_RELEASES, b->releases) < 0 ||
+        put_i128(a, A_BYTES_ALLOCATED, b->bytes_allocated) < 0 ||
+        put_i128(d, D_RESERVED, b->d_reserved) < 0 || put_i128(d, D_IN_USE, b->d_in_use) < 0 ||
+        put_i128(d, D_PEAK_RESERVED, b->d_peak_reserved) < 0 ||
+        put_i128(d, D_PEAK_IN_USE, b->d_peak_in_use) < 0)
+        return -1;
+    if (b->histogram_changed) {
+        for (int i = 0; i < HISTOGRAM_BUCKETS; i++) {
+            if (!b->histogram_added[i])
+                continue;
+            PyObject *old = PySequence_GetItem(b->histogram, i);
+            if (old == NULL)
+                return -1;
+            i128 count;
+            int failed = as_i128(old, &count);
+            Py_DECREF(old);
+            if (failed)
+                return -1;
+            PyObject *value = from_i128(count + b->histogram_added[i]);
+            if (value == NULL || PySequence_SetItem(b->histogram, i, value) < 0) {
+                Py_XDECREF(value);
+                return -1;
+            }
+            Py_DECREF(value);
+            b->histogram_added[i] = 0;
+        }
+        b->histogram_changed = 0;
+    }
+    return 0;
+}
+
+/* Take *account* (a new reference, stolen) as the current one and read its books. */
+static int
+books_load(Books *b, PyObject *account)
+{
+    books_clear(b);
+    b->account = account;
+    PyObject *a = account;
+    if ((b->blocks = get(a, A_BLOCKS)) == NULL || (b->histogram = get(a, A_HISTOGRAM)) == NULL ||
+        (b->requests = get(a, A_REQUESTS)) == NULL || (b->sites = get(a, A_SITES)) == NULL ||
+        get_i128(a, A_RESERVED, &b->reserved) < 0 || get_i128(a, A_IN_USE, &b->in_use) < 0 ||
+        get_i128(a, A_PEAK_RESERVED, &b->peak_reserved) < 0 ||
+        get_i128(a, A_PEAK_IN_USE, &b->peak_in_use) < 0 ||
+        get_i128(a, A_ALLOCATIONS, &b->allocations) < 0 || get_i128(a, A_FREES, &b->frees) < 0 ||
+        get_i128(a, A_ACQUIRES, &b->acquires) < 0 || get_i128(a, A_RELEASES, &b->releases) < 0 ||
+        get_i128(a, A_BYTES_ALLOCATED, &b->bytes_allocated) < 0 ||
+        (b->dev = get(a, A_DEVICE_ACCOUNT)) == NULL)
+        goto broken;
+    if (get_i128(b->dev, D_RESERVED, &b->d_reserved) < 0 ||
+        get_i128(b->dev, D_IN_USE, &b->d_in_use) < 0 ||
+        get_i128(b->dev, D_PEAK_RESERVED, &b->d_peak_reserved) < 0 ||
+        get_i128(b->dev, D_PEAK_IN_USE, &b->d_peak_in_use) < 0)
+        goto broken;
+    if (!PyDict_CheckExact(b->blocks) || !PyDict_Check(b->requests) || !PyDict_Check(b->sites)) {
+        PyErr_SetString(PyExc_RuntimeError, "an account's blocks, requests and sites must be dicts");
+        goto broken;
+    }
+    return 0;
+broken:
+    /* The account's books cannot be read (never so for the ledger's own accounts):
+     * forget it rather than write half-read counters back to it. */
+    books_clear(b);
+    return -1;
+}
+
+/* ---- calls into Python ------------------------------------------------------------- */
+
+static int
+count_anomaly(PyObject *account, PyObject *kind)
+{
+    PyObject *result = PyObject_CallMethodOneArg(account, s_count_anomaly, kind);
+    Py_XDECREF(result);
+    return result == NULL ? -1 : 0;
+}
+
+/* account.count_anomaly(self._stray_kind(account, block, record, action)) */
+static int
+count_stray(Books *b, PyObject *block, PyObject *record, PyObject *action)
+{
+    PyObject *kind = PyObject_CallMethodObjArgs(b->self, s__stray_kind, b->account, block,
+                                                record == NULL ? Py_None : record, action, NULL);
+    if (kind == NULL)
+        return -1;
+    int result = count_anomaly(b->account, kind);
+    Py_DECREF(kind);
+    return result;
+}
+
+static int
+call_method(PyObject *obj, PyObject *name, PyObject *a, PyObject *b, PyObject *c, PyObject *d)
+{
+    PyObject *result = PyObject_CallMethodObjArgs(obj, name, a, b, c, d, NULL);
+    Py_XDECREF(result);
+    return result == NULL ? -1 : 0;
+}
+
+static int
+call_with_size(PyObject *obj, PyObject *name, PyObject *block, uint64_t size, PyObject *tags)
+{
+    PyObject *size_obj = PyLong_FromUnsignedLongLong(size);
+    if (size_obj == NULL)
+        return -1;
+    int result = call_method(obj, name, block, size_obj, tags, NULL);
+    Py_DECREF(size_obj);
+    return result;
+}
+
+/* ``size != recorded`` as the reference evaluates it: 1, 0 or -1 (an error). */
+static int
+differs(PyObject *size, uint64_t recorded)
+{
+    if (PyLong_CheckExact(size)) {
+        int overflow;
+        long long value = PyLong_AsLongLongAndOverflow(size, &overflow);
+        if (overflow)
+            return 1;
+        if (value == -1 && PyErr_Occurred())
+            return -1;
+        return value < 0 || (uint64_t)value != recorded;
+    }
+    PyObject *recorded_obj = PyLong_FromUnsignedLongLong(recorded);
+    if (recorded_obj == NULL)
+        return -1;
+    PyObject *result = PyObject_RichCompare(size, recorded_obj, Py_NE);
+    Py_DECREF(recorded_obj);
+    if (result == NULL)
+        return -1;
+    int truth = PyObject_IsTrue(result);
+    Py_DECREF(result);
+    return truth;
+}
+
+/* Which kind an event's kind compares equal to, in the reference's order of tests. */
+static int
+kind_of(PyObject *kind)
+{
+    if (PyLong_Check(kind) && Py_TYPE(kind)->tp_richcompare == PyLong_Type.tp_richcompare) {
+        int overflow;
+        long value = PyLong_AsLongAndOverflow(kind, &overflow);
+        if (value == -1 && PyErr_Occurred())
+            return -1;
+        if (overflow || value < 0 || value >= UNKNOWN_KIND)
+            return UNKNOWN_KIND;
+        return (int)value;
+    }
+    for (int i = 0; i < UNKNOWN_KIND; i++) {
+        PyObject *result = PyObject_RichCompare(kind, kind_values[kind_order[i]], Py_EQ);
+        if (result == NULL)
+            return -1;
+        int truth = PyObject_IsTrue(result);
+        Py_DECREF(result);
+        if (truth < 0)
+            return -1;
+        if (truth)
+            return kind_order[i];
+    }
+    return UNKNOWN_KIND;
+}
+
+/* ``value if value.__class__ is int else operator.index(value)``: a new reference. */
+static PyObject *
+as_index(PyObject *value)
+{
+    if (PyLong_CheckExact(value)) {
+        Py_INCREF(value);
+        return value;
+    }
+    return PyNumber_Index(value);
+}
+
+/* The event's eleven fields, as unpacking it gives them (new references). */
+static int
+unpack(PyObject *event, PyObject **out)
+{
+    if ((PyTuple_Check(event) && Py_TYPE(event)->tp_iter == PyTuple_Type.tp_iter) ||
+        PyList_CheckExact(event)) {
+        Py_ssize_t n = PySequence_Fast_GET_SIZE(event);
+        if (n != FIELDS) {
+            PyErr_Format(PyExc_ValueError, "an event has %d fields, got %zd", FIELDS, n);
+            return -1;
+        }
+        PyObject **items = PySequence_Fast_ITEMS(event);
+        for (int i = 0; i < FIELDS; i++) {
+            out[i] = items[i];
+            Py_INCREF(out[i]);
+        }
+        return 0;
+    }
+    /* Anything else is iterated, as unpacking does: eleven items and then the end. */
+    PyObject *iterator = PyObject_GetIter(event);
+    if (iterator == NULL)
+        return -1;
+    int got = 0;
+    for (; got < FIELDS; got++) {
+        out[got] = PyIter_Next(iterator);
+        if (out[got] == NULL)
+            break;
+    }
+    if (got == FIELDS) {
+        PyObject *extra = PyIter_Next(iterator);
+        if (extra != NULL) {
+            Py_DECREF(extra);
+            PyErr_Format(PyExc_ValueError, "too many values to unpack (expected %d)", FIELDS);
+        }
+    }
+    else if (!PyErr_Occurred())
+        PyErr_Format(PyExc_ValueError, "not enough values to unpack (expected %d, got %d)",
+                     FIELDS, got);
+    Py_DECREF(iterator);
+    if (PyErr_Occurred()) {
+        for (int i = 0; i < got; i++)
+            Py_DECREF(out[i]);
+        return -1;
+    }
+    return 0;
+}
+
+static int
+holder_add(PyObject *holder, i128 delta, int raise_peak)
+{
+    i128 value, peak;
+    if (get_i128(holder, O_IN_USE, &value) < 0)
+        return -1;
+    value += delta;
+    if (put_i128(holder, O_IN_USE, value) < 0)
+        return -1;
+    if (!raise_peak)
+        return 0;
+    if (get_i128(holder, O_PEAK_IN_USE, &peak) < 0)
+        return -1;
+    return value > peak ? put_i128(holder, O_PEAK_IN_USE, value) : 0;
+}
+
+/* The owner account at *index* of the ledger's table of holders (a new reference). */
+static PyObject *
+holder_at(PyObject *holders, uint64_t index)
+{
+    if (PyList_CheckExact(holders)) {
+        if (index >= (uint64_t)PyList_GET_SIZE(holders)) {
+            PyErr_SetString(PyExc_IndexError, "list index out of range");
+            return NULL;
+        }
+        PyObject *holder = PyList_GET_ITEM(holders, (Py_ssize_t)index);
+        Py_INCREF(holder);
+        return holder;
+    }
+    return PySequence_GetItem(holders, (Py_ssize_t)index);
+}
+
+/* ``owners.get(owner) or self._open_owner(owner)`` (a new reference). */
+static PyObject *
+holder_of(Books *b, PyObject *owners, PyObject *owner)
+{
+    PyObject *holder = PyDict_GetItemWithError(owners, owner);
+    if (holder != NULL) {
+        Py_INCREF(holder);
+        return holder;
+    }
+    if (PyErr_Occurred())
+        return NULL;
+    return PyObject_CallMethodOneArg(b->self, s__open_owner, owner);
+}
+
+/* The owner index a holder's tag packs (``tag >> 48``), or -1 with an error. */
+static int64_t
+holder_index(PyObject *holder)
+{
+    i128 tag;
+    if (get_i128(holder, O_TAG, &tag) < 0)
+        return -1;
+    if (tag < 0 || (tag & SIZE_MASK) || (tag >> SIZE_BITS) > (i128)OWNER_MASK) {
+        PyErr_SetString(PyExc_RuntimeError, "an owner's tag is not an index in its place");
+        return -1;
+    }
+    return (int64_t)(tag >> SIZE_BITS);
+}
+
+static int
+truth_of_tags(PyObject *tags)
+{
+    if (tags == Py_None)
+        return 0;
+    if (PyTuple_CheckExact(tags))
+        return PyTuple_GET_SIZE(tags) != 0;
+    return PyObject_IsTrue(tags);
+}
+
+/* ---- the kinds --------------------------------------------------------------------- */
+
+typedef struct {
+    PyObject *owners, *holders, *dirty;
+    i128 reserved, in_use, peak_reserved, peak_in_use;
+} Totals;
+
+#define RAISE_PEAK(value, peak) \
+    if ((value) > (peak))       \
+    (peak) = (value)
+
+static int
+apply_release(Books *b, Totals *t, PyObject *block, PyObject *size)
+{
+    Record record;
+    PyObject *value = PyDict_GetItemWithError(b->blocks, block);
+    if (value == NULL && PyErr_Occurred())
+        return -1;
+    if (value != NULL && record_read(value, &record) < 0)
+        return -1;
+    if (value == NULL || !record.owner)
+        return count_stray(b, block, value, s_release);
+    uint64_t recorded = record.size;
+    int mismatch = differs(size, recorded);
+    if (mismatch < 0 || (mismatch && count_anomaly(b->account, s_size_mismatch) < 0))
+        return -1;
+    uint64_t owner = record.owner;
+    record.owner = 0;
+    PyObject *released = record_make(&record);
+    if (released == NULL)
+        return -1;
+    int failed = PyDict_SetItem(b->blocks, block, released);
+    Py_DECREF(released);
+    if (failed)
+        return -1;
+    PyObject *holder = holder_at(t->holders, owner);
+    if (holder == NULL)
+        return -1;
+    failed = holder_add(holder, -(i128)recorded, 0);
+    Py_DECREF(holder);
+    if (failed)
+        return -1;
+    if (PyDict_GET_SIZE(b->requests) &&
+        call_method(b->account, s_end_request, block, NULL, NULL, NULL) < 0)
+        return -1;
+    if (PyDict_GET_SIZE(b->sites) &&
+        call_with_size(b->account, s_end_site, block, recorded, NULL) < 0)
+        return -1;
+    b->releases += 1;
+    b->in_use -= recorded;
+    b->d_in_use -= recorded;
+    t->in_use -= recorded;
+    return 0;
+}
+
+static int
+apply_acquire(Books *b, Totals *t, PyObject *block, PyObject *size, PyObject *owner,
+              PyObject *tags)
+{
+    Record record;
+    PyObject *value = PyDict_GetItemWithError(b->blocks, block);
+    if (value == NULL && PyErr_Occurred())
+        return -1;
+    if (value != NULL && record_read(value, &record) < 0)
+        return -1;
+    if (value == NULL || record.owner)
+        return count_stray(b, block, value, s_acquire);
+    uint64_t recorded = record.size;
+    PyObject *holder = holder_of(b, t->owners, owner);
+    if (holder == NULL)
+        return -1;
+    int mismatch = differs(size, recorded);
+    if (mismatch < 0 || (mismatch && count_anomaly(b->account, s_size_mismatch) < 0))
+        goto fail;
+    int64_t index = holder_index(holder);
+    if (index < 0)
+        goto fail;
+    record.owner = (uint64_t)index;
+    PyObject *acquired = record_make(&record);
+    if (acquired == NULL)
+        goto fail;
+    int failed = PyDict_SetItem(b->blocks, block, acquired);
+    Py_DECREF(acquired);
+    if (failed || holder_add(holder, recorded, 1) < 0)
+        goto fail;
+    Py_DECREF(holder);
+    b->acquires += 1;
+    b->in_use += recorded;
+    RAISE_PEAK(b->in_use, b->peak_in_use);
+    b->d_in_use += recorded;
+    RAISE_PEAK(b->d_in_use, b->d_peak_in_use);
+    t->in_use += recorded;
+    RAISE_PEAK(t->in_use, t->peak_in_use);
+    int tagged = truth_of_tags(tags);
+    if (tagged < 0 || (tagged && call_with_size(b->account, s_note_tags, block, recorded, tags) < 0))
+        return -1;
+    return 0;
+fail:
+    Py_DECREF(holder);
+    return -1;
+}
+
+static int
+apply_alloc(Books *b, Totals *t, PyObject *block, PyObject *size_in, PyObject *owner,
+            PyObject *ts_in, PyObject *tags)
+{
+    /* numpy integers are welcome; floats and strings fail here, before anything has
+     * changed (and count as malformed). */
+    PyObject *size = as_index(size_in);
+    if (size == NULL)
+        return -1;
+    PyObject *ts = NULL, *holder = NULL;
+    int64_t size_value, block_value = 0, time;
+    int fits = fits_i64(size, &size_value);
+    if (fits < 0)
+        goto fail;
+    if (!fits || size_value < 0 || (uint64_t)size_value > SIZE_MASK) {
+        Py_DECREF(size);
+        return count_anomaly(b->account, s_bad_size);
+    }
+    /* The block id and time go to a snapshot's int64 columns. */
+    fits = PyLong_CheckExact(block) ? fits_i64(block, &block_value) : 0;
+    if (fits < 0)
+        goto fail;
+    if (!fits || block_value < 0) {
+        Py_DECREF(size);
+        return count_anomaly(b->account, s_bad_block);
+    }
+    int known = PyDict_Contains(b->blocks, block);
+    if (known < 0)
+        goto fail;
+    if (known) {
+        Py_DECREF(size);
+        return count_anomaly(b->account, s_duplicate_alloc);
+    }
+    if ((ts = as_index(ts_in)) == NULL || (fits = fits_i64(ts, &time)) < 0)
+        goto fail;
+    if (!fits) {
+        Py_DECREF(size);
+        Py_DECREF(ts);
+        return count_anomaly(b->account, s_bad_timestamp);
+    }
+    if ((holder = holder_of(b, t->owners, owner)) == NULL)
+        goto fail;
+    int64_t index = holder_index(holder);
+    if (index < 0)
+        goto fail;
+    Record record = {(uint64_t)size_value, (uint64_t)index, time};
+    PyObject *packed = record_make(&record);
+    if (packed == NULL)
+        goto fail;
+    int failed = PyDict_SetItem(b->blocks, block, packed);
+    Py_DECREF(packed);
+    if (failed)
+        goto fail;
+    int bucket = 0;
+    for (uint64_t rest = (uint64_t)size_value; rest; rest >>= 1)
+        bucket++;
+    b->histogram_added[bucket] += 1;
+    b->histogram_changed = 1;
+    if (holder_add(holder, size_value, 1) < 0)
+        goto fail;
+    b->allocations += 1;
+    b->bytes_allocated += size_value;
+    b->reserved += size_value;
+    RAISE_PEAK(b->reserved, b->peak_reserved);
+    b->in_use += size_value;
+    RAISE_PEAK(b->in_use, b->peak_in_use);
+    b->d_reserved += size_value;
+    RAISE_PEAK(b->d_reserved, b->d_peak_reserved);
+    b->d_in_use += size_value;
+    RAISE_PEAK(b->d_in_use, b->d_peak_in_use);
+    t->reserved += size_value;
+    RAISE_PEAK(t->reserved, t->peak_reserved);
+    t->in_use += size_value;
+    RAISE_PEAK(t->in_use, t->peak_in_use);
+    int tagged = truth_of_tags(tags);
+    if (tagged < 0 ||
+        (tagged && call_method(b->account, s_note_tags, block, size, tags, NULL) < 0))
+        goto fail;
+    Py_DECREF(size);
+    Py_DECREF(ts);
+    Py_DECREF(holder);
+    return 0;
+fail:
+    Py_DECREF(size);
+    Py_XDECREF(ts);
+    Py_XDECREF(holder);
+    return -1;
+}
+
+/* ``account.lifetime_total_ns += lifetime`` and ``if lifetime > account.lifetime_max_ns:
+ * account.lifetime_max_ns = lifetime``: in C integers where they fit, else Python ints
+ * (*big* is the lifetime when it is beyond 64 bits, else NULL). */
+static int
+note_lifetime(PyObject *account, i128 lifetime, PyObject *big)
+{
+    PyObject *total = get(account, A_LIFETIME_TOTAL), *as_object = big, *sum;
+    if (total == NULL)
+        return -1;
+    int64_t small;
+    int fits = big == NULL && PyLong_CheckExact(total) ? fits_i64(total, &small) : 0;
+    if (fits > 0)
+        sum = from_i128(small + lifetime);
+    else if (fits == 0 && (as_object != NULL || (as_object = from_i128(lifetime)) != NULL))
+        sum = PyNumber_Add(total, as_object);
+    else
+        sum = NULL;
+    Py_DECREF(total);
+    int failed = put(account, A_LIFETIME_TOTAL, sum) < 0;
+    PyObject *longest = failed ? NULL : get(account, A_LIFETIME_MAX);
+    if (longest == NULL)
+        goto fail;
+    int longer;
+    fits = as_object == NULL && PyLong_CheckExact(longest) ? fits_i64(longest, &small) : 0;
+    if (fits > 0)
+        longer = lifetime > small;
+    else if (fits == 0 && (as_object != NULL || (as_object = from_i128(lifetime)) != NULL))
+        longer = PyObject_RichCompareBool(as_object, longest, Py_GT);
+    else
+        longer = -1;
+    Py_DECREF(longest);
+    if (longer < 0)
+        goto fail;
+    if (longer) {
+        PyObject *value = as_object != NULL ? as_object : from_i128(lifetime);
+        Py_XINCREF(as_object);
+        if (put(account, A_LIFETIME_MAX, value) < 0)
+            goto fail;
+    }
+    if (as_object != big)
+        Py_XDECREF(as_object);
+    return 0;
+fail:
+    if (as_object != big)
+        Py_XDECREF(as_object);
+    return -1;
+}
+
+static int
+apply_free(Books *b, Totals *t, PyObject *block, PyObject *size, PyObject *ts_in)
+{
+    Record record;
+    PyObject *value = PyDict_GetItemWithError(b->blocks, block);
+    if (value == NULL) {
+        if (PyErr_Occurred())
+            return -1;
+        PyObject *freed = PyObject_CallMethodOneArg(b->account, s_was_freed, block);
+        if (freed == NULL)
+            return -1;
+        int truth = PyObject_IsTrue(freed);
+        Py_DECREF(freed);
+        if (truth < 0)
+            return -1;
+        return count_anomaly(b->account, truth ? s_double_free : s_unknown_block);
+    }
+    if (record_read(value, &record) < 0)
+        return -1;
+    PyObject *ts = as_index(ts_in);
+    if (ts == NULL)
+        return -1;
+    /* lifetime = ts - allocation time; a Python int when the time is beyond 64 bits. */
+    int64_t time;
+    i128 lifetime = 0;
+    PyObject *big_lifetime = NULL;
+    int fits = fits_i64(ts, &time);
+    if (fits > 0)
+        lifetime = (i128)time - record.time;
+    else if (fits == 0) {
+        PyObject *allocated = PyLong_FromLongLong(record.time);
+        if (allocated != NULL) {
+            big_lifetime = PyNumber_Subtract(ts, allocated);
+            Py_DECREF(allocated);
+        }
+    }
+    Py_DECREF(ts);
+    if (fits < 0 || (fits == 0 && big_lifetime == NULL))
+        return -1;
+    int failed = 0;
+#define CHECK(call)     \
+    if ((call) < 0) {   \
+        failed = 1;     \
+        goto done;      \
+    }
+    CHECK(PyDict_DelItem(b->blocks, block));
+    uint64_t recorded = record.size;
+    int mismatch;
+    CHECK(mismatch = differs(size, recorded));
+    if (mismatch)
+        CHECK(count_anomaly(b->account, s_size_mismatch));
+    b->frees += 1;
+    b->reserved -= recorded;
+    b->d_reserved -= recorded;
+    t->reserved -= recorded;
+    if (record.owner) {
+        PyObject *holder = holder_at(t->holders, record.owner);
+        if (holder == NULL) {
+            failed = 1;
+            goto done;
+        }
+        int added = holder_add(holder, -(i128)recorded, 0);
+        Py_DECREF(holder);
+        CHECK(added);
+        b->in_use -= recorded;
+        b->d_in_use -= recorded;
+        t->in_use -= recorded;
+        if (PyDict_GET_SIZE(b->requests))
+            CHECK(call_method(b->account, s_end_request, block, NULL, NULL, NULL));
+        if (PyDict_GET_SIZE(b->sites))
+            CHECK(call_with_size(b->account, s_end_site, block, recorded, NULL));
+    }
+    if (big_lifetime != NULL) {
+        int positive;
+        CHECK(positive = PyObject_RichCompareBool(big_lifetime, zero, Py_GT));
+        if (positive)
+            CHECK(note_lifetime(b->account, 0, big_lifetime));
+    }
+    else if (lifetime > 0)
+        CHECK(note_lifetime(b->account, lifetime, NULL));
+    i128 lifetimes;
+    CHECK(get_i128(b->account, A_LIFETIMES, &lifetimes));
+    CHECK(put_i128(b->account, A_LIFETIMES, lifetimes + 1));
+    PyObject *freed = get(b->account, A_FREED);
+    if (freed == NULL) {
+        failed = 1;
+        goto done;
+    }
+    int added;
+    if (PySet_CheckExact(freed))
+        added = PySet_Add(freed, block);
+    else {
+        PyObject *result = PyObject_CallMethodOneArg(freed, s_add, block);
+        Py_XDECREF(result);
+        added = result == NULL ? -1 : 0;
+    }
+    Py_ssize_t remembered = added < 0 ? -1 : PyObject_Length(freed);
+    Py_DECREF(freed);
+    CHECK(remembered);
+    i128 limit;
+    CHECK(get_i128(b->account, A_FREE_LIMIT, &limit));
+    if (remembered >= limit) {
+        PyObject *result = PyObject_CallMethodNoArgs(b->account, s_forget_old_frees);
+        Py_XDECREF(result);
+        CHECK(result == NULL ? -1 : 0);
+    }
+done:
+#undef CHECK
+    Py_XDECREF(big_lifetime);
+    return failed ? -1 : 0;
+}
+
+static int
+apply_resize(Books *b, Totals *t, PyObject *block, PyObject *size_in, PyObject *old_size,
+             PyObject *tags)
+{
+    Record record;
+    PyObject *value = PyDict_GetItemWithError(b->blocks, block);
+    if (value == NULL) {
+        if (PyErr_Occurred())
+            return -1;
+        return count_stray(b, block, NULL, s_resize);
+    }
+    if (record_read(value, &record) < 0)
+        return -1;
+    PyObject *size = as_index(size_in);
+    if (size == NULL)
+        return -1;
+    int64_t size_value;
+    int fits = fits_i64(size, &size_value);
+    if (fits < 0)
+        goto fail;
+    if (!fits || size_value < 0 || (uint64_t)size_value > SIZE_MASK) {
+        Py_DECREF(size);
+        return count_anomaly(b->account, s_bad_size);
+    }
+    uint64_t recorded = record.size;
+    record.size = (uint64_t)size_value;
+    int mismatch = differs(old_size, recorded);
+    if (mismatch < 0 || (mismatch && count_anomaly(b->account, s_size_mismatch) < 0))
+        goto fail;
+    i128 delta = (i128)size_value - (i128)recorded;
+    PyObject *resized = record_make(&record);
+    if (resized == NULL)
+        goto fail;
+    int failed = PyDict_SetItem(b->blocks, block, resized);
+    Py_DECREF(resized);
+    i128 resizes;
+    if (failed || get_i128(b->account, A_RESIZES, &resizes) < 0 ||
+        put_i128(b->account, A_RESIZES, resizes + 1) < 0)
+        goto fail;
+    if (delta > 0)
+        b->bytes_allocated += delta;
+    b->reserved += delta;
+    b->d_reserved += delta;
+    t->reserved += delta;
+    RAISE_PEAK(b->reserved, b->peak_reserved);
+    RAISE_PEAK(b->d_reserved, b->d_peak_reserved);
+    RAISE_PEAK(t->reserved, t->peak_reserved);
+    if (record.owner) {
+        PyObject *holder = holder_at(t->holders, record.owner);
+        if (holder == NULL)
+            goto fail;
+        failed = holder_add(holder, delta, 1);
+        Py_DECREF(holder);
+        if (failed)
+            goto fail;
+        b->in_use += delta;
+        b->d_in_use += delta;
+        t->in_use += delta;
+        RAISE_PEAK(b->in_use, b->peak_in_use);
+        RAISE_PEAK(b->d_in_use, b->d_peak_in_use);
+        RAISE_PEAK(t->in_use, t->peak_in_use);
+        int tagged = truth_of_tags(tags);
+        if (tagged < 0)
+            goto fail;
+        if (tagged || PyDict_GET_SIZE(b->sites)) {
+            PyObject *recorded_obj = PyLong_FromUnsignedLongLong(recorded);
+            if (recorded_obj == NULL)
+                goto fail;
+            failed = call_method(b->account, s_resize_site, block, recorded_obj, size, tags);
+            Py_DECREF(recorded_obj);
+            if (failed)
+                goto fail;
+        }
+    }
+    Py_DECREF(size);
+    return 0;
+fail:
+    Py_DECREF(size);
+    return -1;
+}
+
+/* ---- apply ------------------------------------------------------------------------- */
+
+static int
+load_total(PyObject *self, PyObject *name, i128 *out)
+{
+    PyObject *value = PyObject_GetAttr(self, name);
+    if (value == NULL)
+        return -1;
+    int result = as_i128(value, out);
+    Py_DECREF(value);
+    return result;
+}
+
+static int
+store_total(PyObject *self, PyObject *name, i128 value)
+{
+    PyObject *obj = from_i128(value);
+    if (obj == NULL)
+        return -1;
+    int result = PyObject_SetAttr(self, name, obj);
+    Py_DECREF(obj);
+    return result;
+}
+
+/* Switch to the books of (component, device): store the current ones, find or open the
+ * next account, mark it changed, load it. */
+static int
+switch_books(Books *b, Totals *t, PyObject *accounts, PyObject *component, PyObject *device)
+{
+    if (books_store(b) < 0)
+        return -1;
+    PyObject *key = PyTuple_Pack(2, component, device);
+    if (key == NULL)
+        return -1;
+    PyObject *account = PyDict_GetItemWithError(accounts, key);
+    Py_DECREF(key);
+    if (account != NULL)
+        Py_INCREF(account);
+    else if (PyErr_Occurred())
+        return -1;
+    else if ((account = PyObject_CallMethodObjArgs(b->self, s__open_account, component, device,
+                                                   NULL)) == NULL)
+        return -1;
+    int marked;
+    if (PySet_CheckExact(t->dirty))
+        marked = PySet_Add(t->dirty, account);
+    else {
+        PyObject *result = PyObject_CallMethodOneArg(t->dirty, s_add, account);
+        Py_XDECREF(result);
+        marked = result == NULL ? -1 : 0;
+    }
+    if (marked < 0) {
+        Py_DECREF(account);
+        return -1;
+    }
+    return books_load(b, account);
+}
+
+static PyObject *
+apply(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "apply(ledger, events) takes two arguments");
+        return NULL;
+    }
+    if (classes[ACCOUNT] == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "memactor._native._ledger.bind() was not called");
+        return NULL;
+    }
+    PyObject *self = args[0], *events = args[1];
+    if (!PyList_CheckExact(events) && !PyTuple_CheckExact(events)) {
+        PyErr_Format(PyExc_TypeError, "events must be a list or a tuple, got %T", events);
+        return NULL;
+    }
+    Books b = {.self = self};
+    Totals t = {0};
+    PyObject *accounts = NULL, *malformed_obj = NULL, *applied_obj = NULL;
+    PyObject *last_component = NULL, *last_device = NULL;
+    PyObject *failure_type = NULL, *failure_value = NULL, *failure_tb = NULL;
+    Py_ssize_t malformed = 0, index = 0;
+    if ((t.owners = PyObject_GetAttr(self, s__owners)) == NULL ||
+        (t.holders = PyObject_GetAttr(self, s__holders)) == NULL ||
+        (t.dirty = PyObject_GetAttr(self, s__dirty)) == NULL ||
+        (accounts = PyObject_GetAttr(self, s__accounts)) == NULL ||
+        load_total(self, s__reserved, &t.reserved) < 0 ||
+        load_total(self, s__in_use, &t.in_use) < 0 ||
+        load_total(self, s__peak_reserved, &t.peak_reserved) < 0 ||
+        load_total(self, s__peak_in_use, &t.peak_in_use) < 0)
+        goto out;
+    if (!PyDict_Check(t.owners) || !PyDict_Check(accounts)) {
+        PyErr_SetString(PyExc_RuntimeError, "the ledger's owners and accounts must be dicts");
+        goto out;
+    }
+
+    for (; index < PySequence_Fast_GET_SIZE(events); index++) {
+        PyObject *event = PySequence_Fast_GET_ITEM(events, index);
+        PyObject *f[FIELDS];
+        Py_INCREF(event);
+        int failed = unpack(event, f);
+        Py_DECREF(event);
+        if (!failed) {
+            PyObject *component = f[1], *device = f[4];
+            if (component != last_component || device != last_device) {
+                failed = switch_books(&b, &t, accounts, component, device);
+                if (!failed) {
+                    Py_INCREF(component);
+                    Py_XSETREF(last_component, component);
+                    Py_INCREF(device);
+                    Py_XSETREF(last_device, device);
+                }
+            }
+            int kind = failed ? -1 : kind_of(f[0]);
+            PyObject *block = f[2], *size = f[3], *owner = f[5], *ts = f[6], *tags = f[9];
+            switch (kind) {
+            case -1:
+                failed = 1;
+                break;
+            case RELEASE:
+                failed = apply_release(&b, &t, block, size);
+                break;
+            case ACQUIRE:
+                failed = apply_acquire(&b, &t, block, size, owner, tags);
+                break;
+            case ALLOC:
+                failed = apply_alloc(&b, &t, block, size, owner, ts, tags);
+                break;
+            case FREE:
+                failed = apply_free(&b, &t, block, size, ts);
+                break;
+            case RESIZE:
+                failed = apply_resize(&b, &t, block, size, f[7], tags);
+                break;
+            case TRANSFER: {
+                PyObject *result = PyObject_CallMethodObjArgs(self, s__transfer, b.account,
+                                                              size, device, f[8], tags, NULL);
+                Py_XDECREF(result);
+                failed = result == NULL;
+                break;
+            }
+            default:
+                failed = count_anomaly(b.account, s_unknown_kind);
+            }
+            for (int i = 0; i < FIELDS; i++)
+                Py_DECREF(f[i]);
+        }
+        if (!failed)
+            continue;
+        if (PyErr_ExceptionMatches(malformed_errors)) {
+            /* Wrong arity, a non-string component, a non-integer size: counted. */
+            PyErr_Clear();
+            malformed += 1;
+            Py_CLEAR(last_component);
+            Py_CLEAR(last_device);
+            continue;
+        }
+        /* Not the event's fault: keep the books of the events before it, raise it. */
+        PyErr_Fetch(&failure_type, &failure_value, &failure_tb);
+        break;
+    }
+
+    if (books_store(&b) < 0 || store_total(self, s__reserved, t.reserved) < 0 ||
+        store_total(self, s__in_use, t.in_use) < 0 ||
+        store_total(self, s__peak_reserved, t.peak_reserved) < 0 ||
+        store_total(self, s__peak_in_use, t.peak_in_use) < 0)
+        goto out;
+    Py_ssize_t applied = failure_type != NULL ? index : PySequence_Fast_GET_SIZE(events);
+    if (malformed) {
+        PyObject *before = PyObject_GetAttr(self, s__malformed);
+        if (before == NULL)
+            goto out;
+        PyObject *count = PyLong_FromSsize_t(malformed);
+        malformed_obj = count == NULL ? NULL : PyNumber_Add(before, count);
+        Py_DECREF(before);
+        Py_XDECREF(count);
+        if (malformed_obj == NULL || PyObject_SetAttr(self, s__malformed, malformed_obj) < 0)
+            goto out;
+    }
+    PyObject *before = PyObject_GetAttr(self, s__events_applied);
+    if (before == NULL)
+        goto out;
+    PyObject *count = PyLong_FromSsize_t(applied);
+    applied_obj = count == NULL ? NULL : PyNumber_Add(before, count);
+    Py_DECREF(before);
+    Py_XDECREF(count);
+    if (applied_obj == NULL || PyObject_SetAttr(self, s__events_applied, applied_obj) < 0)
+        goto out;
+
+out:
+    books_clear(&b);
+    Py_XDECREF(t.owners);
+    Py_XDECREF(t.holders);
+    Py_XDECREF(t.dirty);
+    Py_XDECREF(accounts);
+    Py_XDECREF(malformed_obj);
+    Py_XDECREF(applied_obj);
+    Py_XDECREF(last_component);
+    Py_XDECREF(last_device);
+    if (failure_type != NULL) {
+        if (PyErr_Occurred()) {
+            /* Storing the books failed too: raise the first error, chained to nothing. */
+            Py_XDECREF(failure_type);
+            Py_XDECREF(failure_value);
+            Py_XDECREF(failure_tb);
+        }
+        else
+            PyErr_Restore(failure_type, failure_value, failure_tb);
+        return NULL;
+    }
+    if (PyErr_Occurred())
+        return NULL;
+    return PyLong_FromSsize_t(PySequence_Fast_GET_SIZE(events));
+}
+
+/* ---- bind: the classes whose slots apply reads ------------------------------------ */
+
+static PyObject *
+bind(PyObject *module, PyObject *args)
+{
+    PyObject *cls[CLASSES], *kinds, *layout;
+    if (!PyArg_ParseTuple(args, "O!O!O!O!O!:bind", &PyType_Type, &cls[ACCOUNT], &PyType_Type,
+                          &cls[DEVICE], &PyType_Type, &cls[OWNER], &PyTuple_Type, &kinds,
+                          &PyTuple_Type, &layout))
+        return NULL;
+    long expected[4] = {SIZE_BITS, OWNER_BITS, HISTOGRAM_BUCKETS, FIELDS};
+    if (PyTuple_GET_SIZE(layout) != 4 || PyTuple_GET_SIZE(kinds) != UNKNOWN_KIND) {
+        PyErr_SetString(PyExc_ValueError, "bind: layout has 4 numbers, kinds 6");
+        return NULL;
+    }
+    for (int i = 0; i < 4; i++) {
+        long value = PyLong_AsLong(PyTuple_GET_ITEM(layout, i));
+        if (value == -1 && PyErr_Occurred())
+            return NULL;
+        if (value != expected[i]) {
+            PyErr_Format(PyExc_ValueError,
+                         "memactor's compiled ledger was built for another record layout "
+                         "(item %d is %ld, built for %ld)", i, value, expected[i]);
+            return NULL;
+        }
+    }
+    for (int i = 0; i < UNKNOWN_KIND; i++) {
+        PyObject *kind = PyTuple_GET_ITEM(kinds, i);
+        long value = PyLong_AsLong(kind);
+        if (value == -1 && PyErr_Occurred())
+            return NULL;
+        if (value != i) {
+            PyErr_Format(PyExc_ValueError, "bind: kind %d has the value %ld", i, value);
+            return NULL;
+        }
+        Py_INCREF(kind);
+        Py_XSETREF(kind_values[i], kind);
+    }
+    for (int f = 0; f < FIELD_COUNT; f++) {
+        Field *field = &fields[f];
+        PyObject *descr = PyObject_GetAttrString(cls[field->cls], field->name);
+        if (descr == NULL)
+            return NULL;
+        int is_slot = Py_IS_TYPE(descr, &PyMemberDescr_Type) &&
+                      ((PyMemberDescrObject *)descr)->d_member->type == T_OBJECT_EX;
+        if (is_slot)
+            field->offset = ((PyMemberDescrObject *)descr)->d_member->offset;
+        Py_DECREF(descr);
+        if (!is_slot) {
+            PyErr_Format(PyExc_TypeError, "bind: %R.%s is not a slot", cls[field->cls],
+                         field->name);
+            return NULL;
+        }
+        if (field->name_obj == NULL &&
+            (field->name_obj = PyUnicode_InternFromString(field->name)) == NULL)
+            return NULL;
+    }
+    for (int i = 0; i < CLASSES; i++) {
+        Py_INCREF(cls[i]);
+        Py_XSETREF(classes[i], (PyTypeObject *)cls[i]);
+    }
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef methods[] = {
+    {"apply", (PyCFunction)(void (*)(void))apply, METH_FASTCALL,
+     "apply(ledger, events) -> int\n\nLedger.apply, compiled: the same semantics as "
+     "Ledger._apply_python, on the ledger's own objects. *events* is a list or a tuple."},
+    {"bind", bind, METH_VARARGS,
+     "bind(Account, DeviceAccount, OwnerAccount, kinds, layout)\n\nName the classes whose "
+     "slots apply reads, the kinds' values and the record layout (checked)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module_def = {
+    PyModuleDef_HEAD_INIT, "memactor._native._ledger",
+    "The ledger's apply loop, compiled (see memactor.metrics._ledger).", -1, methods,
+};
+
+PyMODINIT_FUNC
+PyInit__ledger(void)
+{
+#define INTERN(name)                                          \
+    if ((s_##name = PyUnicode_InternFromString(#name)) == NULL) \
+        return NULL;
+    NAMES(INTERN)
+#undef INTERN
+    malformed_errors = PyTuple_Pack(5, PyExc_TypeError, PyExc_ValueError, PyExc_AttributeError,
+                                    PyExc_KeyError, PyExc_OverflowError);
+    if (malformed_errors == NULL || (zero = PyLong_FromLong(0)) == NULL)
+        return NULL;
+    return PyModule_Create(&module_def);
+}
