@@ -139,6 +139,14 @@ typedef struct {
     int64_t time;
 } Record;
 
+/* Python 3.11 keeps an int as 30-bit digits (cpython/longintrepr.h): records of
+ * today's clock (times below 2**55 ns, a year and more of uptime) are read and made
+ * from them directly; every other record goes through the byte-array functions. */
+#if PY_VERSION_HEX < 0x030C0000 && PYLONG_BITS_IN_DIGIT == 30
+#define DIGIT_RECORDS 1
+#define TIME_LIMIT (((int64_t)1) << 55)
+#endif
+
 static int
 record_read(PyObject *value, Record *record)
 {
@@ -146,6 +154,19 @@ record_read(PyObject *value, Record *record)
         PyErr_Format(PyExc_TypeError, "a live block's record must be an int, got %R", value);
         return -1;
     }
+#ifdef DIGIT_RECORDS
+    Py_ssize_t digits = Py_SIZE(value);
+    if (digits >= 0 && (digits <= 4 || (digits == 5 && ((PyLongObject *)value)->ob_digit[4] < 256))) {
+        const digit *digit = ((PyLongObject *)value)->ob_digit;
+        u128 u = 0;
+        for (Py_ssize_t i = digits - 1; i >= 0; i--)
+            u = (u << PyLong_SHIFT) | digit[i];
+        record->size = (uint64_t)u & SIZE_MASK;
+        record->owner = (uint64_t)(u >> SIZE_BITS) & OWNER_MASK;
+        record->time = (int64_t)(u >> TIME_SHIFT);
+        return 0;
+    }
+#endif
     unsigned char buf[RECORD_BYTES];
     if (long_to_bytes(value, buf, RECORD_BYTES) < 0)
         return -1;
@@ -165,6 +186,23 @@ record_read(PyObject *value, Record *record)
 static PyObject *
 record_make(const Record *record)
 {
+#ifdef DIGIT_RECORDS
+    if (record->time >= 0 && record->time < TIME_LIMIT) {
+        u128 u = ((u128)record->time << TIME_SHIFT) | ((u128)record->owner << SIZE_BITS) |
+                 record->size;
+        if (u <= (u128)INT64_MAX)
+            return PyLong_FromLongLong((long long)u);
+        uint64_t high = (uint64_t)(u >> 64);
+        int bits = high ? 128 - __builtin_clzll(high) : 64 - __builtin_clzll((uint64_t)u);
+        Py_ssize_t digits = (bits + PyLong_SHIFT - 1) / PyLong_SHIFT;
+        PyLongObject *made = _PyLong_New(digits);
+        if (made == NULL)
+            return NULL;
+        for (Py_ssize_t i = 0; i < digits; i++, u >>= PyLong_SHIFT)
+            made->ob_digit[i] = (digit)(u & PyLong_MASK);
+        return (PyObject *)made;
+    }
+#endif
     unsigned char buf[RECORD_BYTES];
     uint64_t time = (uint64_t)record->time;
     for (int i = 0; i < 6; i++)
@@ -485,23 +523,27 @@ as_index(PyObject *value)
     return PyNumber_Index(value);
 }
 
-/* The event's eleven fields, as unpacking it gives them (new references). */
+/* The event's eleven fields, as unpacking it gives them: 0 when they are borrowed from
+ * a tuple (which apply holds), 1 when they are new references, -1 for an error. */
 static int
 unpack(PyObject *event, PyObject **out)
 {
-    if ((PyTuple_Check(event) && Py_TYPE(event)->tp_iter == PyTuple_Type.tp_iter) ||
-        PyList_CheckExact(event)) {
+    int is_tuple = PyTuple_Check(event) && Py_TYPE(event)->tp_iter == PyTuple_Type.tp_iter;
+    if (is_tuple || PyList_CheckExact(event)) {
         Py_ssize_t n = PySequence_Fast_GET_SIZE(event);
         if (n != FIELDS) {
             PyErr_Format(PyExc_ValueError, "an event has %d fields, got %zd", FIELDS, n);
             return -1;
         }
         PyObject **items = PySequence_Fast_ITEMS(event);
-        for (int i = 0; i < FIELDS; i++) {
+        for (int i = 0; i < FIELDS; i++)
             out[i] = items[i];
+        if (is_tuple)
+            return 0;
+        /* A list's items could change under a call back into Python: hold them. */
+        for (int i = 0; i < FIELDS; i++)
             Py_INCREF(out[i]);
-        }
-        return 0;
+        return 1;
     }
     /* Anything else is iterated, as unpacking does: eleven items and then the end. */
     PyObject *iterator = PyObject_GetIter(event);
@@ -529,7 +571,7 @@ unpack(PyObject *event, PyObject **out)
             Py_DECREF(out[i]);
         return -1;
     }
-    return 0;
+    return 1;
 }
 
 static int
@@ -1132,8 +1174,8 @@ apply(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyObject *event = PySequence_Fast_GET_ITEM(events, index);
         PyObject *f[FIELDS];
         Py_INCREF(event);
-        int failed = unpack(event, f);
-        Py_DECREF(event);
+        int owned = unpack(event, f);
+        int failed = owned < 0;
         if (!failed) {
             PyObject *component = f[1], *device = f[4];
             if (component != last_component || device != last_device) {
@@ -1176,9 +1218,11 @@ apply(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             default:
                 failed = count_anomaly(b.account, s_unknown_kind);
             }
-            for (int i = 0; i < FIELDS; i++)
-                Py_DECREF(f[i]);
+            if (owned)
+                for (int i = 0; i < FIELDS; i++)
+                    Py_DECREF(f[i]);
         }
+        Py_DECREF(event);
         if (!failed)
             continue;
         if (PyErr_ExceptionMatches(malformed_errors)) {
