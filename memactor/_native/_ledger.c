@@ -574,20 +574,107 @@ unpack(PyObject *event, PyObject **out)
     return 1;
 }
 
+/* ---- owners' books ------------------------------------------------------------------
+ * The owners that events of one apply touch keep their bytes in use and peak in C
+ * integers, as the accounts do, and go back to their OwnerAccount objects at the end of
+ * apply (or when the cache is full). Nothing apply calls back into reads them. */
+
+#define HOLDER_SLOTS 64
+#define HOLDER_FILL 48
+
+typedef struct {
+    PyObject *holder; /* strong; NULL: an empty slot */
+    i128 in_use, peak;
+    int64_t index; /* the index its tag packs, -1 until read */
+    int changed;
+} Holder;
+
+typedef struct {
+    PyObject *owners, *holders, *dirty;
+    i128 reserved, in_use, peak_reserved, peak_in_use;
+    Holder cache[HOLDER_SLOTS];
+    int cached;
+} Totals;
+
+/* Write every cached owner's books back and empty the cache. */
 static int
-holder_add(PyObject *holder, i128 delta, int raise_peak)
+holders_flush(Totals *t)
 {
-    i128 value, peak;
-    if (get_i128(holder, O_IN_USE, &value) < 0)
+    int failed = 0;
+    for (int i = 0; i < HOLDER_SLOTS; i++) {
+        Holder *h = &t->cache[i];
+        if (h->holder == NULL)
+            continue;
+        if (h->changed && !failed &&
+            (put_i128(h->holder, O_IN_USE, h->in_use) < 0 ||
+             put_i128(h->holder, O_PEAK_IN_USE, h->peak) < 0))
+            failed = 1;
+        Py_CLEAR(h->holder);
+    }
+    t->cached = 0;
+    return failed ? -1 : 0;
+}
+
+/* The cache entry of *holder*, read from it the first time. */
+static Holder *
+holder_entry(Totals *t, PyObject *holder)
+{
+    size_t slot = ((uintptr_t)holder >> 4) % HOLDER_SLOTS;
+    for (;; slot = (slot + 1) % HOLDER_SLOTS) {
+        Holder *h = &t->cache[slot];
+        if (h->holder == holder)
+            return h;
+        if (h->holder == NULL)
+            break;
+    }
+    if (t->cached >= HOLDER_FILL) {
+        if (holders_flush(t) < 0)
+            return NULL;
+        slot = ((uintptr_t)holder >> 4) % HOLDER_SLOTS;
+    }
+    Holder *h = &t->cache[slot];
+    if (get_i128(holder, O_IN_USE, &h->in_use) < 0 ||
+        get_i128(holder, O_PEAK_IN_USE, &h->peak) < 0)
+        return NULL;
+    Py_INCREF(holder);
+    h->holder = holder;
+    h->index = -1;
+    h->changed = 0;
+    t->cached++;
+    return h;
+}
+
+/* ``holder.in_use += delta``, and the peak raised to it where *raise_peak*. */
+static int
+holder_add(Totals *t, PyObject *holder, i128 delta, int raise_peak)
+{
+    Holder *h = holder_entry(t, holder);
+    if (h == NULL)
         return -1;
-    value += delta;
-    if (put_i128(holder, O_IN_USE, value) < 0)
+    h->in_use += delta;
+    if (raise_peak && h->in_use > h->peak)
+        h->peak = h->in_use;
+    h->changed = 1;
+    return 0;
+}
+
+/* The owner index a holder's tag packs (``tag >> 48``), or -1 with an error. */
+static int64_t
+holder_index(Totals *t, PyObject *holder)
+{
+    Holder *h = holder_entry(t, holder);
+    if (h == NULL)
         return -1;
-    if (!raise_peak)
-        return 0;
-    if (get_i128(holder, O_PEAK_IN_USE, &peak) < 0)
+    if (h->index >= 0)
+        return h->index;
+    i128 tag;
+    if (get_i128(holder, O_TAG, &tag) < 0)
         return -1;
-    return value > peak ? put_i128(holder, O_PEAK_IN_USE, value) : 0;
+    if (tag < 0 || (tag & SIZE_MASK) || (tag >> SIZE_BITS) > (i128)OWNER_MASK) {
+        PyErr_SetString(PyExc_RuntimeError, "an owner's tag is not an index in its place");
+        return -1;
+    }
+    return h->index = (int64_t)(tag >> SIZE_BITS);
 }
 
 /* The owner account at *index* of the ledger's table of holders (a new reference). */
@@ -620,20 +707,6 @@ holder_of(Books *b, PyObject *owners, PyObject *owner)
     return PyObject_CallMethodOneArg(b->self, s__open_owner, owner);
 }
 
-/* The owner index a holder's tag packs (``tag >> 48``), or -1 with an error. */
-static int64_t
-holder_index(PyObject *holder)
-{
-    i128 tag;
-    if (get_i128(holder, O_TAG, &tag) < 0)
-        return -1;
-    if (tag < 0 || (tag & SIZE_MASK) || (tag >> SIZE_BITS) > (i128)OWNER_MASK) {
-        PyErr_SetString(PyExc_RuntimeError, "an owner's tag is not an index in its place");
-        return -1;
-    }
-    return (int64_t)(tag >> SIZE_BITS);
-}
-
 static int
 truth_of_tags(PyObject *tags)
 {
@@ -645,11 +718,6 @@ truth_of_tags(PyObject *tags)
 }
 
 /* ---- the kinds --------------------------------------------------------------------- */
-
-typedef struct {
-    PyObject *owners, *holders, *dirty;
-    i128 reserved, in_use, peak_reserved, peak_in_use;
-} Totals;
 
 #define RAISE_PEAK(value, peak) \
     if ((value) > (peak))       \
@@ -682,7 +750,7 @@ apply_release(Books *b, Totals *t, PyObject *block, PyObject *size)
     PyObject *holder = holder_at(t->holders, owner);
     if (holder == NULL)
         return -1;
-    failed = holder_add(holder, -(i128)recorded, 0);
+    failed = holder_add(t, holder, -(i128)recorded, 0);
     Py_DECREF(holder);
     if (failed)
         return -1;
@@ -718,7 +786,7 @@ apply_acquire(Books *b, Totals *t, PyObject *block, PyObject *size, PyObject *ow
     int mismatch = differs(size, recorded);
     if (mismatch < 0 || (mismatch && count_anomaly(b->account, s_size_mismatch) < 0))
         goto fail;
-    int64_t index = holder_index(holder);
+    int64_t index = holder_index(t, holder);
     if (index < 0)
         goto fail;
     record.owner = (uint64_t)index;
@@ -727,7 +795,7 @@ apply_acquire(Books *b, Totals *t, PyObject *block, PyObject *size, PyObject *ow
         goto fail;
     int failed = PyDict_SetItem(b->blocks, block, acquired);
     Py_DECREF(acquired);
-    if (failed || holder_add(holder, recorded, 1) < 0)
+    if (failed || holder_add(t, holder, recorded, 1) < 0)
         goto fail;
     Py_DECREF(holder);
     b->acquires += 1;
@@ -788,7 +856,7 @@ apply_alloc(Books *b, Totals *t, PyObject *block, PyObject *size_in, PyObject *o
     }
     if ((holder = holder_of(b, t->owners, owner)) == NULL)
         goto fail;
-    int64_t index = holder_index(holder);
+    int64_t index = holder_index(t, holder);
     if (index < 0)
         goto fail;
     Record record = {(uint64_t)size_value, (uint64_t)index, time};
@@ -804,7 +872,7 @@ apply_alloc(Books *b, Totals *t, PyObject *block, PyObject *size_in, PyObject *o
         bucket++;
     b->histogram_added[bucket] += 1;
     b->histogram_changed = 1;
-    if (holder_add(holder, size_value, 1) < 0)
+    if (holder_add(t, holder, size_value, 1) < 0)
         goto fail;
     b->allocations += 1;
     b->bytes_allocated += size_value;
@@ -944,7 +1012,7 @@ apply_free(Books *b, Totals *t, PyObject *block, PyObject *size, PyObject *ts_in
             failed = 1;
             goto done;
         }
-        int added = holder_add(holder, -(i128)recorded, 0);
+        int added = holder_add(t, holder, -(i128)recorded, 0);
         Py_DECREF(holder);
         CHECK(added);
         b->in_use -= recorded;
@@ -1046,7 +1114,7 @@ apply_resize(Books *b, Totals *t, PyObject *block, PyObject *size_in, PyObject *
         PyObject *holder = holder_at(t->holders, record.owner);
         if (holder == NULL)
             goto fail;
-        failed = holder_add(holder, delta, 1);
+        failed = holder_add(t, holder, delta, 1);
         Py_DECREF(holder);
         if (failed)
             goto fail;
@@ -1151,7 +1219,8 @@ apply(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     Books b = {.self = self};
-    Totals t = {0};
+    static const Totals empty;
+    Totals t = empty;
     PyObject *accounts = NULL, *malformed_obj = NULL, *applied_obj = NULL;
     PyObject *last_component = NULL, *last_device = NULL;
     PyObject *failure_type = NULL, *failure_value = NULL, *failure_tb = NULL;
@@ -1238,7 +1307,8 @@ apply(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         break;
     }
 
-    if (books_store(&b) < 0 || store_total(self, s__reserved, t.reserved) < 0 ||
+    if (holders_flush(&t) < 0 || books_store(&b) < 0 ||
+        store_total(self, s__reserved, t.reserved) < 0 ||
         store_total(self, s__in_use, t.in_use) < 0 ||
         store_total(self, s__peak_reserved, t.peak_reserved) < 0 ||
         store_total(self, s__peak_in_use, t.peak_in_use) < 0)
@@ -1266,6 +1336,8 @@ apply(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         goto out;
 
 out:
+    for (int i = 0; i < HOLDER_SLOTS; i++)
+        Py_XDECREF(t.cache[i].holder);
     books_clear(&b);
     Py_XDECREF(t.owners);
     Py_XDECREF(t.holders);

@@ -278,3 +278,23 @@ def test_a_long_stream_gives_the_same_books() -> None:
         assert apply_both(compiled, reference, batch) == (None, None)
     assert compiled.statistics().anomalies > 0
     assert books(compiled) == books(reference)
+
+
+def test_a_batch_with_more_owners_than_the_compiled_loop_keeps_at_once() -> None:
+    """Hundreds of owners in one batch, each back more than once: the compiled loop
+    writes owners' books back when it has too many in hand, and at the end."""
+    batch: list[tuple[Any, ...]] = []
+    for round_ in range(3):
+        for owner in range(300):
+            block = round_ * 1000 + owner
+            ts = len(batch)
+            batch.append(
+                (0, "pool", block, 64 + owner, "cpu", f"owner-{owner}", ts, 0, None, (), 0)
+            )
+            if owner % 3:
+                batch.append((4, "pool", block, 64 + owner, "cpu", "", ts, 0, None, (), 0))
+    compiled, _ = make_ledger()
+    reference, _ = make_ledger()
+    assert apply_both(compiled, reference, batch) == (None, None)
+    assert len(compiled.owners()) == 4  # three by name, and "(other owners)"
+    assert books(compiled) == books(reference)
