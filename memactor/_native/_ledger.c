@@ -214,6 +214,41 @@ record_make(const Record *record)
     return long_from_bytes(buf, RECORD_BYTES);
 }
 
+/* ``blocks[block] = record`` for a block that is in *blocks*. Where its old record is
+ * held by nothing but the dict and has as many digits as the new one, the digits are
+ * rewritten in place (nothing else can see the int change; it saves making one and
+ * freeing the other); otherwise a new int goes in. */
+static int
+record_replace(PyObject *blocks, PyObject *block, const Record *record)
+{
+#ifdef DIGIT_RECORDS
+    PyObject *old = PyDict_GetItemWithError(blocks, block);
+    if (old == NULL && PyErr_Occurred())
+        return -1;
+    if (old != NULL && Py_REFCNT(old) == 1 && PyLong_CheckExact(old) && record->time >= 0 &&
+        record->time < TIME_LIMIT) {
+        u128 u = ((u128)record->time << TIME_SHIFT) | ((u128)record->owner << SIZE_BITS) |
+                 record->size;
+        uint64_t high = (uint64_t)(u >> 64);
+        int bits = high ? 128 - __builtin_clzll(high)
+                        : ((uint64_t)u ? 64 - __builtin_clzll((uint64_t)u) : 0);
+        Py_ssize_t digits = (bits + PyLong_SHIFT - 1) / PyLong_SHIFT;
+        if (digits > 0 && digits == Py_SIZE(old)) {
+            digit *out = ((PyLongObject *)old)->ob_digit;
+            for (Py_ssize_t i = 0; i < digits; i++, u >>= PyLong_SHIFT)
+                out[i] = (digit)(u & PyLong_MASK);
+            return 0;
+        }
+    }
+#endif
+    PyObject *made = record_make(record);
+    if (made == NULL)
+        return -1;
+    int failed = PyDict_SetItem(blocks, block, made);
+    Py_DECREF(made);
+    return failed;
+}
+
 /* ---- the slots of the ledger's objects -------------------------------------------- */
 
 enum { ACCOUNT, DEVICE, OWNER, CLASSES };
@@ -740,13 +775,9 @@ apply_release(Books *b, Totals *t, PyObject *block, PyObject *size)
         return -1;
     uint64_t owner = record.owner;
     record.owner = 0;
-    PyObject *released = record_make(&record);
-    if (released == NULL)
+    if (record_replace(b->blocks, block, &record) < 0)
         return -1;
-    int failed = PyDict_SetItem(b->blocks, block, released);
-    Py_DECREF(released);
-    if (failed)
-        return -1;
+    int failed;
     PyObject *holder = holder_at(t->holders, owner);
     if (holder == NULL)
         return -1;
@@ -790,12 +821,7 @@ apply_acquire(Books *b, Totals *t, PyObject *block, PyObject *size, PyObject *ow
     if (index < 0)
         goto fail;
     record.owner = (uint64_t)index;
-    PyObject *acquired = record_make(&record);
-    if (acquired == NULL)
-        goto fail;
-    int failed = PyDict_SetItem(b->blocks, block, acquired);
-    Py_DECREF(acquired);
-    if (failed || holder_add(t, holder, recorded, 1) < 0)
+    if (record_replace(b->blocks, block, &record) < 0 || holder_add(t, holder, recorded, 1) < 0)
         goto fail;
     Py_DECREF(holder);
     b->acquires += 1;
@@ -1093,11 +1119,7 @@ apply_resize(Books *b, Totals *t, PyObject *block, PyObject *size_in, PyObject *
     if (mismatch < 0 || (mismatch && count_anomaly(b->account, s_size_mismatch) < 0))
         goto fail;
     i128 delta = (i128)size_value - (i128)recorded;
-    PyObject *resized = record_make(&record);
-    if (resized == NULL)
-        goto fail;
-    int failed = PyDict_SetItem(b->blocks, block, resized);
-    Py_DECREF(resized);
+    int failed = record_replace(b->blocks, block, &record);
     i128 resizes;
     if (failed || get_i128(b->account, A_RESIZES, &resizes) < 0 ||
         put_i128(b->account, A_RESIZES, resizes + 1) < 0)
