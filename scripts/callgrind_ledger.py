@@ -16,26 +16,16 @@ from __future__ import annotations
 
 import argparse
 import gc
-import os
-import re
 import subprocess
 import sys
-import tempfile
+
+import _callgrind as callgrind
 
 MODES = ("append", "python", "compiled")
-# One hash seed, and numpy's BLAS without worker threads: their spinning is counted
-# too, and differs from run to run.
-CHILD_ENV = {
-    **os.environ,
-    "PYTHONHASHSEED": "0",
-    "OPENBLAS_NUM_THREADS": "1",
-    "OMP_NUM_THREADS": "1",
-}
 
 
 def run(mode: str, count: int, made: int) -> None:
     """Apply the first *count* of *made* events as *mode* says."""
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from bench_ledger import churn_events
 
     from memactor.events import MemoryEvent
@@ -61,18 +51,9 @@ def run(mode: str, count: int, made: int) -> None:
 
 
 def instructions(mode: str, count: int, made: int) -> int:
-    with tempfile.TemporaryDirectory() as folder:
-        out = os.path.join(folder, "callgrind.out")
-        subprocess.run(
-            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
-             sys.executable, __file__, "--child", mode, "--events", str(count),
-             "--made", str(made)],
-            check=True, capture_output=True, env=CHILD_ENV,
-        )  # fmt: skip
-        with open(out) as file:
-            summary = re.search(r"^summary: (\d+)", file.read(), re.MULTILINE)
-    assert summary is not None
-    return int(summary.group(1))
+    return callgrind.instructions(
+        __file__, "--child", mode, "--events", str(count), "--made", str(made)
+    )
 
 
 def main() -> None:

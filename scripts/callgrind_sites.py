@@ -14,22 +14,13 @@ from __future__ import annotations
 
 import argparse
 import gc
-import os
-import re
 import subprocess
 import sys
-import tempfile
+
+import _callgrind as callgrind
 
 SAMPLE_EVERY = 64
 MODES = {"off": 0, "on": 1, "sampled": SAMPLE_EVERY}
-# One hash seed, and numpy's BLAS without worker threads: their spinning is counted
-# too, and differs from run to run.
-CHILD_ENV = {
-    **os.environ,
-    "PYTHONHASHSEED": "0",
-    "OPENBLAS_NUM_THREADS": "1",
-    "OMP_NUM_THREADS": "1",
-}
 
 
 def emit(mode: str, count: int) -> None:
@@ -57,17 +48,7 @@ def emit(mode: str, count: int) -> None:
 
 
 def instructions(mode: str, count: int) -> int:
-    with tempfile.TemporaryDirectory() as folder:
-        out = os.path.join(folder, "callgrind.out")
-        subprocess.run(
-            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
-             sys.executable, __file__, "--child", mode, "--emits", str(count)],
-            check=True, capture_output=True, env=CHILD_ENV,
-        )  # fmt: skip
-        with open(out) as file:
-            summary = re.search(r"^summary: (\d+)", file.read(), re.MULTILINE)
-    assert summary is not None
-    return int(summary.group(1))
+    return callgrind.instructions(__file__, "--child", mode, "--emits", str(count))
 
 
 def main() -> None:

@@ -119,9 +119,14 @@ as_i128(PyObject *v, i128 *out)
 }
 
 /* An int (after operator.index) as int64: 1 fits, 0 does not, -1 error. */
+static inline int small_int(PyObject *v, int64_t *out);
+
+
 static int
 fits_i64(PyObject *v, int64_t *out)
 {
+    if (small_int(v, out))
+        return 1;
     int overflow;
     long long x = PyLong_AsLongLongAndOverflow(v, &overflow);
     if (overflow)
@@ -146,6 +151,39 @@ typedef struct {
 #define DIGIT_RECORDS 1
 #define TIME_LIMIT (((int64_t)1) << 55)
 #endif
+
+/* The value of an int (exact or a subclass) of at most two 30-bit digits (a size, a
+ * block id, a kind, a time of the last 36 years): 1, else 0 (ask the C API). */
+static inline int
+small_digits(PyObject *v, int64_t *out)
+{
+#ifdef DIGIT_RECORDS
+    const digit *d = ((PyLongObject *)v)->ob_digit;
+    switch (Py_SIZE(v)) {
+    case 0:
+        *out = 0;
+        return 1;
+    case 1:
+        *out = d[0];
+        return 1;
+    case 2:
+        *out = ((int64_t)d[1] << PyLong_SHIFT) | d[0];
+        return 1;
+    case -1:
+        *out = -(int64_t)d[0];
+        return 1;
+    }
+#endif
+    (void)v;
+    (void)out;
+    return 0;
+}
+
+static inline int
+small_int(PyObject *v, int64_t *out)
+{
+    return PyLong_CheckExact(v) && small_digits(v, out);
+}
 
 static int
 record_read(PyObject *value, Record *record)
@@ -217,13 +255,13 @@ record_make(const Record *record)
 /* ``blocks[block] = record`` for a block that is in *blocks*. Where its old record is
  * held by nothing but the dict and has as many digits as the new one, the digits are
  * rewritten in place (nothing else can see the int change; it saves making one and
- * freeing the other); otherwise a new int goes in. */
+ * freeing the other); otherwise a new int goes in. *old* is its record as looked up
+ * where no Python code has run since (so it is still the dict's), else NULL. */
 static int
-record_replace(PyObject *blocks, PyObject *block, const Record *record)
+record_replace(PyObject *blocks, PyObject *block, PyObject *old, const Record *record)
 {
 #ifdef DIGIT_RECORDS
-    PyObject *old = PyDict_GetItemWithError(blocks, block);
-    if (old == NULL && PyErr_Occurred())
+    if (old == NULL && (old = PyDict_GetItemWithError(blocks, block)) == NULL && PyErr_Occurred())
         return -1;
     if (old != NULL && Py_REFCNT(old) == 1 && PyLong_CheckExact(old) && record->time >= 0 &&
         record->time < TIME_LIMIT) {
@@ -318,15 +356,21 @@ put(PyObject *obj, int f, PyObject *value)
     return result;
 }
 
+/* as_i128 of a new reference (NULL: an error), which it releases. */
 static int
-get_i128(PyObject *obj, int f, i128 *out)
+take_i128(PyObject *value, i128 *out)
 {
-    PyObject *value = get(obj, f);
     if (value == NULL)
         return -1;
     int result = as_i128(value, out);
     Py_DECREF(value);
     return result;
+}
+
+static int
+get_i128(PyObject *obj, int f, i128 *out)
+{
+    return take_i128(get(obj, f), out);
 }
 
 static int
@@ -499,6 +543,9 @@ call_with_size(PyObject *obj, PyObject *name, PyObject *block, uint64_t size, Py
 static int
 differs(PyObject *size, uint64_t recorded)
 {
+    int64_t small;
+    if (small_int(size, &small))
+        return small < 0 || (uint64_t)small != recorded;
     if (PyLong_CheckExact(size)) {
         int overflow;
         long long value = PyLong_AsLongLongAndOverflow(size, &overflow);
@@ -525,6 +572,9 @@ static int
 kind_of(PyObject *kind)
 {
     if (PyLong_Check(kind) && Py_TYPE(kind)->tp_richcompare == PyLong_Type.tp_richcompare) {
+        int64_t small;
+        if (small_digits(kind, &small))
+            return small >= 0 && small < UNKNOWN_KIND ? (int)small : UNKNOWN_KIND;
         int overflow;
         long value = PyLong_AsLongAndOverflow(kind, &overflow);
         if (value == -1 && PyErr_Occurred())
@@ -730,9 +780,10 @@ holder_at(PyObject *holders, uint64_t index)
 
 /* ``owners.get(owner) or self._open_owner(owner)`` (a new reference). */
 static PyObject *
-holder_of(Books *b, PyObject *owners, PyObject *owner)
+holder_of(Books *b, PyObject *owners, PyObject *owner, int *opened)
 {
     PyObject *holder = PyDict_GetItemWithError(owners, owner);
+    *opened = holder == NULL;
     if (holder != NULL) {
         Py_INCREF(holder);
         return holder;
@@ -775,7 +826,10 @@ apply_release(Books *b, Totals *t, PyObject *block, PyObject *size)
         return -1;
     uint64_t owner = record.owner;
     record.owner = 0;
-    if (record_replace(b->blocks, block, &record) < 0)
+    /* No Python code ran since the look-up unless a size had to be compared in Python
+     * or a mismatch counted. */
+    int trusted = !mismatch && PyLong_CheckExact(size);
+    if (record_replace(b->blocks, block, trusted ? value : NULL, &record) < 0)
         return -1;
     int failed;
     PyObject *holder = holder_at(t->holders, owner);
@@ -811,7 +865,8 @@ apply_acquire(Books *b, Totals *t, PyObject *block, PyObject *size, PyObject *ow
     if (value == NULL || record.owner)
         return count_stray(b, block, value, s_acquire);
     uint64_t recorded = record.size;
-    PyObject *holder = holder_of(b, t->owners, owner);
+    int opened;
+    PyObject *holder = holder_of(b, t->owners, owner, &opened);
     if (holder == NULL)
         return -1;
     int mismatch = differs(size, recorded);
@@ -821,7 +876,9 @@ apply_acquire(Books *b, Totals *t, PyObject *block, PyObject *size, PyObject *ow
     if (index < 0)
         goto fail;
     record.owner = (uint64_t)index;
-    if (record_replace(b->blocks, block, &record) < 0 || holder_add(t, holder, recorded, 1) < 0)
+    int trusted = !opened && !mismatch && PyLong_CheckExact(size) && PyUnicode_CheckExact(owner);
+    if (record_replace(b->blocks, block, trusted ? value : NULL, &record) < 0 ||
+        holder_add(t, holder, recorded, 1) < 0)
         goto fail;
     Py_DECREF(holder);
     b->acquires += 1;
@@ -880,7 +937,8 @@ apply_alloc(Books *b, Totals *t, PyObject *block, PyObject *size_in, PyObject *o
         Py_DECREF(ts);
         return count_anomaly(b->account, s_bad_timestamp);
     }
-    if ((holder = holder_of(b, t->owners, owner)) == NULL)
+    int opened;
+    if ((holder = holder_of(b, t->owners, owner, &opened)) == NULL)
         goto fail;
     int64_t index = holder_index(t, holder);
     if (index < 0)
@@ -1119,7 +1177,8 @@ apply_resize(Books *b, Totals *t, PyObject *block, PyObject *size_in, PyObject *
     if (mismatch < 0 || (mismatch && count_anomaly(b->account, s_size_mismatch) < 0))
         goto fail;
     i128 delta = (i128)size_value - (i128)recorded;
-    int failed = record_replace(b->blocks, block, &record);
+    int trusted = !mismatch && PyLong_CheckExact(size_in) && PyLong_CheckExact(old_size);
+    int failed = record_replace(b->blocks, block, trusted ? value : NULL, &record);
     i128 resizes;
     if (failed || get_i128(b->account, A_RESIZES, &resizes) < 0 ||
         put_i128(b->account, A_RESIZES, resizes + 1) < 0)
@@ -1171,12 +1230,7 @@ fail:
 static int
 load_total(PyObject *self, PyObject *name, i128 *out)
 {
-    PyObject *value = PyObject_GetAttr(self, name);
-    if (value == NULL)
-        return -1;
-    int result = as_i128(value, out);
-    Py_DECREF(value);
-    return result;
+    return take_i128(PyObject_GetAttr(self, name), out);
 }
 
 static int
