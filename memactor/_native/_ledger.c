@@ -29,6 +29,11 @@
 #include <structmember.h>
 #include <stdint.h>
 
+#ifndef __SIZEOF_INT128__
+/* Without it the build fails, and memactor runs the ledger in pure Python (it says so). */
+#error "memactor's compiled ledger needs a compiler with __int128 (GCC or Clang)"
+#endif
+
 __extension__ typedef __int128 i128;
 __extension__ typedef unsigned __int128 u128;
 
@@ -1244,6 +1249,24 @@ store_total(PyObject *self, PyObject *name, i128 value)
     return result;
 }
 
+/* ``self.<name> += count`` */
+static int
+add_to_attr(PyObject *self, PyObject *name, Py_ssize_t count)
+{
+    PyObject *before = PyObject_GetAttr(self, name);
+    if (before == NULL)
+        return -1;
+    PyObject *added = PyLong_FromSsize_t(count);
+    PyObject *after = added == NULL ? NULL : PyNumber_Add(before, added);
+    Py_DECREF(before);
+    Py_XDECREF(added);
+    if (after == NULL)
+        return -1;
+    int result = PyObject_SetAttr(self, name, after);
+    Py_DECREF(after);
+    return result;
+}
+
 /* Switch to the books of (component, device): store the current ones, find or open the
  * next account, mark it changed, load it. */
 static int
@@ -1297,7 +1320,7 @@ apply(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     Books b = {.self = self};
     static const Totals empty;
     Totals t = empty;
-    PyObject *accounts = NULL, *malformed_obj = NULL, *applied_obj = NULL;
+    PyObject *accounts = NULL;
     PyObject *last_component = NULL, *last_device = NULL;
     PyObject *failure_type = NULL, *failure_value = NULL, *failure_tb = NULL;
     Py_ssize_t malformed = 0, index = 0;
@@ -1390,25 +1413,8 @@ apply(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         store_total(self, s__peak_in_use, t.peak_in_use) < 0)
         goto out;
     Py_ssize_t applied = failure_type != NULL ? index : PySequence_Fast_GET_SIZE(events);
-    if (malformed) {
-        PyObject *before = PyObject_GetAttr(self, s__malformed);
-        if (before == NULL)
-            goto out;
-        PyObject *count = PyLong_FromSsize_t(malformed);
-        malformed_obj = count == NULL ? NULL : PyNumber_Add(before, count);
-        Py_DECREF(before);
-        Py_XDECREF(count);
-        if (malformed_obj == NULL || PyObject_SetAttr(self, s__malformed, malformed_obj) < 0)
-            goto out;
-    }
-    PyObject *before = PyObject_GetAttr(self, s__events_applied);
-    if (before == NULL)
-        goto out;
-    PyObject *count = PyLong_FromSsize_t(applied);
-    applied_obj = count == NULL ? NULL : PyNumber_Add(before, count);
-    Py_DECREF(before);
-    Py_XDECREF(count);
-    if (applied_obj == NULL || PyObject_SetAttr(self, s__events_applied, applied_obj) < 0)
+    if ((malformed && add_to_attr(self, s__malformed, malformed) < 0) ||
+        add_to_attr(self, s__events_applied, applied) < 0)
         goto out;
 
 out:
@@ -1419,8 +1425,6 @@ out:
     Py_XDECREF(t.holders);
     Py_XDECREF(t.dirty);
     Py_XDECREF(accounts);
-    Py_XDECREF(malformed_obj);
-    Py_XDECREF(applied_obj);
     Py_XDECREF(last_component);
     Py_XDECREF(last_device);
     if (failure_type != NULL) {
