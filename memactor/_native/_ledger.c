@@ -149,11 +149,32 @@ typedef struct {
     int64_t time;
 } Record;
 
-/* Python 3.11 keeps an int as 30-bit digits (cpython/longintrepr.h): records of
- * today's clock (times below 2**55 ns, a year and more of uptime) are read and made
- * from them directly; every other record goes through the byte-array functions. */
-#if PY_VERSION_HEX < 0x030C0000 && PYLONG_BITS_IN_DIGIT == 30
+/* CPython keeps an int as 30-bit digits (cpython/longintrepr.h): records of today's
+ * clock (times below 2**55 ns, a year and more of uptime) are read and made from them
+ * directly, as are small ints; every other int goes through the C API. 3.11 keeps the
+ * signed digit count in ob_size, 3.12 and 3.13 the count and sign in lv_tag. */
+#if PYLONG_BITS_IN_DIGIT == 30 && PY_VERSION_HEX < 0x030E0000
 #define DIGIT_RECORDS 1
+#if PY_VERSION_HEX < 0x030C0000
+#define DIGITS_OF(v) (((PyLongObject *)(v))->ob_digit)
+#define SIGNED_DIGITS(v) Py_SIZE(v)
+/* The digit count of a positive int, or -1 for any other. */
+#define POSITIVE_DIGITS(v) (Py_SIZE(v) > 0 ? Py_SIZE(v) : -1)
+#else
+#define DIGITS_OF(v) (((PyLongObject *)(v))->long_value.ob_digit)
+static inline Py_ssize_t
+SIGNED_DIGITS(PyObject *v)
+{
+    uintptr_t tag = ((PyLongObject *)v)->long_value.lv_tag;
+    Py_ssize_t count = (Py_ssize_t)(tag >> 3);
+    return (tag & 3) == 2 ? -count : (tag & 3) == 1 ? 0 : count;
+}
+/* Only a positive int with no flag set (3.13 marks immortal ones in bit 2). */
+#define POSITIVE_DIGITS(v)                                                      \
+    ((((PyLongObject *)(v))->long_value.lv_tag & 7) == 0                          \
+         ? (Py_ssize_t)(((PyLongObject *)(v))->long_value.lv_tag >> 3)            \
+         : -1)
+#endif
 #define TIME_LIMIT (((int64_t)1) << 55)
 #endif
 
@@ -163,8 +184,8 @@ static inline int
 small_digits(PyObject *v, int64_t *out)
 {
 #ifdef DIGIT_RECORDS
-    const digit *d = ((PyLongObject *)v)->ob_digit;
-    switch (Py_SIZE(v)) {
+    const digit *d = DIGITS_OF(v);
+    switch (SIGNED_DIGITS(v)) {
     case 0:
         *out = 0;
         return 1;
@@ -198,9 +219,9 @@ record_read(PyObject *value, Record *record)
         return -1;
     }
 #ifdef DIGIT_RECORDS
-    Py_ssize_t digits = Py_SIZE(value);
-    if (digits >= 0 && (digits <= 4 || (digits == 5 && ((PyLongObject *)value)->ob_digit[4] < 256))) {
-        const digit *digit = ((PyLongObject *)value)->ob_digit;
+    Py_ssize_t digits = SIGNED_DIGITS(value);
+    if (digits >= 0 && (digits <= 4 || (digits == 5 && DIGITS_OF(value)[4] < 256))) {
+        const digit *digit = DIGITS_OF(value);
         u128 u = 0;
         for (Py_ssize_t i = digits - 1; i >= 0; i--)
             u = (u << PyLong_SHIFT) | digit[i];
@@ -242,7 +263,7 @@ record_make(const Record *record)
         if (made == NULL)
             return NULL;
         for (Py_ssize_t i = 0; i < digits; i++, u >>= PyLong_SHIFT)
-            made->ob_digit[i] = (digit)(u & PyLong_MASK);
+            DIGITS_OF(made)[i] = (digit)(u & PyLong_MASK);
         return (PyObject *)made;
     }
 #endif
@@ -276,8 +297,8 @@ record_replace(PyObject *blocks, PyObject *block, PyObject *old, const Record *r
         int bits = high ? 128 - __builtin_clzll(high)
                         : ((uint64_t)u ? 64 - __builtin_clzll((uint64_t)u) : 0);
         Py_ssize_t digits = (bits + PyLong_SHIFT - 1) / PyLong_SHIFT;
-        if (digits > 0 && digits == Py_SIZE(old)) {
-            digit *out = ((PyLongObject *)old)->ob_digit;
+        if (digits > 0 && digits == POSITIVE_DIGITS(old)) {
+            digit *out = DIGITS_OF(old);
             for (Py_ssize_t i = 0; i < digits; i++, u >>= PyLong_SHIFT)
                 out[i] = (digit)(u & PyLong_MASK);
             return 0;
