@@ -152,8 +152,9 @@ typedef struct {
 /* CPython keeps an int as 30-bit digits (cpython/longintrepr.h): records of today's
  * clock (times below 2**55 ns, a year and more of uptime) are read and made from them
  * directly, as are small ints; every other int goes through the C API. 3.11 keeps the
- * signed digit count in ob_size, 3.12 and 3.13 the count and sign in lv_tag. */
-#if PYLONG_BITS_IN_DIGIT == 30 && PY_VERSION_HEX < 0x030E0000
+ * signed digit count in ob_size, 3.12 and 3.13 the count and sign in lv_tag. Not on a
+ * free-threaded build, where an int held once may still be read by another thread. */
+#if PYLONG_BITS_IN_DIGIT == 30 && PY_VERSION_HEX < 0x030E0000 && !defined(Py_GIL_DISABLED)
 #define DIGIT_RECORDS 1
 #if PY_VERSION_HEX < 0x030C0000
 #define DIGITS_OF(v) (((PyLongObject *)(v))->ob_digit)
@@ -835,16 +836,49 @@ truth_of_tags(PyObject *tags)
     if ((value) > (peak))       \
     (peak) = (value)
 
+/* Bytes in use or reserved change on the account, its device and the ledger at once; an
+ * increase raises each one's peak. */
+static inline void
+add_bytes(i128 delta, i128 *account, i128 *account_peak, i128 *device, i128 *device_peak,
+          i128 *ledger, i128 *ledger_peak)
+{
+    *account += delta;
+    *device += delta;
+    *ledger += delta;
+    if (delta > 0) {
+        RAISE_PEAK(*account, *account_peak);
+        RAISE_PEAK(*device, *device_peak);
+        RAISE_PEAK(*ledger, *ledger_peak);
+    }
+}
+
+#define add_in_use(b, t, delta)                                                         \
+    add_bytes((delta), &(b)->in_use, &(b)->peak_in_use, &(b)->d_in_use,                  \
+              &(b)->d_peak_in_use, &(t)->in_use, &(t)->peak_in_use)
+#define add_reserved(b, t, delta)                                                       \
+    add_bytes((delta), &(b)->reserved, &(b)->peak_reserved, &(b)->d_reserved,            \
+              &(b)->d_peak_reserved, &(t)->reserved, &(t)->peak_reserved)
+
+/* Look *block* up: 1 and its record (*value* borrowed from the dict), 0 when it is not
+ * there (*value* NULL), -1 for an error. */
+static int
+find_record(PyObject *blocks, PyObject *block, PyObject **value, Record *record)
+{
+    *value = PyDict_GetItemWithError(blocks, block);
+    if (*value == NULL)
+        return PyErr_Occurred() ? -1 : 0;
+    return record_read(*value, record) < 0 ? -1 : 1;
+}
+
 static int
 apply_release(Books *b, Totals *t, PyObject *block, PyObject *size)
 {
     Record record;
-    PyObject *value = PyDict_GetItemWithError(b->blocks, block);
-    if (value == NULL && PyErr_Occurred())
+    PyObject *value;
+    int found = find_record(b->blocks, block, &value, &record);
+    if (found < 0)
         return -1;
-    if (value != NULL && record_read(value, &record) < 0)
-        return -1;
-    if (value == NULL || !record.owner)
+    if (!found || !record.owner)
         return count_stray(b, block, value, s_release);
     uint64_t recorded = record.size;
     int mismatch = differs(size, recorded);
@@ -872,9 +906,7 @@ apply_release(Books *b, Totals *t, PyObject *block, PyObject *size)
         call_with_size(b->account, s_end_site, block, recorded, NULL) < 0)
         return -1;
     b->releases += 1;
-    b->in_use -= recorded;
-    b->d_in_use -= recorded;
-    t->in_use -= recorded;
+    add_in_use(b, t, -(i128)recorded);
     return 0;
 }
 
@@ -883,12 +915,11 @@ apply_acquire(Books *b, Totals *t, PyObject *block, PyObject *size, PyObject *ow
               PyObject *tags)
 {
     Record record;
-    PyObject *value = PyDict_GetItemWithError(b->blocks, block);
-    if (value == NULL && PyErr_Occurred())
+    PyObject *value;
+    int found = find_record(b->blocks, block, &value, &record);
+    if (found < 0)
         return -1;
-    if (value != NULL && record_read(value, &record) < 0)
-        return -1;
-    if (value == NULL || record.owner)
+    if (!found || record.owner)
         return count_stray(b, block, value, s_acquire);
     uint64_t recorded = record.size;
     int opened;
@@ -908,12 +939,7 @@ apply_acquire(Books *b, Totals *t, PyObject *block, PyObject *size, PyObject *ow
         goto fail;
     Py_DECREF(holder);
     b->acquires += 1;
-    b->in_use += recorded;
-    RAISE_PEAK(b->in_use, b->peak_in_use);
-    b->d_in_use += recorded;
-    RAISE_PEAK(b->d_in_use, b->d_peak_in_use);
-    t->in_use += recorded;
-    RAISE_PEAK(t->in_use, t->peak_in_use);
+    add_in_use(b, t, recorded);
     int tagged = truth_of_tags(tags);
     if (tagged < 0 || (tagged && call_with_size(b->account, s_note_tags, block, recorded, tags) < 0))
         return -1;
@@ -986,18 +1012,8 @@ apply_alloc(Books *b, Totals *t, PyObject *block, PyObject *size_in, PyObject *o
         goto fail;
     b->allocations += 1;
     b->bytes_allocated += size_value;
-    b->reserved += size_value;
-    RAISE_PEAK(b->reserved, b->peak_reserved);
-    b->in_use += size_value;
-    RAISE_PEAK(b->in_use, b->peak_in_use);
-    b->d_reserved += size_value;
-    RAISE_PEAK(b->d_reserved, b->d_peak_reserved);
-    b->d_in_use += size_value;
-    RAISE_PEAK(b->d_in_use, b->d_peak_in_use);
-    t->reserved += size_value;
-    RAISE_PEAK(t->reserved, t->peak_reserved);
-    t->in_use += size_value;
-    RAISE_PEAK(t->in_use, t->peak_in_use);
+    add_reserved(b, t, size_value);
+    add_in_use(b, t, size_value);
     int tagged = truth_of_tags(tags);
     if (tagged < 0 ||
         (tagged && call_method(b->account, s_note_tags, block, size, tags, NULL) < 0))
@@ -1065,10 +1081,11 @@ static int
 apply_free(Books *b, Totals *t, PyObject *block, PyObject *size, PyObject *ts_in)
 {
     Record record;
-    PyObject *value = PyDict_GetItemWithError(b->blocks, block);
-    if (value == NULL) {
-        if (PyErr_Occurred())
-            return -1;
+    PyObject *value;
+    int found = find_record(b->blocks, block, &value, &record);
+    if (found < 0)
+        return -1;
+    if (!found) {
         PyObject *freed = PyObject_CallMethodOneArg(b->account, s_was_freed, block);
         if (freed == NULL)
             return -1;
@@ -1078,8 +1095,6 @@ apply_free(Books *b, Totals *t, PyObject *block, PyObject *size, PyObject *ts_in
             return -1;
         return count_anomaly(b->account, truth ? s_double_free : s_unknown_block);
     }
-    if (record_read(value, &record) < 0)
-        return -1;
     PyObject *ts = as_index(ts_in);
     if (ts == NULL)
         return -1;
@@ -1113,9 +1128,7 @@ apply_free(Books *b, Totals *t, PyObject *block, PyObject *size, PyObject *ts_in
     if (mismatch)
         CHECK(count_anomaly(b->account, s_size_mismatch));
     b->frees += 1;
-    b->reserved -= recorded;
-    b->d_reserved -= recorded;
-    t->reserved -= recorded;
+    add_reserved(b, t, -(i128)recorded);
     if (record.owner) {
         PyObject *holder = holder_at(t->holders, record.owner);
         if (holder == NULL) {
@@ -1125,9 +1138,7 @@ apply_free(Books *b, Totals *t, PyObject *block, PyObject *size, PyObject *ts_in
         int added = holder_add(t, holder, -(i128)recorded, 0);
         Py_DECREF(holder);
         CHECK(added);
-        b->in_use -= recorded;
-        b->d_in_use -= recorded;
-        t->in_use -= recorded;
+        add_in_use(b, t, -(i128)recorded);
         if (PyDict_GET_SIZE(b->requests))
             CHECK(call_method(b->account, s_end_request, block, NULL, NULL, NULL));
         if (PyDict_GET_SIZE(b->sites))
@@ -1178,14 +1189,10 @@ apply_resize(Books *b, Totals *t, PyObject *block, PyObject *size_in, PyObject *
              PyObject *tags)
 {
     Record record;
-    PyObject *value = PyDict_GetItemWithError(b->blocks, block);
-    if (value == NULL) {
-        if (PyErr_Occurred())
-            return -1;
-        return count_stray(b, block, NULL, s_resize);
-    }
-    if (record_read(value, &record) < 0)
-        return -1;
+    PyObject *value;
+    int found = find_record(b->blocks, block, &value, &record);
+    if (found <= 0)
+        return found < 0 ? -1 : count_stray(b, block, NULL, s_resize);
     PyObject *size = as_index(size_in);
     if (size == NULL)
         return -1;
@@ -1211,12 +1218,7 @@ apply_resize(Books *b, Totals *t, PyObject *block, PyObject *size_in, PyObject *
         goto fail;
     if (delta > 0)
         b->bytes_allocated += delta;
-    b->reserved += delta;
-    b->d_reserved += delta;
-    t->reserved += delta;
-    RAISE_PEAK(b->reserved, b->peak_reserved);
-    RAISE_PEAK(b->d_reserved, b->d_peak_reserved);
-    RAISE_PEAK(t->reserved, t->peak_reserved);
+    add_reserved(b, t, delta);
     if (record.owner) {
         PyObject *holder = holder_at(t->holders, record.owner);
         if (holder == NULL)
@@ -1225,12 +1227,7 @@ apply_resize(Books *b, Totals *t, PyObject *block, PyObject *size_in, PyObject *
         Py_DECREF(holder);
         if (failed)
             goto fail;
-        b->in_use += delta;
-        b->d_in_use += delta;
-        t->in_use += delta;
-        RAISE_PEAK(b->in_use, b->peak_in_use);
-        RAISE_PEAK(b->d_in_use, b->d_peak_in_use);
-        RAISE_PEAK(t->in_use, t->peak_in_use);
+        add_in_use(b, t, delta);
         int tagged = truth_of_tags(tags);
         if (tagged < 0)
             goto fail;
@@ -1259,15 +1256,21 @@ load_total(PyObject *self, PyObject *name, i128 *out)
     return take_i128(PyObject_GetAttr(self, name), out);
 }
 
+/* ``self.<name> = value``, stealing the reference to value (NULL: an error). */
+static int
+set_attr(PyObject *self, PyObject *name, PyObject *value)
+{
+    if (value == NULL)
+        return -1;
+    int result = PyObject_SetAttr(self, name, value);
+    Py_DECREF(value);
+    return result;
+}
+
 static int
 store_total(PyObject *self, PyObject *name, i128 value)
 {
-    PyObject *obj = from_i128(value);
-    if (obj == NULL)
-        return -1;
-    int result = PyObject_SetAttr(self, name, obj);
-    Py_DECREF(obj);
-    return result;
+    return set_attr(self, name, from_i128(value));
 }
 
 /* ``self.<name> += count`` */
@@ -1281,11 +1284,7 @@ add_to_attr(PyObject *self, PyObject *name, Py_ssize_t count)
     PyObject *after = added == NULL ? NULL : PyNumber_Add(before, added);
     Py_DECREF(before);
     Py_XDECREF(added);
-    if (after == NULL)
-        return -1;
-    int result = PyObject_SetAttr(self, name, after);
-    Py_DECREF(after);
-    return result;
+    return set_attr(self, name, after);
 }
 
 /* Switch to the books of (component, device): store the current ones, find or open the
