@@ -21,7 +21,8 @@ from sys import _getframe
 from types import CodeType
 
 from ..events import REQUESTED_TAG, SiteTable, Tags
-from ._reporter import _ACQUIRE, _ALLOC, _RESIZE, MemoryReporter
+from ._emits import _ACQUIRE, _ALLOC, _RESIZE
+from ._reporter import MemoryReporter
 
 _NOT_SEEN: tuple[CodeType | None, Tags] = (None, ())
 
