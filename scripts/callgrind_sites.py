@@ -14,22 +14,14 @@ from __future__ import annotations
 
 import argparse
 import gc
-import os
-import re
 import subprocess
 import sys
-import tempfile
+from collections.abc import Callable
+
+from _callgrind import instructions_per_call
 
 SAMPLE_EVERY = 64
 MODES = {"off": 0, "on": 1, "sampled": SAMPLE_EVERY}
-# One hash seed, and numpy's BLAS without worker threads: their spinning is counted
-# too, and differs from run to run.
-CHILD_ENV = {
-    **os.environ,
-    "PYTHONHASHSEED": "0",
-    "OPENBLAS_NUM_THREADS": "1",
-    "OMP_NUM_THREADS": "1",
-}
 
 
 def emit(mode: str, count: int) -> None:
@@ -56,18 +48,9 @@ def emit(mode: str, count: int) -> None:
             inbox.take_handed_on()
 
 
-def instructions(mode: str, count: int) -> int:
-    with tempfile.TemporaryDirectory() as folder:
-        out = os.path.join(folder, "callgrind.out")
-        subprocess.run(
-            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
-             sys.executable, __file__, "--child", mode, "--emits", str(count)],
-            check=True, capture_output=True, env=CHILD_ENV,
-        )  # fmt: skip
-        with open(out) as file:
-            summary = re.search(r"^summary: (\d+)", file.read(), re.MULTILINE)
-    assert summary is not None
-    return int(summary.group(1))
+def child_command(mode: str) -> Callable[[int], list[str]]:
+    """The command that emits a given number of allocations in *mode*."""
+    return lambda count: [sys.executable, __file__, "--child", mode, "--emits", str(count)]
 
 
 def main() -> None:
@@ -82,11 +65,7 @@ def main() -> None:
     # compile inside one measured run and not in its pair would count as emits.
     subprocess.run([sys.executable, __file__, "--child", "on", "--emits", "1"], check=True)
     # The difference of two runs leaves out the start-up and the table's set-up.
-    per = {
-        mode: (instructions(mode, 3 * args.emits) - instructions(mode, args.emits))
-        / (2 * args.emits)
-        for mode in MODES
-    }
+    per = {mode: instructions_per_call(child_command(mode), args.emits) for mode in MODES}
     print(f"instructions per emit (callgrind, {2 * args.emits:,} emits told apart):")
     print(f"  sites off                 {per['off']:8.0f}")
     print(f"  sites on                  {per['on']:8.0f}  ({per['on'] / per['off']:.2f}x off)")

@@ -40,20 +40,28 @@ static PyObject *monotonic_ns;  /* the time.monotonic_ns builtin */
 static PyTypeObject *wrapper_type;  /* type(itertools.count().__next__) */
 static PyTypeObject *count_type;  /* itertools.count */
 
+/* How an emit calls the clock or the numbering: found for the callable *seen* the first
+ * time an emit finds it in the attribute, and kept (with a reference to it) until the
+ * attribute holds another. */
+typedef struct {
+    PyObject *seen;
+    PyObject *iterator;  /* whose tp_iternext stands for the callable (CALL_ITERNEXT) */
+    int call;
+} Stamp;
+
+/* The attributes are plain object members, not properties: Python code that reads them
+ * (the sited reporters' emits, _full) gets the interpreter's fast path for slots. */
 typedef struct {
     PyObject_HEAD
     PyObject *batch;
+    PyObject *limit;
     PyObject *component;
     PyObject *owner;
     PyObject *device;
     PyObject *clock;
     PyObject *seq;
-    /* The object whose tp_iternext stands for clock or seq (CALL_ITERNEXT), owned. */
-    PyObject *clock_iterator;
-    PyObject *seq_iterator;
-    int clock_call;
-    int seq_call;
-    Py_ssize_t limit;
+    Stamp clock_stamp;
+    Stamp seq_stamp;
 } EmitCore;
 
 /* -- calling the clock and the numbering ---------------------------------------------- */
@@ -131,64 +139,25 @@ classify(PyObject *callable, PyObject **iterator)
     return CALL_ANY;
 }
 
-static int
-set_stamp(PyObject **slot, PyObject **iterator_slot, int *call_slot, PyObject *value)
+/* Calls *callable* (the attribute's value, not NULL) as *stamp* says, finding how
+ * first if the attribute changed since the last emit. */
+static inline ALWAYS_INLINE PyObject *
+stamp_of(Stamp *stamp, PyObject *callable)
 {
-    PyObject *iterator = NULL;
-    int call = CALL_ANY;
-    if (value != NULL) {
-        call = classify(value, &iterator);
+    if (callable != stamp->seen) {
+        PyObject *iterator;
+        int call = classify(callable, &iterator);
         if (call < 0) {
-            return -1;
+            return NULL;
         }
-        Py_INCREF(value);
+        PyObject *old_seen = stamp->seen, *old_iterator = stamp->iterator;
+        stamp->seen = Py_NewRef(callable);
+        stamp->iterator = iterator;
+        stamp->call = call;
+        Py_XDECREF(old_seen);
+        Py_XDECREF(old_iterator);
     }
-    Py_XSETREF(*slot, value);
-    Py_XSETREF(*iterator_slot, iterator);
-    *call_slot = call;
-    return 0;
-}
-
-static PyObject *
-get_stamp(PyObject *value, const char *name)
-{
-    if (value == NULL) {
-        PyErr_SetString(PyExc_AttributeError, name);
-        return NULL;
-    }
-    return Py_NewRef(value);
-}
-
-static PyObject *
-core_get_clock(EmitCore *self, void *closure)
-{
-    return get_stamp(self->clock, "_clock");
-}
-
-static int
-core_set_clock(EmitCore *self, PyObject *value, void *closure)
-{
-    if (value == NULL && self->clock == NULL) {
-        PyErr_SetString(PyExc_AttributeError, "_clock");
-        return -1;
-    }
-    return set_stamp(&self->clock, &self->clock_iterator, &self->clock_call, value);
-}
-
-static PyObject *
-core_get_seq(EmitCore *self, void *closure)
-{
-    return get_stamp(self->seq, "_seq");
-}
-
-static int
-core_set_seq(EmitCore *self, PyObject *value, void *closure)
-{
-    if (value == NULL && self->seq == NULL) {
-        PyErr_SetString(PyExc_AttributeError, "_seq");
-        return -1;
-    }
-    return set_stamp(&self->seq, &self->seq_iterator, &self->seq_call, value);
+    return call_stamp(stamp->seen, stamp->call, stamp->iterator);
 }
 
 /* -- arguments ------------------------------------------------------------------------ */
@@ -335,7 +304,7 @@ emit(EmitCore *self, int kind, PyObject *block, PyObject *size, PyObject *device
         missing("_clock");
         goto error;
     }
-    PyObject *now = call_stamp(self->clock, self->clock_call, self->clock_iterator);
+    PyObject *now = stamp_of(&self->clock_stamp, self->clock);
     if (now == NULL) {
         goto error;
     }
@@ -369,7 +338,7 @@ emit(EmitCore *self, int kind, PyObject *block, PyObject *size, PyObject *device
         missing("_seq");
         goto error;
     }
-    PyObject *number = call_stamp(self->seq, self->seq_call, self->seq_iterator);
+    PyObject *number = stamp_of(&self->seq_stamp, self->seq);
     if (number == NULL) {
         goto error;
     }
@@ -395,7 +364,28 @@ emit(EmitCore *self, int kind, PyObject *block, PyObject *size, PyObject *device
     }
     Py_DECREF(event);
     Py_DECREF(batch);
-    if (length >= self->limit) {
+    int full;
+    PyObject *limit = self->limit;
+    if (limit != NULL && PyLong_CheckExact(limit)) {
+        int overflow;
+        long long bound = PyLong_AsLongLongAndOverflow(limit, &overflow);
+        full = overflow ? overflow < 0 : (long long)length >= bound;
+    }
+    else if (limit == NULL) {
+        return missing("_limit");
+    }
+    else {
+        PyObject *size = PyLong_FromSsize_t(length);
+        if (size == NULL) {
+            return NULL;
+        }
+        full = PyObject_RichCompareBool(size, limit, Py_GE);
+        Py_DECREF(size);
+        if (full < 0) {
+            return NULL;
+        }
+    }
+    if (full) {
         PyObject *result = PyObject_CallMethodNoArgs((PyObject *)self, full_name);
         if (result == NULL) {
             return NULL;
@@ -528,10 +518,13 @@ core_traverse(EmitCore *self, visitproc visit, void *arg)
     Py_VISIT(self->component);
     Py_VISIT(self->owner);
     Py_VISIT(self->device);
+    Py_VISIT(self->limit);
     Py_VISIT(self->clock);
     Py_VISIT(self->seq);
-    Py_VISIT(self->clock_iterator);
-    Py_VISIT(self->seq_iterator);
+    Py_VISIT(self->clock_stamp.seen);
+    Py_VISIT(self->clock_stamp.iterator);
+    Py_VISIT(self->seq_stamp.seen);
+    Py_VISIT(self->seq_stamp.iterator);
     return 0;
 }
 
@@ -542,11 +535,13 @@ core_clear(EmitCore *self)
     Py_CLEAR(self->component);
     Py_CLEAR(self->owner);
     Py_CLEAR(self->device);
+    Py_CLEAR(self->limit);
     Py_CLEAR(self->clock);
     Py_CLEAR(self->seq);
-    Py_CLEAR(self->clock_iterator);
-    Py_CLEAR(self->seq_iterator);
-    self->clock_call = self->seq_call = CALL_ANY;
+    Py_CLEAR(self->clock_stamp.seen);
+    Py_CLEAR(self->clock_stamp.iterator);
+    Py_CLEAR(self->seq_stamp.seen);
+    Py_CLEAR(self->seq_stamp.iterator);
     return 0;
 }
 
@@ -589,8 +584,12 @@ static PyMethodDef core_methods[] = {
 static PyMemberDef core_members[] = {
     {"_batch", T_OBJECT_EX, offsetof(EmitCore, batch), 0,
      "The events emitted and not yet handed on."},
-    {"_limit", T_PYSSIZET, offsetof(EmitCore, limit), 0,
+    {"_limit", T_OBJECT_EX, offsetof(EmitCore, limit), 0,
      "An emit calls _full() once len(_batch) reaches this."},
+    {"_clock", T_OBJECT_EX, offsetof(EmitCore, clock), 0,
+     "Stamps every event (called once per emit, before _seq)."},
+    {"_seq", T_OBJECT_EX, offsetof(EmitCore, seq), 0,
+     "Numbers every event (called once per emit, after _clock)."},
     {"component", T_OBJECT_EX, offsetof(EmitCore, component), 0,
      "The component every event is stamped with."},
     {"owner", T_OBJECT_EX, offsetof(EmitCore, owner), 0,
@@ -598,14 +597,6 @@ static PyMemberDef core_members[] = {
     {"device", T_OBJECT_EX, offsetof(EmitCore, device), 0,
      "The device stamped when an emit names none."},
     {NULL, 0, 0, 0, NULL},
-};
-
-static PyGetSetDef core_getset[] = {
-    {"_clock", (getter)core_get_clock, (setter)core_set_clock,
-     "Stamps every event (called once per emit, before _seq).", NULL},
-    {"_seq", (getter)core_get_seq, (setter)core_set_seq,
-     "Numbers every event (called once per emit, after _clock).", NULL},
-    {NULL, NULL, NULL, NULL, NULL},
 };
 
 static PyType_Slot core_slots[] = {
@@ -618,7 +609,6 @@ static PyType_Slot core_slots[] = {
     {Py_tp_clear, core_clear},
     {Py_tp_methods, core_methods},
     {Py_tp_members, core_members},
-    {Py_tp_getset, core_getset},
     {0, NULL},
 };
 
