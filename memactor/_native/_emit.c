@@ -657,9 +657,14 @@ intern_names(void)
     return 0;
 }
 
+/* The constants, made by the first import; a second import (after the module was taken
+ * out of sys.modules) reuses them. */
 static int
-emit_exec(PyObject *module)
+make_constants(void)
 {
+    if (wrapper_type != NULL) {
+        return 0;
+    }
     if (intern_names() < 0) {
         return -1;
     }
@@ -688,6 +693,15 @@ emit_exec(PyObject *module)
     }
     wrapper_type = (PyTypeObject *)Py_NewRef(Py_TYPE(next));
     Py_DECREF(next);
+    return 0;
+}
+
+static int
+emit_exec(PyObject *module)
+{
+    if (make_constants() < 0) {
+        return -1;
+    }
 
     PyObject *core = PyType_FromModuleAndSpec(module, &core_spec, NULL);
     if (core == NULL) {
@@ -705,6 +719,10 @@ emit_exec(PyObject *module)
 
 static PyModuleDef_Slot emit_module_slots[] = {
     {Py_mod_exec, emit_exec},
+#ifdef Py_mod_multiple_interpreters
+    /* The constants above are per process. */
+    {Py_mod_multiple_interpreters, Py_MOD_MULTIPLE_INTERPRETERS_NOT_SUPPORTED},
+#endif
     {0, NULL},
 };
 

@@ -115,6 +115,11 @@ class MemoryReporter(_Emits):
     threads use :class:`ThreadReporter`. Made by :meth:`MemoryHub.reporter`.
 
     After :meth:`close`, emits raise ``trio.ClosedResourceError``.
+
+    The six emits are compiled where memactor's C extension was built (its base is then
+    ``memactor._native._emit.EmitCore``), and pure Python otherwise or under
+    ``MEMACTOR_PURE_PYTHON=1``; both build the same events (see the guide to the
+    compiled emits).
     """
 
     # The fields an emit reads are the base's (_batch, _limit, _clock, _seq, component,
