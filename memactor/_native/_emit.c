@@ -241,11 +241,12 @@ missing(const char *name)
 /* Builds the event and appends it: kind, component, block, size, device (or the
  * reporter's when *device* is not true; for a transfer, *device* as given), owner (the
  * reporter's when *owner* is NULL or None; "" for events that lend nothing), the clock,
- * old_size, dst, tags, the number. Then calls _full() when the batch reached _limit. */
+ * old_size, dst, tags (*given_tags*, or made from *requested*), the number. Then calls
+ * _full() when the batch reached _limit. */
 static PyObject *
-emit(EmitCore *self, int kind, PyObject *block, PyObject *size, PyObject *device,
+emit(EmitCore *self, PyObject *kind, PyObject *block, PyObject *size, PyObject *device,
      int device_as_given, PyObject *owner, int lends, PyObject *old_size, PyObject *dst,
-     PyObject *requested)
+     PyObject *requested, PyObject *given_tags)
 {
     PyObject *batch = self->batch;
     if (batch == NULL) {
@@ -259,7 +260,7 @@ emit(EmitCore *self, int kind, PyObject *block, PyObject *size, PyObject *device
         return NULL;
     }
     Py_INCREF(batch);
-    PyTuple_SET_ITEM(event, 0, Py_NewRef(kind_ints[kind]));
+    PyTuple_SET_ITEM(event, 0, Py_NewRef(kind));
     PyTuple_SET_ITEM(event, 1, Py_NewRef(self->component));
     PyTuple_SET_ITEM(event, 2, Py_NewRef(block));
     PyTuple_SET_ITEM(event, 3, Py_NewRef(size));
@@ -314,7 +315,10 @@ emit(EmitCore *self, int kind, PyObject *block, PyObject *size, PyObject *device
     PyTuple_SET_ITEM(event, 8, Py_NewRef(dst));
 
     PyObject *tags;
-    if (requested == NULL || requested == Py_None) {
+    if (given_tags != NULL) {
+        tags = Py_NewRef(given_tags);
+    }
+    else if (requested == NULL || requested == Py_None) {
         tags = PyTuple_New(0);  /* the empty tuple, as () is */
     }
     else {
@@ -421,8 +425,8 @@ core_alloc_like(EmitCore *self, int kind, const char *method, PyObject *const *a
                              values) < 0) {
         return NULL;
     }
-    return emit(self, kind, values[0], values[1], values[3], 0, values[2], 1,
-                kind_ints[KIND_ALLOC], Py_None, values[4]);
+    return emit(self, kind_ints[kind], values[0], values[1], values[3], 0, values[2], 1,
+                kind_ints[KIND_ALLOC], Py_None, values[4], NULL);
 }
 
 static PyObject *
@@ -440,8 +444,8 @@ core_free_like(EmitCore *self, int kind, const char *method, PyObject *const *ar
                              values) < 0) {
         return NULL;
     }
-    return emit(self, kind, values[0], values[1], values[2], 0, NULL, 0,
-                kind_ints[KIND_ALLOC], Py_None, NULL);
+    return emit(self, kind_ints[kind], values[0], values[1], values[2], 0, NULL, 0,
+                kind_ints[KIND_ALLOC], Py_None, NULL, NULL);
 }
 
 /* kind_ints[KIND_ALLOC] is the int 0: the old_size of every event but a resize. */
@@ -485,8 +489,8 @@ core_resize(EmitCore *self, PyObject *const *args, Py_ssize_t nargs, PyObject *k
                              values) < 0) {
         return NULL;
     }
-    return emit(self, KIND_RESIZE, values[0], values[2], values[3], 0, NULL, 0, values[1],
-                Py_None, NULL);
+    return emit(self, kind_ints[KIND_RESIZE], values[0], values[2], values[3], 0, NULL, 0,
+                values[1], Py_None, NULL, NULL);
 }
 
 static PyObject *
@@ -505,8 +509,22 @@ core_transfer(EmitCore *self, PyObject *const *args, Py_ssize_t nargs, PyObject 
         return NULL;
     }
     PyObject *block = values[3] == NULL ? kind_ints[KIND_ALLOC] : values[3];
-    return emit(self, KIND_TRANSFER, block, values[0], values[1], 1, NULL, 1,
-                kind_ints[KIND_ALLOC], values[2], NULL);
+    return emit(self, kind_ints[KIND_TRANSFER], block, values[0], values[1], 1, NULL, 1,
+                kind_ints[KIND_ALLOC], values[2], NULL, NULL);
+}
+
+/* _lend(kind, block, size, owner, device, tags): the sited reporters' lending emits, once
+ * they have their tags (see PyEmits._lend). */
+static PyObject *
+core_lend(EmitCore *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 6) {
+        PyErr_Format(PyExc_TypeError, "%s._lend() takes 6 arguments (%zd given)",
+                     Py_TYPE(self)->tp_name, nargs);
+        return NULL;
+    }
+    return emit(self, args[0], args[1], args[2], args[4], 0, args[3], 1,
+                kind_ints[KIND_ALLOC], Py_None, NULL, args[5]);
 }
 
 /* -- the type ------------------------------------------------------------------------- */
@@ -579,6 +597,10 @@ static PyMethodDef core_methods[] = {
     {"transfer", (PyCFunction)(void (*)(void))core_transfer, EMIT_FLAGS,
      "transfer($self, /, size, src, dst, block=0)\n--\n\n"
      "``size`` bytes were copied from device ``src`` to ``dst``."},
+    {"_lend", (PyCFunction)(void (*)(void))core_lend, METH_FASTCALL,
+     "_lend($self, kind, block, size, owner, device, tags, /)\n--\n\n"
+     "Append a lending event (an alloc or an acquire, *kind*) with *tags* as given:\n"
+     "the sited reporters' emits, once they have found their tags."},
     {NULL, NULL, 0, NULL},
 };
 

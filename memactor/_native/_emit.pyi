@@ -18,6 +18,16 @@ class EmitCore:
     device: str
 
     def _full(self) -> None: ...
+    def _lend(
+        self,
+        kind: int,
+        block: int,
+        size: int,
+        owner: str | None,
+        device: str | None,
+        tags: tuple[tuple[str, str], ...],
+        /,
+    ) -> None: ...
     def alloc(
         self,
         block: int,

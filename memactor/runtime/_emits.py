@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..events import REQUESTED_TAG, EventKind
+from ..events import REQUESTED_TAG, EventKind, Tags
 from ._inbox import EventTuple
 
 # Kinds go into event tuples as plain ints: a tuple of only ints, strings and None is
@@ -52,6 +52,20 @@ class PyEmits:
         """The batch reached ``_limit``: the reporter's to decide (see
         :class:`~memactor.runtime.MemoryReporter`)."""
         raise NotImplementedError
+
+    def _lend(
+        self, kind: int, block: int, size: int, owner: str | None, device: str | None, tags: Tags
+    ) -> None:
+        """Append a lending event (an alloc or an acquire, *kind*) with *tags* as given:
+        the sited reporters' emits, once they have found their tags, where the emits are
+        compiled (here, they build their tuples in place, which costs less than a call)."""
+        batch = self._batch
+        batch.append(
+            (kind, self.component, block, size, device or self.device,
+             self.owner if owner is None else owner, self._clock(), 0, None, tags, self._seq())
+        )  # fmt: skip
+        if len(batch) >= self._limit:
+            self._full()
 
     # Each emit builds its tuple and appends it in place rather than through a shared
     # helper: a second Python call would cost more than the append itself, and emits

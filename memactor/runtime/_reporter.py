@@ -46,6 +46,9 @@ if TYPE_CHECKING or _compiled is None:
 else:
     _Emits = _compiled.EmitCore
 
+EMITS_COMPILED: Final = _Emits is not PyEmits
+"""Whether :class:`MemoryReporter`'s emits are the compiled ones."""
+
 
 class Reporter(Protocol):
     """What every reporter offers: :class:`MemoryReporter`, :class:`NullReporter` and

@@ -154,8 +154,21 @@ def emit_calls(draw: st.DrawFn) -> Call:
     return kind, args, kwargs
 
 
+TAGS: list[Any] = [(), ((REQUESTED_TAG, "5"),), (("site", "3"),), "not tags", None]
+
+
+@st.composite
+def lend_calls(draw: st.DrawFn) -> Call:
+    """One call of ``_lend``, the sited reporters' way into the compiled emits."""
+    kind = draw(st.sampled_from([int(EventKind.ALLOC), int(EventKind.ACQUIRE), 9]))
+    args = (kind, draw(values), draw(values), draw(st.sampled_from(OWNERS)),
+            draw(st.sampled_from(DEVICES)), draw(st.sampled_from(TAGS)))  # fmt: skip
+    return "_lend", args, {}
+
+
 operations = st.one_of(
     emit_calls(),
+    lend_calls(),
     st.sampled_from([(name, (), {}) for name in ("flush_nowait", "take", "round", "close")]),
 )
 
