@@ -308,6 +308,7 @@ def _pure_reporter_class() -> type[MemoryReporter]:
         if name not in own_fields and name not in ("alloc", "free", "acquire", "release",
                                                    "resize", "transfer")
     }  # fmt: skip
+    namespace["__qualname__"] = "PyMemoryReporter"
     kind: type[MemoryReporter] = type("PyMemoryReporter", (PyEmits,), namespace)
     return kind
 
