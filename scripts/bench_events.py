@@ -4,12 +4,16 @@
 Measured side by side in one run, each printed with its ratio:
 
 1. end-to-end events/s from 4 reporting actors into the metrics actor, lossless and
-   lossy, until the ledger has applied (or counted as dropped) every event;
+   lossy, until the ledger has applied (or counted as dropped) every event, with the
+   compiled core and in pure Python (``MEMACTOR_PURE_PYTHON=1``), each in a child
+   process of its own;
 2. the raw rate of sending the same batches over a bare trio memory channel from 4 tasks
    to one receiver that does nothing with them;
-3. the cost of one emit call (``reporter.alloc``) against a bare ``list.append`` of a
-   prebuilt tuple, and against appending a freshly built, timestamped event tuple (what
-   an emit does, less the method call);
+3. the cost of one emit call (``reporter.alloc``), compiled and pure Python, against a
+   bare ``list.append`` of a prebuilt tuple, and against appending a freshly built,
+   timestamped event tuple (what an emit does, less the method call); and the same as
+   instructions per call under ``valgrind --tool=callgrind`` (repeatable, whatever else
+   the machine does; skipped without valgrind or with ``--no-callgrind``);
 4. applying the same interleaved batches from 4 reporters in emission order (the
    metrics actor's :class:`~memactor.metrics.EventOrder`) against applying them in
    arrival order (what it did before, which got peaks wrong);
@@ -22,24 +26,33 @@ Measured side by side in one run, each printed with its ratio:
    called from user code directly and through a pool's lease; and the ledger's apply of
    the same events without and with site tags.
 
-Run: ``.venv/bin/python scripts/bench_events.py [--events N]``
+Run: ``.venv/bin/python scripts/bench_events.py [--events N] [--no-callgrind]``
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
+import json
+import os
+import subprocess
+import sys
 import time
+from collections.abc import Callable
 
 import trio
+from _callgrind import available, instructions_per_call
 
 import memactor
 from memactor import Actor
+from memactor._native import PURE_PYTHON_VARIABLE, load
 from memactor.actors import BufferPool
 from memactor.actors._process import read_process_memory
 from memactor.events import SiteTable
 from memactor.metrics import EventOrder, Ledger
 from memactor.runtime import EventBatch, MemoryHub, MemoryReporter, SitedReporter, StallWatch
 from memactor.runtime._inbox import EventTuple, Inbox
+from memactor.runtime._reporter import PyMemoryReporter
 
 ACTORS = 4
 SAMPLE_EVERY = 64
@@ -86,6 +99,26 @@ async def end_to_end(events: int, *, lossy: bool) -> tuple[float, int, int]:
     return elapsed, stats.events_applied, stats.events_dropped
 
 
+def end_to_end_child(events: int) -> None:
+    """Print, as one JSON line, the end-to-end figures of this process's implementation."""
+    lossless_s, applied, dropped = trio.run(lambda: end_to_end(events, lossy=False))
+    assert (applied, dropped) == (events, 0), (applied, dropped)
+    lossy_s, lossy_applied, lossy_dropped = trio.run(lambda: end_to_end(events, lossy=True))
+    assert lossy_applied + lossy_dropped == events
+    print(json.dumps({"lossless_s": lossless_s, "lossy_s": lossy_s, "dropped": lossy_dropped}))
+
+
+def end_to_end_in(pure_python: bool, events: int) -> dict[str, float]:
+    """:func:`end_to_end_child`'s figures from a child process, compiled or pure Python."""
+    env = {**os.environ, PURE_PYTHON_VARIABLE: "1" if pure_python else "0"}
+    done = subprocess.run(
+        [sys.executable, __file__, "--end-to-end-child", "--events", str(events)],
+        check=True, capture_output=True, text=True, env=env,
+    )  # fmt: skip
+    figures: dict[str, float] = json.loads(done.stdout.splitlines()[-1])
+    return figures
+
+
 async def _drive(ref: memactor.ActorRef[int, None], count: int) -> None:
     for _ in range(count // CHUNK):
         await ref.send(CHUNK)
@@ -119,20 +152,25 @@ async def bare_channel(events: int) -> float:
     return elapsed
 
 
-def emit_costs(count: int) -> tuple[float, float, float]:
-    prebuilt = (0, "pool", 1, 4096, "cpu", "pool", 0, 0, None, ())
+PREBUILT = (0, "pool", 1, 4096, "cpu", "pool", 0, 0, None, ())
+
+
+def append_prebuilt(rounds: int) -> float:
+    """Seconds for *rounds* batches of ``list.append`` of one prebuilt tuple."""
+    start = time.perf_counter()
+    for _ in range(rounds):
+        out: list[tuple[object, ...]] = []
+        append = out.append
+        for _ in range(BATCH):
+            append(PREBUILT)
+    return time.perf_counter() - start
+
+
+def emit_costs(count: int) -> tuple[float, float, float, float]:
+    """Seconds per call: a prebuilt append, a built-and-stamped append, a compiled emit
+    and a pure-Python emit; run in turn, best of five each."""
     clock = time.monotonic_ns
-
     rounds = count // BATCH
-
-    def append_prebuilt() -> float:
-        start = time.perf_counter()
-        for _ in range(rounds):
-            out: list[tuple[object, ...]] = []
-            append = out.append
-            for _ in range(BATCH):
-                append(prebuilt)
-        return time.perf_counter() - start
 
     def append_built() -> float:
         start = time.perf_counter()
@@ -143,26 +181,31 @@ def emit_costs(count: int) -> tuple[float, float, float]:
                 append((0, "pool", block, 4096, "cpu", "pool", clock(), 0, None, (), block))
         return time.perf_counter() - start
 
-    def emit() -> float:
-        return time_emits(0, rounds)
+    runs: list[Callable[[], float]] = [
+        lambda: append_prebuilt(rounds),
+        append_built,
+        lambda: time_emits(0, rounds),
+        lambda: time_emits(0, rounds, PyMemoryReporter),
+    ]
+    best = [float("inf")] * len(runs)
+    for _ in range(5):
+        for index, run in enumerate(runs):
+            best[index] = min(best[index], run() / (rounds * BATCH))
+    return best[0], best[1], best[2], best[3]
 
-    runs = (append_prebuilt, append_built, emit)
-    best = [min(run() for _ in range(5)) / (rounds * BATCH) for run in runs]
-    return best[0], best[1], best[2]
 
-
-def time_emits(callsites: int, rounds: int) -> float:
+def time_emits(callsites: int, rounds: int, kind: type[MemoryReporter] = MemoryReporter) -> float:
     """Seconds for *rounds* batches of ``reporter.alloc`` calls, sites as *callsites*
-    says (0: a plain reporter). The batches go to an inbox that is emptied after each
-    one, as the metrics actor empties it, so that the measurement is of the emit and not
-    of a backlog."""
+    says (0: a plain reporter of *kind*). The batches go to an inbox that is emptied after
+    each one, as the metrics actor empties it, so that the measurement is of the emit and
+    not of a backlog."""
     inbox = Inbox(1)
     if callsites:
         sited = SitedReporter("pool", inbox, batch_size=BATCH)
         sited.use_sites(SiteTable(callsites))
         reporter: MemoryReporter = sited
     else:
-        reporter = MemoryReporter("pool", inbox, batch_size=BATCH)
+        reporter = kind("pool", inbox, batch_size=BATCH)
     alloc = reporter.alloc
     start = time.perf_counter()
     for _ in range(rounds):
@@ -172,15 +215,51 @@ def time_emits(callsites: int, rounds: int) -> float:
     return time.perf_counter() - start
 
 
-def site_emit_costs(count: int) -> tuple[float, float, float]:
-    """Seconds per ``reporter.alloc`` with sites off, on, and sampled one in
-    :data:`SAMPLE_EVERY`; the three run in turn, best of seven each."""
+CALLGRIND_KINDS = ("prebuilt", "compiled", "python")
+
+
+def callgrind_child(kind: str, count: int) -> None:
+    """Make *count* calls of *kind* (a prebuilt append, or a compiled or pure-Python
+    ``reporter.alloc``) in batches, for :func:`emit_instructions`."""
+    # Start-up's objects out of the collector's way: a full collection walks them all,
+    # and where one falls differs between runs by more than an emit's instructions.
+    gc.collect()
+    gc.freeze()
     rounds = count // BATCH
-    best = [float("inf")] * 3
+    if kind == "prebuilt":
+        append_prebuilt(rounds)
+    else:
+        time_emits(0, rounds, MemoryReporter if kind == "compiled" else PyMemoryReporter)
+
+
+def emit_instructions(count: int) -> dict[str, float]:
+    """Instructions per call of each of :data:`CALLGRIND_KINDS`."""
+
+    def command(kind: str) -> Callable[[int], list[str]]:
+        return lambda calls: [sys.executable, __file__, "--callgrind-child", kind,
+                              "--events", str(calls)]  # fmt: skip
+
+    # One run outside valgrind first, so that every module's bytecode is cached.
+    subprocess.run(command("compiled")(BATCH), check=True)
+    return {kind: instructions_per_call(command(kind), count) for kind in CALLGRIND_KINDS}
+
+
+def site_emit_costs(count: int) -> tuple[float, float, float, float]:
+    """Seconds per ``reporter.alloc`` with sites off (compiled, then pure Python), on, and
+    sampled one in :data:`SAMPLE_EVERY` (the sited reporters' emits are Python, on the
+    compiled fields); the four run in turn, best of seven each."""
+    rounds = count // BATCH
+    runs: list[Callable[[], float]] = [
+        lambda: time_emits(0, rounds),
+        lambda: time_emits(0, rounds, PyMemoryReporter),
+        lambda: time_emits(1, rounds),
+        lambda: time_emits(SAMPLE_EVERY, rounds),
+    ]
+    best = [float("inf")] * len(runs)
     for _ in range(7):
-        for index, every in enumerate((0, 1, SAMPLE_EVERY)):
-            best[index] = min(best[index], time_emits(every, rounds) / (rounds * BATCH))
-    return best[0], best[1], best[2]
+        for index, run in enumerate(runs):
+            best[index] = min(best[index], run() / (rounds * BATCH))
+    return best[0], best[1], best[2], best[3]
 
 
 def pool_lease_costs(leases: int) -> tuple[float, float, float]:
@@ -297,30 +376,58 @@ def process_sample_cost(readings: int = 50) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--events", type=int, default=2_000_000)
+    parser.add_argument("--no-callgrind", dest="callgrind", action="store_false")
+    parser.add_argument("--end-to-end-child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--callgrind-child", choices=CALLGRIND_KINDS, help=argparse.SUPPRESS)
     args = parser.parse_args()
     events = args.events - args.events % (ACTORS * CHUNK)
 
+    if args.end_to_end_child:
+        end_to_end_child(events)
+        return
+    if args.callgrind_child:
+        callgrind_child(args.callgrind_child, args.events)
+        return
+    if load("_emit") is None:
+        sys.exit("the compiled emits did not load: build them (setup.py build_ext --inplace)")
+
     bare_s = min(trio.run(bare_channel, events) for _ in range(3))
-    lossless_s, applied, dropped = trio.run(lambda: end_to_end(events, lossy=False))
-    assert (applied, dropped) == (events, 0), (applied, dropped)
-    lossy_s, lossy_applied, lossy_dropped = trio.run(lambda: end_to_end(events, lossy=True))
-    assert lossy_applied + lossy_dropped == events
+    compiled = end_to_end_in(False, events)
+    python = end_to_end_in(True, events)
     print(f"end to end, {events:,} events from {ACTORS} actors in batches of {BATCH}:")
     print(f"  bare trio channel  {events / bare_s / 1e6:8.2f} M events/s (same batches, no work)")
-    print(f"  lossless           {events / lossless_s / 1e6:8.2f} M events/s (target >= 0.8)")
-    print(
-        f"  lossy              {events / lossy_s / 1e6:8.2f} M events/s "
-        f"({lossy_dropped:,} dropped, {lossy_dropped / events:.1%})"
-    )
-    print(f"  ratio              {bare_s / lossless_s:8.3f} of the bare channel (lossless)")
+    for name, figures in (("compiled", compiled), ("python", python)):
+        print(
+            f"  {name:<8} lossless  {events / figures['lossless_s'] / 1e6:8.2f} M events/s "
+            f"(target >= 4), {bare_s / figures['lossless_s']:.3f} of the bare channel"
+        )
+        print(
+            f"  {name:<8} lossy     {events / figures['lossy_s'] / 1e6:8.2f} M events/s "
+            f"({int(figures['dropped']):,} dropped, {figures['dropped'] / events:.1%})"
+        )
+    print(f"  ratio  {python['lossless_s'] / compiled['lossless_s']:6.2f}x compiled over python")
 
-    prebuilt, built, emit = emit_costs(1_000_000)
+    prebuilt, built, emit, python_emit = emit_costs(1_000_000)
     print("one emit (reporter.alloc):")
     print(f"  list.append, prebuilt tuple     {prebuilt * 1e9:7.1f} ns")
     print(f"  list.append, built + stamped    {built * 1e9:7.1f} ns")
-    print(f"  reporter.alloc                  {emit * 1e9:7.1f} ns")
-    print(f"  ratio  {emit / prebuilt:6.2f}x the prebuilt append (target <= 3)")
-    print(f"  ratio  {emit / built:6.2f}x the built-and-stamped append")
+    print(f"  reporter.alloc, compiled        {emit * 1e9:7.1f} ns")
+    print(f"  reporter.alloc, pure Python     {python_emit * 1e9:7.1f} ns")
+    print(f"  ratio  {emit / prebuilt:6.2f}x the prebuilt append, compiled (target <= 2)")
+    print(f"  ratio  {python_emit / prebuilt:6.2f}x the prebuilt append, pure Python")
+    print(f"  ratio  {emit / built:6.2f}x the built-and-stamped append, compiled")
+    print(f"  ratio  {python_emit / emit:6.2f}x compiled, pure Python")
+    if args.callgrind and available():
+        counts = emit_instructions(200_000)
+        print("instructions per call (callgrind, 400,000 calls told apart):")
+        print(f"  list.append, prebuilt tuple     {counts['prebuilt']:7.0f}")
+        for kind, label in (("compiled", "compiled"), ("python", "pure Python")):
+            print(
+                f"  reporter.alloc, {label:<15} {counts[kind]:7.0f}  "
+                f"({counts[kind] / counts['prebuilt']:.2f}x the prebuilt append)"
+            )
+    elif args.callgrind:
+        print("instructions per call: valgrind is not installed, skipped")
 
     arrival_s, emission_s = order_costs(min(events, 1_000_000))
     count = min(events, 1_000_000)
@@ -338,13 +445,16 @@ def main() -> None:
     print("one reading of the process's memory (the metrics actor's, once a tick):")
     print(f"  {reading * 1e3:7.3f} ms, {reading / 0.1:.2%} of a 100 ms tick")
 
-    off, on, sampled = site_emit_costs(1_000_000)
+    off, python_off, on, sampled = site_emit_costs(1_000_000)
     print("one emit (reporter.alloc) with allocation sites:")
-    print(f"  sites off                       {off * 1e9:7.1f} ns")
+    print(f"  sites off, compiled             {off * 1e9:7.1f} ns")
+    print(f"  sites off, pure Python          {python_off * 1e9:7.1f} ns")
     print(f"  sites on (every allocation)     {on * 1e9:7.1f} ns")
     print(f"  sampled, one in {SAMPLE_EVERY:<3}             {sampled * 1e9:7.1f} ns")
-    print(f"  ratio  {on / off:6.2f}x off with sites on (target <= 1.5)")
-    print(f"  ratio  {sampled / off:6.2f}x off sampled (target <= 1.1)")
+    print(f"  ratio  {on / python_off:6.2f}x pure-Python off with sites on (target <= 1.5)")
+    print(f"  ratio  {sampled / python_off:6.2f}x pure-Python off sampled (target <= 1.1)")
+    print(f"  ratio  {on / off:6.2f}x compiled off with sites on")
+    print(f"  ratio  {sampled / off:6.2f}x compiled off sampled")
     off, on, sampled = pool_lease_costs(20_000)
     print("one pool lease and return (an acquire and a release), called from user code:")
     print(f"  sites off                       {off * 1e9:7.0f} ns")

@@ -52,7 +52,7 @@ def run(mode: str, count: int, made: int) -> None:
 
 def instructions(mode: str, count: int, made: int) -> int:
     return callgrind.instructions(
-        __file__, "--child", mode, "--events", str(count), "--made", str(made)
+        [sys.executable, __file__, "--child", mode, "--events", str(count), "--made", str(made)]
     )
 
 

@@ -16,8 +16,9 @@ import argparse
 import gc
 import subprocess
 import sys
+from collections.abc import Callable
 
-import _callgrind as callgrind
+from _callgrind import instructions_per_call
 
 SAMPLE_EVERY = 64
 MODES = {"off": 0, "on": 1, "sampled": SAMPLE_EVERY}
@@ -47,8 +48,9 @@ def emit(mode: str, count: int) -> None:
             inbox.take_handed_on()
 
 
-def instructions(mode: str, count: int) -> int:
-    return callgrind.instructions(__file__, "--child", mode, "--emits", str(count))
+def child_command(mode: str) -> Callable[[int], list[str]]:
+    """The command that emits a given number of allocations in *mode*."""
+    return lambda count: [sys.executable, __file__, "--child", mode, "--emits", str(count)]
 
 
 def main() -> None:
@@ -63,11 +65,7 @@ def main() -> None:
     # compile inside one measured run and not in its pair would count as emits.
     subprocess.run([sys.executable, __file__, "--child", "on", "--emits", "1"], check=True)
     # The difference of two runs leaves out the start-up and the table's set-up.
-    per = {
-        mode: (instructions(mode, 3 * args.emits) - instructions(mode, args.emits))
-        / (2 * args.emits)
-        for mode in MODES
-    }
+    per = {mode: instructions_per_call(child_command(mode), args.emits) for mode in MODES}
     print(f"instructions per emit (callgrind, {2 * args.emits:,} emits told apart):")
     print(f"  sites off                 {per['off']:8.0f}")
     print(f"  sites on                  {per['on']:8.0f}  ({per['on'] / per['off']:.2f}x off)")

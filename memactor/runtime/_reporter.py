@@ -27,26 +27,27 @@ import itertools
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import Final, Protocol
+from typing import TYPE_CHECKING, Final, Protocol
 
 import trio
 
-from ..events import REQUESTED_TAG, EventKind, SiteTable, Tags, check_device
+from .._native import load
+from ..events import REQUESTED_TAG, SiteTable, Tags, check_device
+from ._emits import _ACQUIRE, _ALLOC, _FREE, _RELEASE, _RESIZE, _TRANSFER, PyEmits
 from ._inbox import EventBatch, EventTuple, Inbox
 
 DEFAULT_BATCH_SIZE: Final = 256
 
-# Kinds go into event tuples as plain ints: a tuple of only ints, strings and None is
-# one the garbage collector stops tracking, where an enum member would keep it tracked
-# (and every batch in flight would cost every collection). The ledger reads either.
-_ALLOC, _FREE, _RESIZE, _ACQUIRE, _RELEASE, _TRANSFER = (
-    int(EventKind.ALLOC),
-    int(EventKind.FREE),
-    int(EventKind.RESIZE),
-    int(EventKind.ACQUIRE),
-    int(EventKind.RELEASE),
-    int(EventKind.TRANSFER),
-)
+_compiled = load("_emit")
+# The emits' base: compiled where the extension loads, else the pure-Python reference.
+# Both hold the same fields and build the same tuples; type checkers see the reference.
+if TYPE_CHECKING or _compiled is None:
+    _Emits = PyEmits
+else:
+    _Emits = _compiled.EmitCore
+
+EMITS_COMPILED: Final = _Emits is not PyEmits
+"""Whether :class:`MemoryReporter`'s emits are the compiled ones."""
 
 
 class Reporter(Protocol):
@@ -109,7 +110,7 @@ class Reporter(Protocol):
         ...
 
 
-class MemoryReporter:
+class MemoryReporter(_Emits):
     """Emits one component's memory events; see the module docstring for the modes.
 
     Emits are synchronous and never raise for a bad value: the ledger counts it as an
@@ -117,23 +118,16 @@ class MemoryReporter:
     threads use :class:`ThreadReporter`. Made by :meth:`MemoryHub.reporter`.
 
     After :meth:`close`, emits raise ``trio.ClosedResourceError``.
+
+    The six emits are compiled where memactor's C extension was built (its base is then
+    ``memactor._native._emit.EmitCore``), and pure Python otherwise or under
+    ``MEMACTOR_PURE_PYTHON=1``; both build the same events (see the guide to the
+    compiled emits).
     """
 
-    __slots__ = (
-        "_batch",
-        "_batch_size",
-        "_blocks",
-        "_clock",
-        "_closed",
-        "_dropped",
-        "_inbox",
-        "_limit",
-        "_lossy",
-        "_seq",
-        "component",
-        "device",
-        "owner",
-    )
+    # The fields an emit reads are the base's (_batch, _limit, _clock, _seq, component,
+    # owner, device); these are the rest.
+    __slots__ = ("_batch_size", "_blocks", "_closed", "_dropped", "_inbox", "_lossy")
 
     def __init__(
         self,
@@ -173,157 +167,20 @@ class MemoryReporter:
         self._closed = False
         self._blocks = blocks if blocks is not None else itertools.count(1)
 
-    # -- emits ---------------------------------------------------------------------------
-    # Each emit builds its tuple and appends it in place rather than through a shared
-    # helper: a second Python call would cost more than the append itself, and emits
-    # are the hot path of every actor (scripts/bench_events.py measures them).
+    # -- emits: the base's (see memactor/runtime/_emits.py) ------------------------------
 
     def next_block(self) -> int:
         """A fresh block id: a counter from 1, shared by every reporter the hub made for
         this component, so ids stay unique across restarts and sibling reporters."""
         return next(self._blocks)
 
-    def alloc(
-        self,
-        block: int,
-        size: int,
-        owner: str | None = None,
-        device: str | None = None,
-        requested: int | None = None,
-    ) -> None:
-        """``size`` bytes were taken from the system for ``block`` and lent to ``owner``;
-        ``requested``: the bytes asked for, if fewer (see :meth:`Reporter.alloc`)."""
-        batch = self._batch
-        batch.append(
-            (
-                _ALLOC,
-                self.component,
-                block,
-                size,
-                device or self.device,
-                self.owner if owner is None else owner,
-                self._clock(),
-                0,
-                None,
-                () if requested is None else ((REQUESTED_TAG, str(requested)),),
-                self._seq(),
-            )
-        )
-        if len(batch) >= self._limit:
-            self._full()
-
-    def free(self, block: int, size: int, device: str | None = None) -> None:
-        """``block``'s ``size`` bytes went back to the system."""
-        batch = self._batch
-        batch.append(
-            (
-                _FREE,
-                self.component,
-                block,
-                size,
-                device or self.device,
-                "",
-                self._clock(),
-                0,
-                None,
-                (),
-                self._seq(),
-            )
-        )
-        if len(batch) >= self._limit:
-            self._full()
-
-    def acquire(
-        self,
-        block: int,
-        size: int,
-        owner: str | None = None,
-        device: str | None = None,
-        requested: int | None = None,
-    ) -> None:
-        """A cached ``block`` was lent to ``owner`` again (a pool hit); ``requested`` as
-        for :meth:`alloc`."""
-        batch = self._batch
-        batch.append(
-            (
-                _ACQUIRE,
-                self.component,
-                block,
-                size,
-                device or self.device,
-                self.owner if owner is None else owner,
-                self._clock(),
-                0,
-                None,
-                () if requested is None else ((REQUESTED_TAG, str(requested)),),
-                self._seq(),
-            )
-        )
-        if len(batch) >= self._limit:
-            self._full()
-
-    def release(self, block: int, size: int, device: str | None = None) -> None:
-        """A lent ``block`` came back to the cache; the component still holds it."""
-        batch = self._batch
-        batch.append(
-            (
-                _RELEASE,
-                self.component,
-                block,
-                size,
-                device or self.device,
-                "",
-                self._clock(),
-                0,
-                None,
-                (),
-                self._seq(),
-            )
-        )
-        if len(batch) >= self._limit:
-            self._full()
-
-    def resize(self, block: int, old_size: int, size: int, device: str | None = None) -> None:
-        """``block`` changed from ``old_size`` to ``size`` bytes."""
-        batch = self._batch
-        batch.append(
-            (
-                _RESIZE,
-                self.component,
-                block,
-                size,
-                device or self.device,
-                "",
-                self._clock(),
-                old_size,
-                None,
-                (),
-                self._seq(),
-            )
-        )
-        if len(batch) >= self._limit:
-            self._full()
-
-    def transfer(self, size: int, src: str, dst: str, block: int = 0) -> None:
-        """``size`` bytes were copied from device ``src`` to ``dst``."""
-        batch = self._batch
-        batch.append(
-            (
-                _TRANSFER,
-                self.component,
-                block,
-                size,
-                src,
-                self.owner,
-                self._clock(),
-                0,
-                dst,
-                (),
-                self._seq(),
-            )
-        )
-        if len(batch) >= self._limit:
-            self._full()
+    # Named here too, so that the API reference lists them as the reporter's own.
+    alloc = _Emits.alloc
+    free = _Emits.free
+    acquire = _Emits.acquire
+    release = _Emits.release
+    resize = _Emits.resize
+    transfer = _Emits.transfer
 
     # -- flushing ------------------------------------------------------------------------
 
@@ -437,6 +294,29 @@ class MemoryReporter:
         batch = self.take()
         if batch.events or batch.dropped:
             self._inbox.hand_over(batch)
+
+
+def _pure_reporter_class() -> type[MemoryReporter]:
+    """:class:`MemoryReporter` on the pure-Python emits, whichever base it has: the
+    same methods, on a :class:`PyEmits` base."""
+    if _Emits is PyEmits:
+        return MemoryReporter
+    own_fields = set(MemoryReporter.__slots__)
+    namespace = {
+        name: value
+        for name, value in vars(MemoryReporter).items()
+        if name not in own_fields and name not in ("alloc", "free", "acquire", "release",
+                                                   "resize", "transfer")
+    }  # fmt: skip
+    namespace["__qualname__"] = "PyMemoryReporter"
+    kind: type[MemoryReporter] = type("PyMemoryReporter", (PyEmits,), namespace)
+    return kind
+
+
+PyMemoryReporter: Final = _pure_reporter_class()
+""":class:`MemoryReporter` with the pure-Python emits (the reference), even where the
+compiled core loads; :class:`MemoryReporter` itself where it does not. For the
+differential tests and the benchmarks, which run the two side by side."""
 
 
 class NullReporter(MemoryReporter):
