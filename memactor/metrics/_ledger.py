@@ -22,7 +22,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from operator import index as as_int
 from operator import length_hint
-from typing import Any
+from typing import Any, SupportsIndex
 
 from ..events import (
     MAX_BLOCK,
@@ -31,6 +31,7 @@ from ..events import (
     EventKind,
     Site,
     SiteTable,
+    Tags,
     check_device,
     is_device,
 )
@@ -427,20 +428,7 @@ class Ledger:
                             account.resize_site(block, recorded, size, tags)
 
                 elif kind == _TRANSFER:
-                    size = as_int(size)  # a float would turn the byte counts into floats
-                    if not 0 <= size <= SIZE_MASK:
-                        account.count_anomaly("bad_size")
-                        continue
-                    if dst.__class__ is not str or not is_device(dst):
-                        account.count_anomaly("bad_device")
-                        continue
-                    account.transfers += 1
-                    account.bytes_transferred += size
-                    route = self._transfers.get((device, dst))
-                    if route is None:
-                        route = self._transfers[(device, dst)] = [0, 0]
-                    route[0] += 1
-                    route[1] += size
+                    self._transfer(account, size, device, dst, tags)
 
                 else:
                     account.count_anomaly("unknown_kind")
@@ -490,6 +478,29 @@ class Ledger:
         account.free_limit = self._free_limit
         account.site_books = self._site_books
         return account
+
+    def _transfer(
+        self, account: Account, size: SupportsIndex, device: str, dst: object, tags: Tags
+    ) -> None:
+        """Count a TRANSFER of *size* bytes from *device* to *dst* on *account* (both
+        implementations of ``apply`` call this). A bad size or device is counted as an
+        anomaly; a size that is not an integer raises ``TypeError`` (a malformed event)
+        before anything has changed."""
+        count = as_int(size)  # a float would turn the byte counts into floats
+        if not 0 <= count <= SIZE_MASK:
+            account.count_anomaly("bad_size")
+            return
+        if dst.__class__ is not str or not is_device(dst):
+            account.count_anomaly("bad_device")
+            return
+        assert isinstance(dst, str)
+        account.transfers += 1
+        account.bytes_transferred += count
+        route = self._transfers.get((device, dst))
+        if route is None:
+            route = self._transfers[(device, dst)] = [0, 0]
+        route[0] += 1
+        route[1] += count
 
     def _open_owner(self, owner: object) -> OwnerAccount:
         return self._owner_table.open(owner)
