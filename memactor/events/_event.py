@@ -112,6 +112,33 @@ def requested_of(tags: Tags) -> int | None:
     return None
 
 
+DURATION_TAG: Final = "duration_ns"
+"""The tag under which a TRANSFER carries how long its copy took, in nanoseconds, in
+decimal: ``tags={"duration_ns": "41000000"}`` on a 256 MiB copy that took 41 ms. The
+ledger adds it up per route beside the bytes of the copies that carried it, so views
+can show bandwidth per direction (see ``Ledger.transfer_timings``)."""
+
+PINNED_TAG: Final = "pinned"
+"""The tag (value ``"1"``) on the ALLOC of a page-locked host buffer: host memory
+(device ``"cpu"``) that the operating system may not swap out, which a GPU copies to
+and from without staging (see ``GpuBufferManager.alloc_pinned``)."""
+
+
+def duration_of(tags: Tags) -> int | None:
+    """The nanoseconds that *tags* carry under :data:`DURATION_TAG`, or ``None`` where
+    they carry none. Raises ``ValueError`` for a value that is not a decimal number of
+    nanoseconds that fits a signed 64-bit integer."""
+    for key, value in tags:
+        if key == DURATION_TAG:
+            if value.__class__ is not str or not value.isascii() or not value.isdigit():
+                raise ValueError(f"tag {DURATION_TAG!r} must be decimal nanoseconds, got {value!r}")
+            duration = int(value)
+            if duration > MAX_TIMESTAMP:
+                raise ValueError(f"tag {DURATION_TAG!r} is over {MAX_TIMESTAMP} ns: {value}")
+            return duration
+    return None
+
+
 def _check_size(value: int, field: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValueError(f"{field} must be an int number of bytes, got {value!r}")
