@@ -18,6 +18,8 @@ from ._gpu_backends import DeviceUnavailableError as DeviceUnavailableError
 from ._gpu_backends import GpuBackend as GpuBackend
 from ._gpu_backends import HostBackend as HostBackend
 from ._gpu_backends import select_backend as select_backend
+from ._gpu_devices import match_nvml_devices as match_nvml_devices
+from ._gpu_devices import parse_pci_bus_id as parse_pci_bus_id
 from ._lease import Lease as Lease
 from ._lease import LeaseError as LeaseError
 from ._lease import PoolReply as PoolReply

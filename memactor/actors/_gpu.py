@@ -164,6 +164,8 @@ class GpuStatistics:
     to_host_ns: int
     copies_in_flight: int
     """Copies running now in worker threads (at most ``max_copies``)."""
+    copies_waiting: int
+    """Copies waiting for one of those to end before they start."""
     pinned_buffers: int
     """Live page-locked host buffers (:meth:`GpuBufferManager.alloc_pinned`)."""
     pinned_bytes: int
@@ -273,7 +275,7 @@ class GpuBufferManager(Actor[GetStatistics, GpuStatistics]):
         self._pinned: dict[int, DeviceBuffer] = {}
         self._reserved = self._peak = self._pinned_bytes = 0
         self._to_device = self._bytes_to_device = self._to_host = self._bytes_to_host = 0
-        self._to_device_ns = self._to_host_ns = self._copying = 0
+        self._to_device_ns = self._to_host_ns = 0
         self._hook: Any = None
         # Per thread: whether the manager allocates there now (the hook skips it), and
         # whom a copy thread works for (the hook's owner there).
@@ -516,7 +518,8 @@ class GpuBufferManager(Actor[GetStatistics, GpuStatistics]):
             hooked_bytes=sum(size for _, size in hooked),
             to_device_ns=self._to_device_ns,
             to_host_ns=self._to_host_ns,
-            copies_in_flight=self._copying,
+            copies_in_flight=int(self._limiter.borrowed_tokens),
+            copies_waiting=self._limiter.statistics().tasks_waiting,
             pinned_buffers=len(self._pinned),
             pinned_bytes=self._pinned_bytes,
             pool_used_bytes=pool_used,
@@ -542,13 +545,7 @@ class GpuBufferManager(Actor[GetStatistics, GpuStatistics]):
             result = work(_NEVER)
             await trio.lowlevel.cancel_shielded_checkpoint()
             return result
-        self._copying += 1
-        try:
-            result = await run_off_loop(
-                lambda abort: self._in_thread(work, abort, who), self._limiter
-            )
-        finally:
-            self._copying -= 1
+        result = await run_off_loop(lambda abort: self._in_thread(work, abort, who), self._limiter)
         try:
             # It finished before it saw a cancellation: the caller does not take it.
             await trio.lowlevel.checkpoint_if_cancelled()
