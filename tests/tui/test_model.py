@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from memactor.events import format_size
+from memactor.events import DURATION_TAG, EventKind, MemoryEvent, format_size
 from memactor.metrics import TOTAL
 from memactor.remote import ConnectionLost, Source, ViewUpdate
 from memactor.tui import Dashboard, FeedNote
@@ -229,6 +229,33 @@ def test_the_header_and_table_show_memory_outside_memactor_when_sampled() -> Non
     assert rows[-1].cells[2] == format_size(40 * MIB - reserved, signed=True)
     assert len(rows[-1].cells) == len(COMPONENT_COLUMNS)
     assert dashboard.component_rows("pool")[-1].key != ("(unattributed)", "cpu")
+
+
+def test_the_header_shows_each_directions_copy_bandwidth() -> None:
+    pipeline = Pipeline()
+    pipeline.advance()
+    timed = {DURATION_TAG: "10000000"}  # 10 ms
+    pipeline.ledger.apply(
+        [
+            MemoryEvent(EventKind.TRANSFER, "gpu", 0, 64 * MIB, dst_device="cuda:0", tags=timed),
+            MemoryEvent(
+                EventKind.TRANSFER,
+                "gpu",
+                0,
+                32 * MIB,
+                device="cuda:0",
+                dst_device="cpu",
+                tags=timed,
+            ),
+            MemoryEvent(EventKind.TRANSFER, "gpu", 0, MIB, device="cuda:0", dst_device="cuda:1"),
+        ]
+    )
+    dashboard = Dashboard()
+    dashboard.ingest(ViewUpdate(pipeline.view(), SOURCE, received_ns=pipeline.clock.now_ns))
+    third = dashboard.header_parts()[2]
+    assert "cpu->cuda:0 6.2 GiB/s" in third
+    assert "cuda:0->cpu 3.1 GiB/s" in third
+    assert not any(part.startswith("cuda:0->cuda:1") for part in third)  # never timed
 
 
 def test_events_per_second_is_smoothed_over_five_seconds() -> None:
