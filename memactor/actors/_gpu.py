@@ -313,6 +313,7 @@ class GpuBufferManager(Actor[GetStatistics, GpuStatistics]):
         except BaseException:
             self._count(-nbytes)
             raise
+        self._held()
         buffer = self._adopt(array, who)
         await trio.lowlevel.cancel_shielded_checkpoint()
         return buffer
@@ -375,6 +376,7 @@ class GpuBufferManager(Actor[GetStatistics, GpuStatistics]):
         except BaseException:
             self._count(old - new)
             raise
+        self._held()
         buffer._array, buffer.shape, buffer.nbytes, buffer._held = array, dims, new, new
         self._emitter().resize(buffer.block, old, new, self.device)
         await trio.lowlevel.cancel_shielded_checkpoint()
@@ -404,10 +406,14 @@ class GpuBufferManager(Actor[GetStatistics, GpuStatistics]):
 
         Runs in a worker thread from ``copy_threshold`` bytes (see the class docstring
         for how, and for cancellation). Raises what :meth:`alloc` raises, and
-        :class:`DeviceBufferError` for a freed or foreign pinned buffer.
+        :class:`DeviceBufferError` for a device buffer, or a freed or foreign pinned one.
         """
         if isinstance(host, DeviceBuffer):
             self._check_mine(host, "copied to the device")
+            if not host.pinned:
+                raise DeviceBufferError(
+                    f"{host!r} is a device buffer: to_device copies host arrays and pinned buffers"
+                )
             source = np.asarray(host._array)
         else:
             source = np.asarray(host)
@@ -416,8 +422,8 @@ class GpuBufferManager(Actor[GetStatistics, GpuStatistics]):
         await self._enter()
         nbytes = int(source.nbytes)
         self._reserve(nbytes)
-        ready = self.backend.ready()
         try:
+            ready = self.backend.ready()
             array, block, took = await self._copy(
                 nbytes,
                 lambda abort: self._upload(source, who, ready, abort),
@@ -427,6 +433,7 @@ class GpuBufferManager(Actor[GetStatistics, GpuStatistics]):
         except BaseException:
             self._count(-nbytes)
             raise
+        self._held()
         buffer = DeviceBuffer(self, block, array, who)
         self._live[block] = buffer
         self._to_device += 1
@@ -443,11 +450,15 @@ class GpuBufferManager(Actor[GetStatistics, GpuStatistics]):
         ``out``'s array is returned, viewed as ``buffer``'s dtype and shape.
 
         Runs in a worker thread from ``copy_threshold`` bytes (see the class docstring).
-        Raises :class:`DeviceBufferError` for a freed buffer or another manager's,
-        ``ValueError`` for an ``out`` that does not fit, and
+        Raises :class:`DeviceBufferError` for a freed buffer, another manager's or a pinned
+        one, ``ValueError`` for an ``out`` that does not fit, and
         ``trio.ClosedResourceError`` when the manager is not running.
         """
         self._check_mine(buffer, "copied to the host")
+        if buffer.pinned:
+            raise DeviceBufferError(
+                f"{buffer!r} is host memory already: to_host copies device buffers"
+            )
         target = None if out is None else self._out_array(buffer, out)
         who = current_owner()
         await self._enter()
@@ -633,7 +644,10 @@ class GpuBufferManager(Actor[GetStatistics, GpuStatistics]):
         return view
 
     def _reserve(self, growth: int) -> None:
-        """Count *growth* more reserved bytes, or raise if that passes ``max_reserved``."""
+        """Count *growth* more reserved bytes before they are allocated (so that copies
+        running at once cannot pass the cap together), or raise if that passes
+        ``max_reserved``. The peak moves when the allocation succeeds (:meth:`_held`);
+        a failure gives the bytes back with ``_count(-growth)``."""
         cap = self.max_reserved
         if cap is not None and growth > 0 and self._reserved + growth > cap:
             raise DeviceMemoryLimitError(
@@ -644,7 +658,11 @@ class GpuBufferManager(Actor[GetStatistics, GpuStatistics]):
                 bytes_reserved=self._reserved,
                 max_reserved=cap,
             )
-        self._count(growth)
+        self._reserved += growth
+
+    def _held(self) -> None:
+        """Reserved bytes became memory: move the peak."""
+        self._peak = max(self._peak, self._reserved)
 
     def _own_call(self, make: Callable[[], T]) -> T:
         """``make()`` with the hook told to skip this thread's allocations (the manager
@@ -664,7 +682,6 @@ class GpuBufferManager(Actor[GetStatistics, GpuStatistics]):
 
     def _count(self, delta: int) -> None:
         self._reserved += delta
-        self._peak = max(self._peak, self._reserved)
 
     def _hook_alloc(self, device_id: int, ptr: int, size: int) -> None:
         # Called by CuPy inside the allocating code, in any thread: it must never raise.

@@ -294,6 +294,10 @@ async def test_pinned_buffers_are_host_memory_of_their_own() -> None:
         assert back.shape == (512, 512)
         assert np.shares_memory(back, staging.array)
         assert float(staging.array.sum()) == 2.0 * 512 * 512
+        with pytest.raises(DeviceBufferError, match="is host memory already"):
+            await gpu.to_host(staging)
+        with pytest.raises(DeviceBufferError, match="to_device copies host arrays and pinned"):
+            await gpu.to_device(on_device)
         with pytest.raises(DeviceBufferError, match="pinned buffers keep their size"):
             await gpu.resize(staging, 10)
         with pytest.raises(ValueError, match=r"out must be a writeable C-contiguous array of"):
@@ -356,3 +360,24 @@ async def test_chunked_copies_copy_every_byte() -> None:
         assert float(await gpu.to_host(scalar)) == 2.5
         empty = await gpu.to_device(np.empty((0, 3)))
         assert (await gpu.to_host(empty)).shape == (0, 3)
+
+
+class FullBackend(HostBackend):
+    """A device that is full: every copy's allocation fails, as CuPy's would."""
+
+    def empty_for_copy(self, shape: tuple[int, ...], dtype: np.dtype[Any]) -> npt.NDArray[Any]:
+        raise MemoryError("out of memory allocating a copy's buffer")
+
+
+@pytest.mark.parametrize("threshold", [0, "1 GiB"], ids=["in a thread", "inline"])
+async def test_a_copy_whose_allocation_fails_counts_nothing(threshold: int | str) -> None:
+    async with memactor.open_system() as system:
+        gpu = GpuBufferManager(FullBackend(), copy_threshold=threshold)
+        await system.spawn(gpu, name="gpu")
+        with pytest.raises(MemoryError, match="^out of memory allocating"):
+            await gpu.to_device(np.ones(2 * MIB, np.uint8))
+        stats = gpu.statistics()
+        assert (stats.bytes_reserved, stats.peak_bytes_reserved, stats.live_buffers) == (0, 0, 0)
+        await system.metrics.flush()
+        assert system.ledger.statistics().live_blocks == 0
+        assert system.ledger.transfers() == ()
