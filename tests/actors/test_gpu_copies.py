@@ -374,7 +374,7 @@ async def test_a_copy_whose_allocation_fails_counts_nothing(threshold: int | str
     async with memactor.open_system() as system:
         gpu = GpuBufferManager(FullBackend(), copy_threshold=threshold)
         await system.spawn(gpu, name="gpu")
-        with pytest.raises(MemoryError, match="^out of memory allocating"):
+        with pytest.raises(MemoryError, match=r"^out of memory allocating"):
             await gpu.to_device(np.ones(2 * MIB, np.uint8))
         stats = gpu.statistics()
         assert (stats.bytes_reserved, stats.peak_bytes_reserved, stats.live_buffers) == (0, 0, 0)
