@@ -23,43 +23,29 @@ import time
 
 import numpy as np
 import trio
+from _loop_stall import watch_loop
 
 import memactor
 from memactor import format_size, parse_size
 from memactor.actors import GpuBufferManager
 
-WAKE_S = 0.0005
-
 
 async def run(size: int, repeat: int, *, inline: bool) -> tuple[float, float]:
     """The longest stall of trio's loop and the best round-trip copy time (seconds)."""
     host = np.ones(size, np.uint8)
-    longest = 0.0
-    copying = True
-
-    async def watch() -> None:
-        nonlocal longest
-        while copying:
-            start = time.perf_counter()
-            await trio.sleep(WAKE_S)
-            longest = max(longest, time.perf_counter() - start - WAKE_S)
-
     async with memactor.open_system() as system:
         gpu = GpuBufferManager("cpu", copy_threshold=size + 1 if inline else "1 MiB")
         await system.spawn(gpu, name="gpu")
         gpu.free(await gpu.to_device(host))  # warm
         best = float("inf")
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(watch)
-            await trio.sleep(0.01)
+        async with watch_loop() as stall:
             for _ in range(repeat):
                 start = time.perf_counter()
                 buffer = await gpu.to_device(host)
                 await gpu.to_host(buffer)
                 best = min(best, time.perf_counter() - start)
                 gpu.free(buffer)
-            copying = False
-    return longest, best
+    return stall.longest_s, best
 
 
 def main() -> None:

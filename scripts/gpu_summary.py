@@ -7,8 +7,8 @@ with the unattributed remainder. On ``cuda:0``: copies of ``--size`` bytes (256 
 each way through the manager, timed beside bare CuPy copies of the same size in the
 same run (best of ``--repeat``), as a ratio of bandwidths (target: at least 0.9), and
 the longest stall of trio's loop while the manager copied (target: under 10 ms), seen by
-a task that asks to wake every 0.5 ms. Exits 1 when a target or an equality is missed,
-2 without CuPy or a GPU.
+a task that asks to wake every 0.5 ms (``_loop_stall.py``). Exits 1 when a target or an
+equality is missed, 2 without CuPy or a GPU.
 
 Run: ``.venv/bin/python scripts/gpu_summary.py [--size 256MiB] [--repeat 5]``
 """
@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import trio
+from _loop_stall import watch_loop
 
 import memactor
 from memactor import format_size, parse_size
@@ -29,7 +30,6 @@ from memactor.actors import GpuBufferManager, read_process_memory
 
 BANDWIDTH_TARGET = 0.9
 STALL_TARGET_S = 0.010
-WAKE_S = 0.0005
 
 
 def bare_copies(cupy: Any, host: np.ndarray[Any, Any], repeat: int) -> tuple[float, float]:
@@ -55,18 +55,7 @@ async def managed_copies(
     """The best seconds of the manager's copies of *host* each way, and the longest stall
     of trio's loop meanwhile."""
     up = down = float("inf")
-    longest = 0.0
-    copying = True
-
-    async def watch() -> None:
-        nonlocal longest
-        while copying:
-            start = time.perf_counter()
-            await trio.sleep(WAKE_S)
-            longest = max(longest, time.perf_counter() - start - WAKE_S)
-
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(watch)
+    async with watch_loop() as stall:
         gpu.free(await gpu.to_device(host))  # warm
         for _ in range(repeat):
             start = time.perf_counter()
@@ -76,8 +65,7 @@ async def managed_copies(
             await gpu.to_host(buffer)
             down = min(down, time.perf_counter() - start)
             gpu.free(buffer)
-        copying = False
-    return up, down, longest
+    return up, down, stall.longest_s
 
 
 async def main(size: int, repeat: int) -> int:

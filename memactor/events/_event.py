@@ -101,14 +101,20 @@ def requested_of(tags: Tags) -> int | None:
     """The requested bytes that *tags* carry under :data:`REQUESTED_TAG`, or ``None``
     where they carry none. Raises ``ValueError`` for a value that is not a decimal
     number of bytes from 0 to :data:`MAX_SIZE`."""
+    return _decimal_tag(tags, REQUESTED_TAG, MAX_SIZE, "a decimal size", "bytes")
+
+
+def _decimal_tag(tags: Tags, name: str, limit: int, what: str, unit: str) -> int | None:
+    """The number *tags* carry under *name* (decimal digits, at most *limit*), or
+    ``None``; ``ValueError`` naming the tag, *what* it must be and its *unit*."""
     for key, value in tags:
-        if key == REQUESTED_TAG:
+        if key == name:
             if value.__class__ is not str or not value.isascii() or not value.isdigit():
-                raise ValueError(f"tag {REQUESTED_TAG!r} must be a decimal size, got {value!r}")
-            requested = int(value)
-            if requested > MAX_SIZE:
-                raise ValueError(f"tag {REQUESTED_TAG!r} is over {MAX_SIZE} bytes: {value}")
-            return requested
+                raise ValueError(f"tag {name!r} must be {what}, got {value!r}")
+            number = int(value)
+            if number > limit:
+                raise ValueError(f"tag {name!r} is over {limit} {unit}: {value}")
+            return number
     return None
 
 
@@ -128,15 +134,7 @@ def duration_of(tags: Tags) -> int | None:
     """The nanoseconds that *tags* carry under :data:`DURATION_TAG`, or ``None`` where
     they carry none. Raises ``ValueError`` for a value that is not a decimal number of
     nanoseconds that fits a signed 64-bit integer."""
-    for key, value in tags:
-        if key == DURATION_TAG:
-            if value.__class__ is not str or not value.isascii() or not value.isdigit():
-                raise ValueError(f"tag {DURATION_TAG!r} must be decimal nanoseconds, got {value!r}")
-            duration = int(value)
-            if duration > MAX_TIMESTAMP:
-                raise ValueError(f"tag {DURATION_TAG!r} is over {MAX_TIMESTAMP} ns: {value}")
-            return duration
-    return None
+    return _decimal_tag(tags, DURATION_TAG, MAX_TIMESTAMP, "decimal nanoseconds", "ns")
 
 
 def _check_size(value: int, field: str) -> int:

@@ -161,6 +161,9 @@ async def test_statistics_fields_on_the_host_backend() -> None:
         assert (stats.device, stats.backend) == ("cpu", "host")
         assert stats.bytes_in_use == stats.bytes_reserved == 80
         assert (stats.hooked_blocks, stats.hooked_bytes) == (0, 0)
+        assert (stats.to_device_ns, stats.to_host_ns) == (0, 0)
+        assert (stats.copies_in_flight, stats.copies_waiting) == (0, 0)
+        assert (stats.pinned_buffers, stats.pinned_bytes) == (0, 0)
         unknown = (stats.pool_used_bytes, stats.pool_total_bytes)
         assert (*unknown, stats.device_used_bytes, stats.device_total_bytes) == (None,) * 4
         assert stats.actor.messages_handled == 0
