@@ -212,7 +212,8 @@ class CupyBackend:
     (``malloc_postprocess``/``free_postprocess``: the pair that matches one array's
     memory; ``alloc_postprocess`` fires only when the pool itself grows). CuPy keeps
     hooks per thread: one entered with ``with hook:`` in trio's thread sees what every
-    actor of the system allocates there, not what worker threads allocate.
+    actor of the system allocates there, not what other threads allocate (the manager
+    enters it in its copy threads too, see :meth:`thread_hook`).
     """
 
     name: BackendName = "cupy"

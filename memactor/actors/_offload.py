@@ -57,8 +57,8 @@ async def run_off_loop(work: Callable[[threading.Event], T], limiter: trio.Capac
         try:
             result: T = await trio.lowlevel.wait_task_rescheduled(abort_fn)
         except CopyAborted:
-            # Only a cancellation sets the flag, and cancel scopes stay cancelled: this
-            # raises trio.Cancelled.
-            await trio.lowlevel.checkpoint_if_cancelled()
+            # Only a cancellation (or a KeyboardInterrupt trio delivers the same way)
+            # sets the flag, and cancel scopes stay cancelled: this raises it.
+            await trio.lowlevel.checkpoint()
             raise RuntimeError("a copy was aborted without a cancellation") from None
         return result

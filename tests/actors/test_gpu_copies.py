@@ -37,6 +37,8 @@ class GatedBackend(HostBackend):
         self.entered = threading.Event()
         self.gate = threading.Event()
         self.copy_threads: list[int] = []
+        self.deaf = False
+        """Whether a held copy ignores its abort flag (it then ends, whole, at the gate)."""
 
     def empty_for_copy(self, shape: tuple[int, ...], dtype: np.dtype[Any]) -> npt.NDArray[Any]:
         self.copy_threads.append(threading.get_ident())
@@ -44,7 +46,7 @@ class GatedBackend(HostBackend):
 
     def _hold(self, abort: threading.Event) -> None:
         self.entered.set()
-        while not self.gate.wait(0.001) and not abort.is_set():
+        while not self.gate.wait(0.001) and (self.deaf or not abort.is_set()):
             pass
 
     def upload(
@@ -121,10 +123,12 @@ async def test_a_large_copy_does_not_stop_other_actors(autojump_clock: trio.abc.
         assert gpu.statistics().copies_in_flight == 0
 
 
+@pytest.mark.parametrize("deaf", [False, True], ids=["stopped", "ended before it saw it"])
 @pytest.mark.parametrize("direction", ["to_device", "to_host"])
-async def test_a_cancelled_copy_leaves_nothing_lent(direction: str) -> None:
+async def test_a_cancelled_copy_leaves_nothing_lent(direction: str, deaf: bool) -> None:
     async with open_gated() as (system, gpu):
         gated = gate_of(gpu)
+        gated.deaf = deaf
         gated.gate.set()
         kept = await gpu.to_device(np.arange(MIB // 8, dtype=np.int64))  # 1 MiB
         gated.gate.clear()
@@ -147,15 +151,21 @@ async def test_a_cancelled_copy_leaves_nothing_lent(direction: str) -> None:
             if direction == "to_device":  # the copy thread's buffer is lent meanwhile
                 assert await in_use(system) == before + 4 * MIB
             scope.cancel()
+            if deaf:  # the copy goes on to its end; the caller still gets no result
+                await trio.testing.wait_all_tasks_blocked()
+                assert not scope.cancelled_caught
+                gated.gate.set()
         assert scope.cancelled_caught
         assert results == []  # no buffer, no half array
         assert await in_use(system) == before
-        assert system.ledger.transfers() == transfers_before  # the copy did not happen
+        if not deaf:
+            assert system.ledger.transfers() == transfers_before  # the copy did not happen
         stats = gpu.statistics()
         assert (stats.live_buffers, stats.bytes_reserved, stats.copies_in_flight) == (1, MIB, 0)
         assert (stats.transfers_to_device, stats.transfers_to_host) == (1, 0)
         assert system.ledger.component("gpu").anomaly_count == 0
         # The manager goes on as before.
+        gated.deaf = False
         gated.gate.set()
         np.testing.assert_array_equal(await gpu.to_host(kept), np.arange(MIB // 8))
 
