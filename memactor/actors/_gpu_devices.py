@@ -92,6 +92,9 @@ def nvml_bus_ids(pynvml: Any) -> dict[int, str | bytes]:
     return found
 
 
+_handles: dict[int, Any] | None = None
+"""NVML's handle of each CUDA device, matched once by :func:`process_device_memory`."""
+
 _nvml_started = False
 """Whether this module initialized NVML (once; NVML counts inits, so this never
 disturbs a :class:`CupyBackend`'s own)."""
@@ -135,20 +138,22 @@ def process_device_memory() -> tuple[tuple[str, int, int], ...]:
     (reading it elsewhere would make one). Any failure of CuPy or NVML gives what was
     read so far: sampling never stops a program.
     """
+    global _handles
     cupy: Any = sys.modules.get("cupy")
     if cupy is None:
         return ()
     try:
         current = int(cupy.cuda.runtime.getDevice())
-        buses = cuda_bus_ids(cupy)
     except Exception:
         return ()
     used: dict[int, int] = {}
     pynvml = _nvml()
     if pynvml is not None:
         try:
-            for cuda_index, nvml_index in match_nvml_devices(buses, nvml_bus_ids(pynvml)).items():
-                handle = pynvml.nvmlDeviceGetHandleByIndex(nvml_index)
+            if _handles is None:  # which GPU is which does not change while a process runs
+                matched = match_nvml_devices(cuda_bus_ids(cupy), nvml_bus_ids(pynvml))
+                _handles = {c: pynvml.nvmlDeviceGetHandleByIndex(n) for c, n in matched.items()}
+            for cuda_index, handle in _handles.items():
                 figure = _nvml_process_bytes(pynvml, handle)
                 if figure is not None:
                     used[cuda_index] = figure

@@ -1,12 +1,19 @@
 """Which GPU is which: CUDA's devices matched to NVML's by PCI bus id (a pure function,
-tested here with the shapes the real calls give), and per-device figures for several
-devices in the ledger and the report."""
+tested here with the shapes the real calls give), the process's memory per device read
+through it (from stand-ins for CuPy and NVML, which cannot run without a GPU; the `gpu`
+tests in test_gpu.py run the real ones), and per-device figures for several devices in
+the ledger and the report."""
 
 from __future__ import annotations
 
+import os
+import sys
+import types
+from typing import Any
+
 import pytest
 
-from memactor.actors import match_nvml_devices, parse_pci_bus_id
+from memactor.actors import match_nvml_devices, note_process_memory, parse_pci_bus_id
 from memactor.events import EventKind, MemoryEvent
 from memactor.metrics import Ledger, render_snapshot, snapshot_report_json
 
@@ -107,3 +114,102 @@ def test_several_devices_keep_their_own_totals_in_the_ledger_and_report() -> Non
     report = snapshot_report_json(snapshot)
     assert [d["device"] for d in report["devices"]] == ["cpu", "cuda:0", "cuda:1"]
     assert [p["unattributed_bytes"] for p in report["process"]] == [6 * mib, 8 * mib]
+
+
+class StandInCupy:
+    """What :func:`process_device_memory` reads of CuPy, on the machine of :data:`CUDA`
+    and :data:`NVML` (CuPy does not run here: no GPU). Device 0 is current; the pool
+    holds 64 MiB on device 0 and 32 MiB on device 1."""
+
+    def __init__(self) -> None:
+        self.current = 0
+        self.pool_bytes = {0: 64 << 20, 1: 32 << 20}
+        stand_in = self
+
+        class Device:
+            def __init__(self, index: int) -> None:
+                self.index = index
+
+            def __enter__(self) -> None:
+                self.before, stand_in.current = stand_in.current, self.index
+
+            def __exit__(self, *exc: object) -> None:
+                stand_in.current = self.before
+
+        class Runtime:
+            @staticmethod
+            def getDevice() -> int:  # CuPy's name
+                return stand_in.current
+
+            @staticmethod
+            def getDeviceCount() -> int:
+                return len(CUDA)
+
+            @staticmethod
+            def deviceGetPCIBusId(index: int) -> str:
+                return CUDA[index]
+
+        class Pool:
+            @staticmethod
+            def total_bytes() -> int:
+                return stand_in.pool_bytes[stand_in.current]
+
+        self.cuda = types.SimpleNamespace(runtime=Runtime, Device=Device)
+        self.get_default_memory_pool = Pool
+
+
+class StandInNvml(types.ModuleType):
+    """What it reads of NVML: this process holds 70 MiB on NVML's device 3 (CUDA's 0)
+    and 40 MiB on NVML's 1 (CUDA's 1); another process uses NVML's 0."""
+
+    def __init__(self) -> None:
+        super().__init__("pynvml")
+        me = os.getpid()
+        self.processes = {
+            0: [types.SimpleNamespace(pid=me + 1, usedGpuMemory=999)],
+            1: [types.SimpleNamespace(pid=me, usedGpuMemory=40 << 20)],
+            3: [types.SimpleNamespace(pid=me, usedGpuMemory=70 << 20)],
+        }
+
+    def nvmlInit(self) -> None:  # NVML's names
+        pass
+
+    def nvmlDeviceGetCount(self) -> int:
+        return len(NVML)
+
+    def nvmlDeviceGetHandleByIndex(self, index: int) -> int:
+        return index
+
+    def nvmlDeviceGetPciInfo(self, handle: int) -> types.SimpleNamespace:
+        return types.SimpleNamespace(busId=NVML[handle])
+
+    def nvmlDeviceGetComputeRunningProcesses(self, handle: int) -> list[Any]:
+        return self.processes.get(handle, [])
+
+
+def test_process_memory_per_device_follows_the_bus_ids(monkeypatch: pytest.MonkeyPatch) -> None:
+    from memactor.actors import _gpu_devices
+
+    monkeypatch.setitem(sys.modules, "cupy", StandInCupy())
+    monkeypatch.setitem(sys.modules, "pynvml", StandInNvml())
+    monkeypatch.setattr(_gpu_devices, "_handles", None)
+    monkeypatch.setattr(_gpu_devices, "_nvml_started", False)
+    assert _gpu_devices.process_device_memory() == (
+        ("cuda:0", 70 << 20, 64 << 20),  # NVML's device 3, not its device 0
+        ("cuda:1", 40 << 20, 32 << 20),
+    )
+    ledger = Ledger(clock=lambda: 1)
+    ledger.apply([MemoryEvent(EventKind.ALLOC, "gpu", 1, 64 << 20, device="cuda:0")])
+    note_process_memory(ledger)
+    outside = {p.device: p.unattributed_bytes for p in ledger.process() if p.device != "cpu"}
+    assert outside == {"cuda:0": 6 << 20, "cuda:1": 40 << 20}
+
+
+def test_without_nvml_the_current_device_reads_the_pool(monkeypatch: pytest.MonkeyPatch) -> None:
+    from memactor.actors import _gpu_devices
+
+    monkeypatch.setitem(sys.modules, "cupy", StandInCupy())
+    monkeypatch.setitem(sys.modules, "pynvml", None)  # import pynvml raises ImportError
+    monkeypatch.setattr(_gpu_devices, "_handles", None)
+    monkeypatch.setattr(_gpu_devices, "_nvml_started", False)
+    assert _gpu_devices.process_device_memory() == (("cuda:0", 64 << 20, 64 << 20),)
