@@ -38,6 +38,7 @@ class GatedBackend(HostBackend):
         self.gate = threading.Event()
         self.copy_threads: list[int] = []
         self.deaf = False
+        self.trio_thread = threading.get_ident()  # made in the test, in trio's thread
         """Whether a held copy ignores its abort flag (it then ends, whole, at the gate)."""
 
     def empty_for_copy(self, shape: tuple[int, ...], dtype: np.dtype[Any]) -> npt.NDArray[Any]:
@@ -45,6 +46,9 @@ class GatedBackend(HostBackend):
         return super().empty_for_copy(shape, dtype)
 
     def _hold(self, abort: threading.Event) -> None:
+        if threading.get_ident() == self.trio_thread and not self.gate.is_set():
+            # Held here, the copy would hold trio's loop and the test would never end.
+            raise AssertionError("a copy held at the gate runs in trio's thread")
         self.entered.set()
         while not self.gate.wait(0.001) and (self.deaf or not abort.is_set()):
             pass
@@ -88,6 +92,11 @@ async def open_gated(**options: Any) -> AsyncIterator[tuple[MemorySystem, GpuBuf
         yield system, gpu
 
 
+async def held(gated: GatedBackend) -> None:
+    """Wait until a copy is held at the gate (a failed copy cancels this wait)."""
+    await trio.to_thread.run_sync(gated.entered.wait, abandon_on_cancel=True)
+
+
 def gate_of(gpu: GpuBufferManager) -> GatedBackend:
     assert isinstance(gpu.backend, GatedBackend)
     return gpu.backend
@@ -110,7 +119,7 @@ async def test_a_large_copy_does_not_stop_other_actors(autojump_clock: trio.abc.
                 copied.append(await gpu.to_device(np.ones(MIB, np.uint8)))
 
             nursery.start_soon(copy)
-            await trio.to_thread.run_sync(gated.entered.wait)  # the copy is in its thread
+            await held(gated)  # the copy is in its thread
             before = ticker.ticks
             await trio.sleep(10)
             await trio.testing.wait_all_tasks_blocked()
@@ -147,7 +156,7 @@ async def test_a_cancelled_copy_leaves_nothing_lent(direction: str, deaf: bool) 
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(copy)
-            await trio.to_thread.run_sync(gated.entered.wait)
+            await held(gated)
             if direction == "to_device":  # the copy thread's buffer is lent meanwhile
                 assert await in_use(system) == before + 4 * MIB
             scope.cancel()
@@ -176,7 +185,7 @@ async def test_a_copy_waiting_for_its_turn_is_cancelled_before_it_starts() -> No
         scope = trio.CancelScope()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(gpu.to_device, np.ones(MIB, np.uint8))
-            await trio.to_thread.run_sync(gated.entered.wait)
+            await held(gated)
 
             async def second() -> None:
                 with scope:
@@ -202,9 +211,9 @@ async def test_copies_run_at_most_max_copies_at_once() -> None:
         async with trio.open_nursery() as nursery:
             for size in (1, 2, 3):
                 nursery.start_soon(gpu.to_device, np.ones(size * MIB, np.uint8))
-            await trio.to_thread.run_sync(gated.entered.wait)
+            await held(gated)
             while len(gated.copy_threads) < 2:  # the second thread may still be starting
-                await trio.to_thread.run_sync(gated.entered.wait)
+                await held(gated)
                 await trio.sleep(0.001)
             await trio.testing.wait_all_tasks_blocked()
             stats = gpu.statistics()
@@ -229,7 +238,7 @@ async def test_a_copy_threads_buffer_is_attributed_to_the_caller() -> None:
         user = await system.spawn(User(gpu), name="user")
         async with trio.open_nursery() as nursery:
             nursery.start_soon(user.ask, 3 * MIB)
-            await trio.to_thread.run_sync(gated.entered.wait)
+            await held(gated)
             # Allocated in the copy thread, reported from there, owned by the caller.
             assert gated.copy_threads[0] != threading.get_ident()
             await system.metrics.flush()
@@ -337,7 +346,7 @@ async def test_a_copy_that_ends_after_its_manager_stopped_gives_its_buffer_back(
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(copy)
-            await trio.to_thread.run_sync(gated.entered.wait)
+            await held(gated)
             await gpu.ref.stop()
             gated.gate.set()
         (failure,) = failures
