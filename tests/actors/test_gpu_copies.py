@@ -400,3 +400,17 @@ async def test_a_copy_whose_allocation_fails_counts_nothing(threshold: int | str
         await system.metrics.flush()
         assert system.ledger.statistics().live_blocks == 0
         assert system.ledger.transfers() == ()
+
+
+async def test_with_tracking_off_the_manager_reports_nothing() -> None:
+    async with memactor.open_system(tracking=False) as system:
+        gpu = GpuBufferManager("cpu", copy_threshold=0)
+        await system.spawn(gpu, name="gpu")
+        buffer = await gpu.to_device(np.ones(MIB, np.uint8))
+        staging = await gpu.alloc_pinned(10)
+        await gpu.to_host(buffer, out=np.empty(MIB, np.uint8))
+        gpu.free(buffer)
+        gpu.free(staging)
+        await system.metrics.flush()
+        assert system.ledger.statistics().events_applied == 0
+        assert gpu.statistics().transfers_to_device == 1  # its own books still count
