@@ -103,7 +103,8 @@ class GpuBufferManager(Actor[GetStatistics, GpuStatistics]):
     manager runs and in each copy thread while it copies, also reports ALLOC/FREE for
     every CuPy pool allocation other code makes there, owned by the actor (or task) that
     made it or the copy's caller. Allocations in other threads are not seen; those still
-    live when the manager stops stay live in the ledger, as the memory does.
+    live when the manager stops stay live in the ledger, as the memory does. With the
+    system's tracking off the manager reports nothing (its own statistics still count).
 
     **Cancellation and stop.** ``alloc``, ``alloc_pinned``, ``resize`` and inline copies
     are checkpoints that act only if not cancelled before; once they act the result is
