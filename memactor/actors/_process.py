@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from ..metrics import Ledger
-from ._gpu_backends import process_device_memory
+from ._gpu_devices import process_device_memory
 
 _READ_LIMIT: Final = 16_384
 """The most bytes read from a ``/proc`` file: smaps_rollup is about 1 KiB."""

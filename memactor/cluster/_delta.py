@@ -40,6 +40,7 @@ from ..metrics import (
     ProcessStats,
     SiteUsage,
     Snapshot,
+    TransferTiming,
 )
 from ..metrics._snapshot import build_stats, component_from_dict
 
@@ -201,6 +202,8 @@ class UpdateMaker:
             body["sites"] = new_sites
         if snapshot.actors:  # a small table, whole; absent where no actor was sampled
             body["actors"] = [dataclasses.asdict(a) for a in snapshot.actors]
+        if snapshot.transfer_timings:  # whole, like transfers; absent where none was timed
+            body["transfer_timings"] = [dataclasses.astuple(t) for t in snapshot.transfer_timings]
         if full or tuple(accounts) != self._accounts:
             body["accounts"] = [list(key) for key in accounts]
         if full or snapshot.blocks.sites != self._block_sites:
@@ -227,6 +230,7 @@ class LedgerCopy:
     )
     devices: tuple[DeviceStats, ...] = ()
     transfers: tuple[tuple[str, str, int, int], ...] = ()
+    transfer_timings: tuple[TransferTiming, ...] = ()
     process: tuple[ProcessStats, ...] = ()
     actors: tuple[ActorSample, ...] = ()
     components: dict[Key, ComponentStats] = dataclasses.field(default_factory=dict)
@@ -268,6 +272,10 @@ class LedgerCopy:
         self.transfers = tuple((str(s), str(d), int(n), int(b)) for s, d, n, b in body["transfers"])
         self.process = tuple(build_stats(ProcessStats, p) for p in body["process"])
         self.actors = tuple(build_stats(ActorSample, a) for a in body.get("actors", ()))
+        self.transfer_timings = tuple(
+            TransferTiming(str(s), str(d), int(n), int(b), int(t))
+            for s, d, n, b, t in body.get("transfer_timings", ())
+        )
         for c, d in body["components_gone"]:
             del self.components[c, d]
         for row in body["components"]:
@@ -314,4 +322,5 @@ class LedgerCopy:
             process=self.process,
             site_usage=self.site_usage,
             actors=self.actors,
+            transfer_timings=self.transfer_timings,
         )

@@ -35,6 +35,7 @@ from ..metrics import (
     SiteUsage,
     Snapshot,
     SourceStats,
+    TransferTiming,
 )
 from ..metrics._sites import top_sites
 
@@ -113,11 +114,17 @@ def merge(
             ):
                 figures[i] = max(figures[i], value) if i == 3 else figures[i] + value
     routes: dict[tuple[str, str], list[int]] = {}
+    timings: dict[tuple[str, str], list[int]] = {}
     for part in parts:
         for src, dst, count, size in part.snapshot.transfers:
             route = routes.setdefault((src, dst), [0, 0])
             route[0] += count
             route[1] += size
+        for t in part.snapshot.transfer_timings:
+            timed = timings.setdefault((t.src, t.dst), [0, 0, 0])
+            timed[0] += t.transfers
+            timed[1] += t.bytes
+            timed[2] += t.duration_ns
     every = [p.snapshot.totals for p in parts]
     now = [p.snapshot.totals for p in live]
     longest = max(every, key=lambda t: t.longest_stall_ns, default=None)
@@ -154,6 +161,9 @@ def merge(
         sources=tuple(sorted((p.stats for p in parts), key=_source_order)),
         site_usage=merge_site_usage(p.snapshot.site_usage for p in live),
         actors=tuple(sorted(actors, key=lambda a: a.actor)),
+        transfer_timings=tuple(
+            TransferTiming(s, d, *figures) for (s, d), figures in sorted(timings.items())
+        ),
     )
 
 

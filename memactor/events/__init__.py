@@ -1,10 +1,12 @@
 """Layer 1: the memory event model and byte sizes. Standard library only."""
 
+from ._event import DURATION_TAG as DURATION_TAG
 from ._event import MAX_BLOCK as MAX_BLOCK
 from ._event import MAX_SEQ as MAX_SEQ
 from ._event import MAX_SIZE as MAX_SIZE
 from ._event import MAX_TIMESTAMP as MAX_TIMESTAMP
 from ._event import MIN_TIMESTAMP as MIN_TIMESTAMP
+from ._event import PINNED_TAG as PINNED_TAG
 from ._event import REQUESTED_TAG as REQUESTED_TAG
 from ._event import EventKind as EventKind
 from ._event import MemoryEvent as MemoryEvent
@@ -12,6 +14,7 @@ from ._event import Tags as Tags
 from ._event import check_device as check_device
 from ._event import check_kind as check_kind
 from ._event import check_timestamp as check_timestamp
+from ._event import duration_of as duration_of
 from ._event import is_device as is_device
 from ._event import requested_of as requested_of
 from ._sites import CALLSITES_ENV as CALLSITES_ENV

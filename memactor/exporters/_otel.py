@@ -86,6 +86,21 @@ def _transfers(index: int) -> Reading:
     return read
 
 
+def _timings(field: str, scale: float = 1.0) -> Reading:
+    def read(source: SourceView, base: Attributes) -> Iterable[tuple[float, Attributes]]:
+        for timing in source.view.transfer_timings:
+            where = {**base, "memactor.transfer.source": timing.src}
+            yield (
+                getattr(timing, field) * scale,
+                {
+                    **where,
+                    "memactor.transfer.destination": timing.dst,
+                },
+            )
+
+    return read
+
+
 def _total(read_total: Callable[[Snapshot], int]) -> Reading:
     def read(source: SourceView, base: Attributes) -> Iterable[tuple[float, Attributes]]:
         yield read_total(source.view), dict(base)
@@ -120,6 +135,11 @@ INSTRUMENTS: Final[tuple[tuple[str, str, str, str, Reading], ...]] = (
      _anomalies),
     ("memactor.transfers", "counter", "{transfer}", "Copies between devices.", _transfers(2)),
     ("memactor.transfer.io", "counter", "By", "Bytes copied between devices.", _transfers(3)),
+    ("memactor.transfer.duration", "counter", "s",
+     "Time the timed copies between devices took.", _timings("duration_ns", 1e-9)),
+    ("memactor.transfer.timed.io", "counter", "By",
+     "Bytes of the timed copies: over memactor.transfer.duration, the bandwidth.",
+     _timings("bytes")),
     ("memactor.events", "counter", "{event}", "Memory events the ledger took in.",
      _total(lambda v: v.totals.events_applied)),
     ("memactor.events.dropped", "counter", "{event}",

@@ -99,6 +99,18 @@ FAMILIES: Final = (
     ),
     _Family("memactor_transfers", "counter", "Copies between devices.", ("src", "dst")),
     _Family("memactor_transfer_bytes", "counter", "Bytes copied between devices.", ("src", "dst")),
+    _Family(
+        "memactor_transfer_seconds",
+        "counter",
+        "Time the timed copies between devices took (a GPU buffer manager's copies).",
+        ("src", "dst"),
+    ),
+    _Family(
+        "memactor_transfer_timed_bytes",
+        "counter",
+        "Bytes of the timed copies: over memactor_transfer_seconds, the bandwidth.",
+        ("src", "dst"),
+    ),
     _Family("memactor_events", "counter", "Memory events the ledger took in."),
     _Family(
         "memactor_events_dropped",
@@ -211,6 +223,10 @@ def _add_view(builder: _Builder, source: SourceView, *, max_owners: int | None) 
     for src, dst, transfers, transferred in view.transfers:
         add("memactor_transfers", [*base, src, dst], transfers)
         add("memactor_transfer_bytes", [*base, src, dst], transferred)
+    for timing in view.transfer_timings:
+        where = [*base, timing.src, timing.dst]
+        add("memactor_transfer_seconds", where, timing.duration_ns / 1e9)
+        add("memactor_transfer_timed_bytes", where, timing.bytes)
     totals = view.totals
     add("memactor_events", base, totals.events_applied)
     add("memactor_events_dropped", base, totals.events_dropped)

@@ -46,6 +46,7 @@ from ._report import render_diff as render_diff
 from ._report import render_process as render_process
 from ._report import render_snapshot as render_snapshot
 from ._report import render_table as render_table
+from ._report import render_transfers as render_transfers
 from ._report import render_trend_verdict as render_trend_verdict
 from ._report import render_unattributed_verdict as render_unattributed_verdict
 from ._report import snapshot_report_json as snapshot_report_json
@@ -73,6 +74,7 @@ from ._stats import DeviceStats as DeviceStats
 from ._stats import LedgerStats as LedgerStats
 from ._stats import OwnerStats as OwnerStats
 from ._stats import ProcessStats as ProcessStats
+from ._stats import TransferTiming as TransferTiming
 from ._stats import histogram_bucket_bounds as histogram_bucket_bounds
 from ._trend import Trend as Trend
 from ._trend import TrendConfig as TrendConfig

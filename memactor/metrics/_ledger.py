@@ -34,6 +34,7 @@ from ..events import (
     SiteTable,
     Tags,
     check_device,
+    duration_of,
     is_device,
 )
 from ._accounts import (
@@ -67,6 +68,7 @@ from ._stats import (
     LedgerStats,
     OwnerStats,
     ProcessStats,
+    TransferTiming,
 )
 
 _ALLOC = int(EventKind.ALLOC)
@@ -177,6 +179,7 @@ class Ledger:
         self._free_limit = recent_frees_limit(0)
         # Accounts that might hold a zero-byte block: it pins its owner's index.
         self._zero_suspects: set[Account] = set()
+        # Per (src, dst): copies, bytes, then the timed copies, their bytes and time.
         self._transfers: dict[tuple[str, str], list[int]] = {}
         self._reserved = 0
         self._in_use = 0
@@ -523,7 +526,9 @@ class Ledger:
         """Count a TRANSFER of *size* bytes from *device* to *dst* on *account* (both
         implementations of ``apply`` call this). A bad size or device is counted as an
         anomaly; a size that is not an integer raises ``TypeError`` (a malformed event)
-        before anything has changed."""
+        before anything has changed. A :data:`~memactor.events.DURATION_TAG` in *tags*
+        adds the copy to the route's timed copies (see :meth:`transfer_timings`); a bad
+        one is counted as ``bad_duration`` and the copy counts untimed."""
         count = as_int(size)  # a float would turn the byte counts into floats
         if not 0 <= count <= SIZE_MASK:
             account.count_anomaly("bad_size")
@@ -532,13 +537,23 @@ class Ledger:
             account.count_anomaly("bad_device")
             return
         assert isinstance(dst, str)
+        duration: int | None = None
+        if tags:
+            try:
+                duration = duration_of(tags)
+            except (ValueError, TypeError):  # counted, and the copy counts untimed
+                account.count_anomaly("bad_duration")
         account.transfers += 1
         account.bytes_transferred += count
         route = self._transfers.get((device, dst))
         if route is None:
-            route = self._transfers[(device, dst)] = [0, 0]
+            route = self._transfers[(device, dst)] = [0, 0, 0, 0, 0]
         route[0] += 1
         route[1] += count
+        if duration is not None:
+            route[2] += 1
+            route[3] += count
+            route[4] += duration
 
     def _open_owner(self, owner: object) -> OwnerAccount:
         return self._owner_table.open(owner)
@@ -860,6 +875,16 @@ class Ledger:
             (src, dst, routes[src, dst][0], routes[src, dst][1]) for src, dst in sorted(routes)
         )
 
+    def transfer_timings(self) -> tuple[TransferTiming, ...]:
+        """How long the timed copies of every route took (the copies whose TRANSFER
+        carried a duration), sorted by route; routes without one are left out."""
+        routes = self._transfers
+        return tuple(
+            TransferTiming(src, dst, *routes[src, dst][2:])
+            for src, dst in sorted(routes)
+            if routes[src, dst][2]
+        )
+
     def series(self, component: str = TOTAL, device: str = "cpu") -> SeriesView:
         """The series of one component on *device*, or of the total (``"*"``).
 
@@ -920,6 +945,7 @@ class Ledger:
             owners=self.owners(),
             devices=self.devices(),
             transfers=self.transfers(),
+            transfer_timings=self.transfer_timings(),
             blocks=live,
             series=tuple(all_series),
             process=self.process(),

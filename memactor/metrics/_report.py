@@ -339,14 +339,7 @@ def render_snapshot(
             ),
         ]
     if snapshot.transfers:
-        out += [
-            "",
-            render_table(
-                ["from", "to", "copies", "bytes"],
-                [[src, dst, f"{n:,}", format_size(b)] for src, dst, n, b in snapshot.transfers],
-                right="23",
-            ),
-        ]
+        out += ["", *render_transfers(snapshot)]
     owners = sorted(snapshot.owners, key=lambda o: (-o.bytes_in_use, -o.peak_bytes_in_use, o.owner))
     if owners:
         shown = owners[:OWNERS_SHOWN]
@@ -392,9 +385,7 @@ def snapshot_report_json(
         "components": [_component_json(c) for c in snapshot.components],
         "owners": [dataclasses.asdict(o) for o in snapshot.owners],
         "devices": [dataclasses.asdict(d) for d in snapshot.devices],
-        "transfers": [
-            {"from": s, "to": d, "transfers": n, "bytes": b} for s, d, n, b in snapshot.transfers
-        ],
+        "transfers": [_transfer_json(snapshot, *route) for route in snapshot.transfers],
         "trends": [dataclasses.asdict(t) for t in trends],
         "leak_suspected": any(t.growing for t in trends),
         "process": [dataclasses.asdict(p) for p in snapshot.process],
@@ -408,6 +399,40 @@ def snapshot_report_json(
         ),
         "callsites": snapshot.totals.callsites,
         "sites": [site_json(row) for row in usage_of(snapshot)],
+    }
+
+
+def render_transfers(snapshot: Snapshot) -> list[str]:
+    """The table of *snapshot*'s copies per route; where copies were timed, with the
+    time they took and their bandwidth (the timed copies' bytes over their time), so
+    each direction's speed shows beside its bytes. ``-`` where no copy was timed."""
+    timed = bool(snapshot.transfer_timings)
+    rows = []
+    for src, dst, n, b in snapshot.transfers:
+        row = [src, dst, f"{n:,}", format_size(b)]
+        if timed:
+            timing = snapshot.timing_of(src, dst)
+            rate = None if timing is None else timing.bytes_per_s
+            row += [
+                "-" if timing is None else f"{timing.duration_ns / 1e9:.3f} s",
+                "-" if rate is None else f"{format_size(round(rate))}/s",
+            ]
+        rows.append(row)
+    head = ["from", "to", "copies", "bytes", *(["time", "bandwidth"] if timed else [])]
+    return [render_table(head, rows, right="2345" if timed else "23")]
+
+
+def _transfer_json(snapshot: Snapshot, src: str, dst: str, n: int, b: int) -> dict[str, Any]:
+    timing = snapshot.timing_of(src, dst)
+    return {
+        "from": src,
+        "to": dst,
+        "transfers": n,
+        "bytes": b,
+        "timed_transfers": 0 if timing is None else timing.transfers,
+        "timed_bytes": 0 if timing is None else timing.bytes,
+        "duration_ns": 0 if timing is None else timing.duration_ns,
+        "bytes_per_s": None if timing is None else timing.bytes_per_s,
     }
 
 

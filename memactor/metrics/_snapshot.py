@@ -39,7 +39,14 @@ from ._blocks import LiveBlock, LiveBlocks, read_column
 from ._series import SeriesView
 from ._sites import SiteUsage, sampled_note
 from ._sources import SourceStats
-from ._stats import ComponentStats, DeviceStats, LedgerStats, OwnerStats, ProcessStats
+from ._stats import (
+    ComponentStats,
+    DeviceStats,
+    LedgerStats,
+    OwnerStats,
+    ProcessStats,
+    TransferTiming,
+)
 
 SNAPSHOT_TYPE: Final = "snapshot"
 
@@ -112,6 +119,17 @@ class Snapshot:
     """What the metrics actor's ticks saw of each actor (mailbox fullness, a chunk
     processor's lookahead), sorted by name; empty for a bare ledger, and in files written
     before actors were sampled."""
+    transfer_timings: tuple[TransferTiming, ...] = ()
+    """How long the timed copies of each route took (see ``Ledger.transfer_timings``),
+    sorted by route; empty where no copy carried a duration, and in files written before
+    copies were timed."""
+
+    def timing_of(self, src: str, dst: str) -> TransferTiming | None:
+        """The timed copies from *src* to *dst*, or ``None`` when none was timed."""
+        for timing in self.transfer_timings:
+            if (timing.src, timing.dst) == (src, dst):
+                return timing
+        return None
 
     @property
     def sites_note(self) -> str:
@@ -249,6 +267,12 @@ class Snapshot:
             "site_usage": [[*u.site, u.device, u.bytes_in_use, u.blocks] for u in self.site_usage],
             # Written only where actors were sampled: files without stay as they were.
             **({"actors": [dataclasses.asdict(a) for a in self.actors]} if self.actors else {}),
+            # Written only where copies were timed: files without stay as they were.
+            **(
+                {"transfer_timings": [dataclasses.astuple(t) for t in self.transfer_timings]}
+                if self.transfer_timings
+                else {}
+            ),
         }
 
     @classmethod
@@ -318,6 +342,11 @@ class Snapshot:
             ),
             # Written since actors were sampled, and only where there were any.
             actors=tuple(_build(ActorSample, a) for a in body.get("actors", ())),
+            # Written since copies were timed, and only where one was.
+            transfer_timings=tuple(
+                TransferTiming(_str(s), _str(d), _int(n), _int(b), _int(t))
+                for s, d, n, b, t in body.get("transfer_timings", ())
+            ),
         )
 
 

@@ -264,3 +264,27 @@ class ProcessStats:
     """Proportional set size (``"cpu"`` only; 0 where unknown)."""
     pool_bytes: int = 0
     """A GPU's CuPy memory pool total (0 on ``"cpu"`` or without CuPy)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TransferTiming:
+    """How long the timed copies on one route took: the copies whose TRANSFER event
+    carried a :data:`~memactor.events.DURATION_TAG` (a :class:`GpuBufferManager`'s do),
+    and their bytes. Copies reported without a duration count in the route's transfers
+    but not here, so :attr:`bytes_per_s` is the bandwidth of the timed copies alone."""
+
+    src: str
+    dst: str
+    transfers: int
+    """Timed copies on the route."""
+    bytes: int
+    """The bytes of the timed copies."""
+    duration_ns: int
+    """The time the timed copies took, added up."""
+
+    @property
+    def bytes_per_s(self) -> float | None:
+        """The timed copies' bytes over their time; ``None`` when they took no time."""
+        if self.duration_ns <= 0:
+            return None
+        return self.bytes * 1e9 / self.duration_ns

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Final, Protocol
 import trio
 
 from .._native import load
-from ..events import REQUESTED_TAG, SiteTable, Tags, check_device
+from ..events import DURATION_TAG, REQUESTED_TAG, SiteTable, Tags, check_device
 from ._emits import _ACQUIRE, _ALLOC, _FREE, _RELEASE, _RESIZE, _TRANSFER, PyEmits
 from ._inbox import EventBatch, EventTuple, Inbox
 
@@ -436,9 +436,14 @@ class ThreadReporter:
         owner: str | None = None,
         device: str | None = None,
         requested: int | None = None,
+        *,
+        tags: Tags = (),
     ) -> None:
-        tags = self._tags(requested)
-        self._emit(_ALLOC, block, size, device, self.owner if owner is None else owner, tags=tags)
+        """As :meth:`MemoryReporter.alloc`; ``tags``: more sorted ``(key, value)`` pairs
+        to carry (a pinned buffer's :data:`~memactor.events.PINNED_TAG`)."""
+        found = self._tags(requested)
+        found = tuple(sorted((*found, *tags))) if tags else found
+        self._emit(_ALLOC, block, size, device, self.owner if owner is None else owner, tags=found)
 
     def free(self, block: int, size: int, device: str | None = None) -> None:
         self._emit(_FREE, block, size, device, "")
@@ -472,8 +477,13 @@ class ThreadReporter:
                 return sites.tags(requested, depth=3)
         return () if requested is None else ((REQUESTED_TAG, str(requested)),)
 
-    def transfer(self, size: int, src: str, dst: str, block: int = 0) -> None:
-        self._emit(_TRANSFER, block, size, src, self.owner, 0, dst)
+    def transfer(
+        self, size: int, src: str, dst: str, block: int = 0, *, duration_ns: int | None = None
+    ) -> None:
+        """As :meth:`MemoryReporter.transfer`; ``duration_ns``: how long the copy took,
+        carried as the :data:`~memactor.events.DURATION_TAG` tag."""
+        tags = () if duration_ns is None else ((DURATION_TAG, str(duration_ns)),)
+        self._emit(_TRANSFER, block, size, src, self.owner, 0, dst, tags)
 
     @property
     def closed(self) -> bool:

@@ -281,6 +281,12 @@ class Dashboard:
             f"unattributed {format_size(p.unattributed_bytes, signed=True)}"
             for p in view.process
         ]
+        # Each direction's copy bandwidth, where copies were timed (a GPU buffer manager's).
+        third += [
+            f"{t.src}->{t.dst} {format_size(round(t.bytes_per_s))}/s"
+            for t in view.transfer_timings
+            if t.bytes_per_s is not None
+        ]
         drops = totals.events_dropped + self.views_missed
         third += [
             format_rate(self.events_per_s(), "events"),

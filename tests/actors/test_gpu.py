@@ -161,6 +161,9 @@ async def test_statistics_fields_on_the_host_backend() -> None:
         assert (stats.device, stats.backend) == ("cpu", "host")
         assert stats.bytes_in_use == stats.bytes_reserved == 80
         assert (stats.hooked_blocks, stats.hooked_bytes) == (0, 0)
+        assert (stats.to_device_ns, stats.to_host_ns) == (0, 0)
+        assert (stats.copies_in_flight, stats.copies_waiting) == (0, 0)
+        assert (stats.pinned_buffers, stats.pinned_bytes) == (0, 0)
         unknown = (stats.pool_used_bytes, stats.pool_total_bytes)
         assert (*unknown, stats.device_used_bytes, stats.device_total_bytes) == (None,) * 4
         assert stats.actor.messages_handled == 0
@@ -339,3 +342,134 @@ def test_process_sampling_counts_a_cupy_allocation_nobody_reported() -> None:
     assert device == f"cuda:{cupy.cuda.runtime.getDevice()}"
     # NVML's per-process figure (when it gives one) adds the CUDA context to the pool.
     assert process_bytes >= pool_bytes >= held.nbytes
+
+
+@pytest.mark.gpu
+@needs_gpu
+async def test_cupy_copies_on_streams_let_other_actors_run() -> None:
+    cupy = cupy_or_skip()
+    seen_copying: list[int] = []
+
+    class Watcher(Actor[None, None]):
+        """Looks at the manager every millisecond, from trio's thread."""
+
+        def __init__(self, gpu: GpuBufferManager) -> None:
+            self.gpu = gpu
+
+        async def on_start(self) -> None:
+            self.start_soon(self._watch)
+
+        async def _watch(self) -> None:
+            while True:
+                await trio.sleep(0.001)
+                seen_copying.append(self.gpu.statistics().copies_in_flight)
+
+        async def handle(self, message: None) -> None:
+            pass
+
+    async with open_gpu("cuda:0") as (system, gpu):
+        await system.spawn(Watcher(gpu), name="watcher")
+        host = np.ones(256 << 20, np.uint8)
+        for _ in range(3):  # the loop ran while a copy was in flight, both ways
+            buffer = await gpu.to_device(host)
+            back = await gpu.to_host(buffer)
+            gpu.free(buffer)
+        assert int(back[-1]) == 1
+        assert any(seen_copying), "the watcher never ran while a copy was in its thread"
+        await system.metrics.flush()
+        routes = {(t.src, t.dst): t for t in system.ledger.transfer_timings()}
+        assert routes["cpu", "cuda:0"].bytes == 3 * (256 << 20)
+        assert routes["cuda:0", "cpu"].duration_ns > 0
+        on_device = await gpu.to_device(host[: 1 << 20])
+        assert isinstance(on_device.array, cupy.ndarray)
+
+
+@pytest.mark.gpu
+@needs_gpu
+async def test_cupy_cancelled_copy_leaves_nothing_lent() -> None:
+    cupy_or_skip()
+    async with memactor.open_system() as system:
+        gpu = GpuBufferManager("cuda:0", chunk_bytes="8 MiB")
+        await system.spawn(gpu, name="gpu")
+        host = np.ones(1 << 30, np.uint8)
+        got: list[Any] = []
+        with trio.move_on_after(0.005):  # mid-copy or not: either way nothing is left lent
+            got.append(await gpu.to_device(host))
+        await system.metrics.flush()
+        held = system.ledger.component("gpu", "cuda:0").bytes_in_use
+        assert held == (got[0].nbytes if got else 0)
+        assert gpu.statistics().bytes_reserved == held
+
+
+@pytest.mark.gpu
+@needs_gpu
+async def test_cupy_pinned_bytes_match_cupys_pinned_pool() -> None:
+    cupy = cupy_or_skip()
+    pool = cupy.get_default_pinned_memory_pool()
+    async with open_gpu("cuda:0") as (system, gpu):
+        staging = await gpu.alloc_pinned(1000, np.uint8)
+        is_pinned = getattr(cupy.cuda.pinned_memory, "is_memory_pinned", None)  # CuPy >= 13
+        if is_pinned is not None:
+            assert is_pinned(staging.array.ctypes.data)
+        await system.metrics.flush()
+        row = system.ledger.component("gpu.pinned", "cpu")
+        assert row.bytes_in_use == 1024  # the pool's block: 1000 bytes rounded up to 512s
+        assert row.requested_bytes_in_use == 1000
+        free_before = pool.n_free_blocks()
+        staging.array[...] = 7
+        on_device = await gpu.to_device(staging)
+        assert int(on_device.array.sum()) == 7000
+        gpu.free(staging)
+        del staging
+        import gc
+
+        gc.collect()
+        assert pool.n_free_blocks() == free_before + 1  # back in CuPy's pool
+        await system.metrics.flush()
+        assert system.ledger.component("gpu.pinned", "cpu").bytes_in_use == 0
+
+
+@pytest.mark.gpu
+@needs_gpu
+async def test_cupy_two_devices_keep_their_own_books() -> None:
+    cupy = cupy_or_skip()
+    if cupy.cuda.runtime.getDeviceCount() < 2:
+        pytest.skip("needs two CUDA devices; this machine has one")
+    async with memactor.open_system() as system:
+        first, second = GpuBufferManager("cuda:0"), GpuBufferManager("cuda:1")
+        await system.spawn(first, name="gpu0")
+        await system.spawn(second, name="gpu1")
+        await first.to_device(np.ones(4 << 20, np.uint8))
+        on_second = await second.to_device(np.ones(8 << 20, np.uint8))
+        assert on_second.array.device.id == 1
+        await system.metrics.flush()
+        devices = {d.device: d.bytes_reserved for d in system.ledger.devices()}
+        assert devices["cuda:0"] >= 4 << 20
+        assert devices["cuda:1"] >= 8 << 20
+        assert system.ledger.component("gpu1", "cuda:1").bytes_reserved == 8 << 20
+
+
+@pytest.mark.gpu
+@needs_gpu
+def test_nvml_and_cuda_agree_on_which_device_is_which() -> None:
+    cupy = cupy_or_skip()
+    pynvml = pytest.importorskip("pynvml")
+    from memactor.actors import CupyBackend, match_nvml_devices, parse_pci_bus_id
+    from memactor.actors._gpu_devices import cuda_bus_ids, nvml_bus_ids
+
+    pynvml.nvmlInit()
+    try:
+        cuda, nvml = cuda_bus_ids(cupy), nvml_bus_ids(pynvml)
+        matched = match_nvml_devices(cuda, nvml)
+        assert sorted(matched) == list(range(cupy.cuda.runtime.getDeviceCount()))
+        for cuda_index, nvml_index in matched.items():
+            assert parse_pci_bus_id(cuda[cuda_index]) == parse_pci_bus_id(nvml[nvml_index])
+            handle = pynvml.nvmlDeviceGetHandleByIndex(nvml_index)
+            with cupy.cuda.Device(cuda_index):
+                total_cuda = cupy.cuda.runtime.memGetInfo()[1]
+            assert int(pynvml.nvmlDeviceGetMemoryInfo(handle).total) >= total_cuda
+            backend = CupyBackend(cuda_index)
+            assert backend.nvml_index == nvml_index
+            backend.close()
+    finally:
+        pynvml.nvmlShutdown()

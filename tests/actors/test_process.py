@@ -15,7 +15,7 @@ from memactor.actors import (
     parse_smaps_rollup,
     read_process_memory,
 )
-from memactor.actors._gpu_backends import process_device_memory
+from memactor.actors._gpu_devices import process_device_memory
 from memactor.metrics import Ledger
 
 ROLLUP = """\

@@ -11,7 +11,7 @@ from memactor.cluster import LedgerCopy, UpdateMaker, by_host
 from memactor.cluster._delta import without_series
 from memactor.cluster._merge import Part, merge, source_prefix
 from memactor.codec import encode, unpack
-from memactor.events import SITE_TAG, EventKind, MemoryEvent, Site, SiteTable
+from memactor.events import DURATION_TAG, SITE_TAG, EventKind, MemoryEvent, Site, SiteTable
 from memactor.metrics import Ledger, LedgerStats, Snapshot, SourceStats, sites_of_blocks
 
 SITES = [Site(f"/app/stage_{i}.py", 10 * i, f"stage_{i}") for i in range(1, 9)]
@@ -296,3 +296,38 @@ def test_one_process_snapshot_is_written_as_before_without_sources() -> None:
     assert snapshot.sources == ()
     assert "sources" not in snapshot.to_dict()
     assert Snapshot.from_msgpack(snapshot.to_msgpack()).sources == ()
+
+
+def test_timed_copies_cross_the_wire_and_add_up_over_sources() -> None:
+    def timed(duration_ns: int) -> MemoryEvent:
+        return MemoryEvent(
+            EventKind.TRANSFER,
+            "gpu",
+            0,
+            1 << 20,
+            device="cpu",
+            dst_device="cuda:0",
+            tags={DURATION_TAG: str(duration_ns)},
+        )
+
+    parts = []
+    for index, duration in enumerate([1_000, 3_000]):
+        ledger = Ledger(clock=lambda: 0)
+        ledger.apply([timed(duration), timed(duration)])
+        maker, copy = UpdateMaker(), LedgerCopy()
+        copy.apply(wire(maker.update(own(ledger))))
+        assert copy.snapshot().transfer_timings == ledger.transfer_timings()
+        ledger.apply([timed(duration)])
+        snapshot = own(ledger)
+        copy.apply(wire(maker.update(snapshot)))
+        assert copy.snapshot().to_msgpack() == snapshot.to_msgpack()
+        prefix = source_prefix("s", "host", index)
+        totals = ledger.statistics()
+        stats = SourceStats("s", "host", index, 0, prefix, "live", 1, 1, 0, 1, 0, 0, 0, 0, 0, 3)
+        assert totals.events_applied == 3
+        parts.append(Part(stats, copy.snapshot()))
+    peaks = LedgerStats(0, 0, 0, 0, 0, 0, 0, 0, 0)
+    merged = merge(parts, label="m", wall_time_ns=1, monotonic_ns=2, peaks=peaks, device_peaks={})
+    (timing,) = merged.transfer_timings
+    assert (timing.src, timing.dst) == ("cpu", "cuda:0")
+    assert (timing.transfers, timing.bytes, timing.duration_ns) == (6, 6 << 20, 12_000)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from memactor.events import EventKind, MemoryEvent
+from memactor.events import DURATION_TAG, EventKind, MemoryEvent
 from memactor.metrics import Ledger, Snapshot
 
 MIB = 2**20
@@ -12,7 +12,7 @@ MIB = 2**20
 
 def seeded_ledger(*, components: int = 3, owners: int = 4, seed: int = 7) -> Ledger:
     """Components ``c0 ...`` on cpu (and ``gpu`` on cuda:0) with allocations, frees, pool
-    hits, a transfer, an anomaly, a drop and a process sample; deterministic."""
+    hits, a timed transfer, an anomaly, a drop and a process sample; deterministic."""
     rng = random.Random(seed)
     ledger = Ledger(clock=lambda: 1)  # every figure the same in every run
     events: list[MemoryEvent] = []
@@ -31,7 +31,15 @@ def seeded_ledger(*, components: int = 3, owners: int = 4, seed: int = 7) -> Led
     events.append(MemoryEvent(EventKind.RELEASE, first.component, first.block, first.size))
     events.append(MemoryEvent(EventKind.ALLOC, "gpu", 1, 8 * MIB, device="cuda:0", owner="upload"))
     events.append(
-        MemoryEvent(EventKind.TRANSFER, "gpu", 1, 8 * MIB, device="cpu", dst_device="cuda:0")
+        MemoryEvent(
+            EventKind.TRANSFER,
+            "gpu",
+            1,
+            8 * MIB,
+            device="cpu",
+            dst_device="cuda:0",
+            tags={DURATION_TAG: "4000000"},  # 8 MiB in 4 ms
+        )
     )
     events.append(MemoryEvent(EventKind.FREE, "c0", 10**6, 64))  # an unknown block
     ledger.apply(events)

@@ -82,6 +82,8 @@ def test_the_reader_sees_every_instrument_with_its_unit_and_values() -> None:
         "memactor.transfer.destination": "cuda:0",
     }
     assert point(metrics["memactor.transfer.io"], **route) == 8 * 2**20
+    assert point(metrics["memactor.transfer.duration"], **route) == 0.004
+    assert point(metrics["memactor.transfer.timed.io"], **route) == 8 * 2**20
     assert point(metrics["memactor.events"]) == view.totals.events_applied
     assert point(metrics["memactor.events.dropped"]) == 3
     anomalies = metrics["memactor.anomalies"]

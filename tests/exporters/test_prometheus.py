@@ -107,6 +107,8 @@ def test_the_numbers_are_the_ledgers() -> None:
     transfers = samples["memactor_transfer_bytes"]
     assert value(transfers, src="cpu", dst="cuda:0") == 8 * 2**20
     assert value(samples["memactor_transfers"], src="cpu", dst="cuda:0") == 1
+    assert value(samples["memactor_transfer_seconds"], src="cpu", dst="cuda:0") == 0.004
+    assert value(samples["memactor_transfer_timed_bytes"], src="cpu", dst="cuda:0") == 8 * 2**20
     assert value(samples["memactor_events"]) == view.totals.events_applied
     assert value(samples["memactor_events_dropped"]) == 3
     for device in view.devices:

@@ -12,7 +12,7 @@ import pytest
 import trio
 import trio.testing
 
-from memactor.events import EventKind
+from memactor.events import DURATION_TAG, PINNED_TAG, REQUESTED_TAG, EventKind
 from memactor.runtime import (
     EventBatch,
     MemoryHub,
@@ -484,6 +484,21 @@ async def test_thread_reporter_events_and_close() -> None:
     reporter.close()
     with pytest.raises(trio.ClosedResourceError, match=r"^reporter 'cb' is closed$"):
         reporter.alloc(2, 1)
+
+
+def test_thread_reporter_carries_a_copys_duration_and_an_allocations_tags() -> None:
+    reporter = ThreadReporter("gpu", clock=counter_clock(5).__next__)
+    reporter.alloc(1, 512, "loader", "cpu", 500, tags=((PINNED_TAG, "1"),))
+    reporter.alloc(2, 64, tags=((PINNED_TAG, "1"),))
+    reporter.transfer(512, "cpu", "cuda:0", 1, duration_ns=41_000)
+    reporter.transfer(512, "cuda:0", "cpu", 1)
+    assert reporter.drain() == [
+        (ALLOC, "gpu", 1, 512, "cpu", "loader", 5, 0, None,
+         ((PINNED_TAG, "1"), (REQUESTED_TAG, "500")), 1),
+        (ALLOC, "gpu", 2, 64, "cpu", "gpu", 6, 0, None, ((PINNED_TAG, "1"),), 2),
+        (TRANSFER, "gpu", 1, 512, "cpu", "gpu", 7, 0, "cuda:0", ((DURATION_TAG, "41000"),), 3),
+        (TRANSFER, "gpu", 1, 512, "cuda:0", "gpu", 8, 0, "cpu", (), 4),
+    ]  # fmt: skip
 
 
 # -- the hub ----------------------------------------------------------------------------------

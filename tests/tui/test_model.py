@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from memactor.events import format_size
+from memactor.events import DURATION_TAG, EventKind, MemoryEvent, format_size
 from memactor.metrics import TOTAL
 from memactor.remote import ConnectionLost, Source, ViewUpdate
 from memactor.tui import Dashboard, FeedNote
@@ -229,6 +229,45 @@ def test_the_header_and_table_show_memory_outside_memactor_when_sampled() -> Non
     assert rows[-1].cells[2] == format_size(40 * MIB - reserved, signed=True)
     assert len(rows[-1].cells) == len(COMPONENT_COLUMNS)
     assert dashboard.component_rows("pool")[-1].key != ("(unattributed)", "cpu")
+
+
+def test_the_header_shows_each_device_and_each_directions_copy_bandwidth() -> None:
+    pipeline = Pipeline()
+    pipeline.advance()
+    timed = {DURATION_TAG: "10000000"}  # 10 ms
+    pipeline.ledger.apply(
+        [
+            MemoryEvent(EventKind.ALLOC, "gpu0", 1, 64 * MIB, device="cuda:0", owner="up"),
+            MemoryEvent(EventKind.ALLOC, "gpu1", 1, 32 * MIB, device="cuda:1", owner="up"),
+            MemoryEvent(EventKind.TRANSFER, "gpu", 0, 64 * MIB, dst_device="cuda:0", tags=timed),
+            MemoryEvent(
+                EventKind.TRANSFER,
+                "gpu",
+                0,
+                32 * MIB,
+                device="cuda:0",
+                dst_device="cpu",
+                tags=timed,
+            ),
+            MemoryEvent(EventKind.TRANSFER, "gpu", 0, MIB, device="cuda:0", dst_device="cuda:1"),
+        ]
+    )
+    dashboard = Dashboard()
+    dashboard.ingest(ViewUpdate(pipeline.view(), SOURCE, received_ns=pipeline.clock.now_ns))
+    second = dashboard.header_parts()[1]
+    devices = pipeline.ledger.devices()
+    assert [d.device for d in devices] == ["cpu", "cuda:0", "cuda:1"]
+    for d in devices[1:]:  # each device its own figures, beside the first's
+        assert (
+            f"{d.device} {format_size(d.bytes_in_use)} / {format_size(d.bytes_reserved)}" in second
+        )
+    assert "cuda:1 32 MiB / 32 MiB" in second
+    keys = {row.key for row in dashboard.component_rows()}
+    assert {("gpu0", "cuda:0"), ("gpu1", "cuda:1")} <= keys
+    third = dashboard.header_parts()[2]
+    assert "cpu->cuda:0 6.2 GiB/s" in third
+    assert "cuda:0->cpu 3.1 GiB/s" in third
+    assert not any(part.startswith("cuda:0->cuda:1") for part in third)  # never timed
 
 
 def test_events_per_second_is_smoothed_over_five_seconds() -> None:
