@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import enum
-import itertools
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -22,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 import trio
 
-from ..events import PINNED_TAG, Tags, format_size, parse_size
+from ..events import PINNED_TAG, format_size, parse_size
 from ..runtime import Actor, ThreadReporter
 from ._gpu_backends import (
     DEFAULT_CHUNK_BYTES,
@@ -149,8 +148,8 @@ class GpuBufferManager(Actor[GetStatistics, GpuStatistics]):
         self.max_copies: Final = max_copies
         self._limiter = trio.CapacityLimiter(max_copies)
         self._state = _State.NEW
-        self._events: ThreadReporter | _Untracked | None = None
-        self._pinned_events: ThreadReporter | _Untracked | None = None
+        self._events: ThreadReporter | None = None
+        self._pinned_events: ThreadReporter | None = None
         self._live: dict[int, DeviceBuffer] = {}
         self._pinned: dict[int, DeviceBuffer] = {}
         self._reserved = self._peak = self._pinned_bytes = 0
@@ -364,12 +363,9 @@ class GpuBufferManager(Actor[GetStatistics, GpuStatistics]):
 
     async def on_start(self) -> None:
         if self._events is None:  # one pair for the manager's life, across restarts
-            hub = self.system.memory
-            if hub.tracking:
-                self._events = hub.thread_reporter(self.name, device=self.device)
-                self._pinned_events = hub.thread_reporter(f"{self.name}.pinned")
-            else:  # tracking off: the manager reports nothing, as every actor then
-                self._events, self._pinned_events = _Untracked(), _Untracked()
+            hub = self.system.memory  # with tracking off, these report nothing
+            self._events = hub.thread_reporter(self.name, device=self.device)
+            self._pinned_events = hub.thread_reporter(f"{self.name}.pinned")
         if isinstance(self.backend, CupyBackend):
             self._hook = self.backend.memory_hook(self._hook_alloc, self._hook_free)
             self._hook.__enter__()
@@ -496,7 +492,7 @@ class GpuBufferManager(Actor[GetStatistics, GpuStatistics]):
         if self._state is _State.STOPPED:
             raise trio.ClosedResourceError(f"{self!r} has stopped")
 
-    def _emitter(self) -> ThreadReporter | _Untracked:
+    def _emitter(self) -> ThreadReporter:
         assert self._events is not None
         return self._events
 
@@ -594,36 +590,6 @@ class GpuBufferManager(Actor[GetStatistics, GpuStatistics]):
             return
         with contextlib.suppress(Exception):
             self._events.free(entry[0], entry[1], f"cuda:{device_id}")
-
-
-class _Untracked:
-    """The manager's reporter when the system's tracking is off: block ids, no events."""
-
-    def __init__(self) -> None:
-        self.next_block = itertools.count(1).__next__
-
-    def alloc(
-        self,
-        block: int,
-        size: int,
-        owner: str | None = None,
-        device: str | None = None,
-        requested: int | None = None,
-        *,
-        tags: Tags = (),
-    ) -> None:
-        pass
-
-    def free(self, block: int, size: int, device: str | None = None) -> None:
-        pass
-
-    def resize(self, block: int, old_size: int, size: int, device: str | None = None) -> None:
-        pass
-
-    def transfer(
-        self, size: int, src: str, dst: str, block: int = 0, *, duration_ns: int | None = None
-    ) -> None:
-        pass
 
 
 def _buffer_dtype(dtype: npt.DTypeLike) -> np.dtype[Any]:

@@ -31,6 +31,7 @@ from ._ref import current_actor as current_actor
 from ._reporter import DEFAULT_BATCH_SIZE as DEFAULT_BATCH_SIZE
 from ._reporter import MemoryReporter as MemoryReporter
 from ._reporter import NullReporter as NullReporter
+from ._reporter import NullThreadReporter as NullThreadReporter
 from ._reporter import Reporter as Reporter
 from ._reporter import ThreadReporter as ThreadReporter
 from ._sited import SampledReporter as SampledReporter

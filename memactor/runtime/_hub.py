@@ -21,6 +21,7 @@ from ._reporter import (
     DEFAULT_BATCH_SIZE,
     MemoryReporter,
     NullReporter,
+    NullThreadReporter,
     ThreadReporter,
 )
 from ._sited import SitedReporter
@@ -73,7 +74,8 @@ class MemoryHub:
         self.batch_size = batch_size
         self.flush_interval_s = flush_interval_s
         self.tracking = tracking
-        """False: every reporter made is a :class:`NullReporter` (tracking off)."""
+        """False: every reporter made is a :class:`NullReporter` or, for other threads, a
+        :class:`NullThreadReporter` (tracking off)."""
         every = check_callsites(callsites)
         self.sites = SiteTable(every) if every else None
         """The table of allocation sites reporters record into; ``None`` with sites off."""
@@ -145,7 +147,7 @@ class MemoryHub:
         """A reporter whose emits are safe from any thread; its events travel on the
         hub's interval. Lossless and never blocking."""
         self._check_open()
-        reporter = ThreadReporter(
+        reporter = (ThreadReporter if self.tracking else NullThreadReporter)(
             component,
             owner=owner,
             device=device,

@@ -502,6 +502,25 @@ class ThreadReporter:
             self._closed = True
 
 
+class NullThreadReporter(ThreadReporter):
+    """A thread reporter that reports nothing, for a system opened with tracking off:
+    every emit returns at once (``next_block`` still counts), as for
+    :class:`NullReporter`."""
+
+    def _emit(
+        self,
+        kind: int,
+        block: int,
+        size: int,
+        device: str | None,
+        owner: str,
+        old_size: int = 0,
+        dst: str | None = None,
+        tags: Tags = (),
+    ) -> None:
+        pass
+
+
 def events_of(batches: Iterable[EventBatch]) -> list[EventTuple]:
     """All events of *batches*, in order (for tests and tools)."""
     return [event for batch in batches for event in batch.events]

@@ -526,6 +526,9 @@ async def test_with_tracking_off_reporters_report_nothing() -> None:
         job = await system.spawn(Leaker, name="job")
         await job.ask(4096)
         assert isinstance(system.reporter("other"), memactor.runtime.NullReporter)
+        worker = system.thread_reporter("worker")
+        assert isinstance(worker, memactor.runtime.NullThreadReporter)
+        worker.alloc(worker.next_block(), 64)  # from any thread: nothing recorded either
         await system.metrics.flush()
     assert system.ledger.statistics().events_applied == 0
 
