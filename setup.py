@@ -12,11 +12,16 @@ from setuptools import Extension, setup
 
 _FLAGS = ["-O2", "-std=c11", "-Wall", "-Wno-missing-field-initializers"]
 
+# The headers every extension may include (the record layout, the block table): a
+# change to one rebuilds them all.
+_HEADERS = [header.as_posix() for header in sorted(Path("memactor/_native").glob("*.h"))]
+
 setup(
     ext_modules=[
         Extension(
             f"memactor._native.{source.stem}",
             [source.as_posix()],
+            depends=_HEADERS,
             extra_compile_args=_FLAGS,
             optional=True,
         )

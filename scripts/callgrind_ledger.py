@@ -26,17 +26,18 @@ MODES = ("append", "python", "compiled")
 
 def run(mode: str, count: int, made: int) -> None:
     """Apply the first *count* of *made* events as *mode* says."""
-    from bench_ledger import churn_events
+    from bench_ledger import books_of, churn_events
 
     from memactor.events import MemoryEvent
     from memactor.metrics import Ledger
 
     batches = churn_events(made)
     taken = batches[: count // 256]  # churn_events makes whole batches of 256
-    ledger = Ledger()
     if mode == "compiled" and Ledger.implementation != "compiled":
         raise SystemExit("the compiled ledger is not built (or MEMACTOR_PURE_PYTHON is set)")
-    apply = ledger.apply if mode == "compiled" else ledger._apply_python
+    method = "apply" if mode == "compiled" else "_apply_python"
+    ledger = Ledger()
+    apply = getattr(ledger, method)
     out: list[MemoryEvent] = []
     gc.collect()
     gc.freeze()
@@ -46,8 +47,9 @@ def run(mode: str, count: int, made: int) -> None:
             for event in batch:
                 append(event)
     else:
-        for batch in taken:
-            apply(batch)
+        with books_of(method):  # for python: the pure-Python ledger's books, dicts
+            for batch in taken:
+                apply(batch)
 
 
 def instructions(mode: str, count: int, made: int) -> int:

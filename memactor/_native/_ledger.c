@@ -3,9 +3,10 @@
  * apply(ledger, events) does exactly what Ledger._apply_python does (the reference in
  * memactor/metrics/_ledger.py), on the ledger's own Python objects: the Account,
  * DeviceAccount and OwnerAccount objects (read and written through their __slots__
- * offsets), each account's dict of packed int records, the owner table. Everything
- * outside apply (statistics, snapshots, retirement) reads the same objects, so it is
- * unchanged. The counters of the current (component, device) and its device live in C
+ * offsets), each account's live blocks (a Blocks: the C table of _blocktable.h, which
+ * reads from Python as the dict of packed int records the reference keeps), the owner
+ * table. Everything outside apply (statistics, snapshots, retirement) reads the same
+ * objects, so it is unchanged. The counters of the current (component, device) and its device live in C
  * integers while consecutive events share them, and go back to their objects when the
  * pair changes and at the end, as the Python loop keeps them in locals.
  *
@@ -279,40 +280,12 @@ record_make(const Record *record)
     return long_from_bytes(buf, RECORD_BYTES);
 }
 
-/* ``blocks[block] = record`` for a block that is in *blocks*. Where its old record is
- * held by nothing but the dict and has as many digits as the new one, the digits are
- * rewritten in place (nothing else can see the int change; it saves making one and
- * freeing the other); otherwise a new int goes in. *old* is its record as looked up
- * where no Python code has run since (so it is still the dict's), else NULL. */
-static int
-record_replace(PyObject *blocks, PyObject *block, PyObject *old, const Record *record)
-{
-#ifdef DIGIT_RECORDS
-    if (old == NULL && (old = PyDict_GetItemWithError(blocks, block)) == NULL && PyErr_Occurred())
-        return -1;
-    if (old != NULL && Py_REFCNT(old) == 1 && PyLong_CheckExact(old) && record->time >= 0 &&
-        record->time < TIME_LIMIT) {
-        u128 u = ((u128)record->time << TIME_SHIFT) | ((u128)record->owner << SIZE_BITS) |
-                 record->size;
-        uint64_t high = (uint64_t)(u >> 64);
-        int bits = high ? 128 - __builtin_clzll(high)
-                        : ((uint64_t)u ? 64 - __builtin_clzll((uint64_t)u) : 0);
-        Py_ssize_t digits = (bits + PyLong_SHIFT - 1) / PyLong_SHIFT;
-        if (digits > 0 && digits == POSITIVE_DIGITS(old)) {
-            digit *out = DIGITS_OF(old);
-            for (Py_ssize_t i = 0; i < digits; i++, u >>= PyLong_SHIFT)
-                out[i] = (digit)(u & PyLong_MASK);
-            return 0;
-        }
-    }
-#endif
-    PyObject *made = record_make(record);
-    if (made == NULL)
-        return -1;
-    int failed = PyDict_SetItem(blocks, block, made);
-    Py_DECREF(made);
-    return failed;
-}
+#include "_blocktable.h"
+#include "_records.h"
+
+/* The compiled emits' Batch type (memactor._native._emit.Batch), once bind_records named
+ * it: apply reads its records in place. */
+static PyTypeObject *batch_type;
 
 /* ---- the slots of the ledger's objects -------------------------------------------- */
 
@@ -512,8 +485,10 @@ books_load(Books *b, PyObject *account)
         get_i128(b->dev, D_PEAK_RESERVED, &b->d_peak_reserved) < 0 ||
         get_i128(b->dev, D_PEAK_IN_USE, &b->d_peak_in_use) < 0)
         goto broken;
-    if (!PyDict_CheckExact(b->blocks) || !PyDict_Check(b->requests) || !PyDict_Check(b->sites)) {
-        PyErr_SetString(PyExc_RuntimeError, "an account's blocks, requests and sites must be dicts");
+    if (!Py_IS_TYPE(b->blocks, &BlocksType) || !PyDict_Check(b->requests) ||
+        !PyDict_Check(b->sites)) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "an account's blocks must be a Blocks, its requests and sites dicts");
         goto broken;
     }
     return 0;
@@ -859,43 +834,72 @@ add_bytes(i128 delta, i128 *account, i128 *account_peak, i128 *device, i128 *dev
     add_bytes((delta), &(b)->reserved, &(b)->peak_reserved, &(b)->d_reserved,            \
               &(b)->d_peak_reserved, &(t)->reserved, &(t)->peak_reserved)
 
-/* Look *block* up: 1 and its record (*value* borrowed from the dict), 0 when it is not
- * there (*value* NULL), -1 for an error. */
+#define TABLE(b) ((Blocks *)(b)->blocks)
+
+/* Look *block* up: 1 with its id and entry, 0 when it is not there (*entry* NULL), -1
+ * for an error. An entry pointer lasts until the table next changes: after a call into
+ * Python (which could change it), look it up again (refind). */
 static int
-find_record(PyObject *blocks, PyObject *block, PyObject **value, Record *record)
+find_entry(Books *b, PyObject *block, int64_t *id, Entry **entry)
 {
-    *value = PyDict_GetItemWithError(blocks, block);
-    if (*value == NULL)
-        return PyErr_Occurred() ? -1 : 0;
-    return record_read(*value, record) < 0 ? -1 : 1;
+    *entry = NULL;
+    int valid = small_int(block, id) ? *id >= 0 : bt_key(block, id);
+    if (valid <= 0)
+        return valid;
+    *entry = bt_find(TABLE(b), *id);
+    return *entry != NULL;
+}
+
+/* The entry of *id* again, after Python code ran; RuntimeError if that code took it. */
+static Entry *
+refind(Books *b, int64_t id)
+{
+    Entry *entry = bt_find(TABLE(b), id);
+    if (entry == NULL)
+        PyErr_SetString(PyExc_RuntimeError, "a live block vanished while an event was applied");
+    return entry;
+}
+
+/* account.count_anomaly(self._stray_kind(account, block, record, action)) for a block
+ * that is there: its record made for the call. */
+static int
+count_stray_at(Books *b, PyObject *block, const Entry *entry, PyObject *action)
+{
+    PyObject *record = bt_record(TABLE(b), entry);
+    if (record == NULL)
+        return -1;
+    int result = count_stray(b, block, record, action);
+    Py_DECREF(record);
+    return result;
 }
 
 static int
 apply_release(Books *b, Totals *t, PyObject *block, PyObject *size)
 {
-    Record record;
-    PyObject *value;
-    int found = find_record(b->blocks, block, &value, &record);
-    if (found < 0)
+    Entry *entry;
+    int64_t id;
+    int found = find_entry(b, block, &id, &entry);
+    if (found <= 0)
+        return found < 0 ? -1 : count_stray(b, block, NULL, s_release);
+    int64_t owner = bt_owner(TABLE(b), entry);
+    if (owner < 0)
         return -1;
-    if (!found || !record.owner)
-        return count_stray(b, block, value, s_release);
-    uint64_t recorded = record.size;
+    if (!owner)
+        return count_stray_at(b, block, entry, s_release);
+    uint64_t recorded = entry->low & LOW_SIZE_MASK;
     int mismatch = differs(size, recorded);
     if (mismatch < 0 || (mismatch && count_anomaly(b->account, s_size_mismatch) < 0))
         return -1;
-    uint64_t owner = record.owner;
-    record.owner = 0;
     /* No Python code ran since the look-up unless a size had to be compared in Python
      * or a mismatch counted. */
-    int trusted = !mismatch && PyLong_CheckExact(size);
-    if (record_replace(b->blocks, block, trusted ? value : NULL, &record) < 0)
+    if ((mismatch || !PyLong_CheckExact(size)) && (entry = refind(b, id)) == NULL)
         return -1;
-    int failed;
-    PyObject *holder = holder_at(t->holders, owner);
+    if (bt_set_owner(TABLE(b), entry, 0) < 0)
+        return -1;
+    PyObject *holder = holder_at(t->holders, (uint64_t)owner);
     if (holder == NULL)
         return -1;
-    failed = holder_add(t, holder, -(i128)recorded, 0);
+    int failed = holder_add(t, holder, -(i128)recorded, 0);
     Py_DECREF(holder);
     if (failed)
         return -1;
@@ -914,14 +918,14 @@ static int
 apply_acquire(Books *b, Totals *t, PyObject *block, PyObject *size, PyObject *owner,
               PyObject *tags)
 {
-    Record record;
-    PyObject *value;
-    int found = find_record(b->blocks, block, &value, &record);
-    if (found < 0)
-        return -1;
-    if (!found || record.owner)
-        return count_stray(b, block, value, s_acquire);
-    uint64_t recorded = record.size;
+    Entry *entry;
+    int64_t id;
+    int found = find_entry(b, block, &id, &entry);
+    if (found <= 0)
+        return found < 0 ? -1 : count_stray(b, block, NULL, s_acquire);
+    if (entry->low >> 48)
+        return count_stray_at(b, block, entry, s_acquire);
+    uint64_t recorded = entry->low & LOW_SIZE_MASK;
     int opened;
     PyObject *holder = holder_of(b, t->owners, owner, &opened);
     if (holder == NULL)
@@ -932,9 +936,9 @@ apply_acquire(Books *b, Totals *t, PyObject *block, PyObject *size, PyObject *ow
     int64_t index = holder_index(t, holder);
     if (index < 0)
         goto fail;
-    record.owner = (uint64_t)index;
     int trusted = !opened && !mismatch && PyLong_CheckExact(size) && PyUnicode_CheckExact(owner);
-    if (record_replace(b->blocks, block, trusted ? value : NULL, &record) < 0 ||
+    if ((!trusted && (entry = refind(b, id)) == NULL) ||
+        bt_set_owner(TABLE(b), entry, (uint64_t)index) < 0 ||
         holder_add(t, holder, recorded, 1) < 0)
         goto fail;
     Py_DECREF(holder);
@@ -975,10 +979,7 @@ apply_alloc(Books *b, Totals *t, PyObject *block, PyObject *size_in, PyObject *o
         Py_DECREF(size);
         return count_anomaly(b->account, s_bad_block);
     }
-    int known = PyDict_Contains(b->blocks, block);
-    if (known < 0)
-        goto fail;
-    if (known) {
+    if (bt_find(TABLE(b), block_value) != NULL) {
         Py_DECREF(size);
         return count_anomaly(b->account, s_duplicate_alloc);
     }
@@ -995,14 +996,18 @@ apply_alloc(Books *b, Totals *t, PyObject *block, PyObject *size_in, PyObject *o
     int64_t index = holder_index(t, holder);
     if (index < 0)
         goto fail;
-    Record record = {(uint64_t)size_value, (uint64_t)index, time};
-    PyObject *packed = record_make(&record);
-    if (packed == NULL)
+    uint64_t low = (uint64_t)size_value | ((uint64_t)(index < WIDE_OWNER ? index : 0) << 48);
+    Entry *entry = bt_insert(TABLE(b), block_value, time, low);
+    if (entry == NULL)
         goto fail;
-    int failed = PyDict_SetItem(b->blocks, block, packed);
-    Py_DECREF(packed);
-    if (failed)
+    if (index >= WIDE_OWNER && bt_set_owner(TABLE(b), entry, (uint64_t)index) < 0) {
+        int64_t slot = bt_slot(TABLE(b), block_value);
+        PyObject *type, *value, *tb;
+        PyErr_Fetch(&type, &value, &tb);
+        bt_delete(TABLE(b), slot); /* not wide yet: nothing in the dict to fail */
+        PyErr_Restore(type, value, tb);
         goto fail;
+    }
     int bucket = 0;
     for (uint64_t rest = (uint64_t)size_value; rest; rest >>= 1)
         bucket++;
@@ -1080,9 +1085,9 @@ fail:
 static int
 apply_free(Books *b, Totals *t, PyObject *block, PyObject *size, PyObject *ts_in)
 {
-    Record record;
-    PyObject *value;
-    int found = find_record(b->blocks, block, &value, &record);
+    Entry *entry;
+    int64_t id;
+    int found = find_entry(b, block, &id, &entry);
     if (found < 0)
         return -1;
     if (!found) {
@@ -1095,6 +1100,11 @@ apply_free(Books *b, Totals *t, PyObject *block, PyObject *size, PyObject *ts_in
             return -1;
         return count_anomaly(b->account, truth ? s_double_free : s_unknown_block);
     }
+    int64_t owner = bt_owner(TABLE(b), entry);
+    if (owner < 0)
+        return -1;
+    uint64_t recorded = entry->low & LOW_SIZE_MASK;
+    int64_t allocated = entry->time;
     PyObject *ts = as_index(ts_in);
     if (ts == NULL)
         return -1;
@@ -1104,33 +1114,39 @@ apply_free(Books *b, Totals *t, PyObject *block, PyObject *size, PyObject *ts_in
     PyObject *big_lifetime = NULL;
     int fits = fits_i64(ts, &time);
     if (fits > 0)
-        lifetime = (i128)time - record.time;
+        lifetime = (i128)time - allocated;
     else if (fits == 0) {
-        PyObject *allocated = PyLong_FromLongLong(record.time);
-        if (allocated != NULL) {
-            big_lifetime = PyNumber_Subtract(ts, allocated);
-            Py_DECREF(allocated);
+        PyObject *allocated_obj = PyLong_FromLongLong(allocated);
+        if (allocated_obj != NULL) {
+            big_lifetime = PyNumber_Subtract(ts, allocated_obj);
+            Py_DECREF(allocated_obj);
         }
     }
     Py_DECREF(ts);
     if (fits < 0 || (fits == 0 && big_lifetime == NULL))
         return -1;
+    /* as_index ran Python code unless the time was an int: find the slot again then. */
+    int64_t slot = bt_slot(TABLE(b), id);
+    if (slot < 0) {
+        PyErr_SetString(PyExc_RuntimeError, "a live block vanished while an event was applied");
+        Py_XDECREF(big_lifetime);
+        return -1;
+    }
     int failed = 0;
 #define CHECK(call)     \
     if ((call) < 0) {   \
         failed = 1;     \
         goto done;      \
     }
-    CHECK(PyDict_DelItem(b->blocks, block));
-    uint64_t recorded = record.size;
+    CHECK(bt_delete(TABLE(b), slot));
     int mismatch;
     CHECK(mismatch = differs(size, recorded));
     if (mismatch)
         CHECK(count_anomaly(b->account, s_size_mismatch));
     b->frees += 1;
     add_reserved(b, t, -(i128)recorded);
-    if (record.owner) {
-        PyObject *holder = holder_at(t->holders, record.owner);
+    if (owner) {
+        PyObject *holder = holder_at(t->holders, (uint64_t)owner);
         if (holder == NULL) {
             failed = 1;
             goto done;
@@ -1188,11 +1204,15 @@ static int
 apply_resize(Books *b, Totals *t, PyObject *block, PyObject *size_in, PyObject *old_size,
              PyObject *tags)
 {
-    Record record;
-    PyObject *value;
-    int found = find_record(b->blocks, block, &value, &record);
+    Entry *entry;
+    int64_t id;
+    int found = find_entry(b, block, &id, &entry);
     if (found <= 0)
         return found < 0 ? -1 : count_stray(b, block, NULL, s_resize);
+    int64_t owner = bt_owner(TABLE(b), entry);
+    if (owner < 0)
+        return -1;
+    uint64_t recorded = entry->low & LOW_SIZE_MASK;
     PyObject *size = as_index(size_in);
     if (size == NULL)
         return -1;
@@ -1204,14 +1224,15 @@ apply_resize(Books *b, Totals *t, PyObject *block, PyObject *size_in, PyObject *
         Py_DECREF(size);
         return count_anomaly(b->account, s_bad_size);
     }
-    uint64_t recorded = record.size;
-    record.size = (uint64_t)size_value;
     int mismatch = differs(old_size, recorded);
     if (mismatch < 0 || (mismatch && count_anomaly(b->account, s_size_mismatch) < 0))
         goto fail;
     i128 delta = (i128)size_value - (i128)recorded;
     int trusted = !mismatch && PyLong_CheckExact(size_in) && PyLong_CheckExact(old_size);
-    int failed = record_replace(b->blocks, block, trusted ? value : NULL, &record);
+    if (!trusted && (entry = refind(b, id)) == NULL)
+        goto fail;
+    entry->low = (entry->low & ~LOW_SIZE_MASK) | (uint64_t)size_value;
+    int failed = 0;
     i128 resizes;
     if (failed || get_i128(b->account, A_RESIZES, &resizes) < 0 ||
         put_i128(b->account, A_RESIZES, resizes + 1) < 0)
@@ -1219,8 +1240,8 @@ apply_resize(Books *b, Totals *t, PyObject *block, PyObject *size_in, PyObject *
     if (delta > 0)
         b->bytes_allocated += delta;
     add_reserved(b, t, delta);
-    if (record.owner) {
-        PyObject *holder = holder_at(t->holders, record.owner);
+    if (owner) {
+        PyObject *holder = holder_at(t->holders, (uint64_t)owner);
         if (holder == NULL)
             goto fail;
         failed = holder_add(t, holder, delta, 1);
@@ -1246,6 +1267,132 @@ apply_resize(Books *b, Totals *t, PyObject *block, PyObject *size_in, PyObject *
 fail:
     Py_DECREF(size);
     return -1;
+}
+
+/* ---- records: the common events straight from a Batch's C fields -------------------
+ * Each returns 1 when it applied the event, 0 when the event is not for the fast path
+ * (an anomaly, tags, requested sizes or sites to keep, a wide owner: nothing has
+ * changed, and the event goes the way of a tuple's), -1 on error. The order of the
+ * steps, and of any call into Python, is the reference's. */
+
+static inline int
+no_tags(PyObject *tags)
+{
+    return PyTuple_CheckExact(tags) && PyTuple_GET_SIZE(tags) == 0;
+}
+
+static int
+fast_alloc(Books *b, Totals *t, const EventRecord *r)
+{
+    if (r->size < 0 || (uint64_t)r->size > SIZE_MASK || r->block < 0 || !no_tags(r->tags) ||
+        !PyUnicode_CheckExact(r->owner) || bt_find(TABLE(b), r->block) != NULL)
+        return 0;
+    uint64_t size = (uint64_t)r->size;
+    int64_t block = r->block, time = r->ts;
+    PyObject *owner = r->owner;
+    Py_INCREF(owner); /* opening an owner runs Python code */
+    int opened;
+    PyObject *holder = holder_of(b, t->owners, owner, &opened);
+    Py_DECREF(owner);
+    if (holder == NULL)
+        return -1;
+    int64_t index = holder_index(t, holder);
+    Entry *entry = NULL;
+    if (index >= 0 && index < WIDE_OWNER)
+        entry = bt_insert(TABLE(b), block, time, size | ((uint64_t)index << 48));
+    if (entry == NULL || holder_add(t, holder, size, 1) < 0) {
+        Py_DECREF(holder);
+        return index >= WIDE_OWNER ? 0 : -1;
+    }
+    Py_DECREF(holder);
+    int bucket = size ? 64 - __builtin_clzll(size) : 0;
+    b->histogram_added[bucket] += 1;
+    b->histogram_changed = 1;
+    b->allocations += 1;
+    b->bytes_allocated += size;
+    add_reserved(b, t, (i128)size);
+    add_in_use(b, t, (i128)size);
+    return 1;
+}
+
+/* RELEASE (lend_to 0) or ACQUIRE of a block that is there, cached or lent as it must be,
+ * with the size it has. */
+static int
+fast_lend(Books *b, Totals *t, const EventRecord *r, int acquire)
+{
+    if (r->block < 0 || PyDict_GET_SIZE(b->requests) || PyDict_GET_SIZE(b->sites))
+        return 0;
+    Entry *entry = bt_find(TABLE(b), r->block);
+    if (entry == NULL)
+        return 0;
+    uint64_t owner = entry->low >> 48, recorded = entry->low & LOW_SIZE_MASK;
+    if (owner == WIDE_OWNER || (acquire ? owner != 0 : owner == 0) || r->size < 0 ||
+        (uint64_t)r->size != recorded)
+        return 0;
+    if (!acquire) {
+        PyObject *holder = holder_at(t->holders, owner);
+        if (holder == NULL)
+            return -1;
+        int failed = holder_add(t, holder, -(i128)recorded, 0);
+        Py_DECREF(holder);
+        if (failed)
+            return -1;
+        entry->low = recorded;
+        b->releases += 1;
+        add_in_use(b, t, -(i128)recorded);
+        return 1;
+    }
+    if (!no_tags(r->tags) || !PyUnicode_CheckExact(r->owner))
+        return 0;
+    PyObject *who = r->owner;
+    Py_INCREF(who);
+    int opened;
+    PyObject *holder = holder_of(b, t->owners, who, &opened);
+    Py_DECREF(who);
+    if (holder == NULL)
+        return -1;
+    int64_t index = holder_index(t, holder);
+    if (index < 0 || index >= WIDE_OWNER || (opened && (entry = refind(b, r->block)) == NULL)) {
+        Py_DECREF(holder);
+        return index >= WIDE_OWNER ? 0 : -1;
+    }
+    if (holder_add(t, holder, recorded, 1) < 0) {
+        Py_DECREF(holder);
+        return -1;
+    }
+    Py_DECREF(holder);
+    entry->low = recorded | ((uint64_t)index << 48);
+    b->acquires += 1;
+    add_in_use(b, t, recorded);
+    return 1;
+}
+
+/* The event's eleven fields as the objects a tuple of it holds (new references). */
+static int
+record_fields(const EventRecord *r, PyObject **f)
+{
+    PyObject *ints[5] = {PyLong_FromLongLong(r->block), PyLong_FromLongLong(r->size),
+                         PyLong_FromLongLong(r->ts), PyLong_FromLongLong(r->old_size),
+                         PyLong_FromLongLong(r->seq)};
+    PyObject *kind = r->kind >= 0 && r->kind < UNKNOWN_KIND ? kind_values[r->kind]
+                                                             : PyLong_FromLong(r->kind);
+    if (r->kind >= 0 && r->kind < UNKNOWN_KIND)
+        Py_XINCREF(kind);
+    if (kind == NULL || ints[0] == NULL || ints[1] == NULL || ints[2] == NULL ||
+        ints[3] == NULL || ints[4] == NULL) {
+        Py_XDECREF(kind);
+        for (int i = 0; i < 5; i++)
+            Py_XDECREF(ints[i]);
+        return -1;
+    }
+    PyObject *made[FIELDS] = {kind,     r->component, ints[0], ints[1], r->device, r->owner,
+                              ints[2], ints[3],      r->dst,  r->tags, ints[4]};
+    for (int i = 0; i < FIELDS; i++) {
+        f[i] = made[i];
+        if (i == 1 || i == 4 || i == 5 || i == 8 || i == 9)
+            Py_INCREF(f[i]);
+    }
+    return 0;
 }
 
 /* ---- apply ------------------------------------------------------------------------- */
@@ -1321,6 +1468,12 @@ switch_books(Books *b, Totals *t, PyObject *accounts, PyObject *component, PyObj
     return books_load(b, account);
 }
 
+static inline Py_ssize_t
+count_of(PyObject *events, int records)
+{
+    return records ? ((EventBatchObject *)events)->length : PySequence_Fast_GET_SIZE(events);
+}
+
 static PyObject *
 apply(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -1333,10 +1486,13 @@ apply(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     PyObject *self = args[0], *events = args[1];
-    if (!PyList_CheckExact(events) && !PyTuple_CheckExact(events)) {
-        PyErr_Format(PyExc_TypeError, "events must be a list or a tuple, got %T", events);
+    int records = batch_type != NULL && Py_IS_TYPE(events, batch_type);
+    if (!records && !PyList_CheckExact(events) && !PyTuple_CheckExact(events)) {
+        PyErr_Format(PyExc_TypeError, "events must be a list, a tuple or a Batch, got %T",
+                     events);
         return NULL;
     }
+    Py_INCREF(events); /* a Batch's records are read in place: keep it alive */
     Books b = {.self = self};
     static const Totals empty;
     Totals t = empty;
@@ -1358,13 +1514,43 @@ apply(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         goto out;
     }
 
-    for (; index < PySequence_Fast_GET_SIZE(events); index++) {
-        PyObject *event = PySequence_Fast_GET_ITEM(events, index);
+    for (; index < count_of(events, records); index++) {
         PyObject *f[FIELDS];
-        Py_INCREF(event);
-        int owned = unpack(event, f);
-        int failed = owned < 0;
-        if (!failed) {
+        int owned = 0, failed = 0, done = 0;
+        PyObject *event = NULL;
+        EventRecord *r = records ? &((EventBatchObject *)events)->records[index] : NULL;
+        if (r != NULL && r->boxed == NULL) {
+            if (r->component != last_component || r->device != last_device) {
+                failed = switch_books(&b, &t, accounts, r->component, r->device);
+                if (!failed) {
+                    Py_INCREF(r->component);
+                    Py_XSETREF(last_component, r->component);
+                    Py_INCREF(r->device);
+                    Py_XSETREF(last_device, r->device);
+                }
+            }
+            if (!failed) {
+                switch (r->kind) {
+                case ALLOC:
+                    done = fast_alloc(&b, &t, r);
+                    break;
+                case RELEASE:
+                case ACQUIRE:
+                    done = fast_lend(&b, &t, r, r->kind == ACQUIRE);
+                    break;
+                }
+                failed = done < 0;
+                if (!done && (failed = record_fields(r, f) < 0) == 0)
+                    owned = 1;
+            }
+        }
+        else {
+            event = r != NULL ? r->boxed : PySequence_Fast_GET_ITEM(events, index);
+            Py_INCREF(event);
+            owned = unpack(event, f);
+            failed = owned < 0;
+        }
+        if (!failed && !done) {
             PyObject *component = f[1], *device = f[4];
             if (component != last_component || device != last_device) {
                 failed = switch_books(&b, &t, accounts, component, device);
@@ -1406,11 +1592,11 @@ apply(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             default:
                 failed = count_anomaly(b.account, s_unknown_kind);
             }
-            if (owned)
-                for (int i = 0; i < FIELDS; i++)
-                    Py_DECREF(f[i]);
         }
-        Py_DECREF(event);
+        if (owned > 0)
+            for (int i = 0; i < FIELDS; i++)
+                Py_DECREF(f[i]);
+        Py_XDECREF(event);
         if (!failed)
             continue;
         if (PyErr_ExceptionMatches(malformed_errors)) {
@@ -1432,7 +1618,8 @@ apply(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         store_total(self, s__peak_reserved, t.peak_reserved) < 0 ||
         store_total(self, s__peak_in_use, t.peak_in_use) < 0)
         goto out;
-    Py_ssize_t applied = failure_type != NULL ? index : PySequence_Fast_GET_SIZE(events);
+    Py_ssize_t total = count_of(events, records);
+    Py_ssize_t applied = failure_type != NULL ? index : total;
     if ((malformed && add_to_attr(self, s__malformed, malformed) < 0) ||
         add_to_attr(self, s__events_applied, applied) < 0)
         goto out;
@@ -1456,11 +1643,14 @@ out:
         }
         else
             PyErr_Restore(failure_type, failure_value, failure_tb);
+        Py_DECREF(events);
         return NULL;
     }
+    Py_ssize_t length = count_of(events, records);
+    Py_DECREF(events);
     if (PyErr_Occurred())
         return NULL;
-    return PyLong_FromSsize_t(PySequence_Fast_GET_SIZE(events));
+    return PyLong_FromSsize_t(length);
 }
 
 /* ---- bind: the classes whose slots apply reads ------------------------------------ */
@@ -1527,10 +1717,33 @@ bind(PyObject *module, PyObject *args)
     Py_RETURN_NONE;
 }
 
+static PyObject *
+bind_records(PyObject *module, PyObject *args)
+{
+    PyObject *type;
+    int version;
+    if (!PyArg_ParseTuple(args, "O!i:bind_records", &PyType_Type, &type, &version))
+        return NULL;
+    if (version != MEMACTOR_RECORDS_VERSION ||
+        ((PyTypeObject *)type)->tp_basicsize != (Py_ssize_t)sizeof(EventBatchObject)) {
+        PyErr_Format(PyExc_ValueError,
+                     "memactor's compiled ledger reads records of version %d, and %R has "
+                     "version %d", MEMACTOR_RECORDS_VERSION, type, version);
+        return NULL;
+    }
+    Py_INCREF(type);
+    Py_XSETREF(batch_type, (PyTypeObject *)type);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
+    {"bind_records", bind_records, METH_VARARGS,
+     "bind_records(Batch, version)\n\nName the compiled emits' Batch type, whose records "
+     "apply then reads in place (the layout of _records.h, checked by its version)."},
     {"apply", (PyCFunction)(void (*)(void))apply, METH_FASTCALL,
      "apply(ledger, events) -> int\n\nLedger.apply, compiled: the same semantics as "
-     "Ledger._apply_python, on the ledger's own objects. *events* is a list or a tuple."},
+     "Ledger._apply_python, on the ledger's own objects. *events* is a list, a tuple or a "
+     "Batch of records (see bind_records)."},
     {"bind", bind, METH_VARARGS,
      "bind(Account, DeviceAccount, OwnerAccount, kinds, layout)\n\nName the classes whose "
      "slots apply reads, the kinds' values and the record layout (checked)."},
@@ -1554,5 +1767,16 @@ PyInit__ledger(void)
                                     PyExc_KeyError, PyExc_OverflowError);
     if (malformed_errors == NULL || (zero = PyLong_FromLong(0)) == NULL)
         return NULL;
-    return PyModule_Create(&module_def);
+    if (PyType_Ready(&BlocksType) < 0)
+        return NULL;
+    PyObject *module = PyModule_Create(&module_def);
+    if (module == NULL)
+        return NULL;
+    Py_INCREF(&BlocksType);
+    if (PyModule_AddObject(module, "Blocks", (PyObject *)&BlocksType) < 0) {
+        Py_DECREF(&BlocksType);
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
 }

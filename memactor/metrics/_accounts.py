@@ -6,8 +6,10 @@ face of each is a frozen value from :mod:`._stats`.
 
 from __future__ import annotations
 
+from collections.abc import Callable, MutableMapping
 from typing import TYPE_CHECKING
 
+from .._native import load
 from ..events import NO_SITE, SITE_TAG, Tags, requested_of, site_of
 from ._series import TimeSeries
 from ._stats import HISTOGRAM_BUCKETS, ComponentStats, DeviceStats, OwnerStats, component_stats
@@ -16,7 +18,8 @@ if TYPE_CHECKING:
     from ._rows import _Chunk
 
 # A live block is one int in ``Account.blocks[block]``, packed to keep a million live
-# blocks small and every update a few integer operations:
+# blocks small and every update a few integer operations (where the compiled ledger
+# runs, ``blocks`` is its C table, which stores each in 24 bytes and reads the same):
 #   bits 0-47   size in bytes
 #   bits 48-71  index of the owner holding it (0: in its pool's cache, lent to nobody)
 #   bits 72-    allocation time in nanoseconds (may be negative; Python ints are unbounded)
@@ -52,6 +55,14 @@ RETIRED = "(retired)"
 OTHER_OWNERS = "(other owners)"
 """The owner name of the row that sums every owner left out of the owner table."""
 
+
+BlockMap = MutableMapping[int, int]
+"""An account's live blocks: block id to packed record, in insertion order."""
+
+_ledger_core = load("_ledger")
+new_blocks: Callable[[], BlockMap] = dict if _ledger_core is None else _ledger_core.Blocks
+"""A fresh, empty map of live blocks: the compiled ledger's C table (24 bytes a block),
+or a dict where the ledger runs in pure Python."""
 
 SiteBooks = dict[tuple[int, str], list[int]]
 """In-use ``[bytes, blocks]`` per ``(site id, device)``."""
@@ -138,7 +149,7 @@ class Account:
         self.component = component
         self.device = device
         self.device_account = device_account
-        self.blocks: dict[int, int] = {}
+        self.blocks: BlockMap = new_blocks()
         self.reserved = 0
         self.in_use = 0
         self.peak_reserved = 0

@@ -184,43 +184,21 @@ class LiveBlocks:
         holders: list[OwnerAccount],
         site_of: Callable[[int], Site | None] | None = None,
     ) -> LiveBlocks:
-        """Copy the live blocks out of the ledger's accounts.
+        """Copy the live blocks out of the ledger's accounts, in each account's order
+        (the order its blocks were allocated in).
 
-        *holders* lists the owner accounts by the index packed into each block. Each
-        packed block is read twice in C (``map`` over the dict's values): once for its
-        low 64 bits (size and, with fewer than 2**16 owners, the owner index) and once
-        for its time, so no Python object per block is kept and no object array is made.
+        *holders* lists the owner accounts by the index packed into each block.
         """
         count = sum(len(account.blocks) for account in accounts)
         lengths = np.fromiter(
             (len(a.blocks) for a in accounts), dtype=np.int64, count=len(accounts)
         )
         account_index = np.repeat(np.arange(len(accounts), dtype=np.int32), lengths)
-        block = np.fromiter(_chain(a.blocks.keys() for a in accounts), np.int64, count=count)
-        # operator.and_ and operator.rshift over a repeat() are called with their two
-        # arguments directly; a bound method such as _LOW_64.__and__ would be called
-        # through a method wrapper that builds an argument tuple per block.
-        low = np.fromiter(
-            map(operator.and_, _chain(a.blocks.values() for a in accounts), _repeat(_LOW_64)),
-            np.uint64,
-            count=count,
-        )
-        times = np.fromiter(
-            map(operator.rshift, _chain(a.blocks.values() for a in accounts), _repeat(TIME_SHIFT)),
-            np.int64,
-            count=count,
-        )
-        if len(holders) <= 1 << (64 - OWNER_SHIFT):
-            holder_index = (low >> np.uint64(OWNER_SHIFT)).astype(np.int32)
+        if all(hasattr(a.blocks, "columns") for a in accounts):
+            block, sizes, holder_index, times = _table_columns(accounts)
         else:
-            holder_index = np.fromiter(
-                ((v >> OWNER_SHIFT) & OWNER_MASK for a in accounts for v in a.blocks.values()),
-                np.int32,
-                count=count,
-            )
+            block, sizes, holder_index, times = _dict_columns(accounts, count, len(holders))
         site_index, sites = _sites_of(accounts, count, site_of)
-        np.bitwise_and(low, np.uint64(SIZE_MASK), out=low)
-        sizes = low.view(np.int64)
         # Keep only the owners that hold a block, renumbered from 0 in name order.
         # (A count per holder, not np.unique: no sort of a column.)
         held = np.bincount(holder_index, minlength=len(holders))
@@ -299,6 +277,54 @@ class LiveBlocks:
             return np.zeros(len(self), dtype=bool)
         mask: npt.NDArray[np.bool_] = self.account == index
         return mask
+
+
+_Columns = tuple[Int64Array, Int64Array, Int32Array, Int64Array]
+"""Block ids, sizes, owner indexes and allocation times."""
+
+
+def _table_columns(accounts: list[Account]) -> _Columns:
+    """Block ids, sizes, owner indexes and times of accounts whose blocks are the compiled
+    ledger's C tables: four columns each hands over whole."""
+    parts = [account.blocks.columns() for account in accounts]  # type: ignore[attr-defined]  # the C table's
+
+    def column(position: int) -> Int64Array:
+        if not parts:
+            return np.zeros(0, dtype=np.int64)
+        return np.concatenate([np.frombuffer(p[position], dtype=np.int64) for p in parts])
+
+    return column(0), column(1), column(2).astype(np.int32), column(3)
+
+
+def _dict_columns(accounts: list[Account], count: int, holders: int) -> _Columns:
+    """The same columns from dicts of packed ints (the pure-Python ledger's). Each packed
+    block is read twice in C (``map`` over the dict's values): once for its low 64 bits
+    (size and, with fewer than 2**16 owners, the owner index) and once for its time, so
+    no Python object per block is kept and no object array is made."""
+    block = np.fromiter(_chain(a.blocks.keys() for a in accounts), np.int64, count=count)
+    # operator.and_ and operator.rshift over a repeat() are called with their two
+    # arguments directly; a bound method such as _LOW_64.__and__ would be called
+    # through a method wrapper that builds an argument tuple per block.
+    low = np.fromiter(
+        map(operator.and_, _chain(a.blocks.values() for a in accounts), _repeat(_LOW_64)),
+        np.uint64,
+        count=count,
+    )
+    times = np.fromiter(
+        map(operator.rshift, _chain(a.blocks.values() for a in accounts), _repeat(TIME_SHIFT)),
+        np.int64,
+        count=count,
+    )
+    if holders <= 1 << (64 - OWNER_SHIFT):
+        holder_index = (low >> np.uint64(OWNER_SHIFT)).astype(np.int32)
+    else:
+        holder_index = np.fromiter(
+            ((v >> OWNER_SHIFT) & OWNER_MASK for a in accounts for v in a.blocks.values()),
+            np.int32,
+            count=count,
+        )
+    np.bitwise_and(low, np.uint64(SIZE_MASK), out=low)
+    return block, low.view(np.int64), holder_index, times
 
 
 def _sites_of(

@@ -90,6 +90,12 @@ if _compiled is not None:
         (SIZE_BITS, OWNER_BITS, HISTOGRAM_BUCKETS, 11),
     )
 
+_records = load("_emit") if _compiled is not None else None
+"""The compiled emits, whose batches of records the compiled apply reads in place."""
+_Batch: type | None = getattr(_records, "Batch", None)
+if _compiled is not None and _Batch is not None:
+    _compiled.bind_records(_Batch, _records.RECORDS_VERSION)  # type: ignore[union-attr]  # loaded
+
 _UNSET = object()
 _NO_BLOCKS = LiveBlocks.empty()
 """The live blocks of a view without them: read-only, so every such view shares one."""
@@ -220,7 +226,7 @@ class Ledger:
         The work is done by the compiled loop or by :meth:`_apply_python`, as
         :attr:`implementation` says; their results are the same.
         """
-        if not isinstance(events, list | tuple):
+        if not isinstance(events, list | tuple) and events.__class__ is not _Batch:
             events = list(events)
         if _compiled is None:
             return self._apply_python(events)
