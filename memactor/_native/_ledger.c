@@ -408,6 +408,13 @@ typedef struct {
     i128 d_reserved, d_in_use, d_peak_reserved, d_peak_in_use;
     int64_t histogram_added[HISTOGRAM_BUCKETS];
     int histogram_changed;
+    /* The account's lifetimes, its set of freed ids and their limit, in C while FREEs
+     * take the records' fast path: loaded by the first (lifetimes_loaded), written back
+     * by books_store and before a FREE the tuple's way (which works on the objects). */
+    int lifetimes_loaded;
+    i128 lifetimes, lifetime_total, lifetime_max;
+    PyObject *freed;
+    int64_t free_limit;
 } Books;
 
 static void
@@ -419,6 +426,50 @@ books_clear(Books *b)
     Py_CLEAR(b->histogram);
     Py_CLEAR(b->requests);
     Py_CLEAR(b->sites);
+    Py_CLEAR(b->freed);
+    b->lifetimes_loaded = 0;
+}
+
+/* Write the lifetimes kept in C back to the account and stop keeping them. */
+static int
+lifetimes_unload(Books *b)
+{
+    if (!b->lifetimes_loaded)
+        return 0;
+    b->lifetimes_loaded = 0;
+    Py_CLEAR(b->freed);
+    if (put_i128(b->account, A_LIFETIMES, b->lifetimes) < 0 ||
+        put_i128(b->account, A_LIFETIME_TOTAL, b->lifetime_total) < 0 ||
+        put_i128(b->account, A_LIFETIME_MAX, b->lifetime_max) < 0)
+        return -1;
+    return 0;
+}
+
+/* Keep the account's lifetimes and freed ids in C: 1, 0 where they cannot be (a sum
+ * beyond 128 bits, a set that is not a set: the tuple's way handles those), -1. */
+static int
+lifetimes_load(Books *b)
+{
+    PyObject *a = b->account;
+    PyObject *freed = get(a, A_FREED);
+    if (freed == NULL)
+        return -1;
+    i128 limit;
+    if (!PySet_CheckExact(freed) || get_i128(a, A_LIFETIMES, &b->lifetimes) < 0 ||
+        get_i128(a, A_LIFETIME_TOTAL, &b->lifetime_total) < 0 ||
+        get_i128(a, A_LIFETIME_MAX, &b->lifetime_max) < 0 ||
+        get_i128(a, A_FREE_LIMIT, &limit) < 0 || limit < 0 || limit > INT64_MAX) {
+        Py_DECREF(freed);
+        if (PyErr_Occurred() && !PyErr_ExceptionMatches(PyExc_RuntimeError) &&
+            !PyErr_ExceptionMatches(PyExc_TypeError))
+            return -1;
+        PyErr_Clear();
+        return 0;
+    }
+    b->freed = freed;
+    b->free_limit = (int64_t)limit;
+    b->lifetimes_loaded = 1;
+    return 1;
 }
 
 /* Write the counters in C integers back to the account and its device. */
@@ -460,6 +511,11 @@ books_store(Books *b)
         }
         b->histogram_changed = 0;
     }
+    if (b->lifetimes_loaded &&
+        (put_i128(a, A_LIFETIMES, b->lifetimes) < 0 ||
+         put_i128(a, A_LIFETIME_TOTAL, b->lifetime_total) < 0 ||
+         put_i128(a, A_LIFETIME_MAX, b->lifetime_max) < 0))
+        return -1;
     return 0;
 }
 
@@ -1085,6 +1141,8 @@ fail:
 static int
 apply_free(Books *b, Totals *t, PyObject *block, PyObject *size, PyObject *ts_in)
 {
+    if (lifetimes_unload(b) < 0)
+        return -1;
     Entry *entry;
     int64_t id;
     int found = find_entry(b, block, &id, &entry);
@@ -1367,6 +1425,61 @@ fast_lend(Books *b, Totals *t, const EventRecord *r, int acquire)
     return 1;
 }
 
+static int
+fast_free(Books *b, Totals *t, const EventRecord *r)
+{
+    Blocks *table = TABLE(b);
+    int64_t slot = r->block < 0 ? -1 : bt_slot(table, r->block);
+    if (slot < 0)
+        return 0;
+    Entry *entry = &table->entries[table->index[slot]];
+    uint64_t owner = entry->low >> 48, recorded = entry->low & LOW_SIZE_MASK;
+    if (owner == WIDE_OWNER || r->size < 0 || (uint64_t)r->size != recorded ||
+        (owner && (PyDict_GET_SIZE(b->requests) || PyDict_GET_SIZE(b->sites))))
+        return 0;
+    if (!b->lifetimes_loaded) {
+        int loaded = lifetimes_load(b);
+        if (loaded <= 0)
+            return loaded;
+    }
+    i128 lifetime = (i128)r->ts - entry->time;
+    PyObject *id = PyLong_FromLongLong(r->block);
+    if (id == NULL)
+        return -1;
+    int failed = bt_delete(table, slot) < 0;
+    b->frees += 1;
+    add_reserved(b, t, -(i128)recorded);
+    if (owner && !failed) {
+        PyObject *holder = holder_at(t->holders, owner);
+        failed = holder == NULL || holder_add(t, holder, -(i128)recorded, 0) < 0;
+        Py_XDECREF(holder);
+        add_in_use(b, t, -(i128)recorded);
+    }
+    if (lifetime > 0) {
+        b->lifetime_total += lifetime;
+        RAISE_PEAK(lifetime, b->lifetime_max);
+    }
+    b->lifetimes += 1;
+    failed = failed || PySet_Add(b->freed, id) < 0;
+    Py_DECREF(id);
+    if (!failed && PySet_GET_SIZE(b->freed) >= b->free_limit) {
+        /* A new generation: the account's method swaps its sets; take the new one. */
+        PyObject *result = PyObject_CallMethodNoArgs(b->account, s_forget_old_frees);
+        Py_XDECREF(result);
+        PyObject *freed = result == NULL ? NULL : get(b->account, A_FREED);
+        if (freed != NULL && !PySet_CheckExact(freed)) {
+            Py_DECREF(freed);
+            freed = NULL;
+            PyErr_SetString(PyExc_RuntimeError, "an account's freed ids must be a set");
+        }
+        if (freed == NULL)
+            failed = 1;
+        else
+            Py_SETREF(b->freed, freed);
+    }
+    return failed ? -1 : 1;
+}
+
 /* The event's eleven fields as the objects a tuple of it holds (new references). */
 static int
 record_fields(const EventRecord *r, PyObject **f)
@@ -1533,6 +1646,9 @@ apply(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
                 switch (r->kind) {
                 case ALLOC:
                     done = fast_alloc(&b, &t, r);
+                    break;
+                case FREE:
+                    done = fast_free(&b, &t, r);
                     break;
                 case RELEASE:
                 case ACQUIRE:

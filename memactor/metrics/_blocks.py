@@ -194,8 +194,8 @@ class LiveBlocks:
             (len(a.blocks) for a in accounts), dtype=np.int64, count=len(accounts)
         )
         account_index = np.repeat(np.arange(len(accounts), dtype=np.int32), lengths)
-        if all(hasattr(a.blocks, "columns") for a in accounts):
-            block, sizes, holder_index, times = _table_columns(accounts)
+        if all(hasattr(a.blocks, "copy_into") for a in accounts):
+            block, sizes, holder_index, times = _table_columns(accounts, count)
         else:
             block, sizes, holder_index, times = _dict_columns(accounts, count, len(holders))
         site_index, sites = _sites_of(accounts, count, site_of)
@@ -283,17 +283,15 @@ _Columns = tuple[Int64Array, Int64Array, Int32Array, Int64Array]
 """Block ids, sizes, owner indexes and allocation times."""
 
 
-def _table_columns(accounts: list[Account]) -> _Columns:
+def _table_columns(accounts: list[Account], count: int) -> _Columns:
     """Block ids, sizes, owner indexes and times of accounts whose blocks are the compiled
-    ledger's C tables: four columns each hands over whole."""
-    parts = [account.blocks.columns() for account in accounts]  # type: ignore[attr-defined]  # the C table's
-
-    def column(position: int) -> Int64Array:
-        if not parts:
-            return np.zeros(0, dtype=np.int64)
-        return np.concatenate([np.frombuffer(p[position], dtype=np.int64) for p in parts])
-
-    return column(0), column(1), column(2).astype(np.int32), column(3)
+    ledger's C tables: each writes its blocks straight into the columns."""
+    columns = [np.empty(count, dtype=np.int64) for _ in range(4)]
+    end = 0
+    for account in accounts:
+        end = account.blocks.copy_into(*columns, end)  # type: ignore[attr-defined]  # the C table's
+    block, sizes, owners, times = columns
+    return block, sizes, owners.astype(np.int32), times
 
 
 def _dict_columns(accounts: list[Account], count: int, holders: int) -> _Columns:

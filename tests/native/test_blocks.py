@@ -53,7 +53,10 @@ def same(table: Any, reference: dict[Any, int]) -> None:
     assert table.values() == list(reference.values())
     assert table.items() == list(reference.items())
     assert table == reference
-    block, size, owner, time = (np.frombuffer(c, dtype=np.int64) for c in table.columns())
+    block, size, owner, time = (np.full(len(table) + 2, -7, dtype=np.int64) for _ in range(4))
+    assert table.copy_into(block, size, owner, time, 1) == len(table) + 1
+    assert block[0] == block[-1] == -7
+    block, size, owner, time = (column[1:-1] for column in (block, size, owner, time))
     assert block.tolist() == list(reference)
     assert size.tolist() == [v & SIZE_MASK for v in reference.values()]
     assert owner.tolist() == [(v >> OWNER_SHIFT) & OWNER_MASK for v in reference.values()]
@@ -112,6 +115,11 @@ def test_keys_find_the_ids_they_equal_as_in_a_dict() -> None:
         table[5]
     with pytest.raises(TypeError):
         table[2] = "not a record"
+    short = np.zeros(len(table) - 1, dtype=np.int64)
+    with pytest.raises(ValueError, match="too short"):
+        table.copy_into(short, short, short, short, 0)
+    with pytest.raises(TypeError, match="int64"):
+        table.copy_into(*(np.zeros(9, dtype=np.int32) for _ in range(4)), 0)
 
 
 def test_owner_indexes_beyond_sixteen_bits_come_back_whole() -> None:
