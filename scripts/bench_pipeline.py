@@ -9,8 +9,9 @@ Measured side by side in one run, each printed with its ratio:
 2. a 3-stage trio message pipeline whose middle stage allocates and frees one buffer per
    message (the hot path at its purest: a message costs a few mailbox hops and two
    emits), the same way, with the compiled core and in pure Python
-   (``MEMACTOR_PURE_PYTHON=1``), each in a child process of its own; memray beside them
-   where it is installed;
+   (``MEMACTOR_PURE_PYTHON=1``), each in a child process of its own; beside tracking,
+   the same pipeline untracked under ``tracemalloc`` and under memray (its ``Tracker``,
+   Python allocations only, writing to a scratch file) where memray is installed;
 3. the cost of a pool hit for a 64 MiB buffer against a fresh ``np.empty`` of 64 MiB plus
    its first touch (writing every page), which is what a miss costs the pipeline.
 
@@ -20,13 +21,16 @@ Run: ``.venv/bin/python scripts/bench_pipeline.py [--items N] [--messages N] [--
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 import tracemalloc
+from pathlib import Path
 
 import numpy as np
 import trio
@@ -37,6 +41,8 @@ from memactor.actors import Stage, open_pipeline
 from memactor.cli._pipeline_demo import run_pipeline_demo
 
 BIG = 64 * 2**20
+MEMRAY = importlib.util.find_spec("memray") is not None
+"""memray (``pip install memray``) is measured beside tracemalloc where it is installed."""
 
 
 def pipeline_seconds(items: int, *, tracking: bool, trace: bool = False) -> float:
@@ -86,16 +92,21 @@ async def message_pipeline(messages: int, tracking: bool) -> None:
             assert stats.events_applied >= 2 * messages, stats.events_applied
 
 
-def message_seconds(messages: int, *, tracking: bool, trace: bool = False) -> float:
-    if trace:
-        tracemalloc.start()
-    try:
+def message_seconds(messages: int, *, tracking: bool, trace: str = "") -> float:
+    """Seconds for the message pipeline; *trace*: ``"tracemalloc"`` or ``"memray"`` (its
+    Python allocator tracked, into a file that is thrown away) runs it under that tool."""
+    with contextlib.ExitStack() as stack:
+        if trace == "tracemalloc":
+            tracemalloc.start()
+            stack.callback(tracemalloc.stop)
+        elif trace == "memray":
+            import memray  # an optional extra: `pip install memray`
+
+            folder = stack.enter_context(tempfile.TemporaryDirectory())
+            stack.enter_context(memray.Tracker(Path(folder) / "run.bin"))
         start = time.perf_counter()
         trio.run(message_pipeline, messages, tracking)
         return time.perf_counter() - start
-    finally:
-        if trace:
-            tracemalloc.stop()
 
 
 def message_child(messages: int, repeats: int) -> None:
@@ -103,10 +114,14 @@ def message_child(messages: int, repeats: int) -> None:
     tracking off, on, and off under tracemalloc (interleaved, so drifts hit each alike)."""
     message_seconds(messages // 10, tracking=True)  # warm imports and caches
     times: dict[str, list[float]] = {"off": [], "on": [], "tracemalloc": []}
+    if MEMRAY:
+        times["memray"] = []
     for _ in range(repeats):
         times["on"].append(message_seconds(messages, tracking=True))
         times["off"].append(message_seconds(messages, tracking=False))
-        times["tracemalloc"].append(message_seconds(messages, tracking=False, trace=True))
+        times["tracemalloc"].append(message_seconds(messages, tracking=False, trace="tracemalloc"))
+        if MEMRAY:
+            times["memray"].append(message_seconds(messages, tracking=False, trace="memray"))
     print(json.dumps({kind: min(runs) for kind, runs in times.items()}))
 
 
@@ -184,12 +199,11 @@ def main() -> None:
             f"  {name:<8} tracking on     {best['on']:7.3f} s   {best['on'] / off_s:6.3f}x "
             f"(target <= 1.03)"
         )
-        print(
-            f"  {name:<8} tracemalloc     {best['tracemalloc']:7.3f} s   "
-            f"{best['tracemalloc'] / off_s:6.3f}x"
-        )
-    if importlib.util.find_spec("memray") is None:
-        print("  memray: not installed here, not measured")
+        for tool in ("tracemalloc", "memray"):
+            if tool in best:
+                print(f"  {name:<8} {tool:<15} {best[tool]:7.3f} s   {best[tool] / off_s:6.3f}x")
+    if not MEMRAY:
+        print("  memray: not installed here, not measured (pip install memray)")
 
     rounds = 20
     hit = trio.run(pool_hit_seconds, 200)
