@@ -51,7 +51,7 @@ from memactor.actors._process import read_process_memory
 from memactor.events import SiteTable
 from memactor.metrics import EventOrder, Ledger
 from memactor.runtime import EventBatch, MemoryHub, MemoryReporter, SitedReporter, StallWatch
-from memactor.runtime._inbox import EventTuple, Inbox
+from memactor.runtime._inbox import Events, Inbox
 from memactor.runtime._reporter import PyMemoryReporter
 
 ACTORS = 4
@@ -295,7 +295,7 @@ def site_apply_costs(events: int) -> tuple[float, float]:
             reporter.free(block, 4096)
         batches = [batch.events for batch in hub.collect().batches]
 
-        def apply(batches: list[list[EventTuple]] = batches, hub: MemoryHub = hub) -> float:
+        def apply(batches: list[Events] = batches, hub: MemoryHub = hub) -> float:
             ledger = Ledger(sites=hub.sites)
             start = time.perf_counter()
             for batch in batches:
@@ -310,7 +310,7 @@ def site_apply_costs(events: int) -> tuple[float, float]:
     return plain, sited
 
 
-def interleaved_batches(events: int) -> list[list[EventTuple]]:
+def interleaved_batches(events: int) -> list[Events]:
     """Batches from 4 reporters of one hub whose emits alternate, as busy actors' do:
     every batch overlaps the other reporters' in emission order."""
     hub = MemoryHub(batch_size=BATCH, channel_size=1 << 30)

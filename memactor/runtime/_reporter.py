@@ -26,7 +26,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Final, Protocol
 
 import trio
@@ -48,6 +48,10 @@ else:
 
 EMITS_COMPILED: Final = _Emits is not PyEmits
 """Whether :class:`MemoryReporter`'s emits are the compiled ones."""
+
+if _compiled is not None:
+    # A Batch reads as a sequence of event tuples: say so to isinstance.
+    Sequence.register(_compiled.Batch)
 
 
 class Reporter(Protocol):
@@ -129,6 +133,11 @@ class MemoryReporter(_Emits):
     # owner, device); these are the rest.
     __slots__ = ("_batch_size", "_blocks", "_closed", "_dropped", "_inbox", "_lossy")
 
+    # Compiled emits write compact records into a Batch; pure-Python ones tuples into a
+    # list (PyEmits's). Either reads as a sequence of the same event tuples.
+    if not TYPE_CHECKING and _compiled is not None:
+        _new_batch = staticmethod(_compiled.Batch)
+
     def __init__(
         self,
         component: str,
@@ -162,7 +171,7 @@ class MemoryReporter(_Emits):
         self._limit = 1
         self._clock = clock
         self._seq = seq if seq is not None else itertools.count(1).__next__
-        self._batch: list[EventTuple] = []
+        self._batch = self._new_batch()
         self._dropped = 0
         self._closed = False
         self._blocks = blocks if blocks is not None else itertools.count(1)
@@ -227,7 +236,7 @@ class MemoryReporter(_Emits):
             return True
         if self._lossy:
             self._dropped += len(self._batch)
-            self._batch = []
+            self._batch = self._new_batch()
             self._limit = 1
             return True
         return False
@@ -236,7 +245,7 @@ class MemoryReporter(_Emits):
         """Take the batch and the drop count as they are (for the runtime's use: the
         metrics actor's rounds take what reporters hold)."""
         batch = EventBatch(self._batch, self._dropped)
-        self._batch = []
+        self._batch = self._new_batch()
         self._dropped = 0
         self._limit = 0 if self._closed else 1
         return batch
@@ -247,7 +256,7 @@ class MemoryReporter(_Emits):
             return True
         if not self._inbox.offer(EventBatch(self._batch, self._dropped)):
             return False
-        self._batch = []
+        self._batch = self._new_batch()
         self._dropped = 0
         self._limit = 0 if self._closed else 1
         return True
@@ -271,7 +280,10 @@ class MemoryReporter(_Emits):
     def _put_back(self, batch: EventBatch) -> None:
         """Take back *batch*, which a cancelled :meth:`flush` could not hand on, in front
         of what was emitted since (the inbox calls this as the cancellation happens)."""
-        self._batch = batch.events + self._batch
+        events = self._new_batch()
+        events.extend(batch.events)
+        events.extend(self._batch)
+        self._batch = events
         self._dropped += batch.dropped
         if self._closed:
             self._hand_over_rest()
@@ -306,7 +318,7 @@ def _pure_reporter_class() -> type[MemoryReporter]:
         name: value
         for name, value in vars(MemoryReporter).items()
         if name not in own_fields and name not in ("alloc", "free", "acquire", "release",
-                                                   "resize", "transfer")
+                                                   "resize", "transfer", "_new_batch")
     }  # fmt: skip
     namespace["__qualname__"] = "PyMemoryReporter"
     kind: type[MemoryReporter] = type("PyMemoryReporter", (PyEmits,), namespace)

@@ -207,9 +207,12 @@ def observe(
 
 
 def exact(value: Any) -> Any:
-    """*value* with the type of every part beside it: ``1`` and ``np.int64(1)`` differ."""
+    """*value* with the type of every part beside it: ``1`` and ``np.int64(1)`` differ. A
+    compiled ``Batch`` counts as the list of the tuples it reads as."""
     if isinstance(value, EventBatch):
         return ("batch", exact(value.events), value.dropped)
+    if compiled is not None and type(value) is compiled.Batch:
+        value = list(value)
     if isinstance(value, (list, tuple)):
         return (type(value), [exact(item) for item in value])
     return (type(value), value)
