@@ -68,12 +68,26 @@ typedef struct {
     int64_t value;
 } Field;
 
-static inline int
+/* Whether *value* is an exact int within int64, read into *out*: at once where it fits
+ * one digit (every block, size and number most programs have), else through the API. */
+static inline ALWAYS_INLINE int
 int64_of(PyObject *value, int64_t *out)
 {
     if (!PyLong_CheckExact(value)) {
         return 0;
     }
+#if PY_VERSION_HEX >= 0x030C0000
+    if (PyUnstable_Long_IsCompact((PyLongObject *)value)) {
+        *out = (int64_t)PyUnstable_Long_CompactValue((PyLongObject *)value);
+        return 1;
+    }
+#else
+    Py_ssize_t digits = Py_SIZE(value);
+    if (digits >= -1 && digits <= 1) {
+        *out = (int64_t)digits * (int64_t)((PyLongObject *)value)->ob_digit[0];
+        return 1;
+    }
+#endif
     int overflow;
     long long number = PyLong_AsLongLongAndOverflow(value, &overflow);
     if (overflow) {
@@ -83,7 +97,7 @@ int64_of(PyObject *value, int64_t *out)
     return 1;
 }
 
-static inline int
+static inline ALWAYS_INLINE int
 field_int64(Field field, int64_t *out)
 {
     if (field.object == NULL) {
@@ -128,56 +142,71 @@ record_copy(EventRecord *to, const EventRecord *from)
     Py_XINCREF(to->boxed);
 }
 
+/* record_fill's other way: the whole event tuple, boxed. */
+static int
+record_box(EventRecord *record, PyObject *kind, PyObject *component, PyObject *block,
+           PyObject *size, PyObject *device, PyObject *owner, Field ts, PyObject *old_size,
+           PyObject *dst, PyObject *tags, Field seq)
+{
+    PyObject *event = PyTuple_New(11);
+    if (event == NULL) {
+        return -1;
+    }
+    PyObject *now = field_object(ts);
+    if (now == NULL) {
+        Py_DECREF(event);
+        return -1;
+    }
+    PyObject *number = field_object(seq);
+    if (number == NULL) {
+        Py_DECREF(now);
+        Py_DECREF(event);
+        return -1;
+    }
+    PyObject *items[11] = {kind, component, block, size, device, owner,
+                           NULL, old_size, dst, tags, NULL};
+    for (int i = 0; i < 11; i++) {
+        if (items[i] != NULL) {
+            PyTuple_SET_ITEM(event, i, Py_NewRef(items[i]));
+        }
+    }
+    PyTuple_SET_ITEM(event, 6, now);
+    PyTuple_SET_ITEM(event, 10, number);
+    record->kind = 0;
+    record->reserved_ = 0;
+    record->block = record->size = record->ts = record->old_size = record->seq = 0;
+    record->boxed = event;
+    record->component = Py_NewRef(component);
+    record->device = Py_NewRef(device);
+    record->owner = Py_NewRef(owner);
+    record->tags = Py_NewRef(tags);
+    record->dst = Py_NewRef(dst);
+    return 0;
+}
+
 /* Fills *record* with new references to the event's fields: as C integers when kind is
  * one of the six, block, size, time, old size and number exact ints within int64, the
  * three names exact strs, tags an exact tuple and dst None or an exact str; else with
  * the whole tuple, boxed, exactly as the reference builds it. -1 with an exception (and
  * nothing held) on error. */
-static int
+static inline ALWAYS_INLINE int
 record_fill(EventRecord *record, PyObject *kind, PyObject *component, PyObject *block,
             PyObject *size, PyObject *device, PyObject *owner, Field ts, PyObject *old_size,
             PyObject *dst, PyObject *tags, Field seq)
 {
     int64_t kind_value;
-    if (int64_of(kind, &kind_value) && kind_value >= KIND_ALLOC &&
-        kind_value <= KIND_TRANSFER && int64_of(block, &record->block) &&
-        int64_of(size, &record->size) && field_int64(ts, &record->ts) &&
-        int64_of(old_size, &record->old_size) && field_int64(seq, &record->seq) &&
-        is_text(component) && is_text(device) && is_text(owner) &&
-        PyTuple_CheckExact(tags) && (dst == Py_None || is_text(dst))) {
-        record->kind = (int32_t)kind_value;
-        record->boxed = NULL;
+    if (!(int64_of(kind, &kind_value) && kind_value >= KIND_ALLOC &&
+          kind_value <= KIND_TRANSFER && int64_of(block, &record->block) &&
+          int64_of(size, &record->size) && field_int64(ts, &record->ts) &&
+          int64_of(old_size, &record->old_size) && field_int64(seq, &record->seq) &&
+          is_text(component) && is_text(device) && is_text(owner) &&
+          PyTuple_CheckExact(tags) && (dst == Py_None || is_text(dst)))) {
+        return record_box(record, kind, component, block, size, device, owner, ts, old_size,
+                          dst, tags, seq);
     }
-    else {
-        PyObject *event = PyTuple_New(11);
-        if (event == NULL) {
-            return -1;
-        }
-        PyObject *now = field_object(ts);
-        if (now == NULL) {
-            Py_DECREF(event);
-            return -1;
-        }
-        PyObject *number = field_object(seq);
-        if (number == NULL) {
-            Py_DECREF(now);
-            Py_DECREF(event);
-            return -1;
-        }
-        PyObject *items[11] = {kind, component, block, size, device, owner,
-                               NULL, old_size, dst, tags, NULL};
-        for (int i = 0; i < 11; i++) {
-            if (items[i] != NULL) {
-                PyTuple_SET_ITEM(event, i, Py_NewRef(items[i]));
-            }
-        }
-        PyTuple_SET_ITEM(event, 6, now);
-        PyTuple_SET_ITEM(event, 10, number);
-        record->kind = 0;
-        record->block = record->size = record->ts = record->old_size = record->seq = 0;
-        record->boxed = event;
-    }
+    record->kind = (int32_t)kind_value;
     record->reserved_ = 0;
+    record->boxed = NULL;
     record->component = Py_NewRef(component);
     record->device = Py_NewRef(device);
     record->owner = Py_NewRef(owner);
@@ -276,14 +305,17 @@ record_seq(const EventRecord *record, int64_t *out)
  * stopped tracking (which it never tracks again). A batch of plain events (strings,
  * ints, None, untracked tags) costs collections nothing, as a list of such tuples does
  * once they are untracked. */
-static inline int
+static inline ALWAYS_INLINE int
 may_cycle(PyObject *value)
 {
+    if (PyUnicode_CheckExact(value) || value == Py_None || value == empty_tuple) {
+        return 0;
+    }
     return PyObject_IS_GC(value) &&
            !(PyTuple_CheckExact(value) && !PyObject_GC_IsTracked(value));
 }
 
-static inline void
+static inline ALWAYS_INLINE void
 track_for(EventBatchObject *batch, const EventRecord *record)
 {
     if (PyObject_GC_IsTracked((PyObject *)batch)) {
@@ -318,13 +350,15 @@ batch_reserve(EventBatchObject *batch, Py_ssize_t more)
     if (needed <= batch->capacity) {
         return 0;
     }
-    Py_ssize_t capacity = batch->capacity < 8 ? 8 : batch->capacity;
+    /* Fourfold while small, so that a reporter's batch (256 events by default) moves
+     * twice on its way there; twofold beyond. */
+    Py_ssize_t capacity = batch->capacity < 16 ? 16 : batch->capacity;
     while (capacity < needed) {
-        if (capacity > PY_SSIZE_T_MAX / 2 / (Py_ssize_t)sizeof(EventRecord)) {
+        if (capacity > PY_SSIZE_T_MAX / 4 / (Py_ssize_t)sizeof(EventRecord)) {
             PyErr_NoMemory();
             return -1;
         }
-        capacity *= 2;
+        capacity *= capacity < 1024 ? 4 : 2;
     }
     EventRecord *records = PyMem_Realloc(batch->records, capacity * sizeof(EventRecord));
     if (records == NULL) {
@@ -1213,10 +1247,14 @@ emit(EmitCore *self, PyObject *kind, PyObject *block, PyObject *size, PyObject *
 
     int full;
     PyObject *limit = self->limit;
-    if (limit != NULL && PyLong_CheckExact(limit)) {
-        int overflow;
-        long long bound = PyLong_AsLongLongAndOverflow(limit, &overflow);
-        full = overflow ? overflow < 0 : (long long)length >= bound;
+    int64_t bound;
+    if (limit != NULL && int64_of(limit, &bound)) {
+        full = (int64_t)length >= bound;
+    }
+    else if (limit != NULL && PyLong_CheckExact(limit)) {
+        int overflow; /* beyond int64: full only when negative */
+        (void)PyLong_AsLongLongAndOverflow(limit, &overflow);
+        full = overflow < 0;
     }
     else if (limit == NULL) {
         return missing("_limit");

@@ -15,7 +15,6 @@ from typing import Final, NamedTuple
 
 import trio
 
-from .._native import load
 from ..events import SiteTable, check_callsites
 from ._inbox import EventBatch, Inbox
 from ._reporter import (
@@ -24,10 +23,9 @@ from ._reporter import (
     NullReporter,
     NullThreadReporter,
     ThreadReporter,
+    new_numbering,
 )
 from ._sited import SitedReporter
-
-_compiled = load("_emit")
 
 DEFAULT_CHANNEL_SIZE: Final = 64
 """Batches that may wait for the metrics actor before lossless reporters wait too."""
@@ -92,11 +90,8 @@ class MemoryHub:
         self._block_counters: dict[str, Iterator[int]] = {}
         # One numbering of every event any reporter of this hub emits: the order in which
         # they happened, which the metrics actor applies them in.
-        # The compiled emits read the compiled Counter without making an int; it counts
-        # as itertools.count(1).__next__ does (up to 2**63 - 2).
-        self._seq: Callable[[], int] = (
-            itertools.count(1).__next__ if _compiled is None else _compiled.Counter(1)
-        )
+        # Compiled emits read a compiled numbering without making an int.
+        self._seq = new_numbering()
         self._closed = False
 
     def _blocks_of(self, component: str) -> Iterator[int]:

@@ -54,6 +54,16 @@ if _compiled is not None:
     Sequence.register(_compiled.Batch)
 
 
+def new_numbering() -> Callable[[], int]:
+    """A fresh numbering from 1: ``itertools.count(1).__next__``, or where the emits are
+    compiled their ``Counter``, which counts the same and which they read without
+    making an int (up to 2**63 - 2)."""
+    if _compiled is None:
+        return itertools.count(1).__next__
+    counter: Callable[[], int] = _compiled.Counter(1)
+    return counter
+
+
 class Reporter(Protocol):
     """What every reporter offers: :class:`MemoryReporter`, :class:`NullReporter` and
     :class:`ThreadReporter`. Type an actor's or a library's reporting code against it."""
@@ -170,7 +180,7 @@ class MemoryReporter(_Emits):
         # and after close (to refuse the emit). So the hot path has one comparison.
         self._limit = 1
         self._clock = clock
-        self._seq = seq if seq is not None else itertools.count(1).__next__
+        self._seq = seq if seq is not None else new_numbering()
         self._batch = self._new_batch()
         self._dropped = 0
         self._closed = False
@@ -408,7 +418,7 @@ class ThreadReporter:
         self.owner = component if owner is None else owner
         self.device = device
         self._clock = clock
-        self._seq = seq if seq is not None else itertools.count(1).__next__
+        self._seq = seq if seq is not None else new_numbering()
         self._queue: list[EventTuple] = []
         self._closed = False
         self._lock = threading.Lock()
