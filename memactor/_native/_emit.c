@@ -1532,14 +1532,23 @@ static PyType_Spec core_spec = {
 
 /* -- merge ------------------------------------------------------------------------------ */
 
+/* An event to sort: its number, then its place in the concatenation of the runs (in
+ * order of their first numbers), which breaks ties as a stable sort would; so the order
+ * is total, and the keys may be gathered in any order. */
 typedef struct {
     int64_t seq;
+    Py_ssize_t at;
     EventRecord *record;
 } Keyed;
 
-/* Sorts keys[0, count) by seq, stably: merges the natural non-decreasing runs pairwise
- * (a round's runs are each in order already, so this is a k-way merge in about log2(k)
- * passes). *spare* has room for count keys. Returns where the sorted keys are. */
+static inline int
+keyed_before(const Keyed *a, const Keyed *b)
+{
+    return a->seq < b->seq || (a->seq == b->seq && a->at < b->at);
+}
+
+/* Sorts keys[0, count): merges their natural ascending runs pairwise, in about log2(runs)
+ * passes. *spare* has room for count keys. Returns where the sorted keys are. */
 static Keyed *
 stable_sort(Keyed *keys, Keyed *spare, Py_ssize_t count, Py_ssize_t *bounds)
 {
@@ -1547,7 +1556,7 @@ stable_sort(Keyed *keys, Keyed *spare, Py_ssize_t count, Py_ssize_t *bounds)
     Py_ssize_t runs = 0;
     bounds[runs++] = 0;
     for (Py_ssize_t i = 1; i < count; i++) {
-        if (keys[i].seq < keys[i - 1].seq) {
+        if (keyed_before(&keys[i], &keys[i - 1])) {
             bounds[runs++] = i;
         }
     }
@@ -1560,8 +1569,7 @@ stable_sort(Keyed *keys, Keyed *spare, Py_ssize_t count, Py_ssize_t *bounds)
             Py_ssize_t stop = r + 2 <= runs ? bounds[r + 2] : middle;
             Py_ssize_t a = start, b = middle, out = start;
             while (a < middle && b < stop) {
-                /* Ties go to the earlier run: stable. */
-                to[out++] = from[b].seq < from[a].seq ? from[b++] : from[a++];
+                to[out++] = keyed_before(&from[b], &from[a]) ? from[b++] : from[a++];
             }
             while (a < middle) {
                 to[out++] = from[a++];
@@ -1593,7 +1601,8 @@ emit_merge(PyObject *module, PyObject *given)
     EventBatchObject **runs = PyMem_Calloc(run_count > 0 ? run_count : 1, sizeof(*runs));
     int64_t *firsts = PyMem_Calloc(run_count > 0 ? run_count : 1, sizeof(int64_t));
     Keyed *keys = NULL, *spare = NULL;
-    Py_ssize_t *bounds = NULL;
+    Py_ssize_t *bounds = NULL, *lanes = NULL;
+    int64_t *lasts = NULL;
     EventBatchObject *merged = NULL;
     if (runs == NULL || firsts == NULL) {
         PyErr_NoMemory();
@@ -1667,21 +1676,54 @@ emit_merge(PyObject *module, PyObject *given)
         keys = PyMem_Malloc(total * sizeof(Keyed));
         spare = PyMem_Malloc(total * sizeof(Keyed));
         bounds = PyMem_Malloc((total + 1) * sizeof(Py_ssize_t));
-        if (keys == NULL || spare == NULL || bounds == NULL) {
+        lanes = PyMem_Malloc(kept * sizeof(Py_ssize_t));
+        lasts = PyMem_Malloc(kept * sizeof(int64_t));
+        if (keys == NULL || spare == NULL || bounds == NULL || lanes == NULL ||
+            lasts == NULL) {
             PyErr_NoMemory();
             goto done;
         }
-        Py_ssize_t at = 0;
+        /* Lanes: each run goes after the first lane's last run that it follows, so a
+         * reporter's runs of the round line up in one lane, ascending; the keys gathered
+         * lane by lane are then about as many ascending runs as there are reporters. */
+        Py_ssize_t lane_count = 0;
         for (Py_ssize_t r = 0; r < kept; r++) {
             EventBatchObject *run = runs[r];
-            for (Py_ssize_t i = 0; i < run->length; i++) {
-                if (!record_seq(&run->records[i], &keys[at].seq)) {
-                    result = Py_NewRef(Py_None);
-                    goto done;
-                }
-                keys[at++].record = &run->records[i];
+            int64_t run_last;
+            if (!record_seq(&run->records[run->length - 1], &run_last)) {
+                result = Py_NewRef(Py_None);
+                goto done;
             }
-            track_like(merged, (PyObject *)run);
+            Py_ssize_t lane = 0;
+            while (lane < lane_count && lasts[lane] >= firsts[r]) {
+                lane++;
+            }
+            if (lane == lane_count) {
+                lane_count++;
+            }
+            lasts[lane] = run_last;
+            lanes[r] = lane;
+        }
+        Py_ssize_t at = 0;
+        for (Py_ssize_t lane = 0; lane < lane_count; lane++) {
+            Py_ssize_t start = 0;
+            for (Py_ssize_t r = 0; r < kept; r++) {
+                EventBatchObject *run = runs[r];
+                if (lanes[r] == lane) {
+                    for (Py_ssize_t i = 0; i < run->length; i++) {
+                        if (!record_seq(&run->records[i], &keys[at].seq)) {
+                            result = Py_NewRef(Py_None);
+                            goto done;
+                        }
+                        keys[at].at = start + i;
+                        keys[at++].record = &run->records[i];
+                    }
+                }
+                start += run->length;
+            }
+        }
+        for (Py_ssize_t r = 0; r < kept; r++) {
+            track_like(merged, (PyObject *)runs[r]);
         }
         Keyed *sorted = stable_sort(keys, spare, total, bounds);
         for (Py_ssize_t i = 0; i < total; i++) {
@@ -1703,6 +1745,8 @@ done:
     PyMem_Free(keys);
     PyMem_Free(spare);
     PyMem_Free(bounds);
+    PyMem_Free(lanes);
+    PyMem_Free(lasts);
     Py_DECREF(runs_list);
     return result;
 }

@@ -325,6 +325,21 @@ def test_merge_gives_the_order_and_overlap_of_a_stable_sort(
     assert (list(events), interleaved) == reference_merge(runs)
 
 
+def test_merge_lines_up_many_batches_of_a_few_reporters() -> None:
+    # 4 reporters whose emits alternate, 24 batches each: every batch overlaps the other
+    # reporters' ones, and each reporter's batches follow one another.
+    hub = MemoryHub(batch_size=16, channel_size=1 << 20)
+    reporters = [hub.reporter(f"stage-{index}") for index in range(4)]
+    for step in range(4 * 16 * 24):
+        reporters[(step * 5 + step // 7) % 4].alloc(step, 8)
+    runs = [batch.events for batch in hub.collect().batches]
+    assert len(runs) > 90
+    merged = compiled.merge(runs)
+    assert merged is not None
+    assert (list(merged[0]), merged[1]) == reference_merge([list(run) for run in runs])
+    assert [e[SEQ] for e in merged[0]] == list(range(1, 4 * 16 * 24 + 1))
+
+
 def test_merge_leaves_odd_numbers_to_python() -> None:
     odd = (0, "pool", 1, 8, "cpu", "o", 1, 0, None, (), 2.5)
     assert compiled.merge([[event(1)], compiled.Batch([event(3), odd])]) is None
