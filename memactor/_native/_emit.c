@@ -142,26 +142,15 @@ record_copy(EventRecord *to, const EventRecord *from)
     Py_XINCREF(to->boxed);
 }
 
-/* record_fill's other way: the whole event tuple, boxed. */
-static int
-record_box(EventRecord *record, PyObject *kind, PyObject *component, PyObject *block,
-           PyObject *size, PyObject *device, PyObject *owner, Field ts, PyObject *old_size,
-           PyObject *dst, PyObject *tags, Field seq)
+/* The event tuple of these fields, as the reference builds it (a new reference). */
+static PyObject *
+event_tuple(PyObject *kind, PyObject *component, PyObject *block, PyObject *size,
+            PyObject *device, PyObject *owner, Field ts, PyObject *old_size, PyObject *dst,
+            PyObject *tags, Field seq)
 {
     PyObject *event = PyTuple_New(11);
     if (event == NULL) {
-        return -1;
-    }
-    PyObject *now = field_object(ts);
-    if (now == NULL) {
-        Py_DECREF(event);
-        return -1;
-    }
-    PyObject *number = field_object(seq);
-    if (number == NULL) {
-        Py_DECREF(now);
-        Py_DECREF(event);
-        return -1;
+        return NULL;
     }
     PyObject *items[11] = {kind, component, block, size, device, owner,
                            NULL, old_size, dst, tags, NULL};
@@ -170,8 +159,29 @@ record_box(EventRecord *record, PyObject *kind, PyObject *component, PyObject *b
             PyTuple_SET_ITEM(event, i, Py_NewRef(items[i]));
         }
     }
+    PyObject *now = field_object(ts), *number = field_object(seq);
+    if (now == NULL || number == NULL) {
+        Py_XDECREF(now);
+        Py_XDECREF(number);
+        Py_DECREF(event);
+        return NULL;
+    }
     PyTuple_SET_ITEM(event, 6, now);
     PyTuple_SET_ITEM(event, 10, number);
+    return event;
+}
+
+/* record_fill's other way: the whole event tuple, boxed. */
+static int
+record_box(EventRecord *record, PyObject *kind, PyObject *component, PyObject *block,
+           PyObject *size, PyObject *device, PyObject *owner, Field ts, PyObject *old_size,
+           PyObject *dst, PyObject *tags, Field seq)
+{
+    PyObject *event = event_tuple(kind, component, block, size, device, owner, ts, old_size,
+                                  dst, tags, seq);
+    if (event == NULL) {
+        return -1;
+    }
     record->kind = 0;
     record->reserved_ = 0;
     record->block = record->size = record->ts = record->old_size = record->seq = 0;
@@ -1079,26 +1089,11 @@ append_tuple(PyObject *batch, PyObject *kind, PyObject *component, PyObject *blo
              PyObject *size, PyObject *device, PyObject *owner, Field now,
              PyObject *old_size, PyObject *dst, PyObject *tags, Field number)
 {
-    PyObject *event = PyTuple_New(11);
+    PyObject *event = event_tuple(kind, component, block, size, device, owner, now, old_size,
+                                  dst, tags, number);
     if (event == NULL) {
         return -1;
     }
-    PyObject *items[11] = {kind, component, block, size, device, owner,
-                           NULL, old_size, dst, tags, NULL};
-    for (int i = 0; i < 11; i++) {
-        if (items[i] != NULL) {
-            PyTuple_SET_ITEM(event, i, Py_NewRef(items[i]));
-        }
-    }
-    PyObject *ts = field_object(now), *seq = field_object(number);
-    if (ts == NULL || seq == NULL) {
-        Py_XDECREF(ts);
-        Py_XDECREF(seq);
-        Py_DECREF(event);
-        return -1;
-    }
-    PyTuple_SET_ITEM(event, 6, ts);
-    PyTuple_SET_ITEM(event, 10, seq);
     int appended;
     if (PyList_CheckExact(batch)) {
         appended = PyList_Append(batch, event);
