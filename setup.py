@@ -11,12 +11,16 @@ from pathlib import Path
 from setuptools import Extension, setup
 
 _FLAGS = ["-O2", "-std=c11", "-Wall", "-Wno-missing-field-initializers"]
+# The headers the modules share (_records.h: the event records the emits write and the
+# ledger reads): a change rebuilds them, and the sdist carries them.
+_HEADERS = [header.as_posix() for header in sorted(Path("memactor/_native").glob("*.h"))]
 
 setup(
     ext_modules=[
         Extension(
             f"memactor._native.{source.stem}",
             [source.as_posix()],
+            depends=_HEADERS,
             extra_compile_args=_FLAGS,
             optional=True,
         )
