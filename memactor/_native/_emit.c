@@ -328,12 +328,10 @@ may_cycle(PyObject *value)
 static inline ALWAYS_INLINE void
 track_for(EventBatchObject *batch, const EventRecord *record)
 {
-    if (PyObject_GC_IsTracked((PyObject *)batch)) {
-        return;
-    }
-    if ((record->boxed != NULL && may_cycle(record->boxed)) || may_cycle(record->component) ||
-        may_cycle(record->device) || may_cycle(record->owner) || may_cycle(record->tags) ||
-        may_cycle(record->dst)) {
+    if (((record->boxed != NULL && may_cycle(record->boxed)) || may_cycle(record->component) ||
+         may_cycle(record->device) || may_cycle(record->owner) || may_cycle(record->tags) ||
+         may_cycle(record->dst)) &&
+        !PyObject_GC_IsTracked((PyObject *)batch)) {
         PyObject_GC_Track((PyObject *)batch);
     }
 }
