@@ -171,123 +171,105 @@ event_tuple(PyObject *kind, PyObject *component, PyObject *block, PyObject *size
     return event;
 }
 
-/* record_fill's other way: the whole event tuple, boxed. */
-static int
-record_box(EventRecord *record, PyObject *kind, PyObject *component, PyObject *block,
+/* The C fields of an event that fits a record. */
+typedef struct {
+    int64_t block, size, ts, old_size, seq;
+    int32_t kind;
+} Numbers;
+
+/* Whether the event fits a record's C fields (read into *numbers*): kind one of the six,
+ * block, size, time, old size and number exact ints within int64, the three names exact
+ * strs, tags an exact tuple and dst None or an exact str. Calls nothing. */
+static inline ALWAYS_INLINE int
+event_fits(Numbers *numbers, PyObject *kind, PyObject *component, PyObject *block,
            PyObject *size, PyObject *device, PyObject *owner, Field ts, PyObject *old_size,
            PyObject *dst, PyObject *tags, Field seq)
 {
-    PyObject *event = event_tuple(kind, component, block, size, device, owner, ts, old_size,
-                                  dst, tags, seq);
-    if (event == NULL) {
-        return -1;
-    }
-    record->kind = 0;
-    record->reserved_ = 0;
-    record->block = record->size = record->ts = record->old_size = record->seq = 0;
-    record->boxed = event;
-    record->component = Py_NewRef(component);
-    record->device = Py_NewRef(device);
-    record->owner = Py_NewRef(owner);
-    record->tags = Py_NewRef(tags);
-    record->dst = Py_NewRef(dst);
-    return 0;
-}
-
-/* Fills *record* with new references to the event's fields: as C integers when kind is
- * one of the six, block, size, time, old size and number exact ints within int64, the
- * three names exact strs, tags an exact tuple and dst None or an exact str; else with
- * the whole tuple, boxed, exactly as the reference builds it. -1 with an exception (and
- * nothing held) on error. */
-static inline ALWAYS_INLINE int
-record_fill(EventRecord *record, PyObject *kind, PyObject *component, PyObject *block,
-            PyObject *size, PyObject *device, PyObject *owner, Field ts, PyObject *old_size,
-            PyObject *dst, PyObject *tags, Field seq)
-{
     int64_t kind_value;
-    if (!(int64_of(kind, &kind_value) && kind_value >= KIND_ALLOC &&
-          kind_value <= KIND_TRANSFER && int64_of(block, &record->block) &&
-          int64_of(size, &record->size) && field_int64(ts, &record->ts) &&
-          int64_of(old_size, &record->old_size) && field_int64(seq, &record->seq) &&
-          is_text(component) && is_text(device) && is_text(owner) &&
-          PyTuple_CheckExact(tags) && (dst == Py_None || is_text(dst)))) {
-        return record_box(record, kind, component, block, size, device, owner, ts, old_size,
-                          dst, tags, seq);
+    if (int64_of(kind, &kind_value) && kind_value >= KIND_ALLOC &&
+        kind_value <= KIND_TRANSFER && int64_of(block, &numbers->block) &&
+        int64_of(size, &numbers->size) && field_int64(ts, &numbers->ts) &&
+        int64_of(old_size, &numbers->old_size) && field_int64(seq, &numbers->seq) &&
+        is_text(component) && is_text(device) && is_text(owner) && PyTuple_CheckExact(tags) &&
+        (dst == Py_None || is_text(dst))) {
+        numbers->kind = (int32_t)kind_value;
+        return 1;
     }
-    record->kind = (int32_t)kind_value;
+    return 0;
+}
+
+/* Fills *record* with new references to the five names and *boxed* (taken: the caller's
+ * reference) where it is not NULL, else with *numbers*. Allocates nothing, so nothing
+ * (no collection, no finalizer) can run while the caller holds a pointer into a batch:
+ * whatever may allocate is done before. */
+static inline ALWAYS_INLINE void
+record_set(EventRecord *record, const Numbers *numbers, PyObject *component,
+           PyObject *device, PyObject *owner, PyObject *tags, PyObject *dst, PyObject *boxed)
+{
+    if (boxed == NULL) {
+        record->block = numbers->block;
+        record->size = numbers->size;
+        record->ts = numbers->ts;
+        record->old_size = numbers->old_size;
+        record->seq = numbers->seq;
+        record->kind = numbers->kind;
+    }
+    else {
+        record->block = record->size = record->ts = record->old_size = record->seq = 0;
+        record->kind = 0;
+    }
     record->reserved_ = 0;
-    record->boxed = NULL;
+    record->boxed = boxed;
     record->component = Py_NewRef(component);
     record->device = Py_NewRef(device);
     record->owner = Py_NewRef(owner);
     record->tags = Py_NewRef(tags);
     record->dst = Py_NewRef(dst);
-    return 0;
 }
 
-/* Fills *record* from *event*, any object: an 11-tuple as record_fill does, anything
- * else boxed as it is (the ledger counts it as malformed). */
-static int
-record_from_event(EventRecord *record, PyObject *event)
-{
-    if (PyTuple_CheckExact(event) && PyTuple_GET_SIZE(event) == 11) {
-        PyObject **item = &PyTuple_GET_ITEM(event, 0);
-        Field ts = {item[6], 0}, seq = {item[10], 0};
-        int filled = record_fill(record, item[0], item[1], item[2], item[3], item[4], item[5],
-                                 ts, item[7], item[8], item[9], seq);
-        if (filled == 0 && record->boxed != NULL) {
-            /* The caller's tuple itself, as the reference would hold it. */
-            Py_SETREF(record->boxed, Py_NewRef(event));
-        }
-        return filled;
-    }
-    record->kind = 0;
-    record->reserved_ = 0;
-    record->block = record->size = record->ts = record->old_size = record->seq = 0;
-    record->component = Py_NewRef(empty_string);
-    record->device = Py_NewRef(empty_string);
-    record->owner = Py_NewRef(empty_string);
-    record->tags = Py_NewRef(empty_tuple);
-    record->dst = Py_NewRef(Py_None);
-    record->boxed = Py_NewRef(event);
-    return 0;
-}
-
-/* The event tuple *record* stands for (a new reference). */
+/* The event tuple *record* stands for (a new reference). The record's references are
+ * taken before anything is allocated: a collection that runs a finalizer which changes
+ * the batch cannot pull them away. */
 static PyObject *
 record_event(const EventRecord *record)
 {
     if (record->boxed != NULL) {
         return Py_NewRef(record->boxed);
     }
+    EventRecord held = *record;
+    Py_INCREF(held.component);
+    Py_INCREF(held.device);
+    Py_INCREF(held.owner);
+    Py_INCREF(held.dst);
+    Py_INCREF(held.tags);
     PyObject *event = PyTuple_New(11);
-    if (event == NULL) {
-        return NULL;
-    }
-    PyObject *block = PyLong_FromLongLong(record->block);
-    PyObject *size = PyLong_FromLongLong(record->size);
-    PyObject *ts = PyLong_FromLongLong(record->ts);
-    PyObject *old_size = PyLong_FromLongLong(record->old_size);
-    PyObject *seq = PyLong_FromLongLong(record->seq);
-    if (block == NULL || size == NULL || ts == NULL || old_size == NULL || seq == NULL) {
+    PyObject *block = PyLong_FromLongLong(held.block);
+    PyObject *size = PyLong_FromLongLong(held.size);
+    PyObject *ts = PyLong_FromLongLong(held.ts);
+    PyObject *old_size = PyLong_FromLongLong(held.old_size);
+    PyObject *seq = PyLong_FromLongLong(held.seq);
+    if (event == NULL || block == NULL || size == NULL || ts == NULL || old_size == NULL ||
+        seq == NULL) {
         Py_XDECREF(block);
         Py_XDECREF(size);
         Py_XDECREF(ts);
         Py_XDECREF(old_size);
         Py_XDECREF(seq);
-        Py_DECREF(event);
+        Py_XDECREF(event);
+        held.boxed = NULL;
+        record_release(&held);
         return NULL;
     }
-    PyTuple_SET_ITEM(event, 0, Py_NewRef(kind_ints[record->kind]));
-    PyTuple_SET_ITEM(event, 1, Py_NewRef(record->component));
+    PyTuple_SET_ITEM(event, 0, Py_NewRef(kind_ints[held.kind]));
+    PyTuple_SET_ITEM(event, 1, held.component);
     PyTuple_SET_ITEM(event, 2, block);
     PyTuple_SET_ITEM(event, 3, size);
-    PyTuple_SET_ITEM(event, 4, Py_NewRef(record->device));
-    PyTuple_SET_ITEM(event, 5, Py_NewRef(record->owner));
+    PyTuple_SET_ITEM(event, 4, held.device);
+    PyTuple_SET_ITEM(event, 5, held.owner);
     PyTuple_SET_ITEM(event, 6, ts);
     PyTuple_SET_ITEM(event, 7, old_size);
-    PyTuple_SET_ITEM(event, 8, Py_NewRef(record->dst));
-    PyTuple_SET_ITEM(event, 9, Py_NewRef(record->tags));
+    PyTuple_SET_ITEM(event, 8, held.dst);
+    PyTuple_SET_ITEM(event, 9, held.tags);
     PyTuple_SET_ITEM(event, 10, seq);
     return event;
 }
@@ -411,16 +393,52 @@ batch_drop_records(EventBatchObject *batch)
     PyMem_Free(records);
 }
 
+/* Appends the event to *batch*: as C fields where it fits them, else boxed (*event*, the
+ * tuple as the reference builds it, if given; else one made here first). -1 on error. */
+static inline ALWAYS_INLINE int
+batch_push(EventBatchObject *batch, PyObject *event, PyObject *kind, PyObject *component,
+           PyObject *block, PyObject *size, PyObject *device, PyObject *owner, Field ts,
+           PyObject *old_size, PyObject *dst, PyObject *tags, Field seq)
+{
+    Numbers numbers;
+    PyObject *boxed = NULL;
+    if (!event_fits(&numbers, kind, component, block, size, device, owner, ts, old_size, dst,
+                    tags, seq)) {
+        boxed = event != NULL ? Py_NewRef(event)
+                              : event_tuple(kind, component, block, size, device, owner, ts,
+                                            old_size, dst, tags, seq);
+        if (boxed == NULL) {
+            return -1;
+        }
+    }
+    if (batch_reserve(batch, 1) < 0) {
+        Py_XDECREF(boxed);
+        return -1;
+    }
+    EventRecord *record = &batch->records[batch->length];
+    record_set(record, &numbers, component, device, owner, tags, dst, boxed);
+    batch->length++;
+    track_for(batch, record);
+    return 0;
+}
+
+/* Appends *event*, any object: an 11-tuple as batch_push does, anything else boxed as
+ * it is (the ledger counts it as malformed). */
 static int
 batch_append_event(EventBatchObject *batch, PyObject *event)
 {
+    if (PyTuple_CheckExact(event) && PyTuple_GET_SIZE(event) == 11) {
+        PyObject **item = &PyTuple_GET_ITEM(event, 0);
+        Field ts = {item[6], 0}, seq = {item[10], 0};
+        return batch_push(batch, event, item[0], item[1], item[2], item[3], item[4], item[5],
+                          ts, item[7], item[8], item[9], seq);
+    }
     if (batch_reserve(batch, 1) < 0) {
         return -1;
     }
     EventRecord *record = &batch->records[batch->length];
-    if (record_from_event(record, event) < 0) {
-        return -1;
-    }
+    record_set(record, NULL, empty_string, empty_string, empty_string, empty_tuple, Py_None,
+               Py_NewRef(event));
     batch->length++;
     track_for(batch, record);
     return 0;
@@ -559,11 +577,12 @@ batch_subscript(EventBatchObject *self, PyObject *key)
         if (PySlice_Unpack(key, &start, &stop, &step) < 0) {
             return NULL;
         }
-        Py_ssize_t count = PySlice_AdjustIndices(self->length, &start, &stop, step);
-        EventBatchObject *slice = batch_make(Py_TYPE(self), count);
+        /* Made first: what runs while it is allocated may change this batch. */
+        EventBatchObject *slice = batch_make(Py_TYPE(self), 0);
         if (slice == NULL) {
             return NULL;
         }
+        Py_ssize_t count = PySlice_AdjustIndices(self->length, &start, &stop, step);
         if (batch_copy_from(slice, self, start, count, step) < 0) {
             Py_DECREF(slice);
             return NULL;
@@ -584,11 +603,12 @@ batch_concat(PyObject *left, PyObject *right)
         return NULL;
     }
     EventBatchObject *a = (EventBatchObject *)left, *b = (EventBatchObject *)right;
-    EventBatchObject *joined = batch_make(Py_TYPE(a), a->length + b->length);
+    EventBatchObject *joined = batch_make(Py_TYPE(a), 0);
     if (joined == NULL) {
         return NULL;
     }
-    if (batch_copy_from(joined, a, 0, a->length, 1) < 0 ||
+    if (batch_reserve(joined, a->length + b->length) < 0 ||
+        batch_copy_from(joined, a, 0, a->length, 1) < 0 ||
         batch_copy_from(joined, b, 0, b->length, 1) < 0) {
         Py_DECREF(joined);
         return NULL;
@@ -699,14 +719,12 @@ batch_pop(EventBatchObject *self, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_IndexError, "pop index out of range");
         return NULL;
     }
-    PyObject *event = record_event(&self->records[index]);
-    if (event == NULL) {
-        return NULL;
-    }
+    /* Taken out first: making its tuple may run code that changes the batch. */
     EventRecord taken = self->records[index];
     memmove(&self->records[index], &self->records[index + 1],
             (self->length - index - 1) * sizeof(EventRecord));
     self->length--;
+    PyObject *event = record_event(&taken);
     record_release(&taken);
     return event;
 }
@@ -1209,16 +1227,11 @@ emit(EmitCore *self, PyObject *kind, PyObject *block, PyObject *size, PyObject *
     Py_ssize_t length;
     if (batch_check(batch)) {
         EventBatchObject *records = (EventBatchObject *)batch;
-        if (batch_reserve(records, 1) < 0) {
+        if (batch_push(records, NULL, kind, component, block, size, device, owner, now,
+                       old_size, dst, tags, number) < 0) {
             goto error_owner;
         }
-        EventRecord *record = &records->records[records->length];
-        if (record_fill(record, kind, component, block, size, device, owner, now, old_size,
-                        dst, tags, number) < 0) {
-            goto error_owner;
-        }
-        length = ++records->length;
-        track_for(records, record);
+        length = records->length;
     }
     else {
         if (append_tuple(batch, kind, component, block, size, device, owner, now, old_size,
@@ -1591,47 +1604,58 @@ emit_merge(PyObject *module, PyObject *given)
     }
     Py_ssize_t run_count = PyList_GET_SIZE(runs_list);
     PyObject *result = NULL;
+    /* owned: a reference to each run as a Batch; runs: the non-empty ones, in order. */
+    EventBatchObject **owned = PyMem_Calloc(run_count > 0 ? run_count : 1, sizeof(*owned));
     EventBatchObject **runs = PyMem_Calloc(run_count > 0 ? run_count : 1, sizeof(*runs));
     int64_t *firsts = PyMem_Calloc(run_count > 0 ? run_count : 1, sizeof(int64_t));
     Keyed *keys = NULL, *spare = NULL;
     Py_ssize_t *bounds = NULL, *lanes = NULL;
     int64_t *lasts = NULL;
     EventBatchObject *merged = NULL;
-    if (runs == NULL || firsts == NULL) {
+    if (owned == NULL || runs == NULL || firsts == NULL) {
         PyErr_NoMemory();
         goto done;
     }
-    /* Each run as a Batch (a list's events are made records), its number read. */
-    Py_ssize_t kept = 0, total = 0;
+    /* Each run as a Batch (a list's events are made records): the code that may run
+     * meanwhile (an iterator, a collection) runs before any record is read. */
+    Py_ssize_t held = 0;
     for (Py_ssize_t i = 0; i < run_count; i++) {
         PyObject *run = PyList_GET_ITEM(runs_list, i);
-        EventBatchObject *batch;
         if (batch_check(run)) {
-            batch = (EventBatchObject *)Py_NewRef(run);
-        }
-        else {
-            batch = batch_make(batch_type, 0);
-            if (batch == NULL || batch_extend_with(batch, run) < 0) {
-                Py_XDECREF(batch);
-                goto done;
-            }
-        }
-        if (batch->length == 0) {
-            Py_DECREF(batch);
+            owned[held++] = (EventBatchObject *)Py_NewRef(run);
             continue;
         }
-        runs[kept] = batch;
-        if (!record_seq(&batch->records[0], &firsts[kept])) {
-            kept++;
+        EventBatchObject *batch = batch_make(batch_type, 0);
+        if (batch == NULL) {
+            goto done;
+        }
+        owned[held++] = batch;
+        if (batch_extend_with(batch, run) < 0) {
+            goto done;
+        }
+    }
+    merged = batch_make(batch_type, 0);
+    if (merged == NULL) {
+        goto done;
+    }
+    /* From here on nothing but memory is allocated until the records are copied. The
+     * runs in order of their first numbers (after equals: a stable sort), empty ones
+     * left out. */
+    Py_ssize_t kept = 0, total = 0;
+    for (Py_ssize_t i = 0; i < held; i++) {
+        EventBatchObject *batch = owned[i];
+        if (batch->length == 0) {
+            continue;
+        }
+        int64_t first;
+        if (!record_seq(&batch->records[0], &first)) {
             result = Py_NewRef(Py_None);
             goto done;
         }
-        /* Insert in order of first numbers, after equals: a stable sort of the runs. */
         Py_ssize_t at = kept;
-        while (at > 0 && firsts[at - 1] > firsts[kept]) {
+        while (at > 0 && firsts[at - 1] > first) {
             at--;
         }
-        int64_t first = firsts[kept];
         memmove(&runs[at + 1], &runs[at], (kept - at) * sizeof(*runs));
         memmove(&firsts[at + 1], &firsts[at], (kept - at) * sizeof(int64_t));
         runs[at] = batch;
@@ -1654,8 +1678,7 @@ emit_merge(PyObject *module, PyObject *given)
         }
         last = run_last;
     }
-    merged = batch_make(batch_type, total);
-    if (merged == NULL) {
+    if (batch_reserve(merged, total) < 0) {
         goto done;
     }
     if (!interleaved) {
@@ -1728,11 +1751,12 @@ emit_merge(PyObject *module, PyObject *given)
 
 done:
     Py_XDECREF(merged);
-    if (runs != NULL) {
+    if (owned != NULL) {
         for (Py_ssize_t r = 0; r < run_count; r++) {
-            Py_XDECREF(runs[r]);
+            Py_XDECREF(owned[r]);
         }
     }
+    PyMem_Free(owned);
     PyMem_Free(runs);
     PyMem_Free(firsts);
     PyMem_Free(keys);

@@ -8,6 +8,7 @@ tests (run in both modes) cover the lists that take its place.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import itertools
 import pickle
@@ -216,6 +217,67 @@ def test_millions_of_events_through_reporters_leave_no_memory_behind() -> None:
     finally:
         tracemalloc.stop()
     assert after - warmed < 16 * 1024
+
+
+def test_merge_holds_and_releases_its_references() -> None:
+    component = "".join(["merge", "counted"])  # a string only this test holds
+    baseline = sys.getrefcount(component)
+    runs: list[Any] = [
+        compiled.Batch([event(seq, component=component) for seq in (1, 4, 6)]),
+        compiled.Batch(),
+        [event(seq, component=component) for seq in (2, 3, 9)],
+        [],
+    ]
+    merged = compiled.merge(runs)
+    assert merged is not None
+    assert [e[SEQ] for e in merged[0]] == [1, 2, 3, 4, 6, 9]
+    del merged, runs
+    assert sys.getrefcount(component) == baseline
+
+
+def test_finalizers_that_change_a_batch_while_it_allocates_do_no_harm() -> None:
+    # A collection can run at any allocation, and a finalizer can touch the batch being
+    # read or written: every operation must stay within the records there are then.
+    batch = compiled.Batch()
+
+    class Meddler:
+        def __init__(self, clear: bool) -> None:
+            self.clear = clear
+            self.me = self  # a cycle: freed by the next collection, which runs __del__
+
+        def __del__(self) -> None:
+            if self.clear:
+                batch.clear()
+            else:
+                batch.append(event(99, block=2**70))
+
+    operations: list[Any] = [
+        lambda: batch[0],
+        lambda: batch[-1],
+        lambda: batch[1:40:2],
+        lambda: batch + batch,
+        lambda: batch.pop(),
+        lambda: batch.pop(0),
+        lambda: list(batch),
+        lambda: batch == list(batch),
+        lambda: batch.append((0, "pool", 1, 2.5, "cpu", "o", 1, 0, None, (), 1)),
+        lambda: batch.extend(batch),
+        lambda: compiled.merge([batch, [event(5)]]),
+    ]
+    thresholds = gc.get_threshold()
+    gc.collect()
+    gc.set_threshold(1)
+    try:
+        for round_ in range(40):
+            for index, operation in enumerate(operations):
+                batch.extend([event(seq) for seq in range(30)])
+                Meddler(clear=(round_ + index) % 2 == 0)
+                with contextlib.suppress(IndexError):  # the finalizer emptied it first
+                    operation()
+    finally:
+        gc.set_threshold(*thresholds)
+    gc.collect()
+    assert all(len(e) == 11 for e in batch)
 
 
 def test_a_batch_of_plain_events_costs_the_collector_nothing_until_it_could_cycle() -> None:
