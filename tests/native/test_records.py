@@ -30,7 +30,7 @@ from memactor.events import EventKind, MemoryEvent
 from memactor.metrics import EventOrder, Ledger, _order
 from memactor.runtime import MemoryHub
 from memactor.runtime._inbox import Inbox
-from memactor.runtime._reporter import MemoryReporter
+from memactor.runtime._reporter import MemoryReporter, PyMemoryReporter
 
 compiled: Any = load("_emit")
 pytestmark = pytest.mark.skipif(compiled is None, reason="the compiled core is not loaded")
@@ -448,7 +448,8 @@ def test_event_order_gives_the_same_rounds_with_and_without_the_compiled_merge(
     assert with_merge[2] == without[2]
 
 
-def test_a_compiled_reporter_writes_into_a_batch() -> None:
+def test_a_compiled_reporter_writes_into_a_batch_and_the_reference_into_a_list() -> None:
+    assert type(PyMemoryReporter("pool", Inbox(4))._batch) is list
     reporter = MemoryReporter("pool", Inbox(4), batch_size=8, clock=itertools.count().__next__)
     assert type(reporter._batch) is compiled.Batch
     reporter.alloc(1, 8)
