@@ -11,6 +11,9 @@ from pathlib import Path
 from setuptools import Extension, setup
 
 _FLAGS = ["-O2", "-std=c11", "-Wall", "-Wno-missing-field-initializers"]
+# The headers the modules share (_records.h: the event records the emits write and the
+# ledger reads): a change rebuilds them, and the sdist carries them.
+_HEADERS = [header.as_posix() for header in sorted(Path("memactor/_native").glob("*.h"))]
 
 # The headers every extension may include (the record layout, the block table): a
 # change to one rebuilds them all.

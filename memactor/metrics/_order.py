@@ -5,6 +5,12 @@ Every event carries its number in its process's order of emission (``seq``, the 
 field). Each producer's batch is already in that order, so putting a round's batches in
 order is a merge of sorted runs: a concatenation when the runs do not overlap (the common
 case), a sort of the runs otherwise, which Python's sort does in about a pass per run.
+
+Where the compiled emits load, reporters' runs are ``Batch``es of compact records, and
+``memactor._native._emit.merge`` puts them in order without making a tuple (lists, a
+thread reporter's, are made records on the way): the same order, the same count of
+interleaved rounds. A run whose numbers are not all ints within int64 (only odd
+hand-made events have such) takes the Python path.
 """
 
 from __future__ import annotations
@@ -17,8 +23,11 @@ from itertools import chain
 from operator import itemgetter
 from typing import Any
 
+from .._native import load
 from ..events import MemoryEvent
 from ._ledger import Ledger
+
+_compiled = load("_emit")
 
 Event = Sequence[Any]
 
@@ -116,6 +125,12 @@ class EventOrder:
     def _in_order(self, runs: list[Sequence[Event]]) -> Sequence[Event]:
         if len(runs) == 1:
             return runs[0]
+        if _compiled is not None:
+            merged_runs: tuple[Sequence[Event], bool] | None = _compiled.merge(runs)
+            if merged_runs is not None:
+                events, interleaved = merged_runs
+                self._interleaved += interleaved
+                return events
         runs.sort(key=_first_seq)
         last = -1
         for run in runs:

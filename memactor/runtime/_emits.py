@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ..events import REQUESTED_TAG, EventKind, Tags
-from ._inbox import EventTuple
+from ._inbox import Events
 
 # Kinds go into event tuples as plain ints: a tuple of only ints, strings and None is
 # one the garbage collector stops tracking, where an enum member would keep it tracked
@@ -40,13 +40,18 @@ class PyEmits:
 
     __slots__ = ("_batch", "_clock", "_limit", "_seq", "component", "device", "owner")
 
-    _batch: list[EventTuple]
+    _batch: Events
     _limit: int
     _clock: Callable[[], int]
     _seq: Callable[[], int]
     component: str
     owner: str
     device: str
+
+    @staticmethod
+    def _new_batch() -> Events:
+        """An empty batch: a list here; the compiled emits' reporter makes a ``Batch``."""
+        return []
 
     def _full(self) -> None:
         """The batch reached ``_limit``: the reporter's to decide (see

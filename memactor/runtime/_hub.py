@@ -23,6 +23,7 @@ from ._reporter import (
     NullReporter,
     NullThreadReporter,
     ThreadReporter,
+    new_numbering,
 )
 from ._sited import SitedReporter
 
@@ -89,7 +90,8 @@ class MemoryHub:
         self._block_counters: dict[str, Iterator[int]] = {}
         # One numbering of every event any reporter of this hub emits: the order in which
         # they happened, which the metrics actor applies them in.
-        self._seq = itertools.count(1).__next__
+        # Compiled emits read a compiled numbering without making an int.
+        self._seq = new_numbering()
         self._closed = False
 
     def _blocks_of(self, component: str) -> Iterator[int]:

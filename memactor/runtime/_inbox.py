@@ -11,15 +11,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import trio
 
 if TYPE_CHECKING:
+    from .._native._emit import Batch
     from ._reporter import MemoryReporter
 
 EventTuple = tuple[Any, ...]
 """An event in :class:`~memactor.events.MemoryEvent`'s field order, as a plain tuple."""
+
+Events: TypeAlias = "list[EventTuple] | Batch"
+"""A run of events in emission order: a list of event tuples (the pure-Python emits', a
+thread reporter's), or, from the compiled emits, a ``memactor._native._emit.Batch`` of
+compact records, which reads as the same tuples."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +33,8 @@ class EventBatch:
     """What travels to the metrics actor: events in emission order, and what was lost
     before them."""
 
-    events: list[EventTuple]
+    events: Events
+    """The events: a list of tuples, or a compiled ``Batch`` that reads as one."""
     dropped: int = 0
     """Events the sender dropped (lossy mode) since its last delivered batch."""
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Final, Protocol
 
 import trio
@@ -48,6 +48,20 @@ else:
 
 EMITS_COMPILED: Final = _Emits is not PyEmits
 """Whether :class:`MemoryReporter`'s emits are the compiled ones."""
+
+if _compiled is not None:
+    # A Batch reads as a sequence of event tuples: say so to isinstance.
+    Sequence.register(_compiled.Batch)
+
+
+def new_numbering() -> Callable[[], int]:
+    """A fresh numbering from 1: ``itertools.count(1).__next__``, or where the emits are
+    compiled their ``Counter``, which counts the same and which they read without
+    making an int (up to 2**63 - 2)."""
+    if _compiled is None:
+        return itertools.count(1).__next__
+    counter: Callable[[], int] = _compiled.Counter(1)
+    return counter
 
 
 class Reporter(Protocol):
@@ -129,6 +143,11 @@ class MemoryReporter(_Emits):
     # owner, device); these are the rest.
     __slots__ = ("_batch_size", "_blocks", "_closed", "_dropped", "_inbox", "_lossy")
 
+    # Compiled emits write compact records into a Batch; pure-Python ones tuples into a
+    # list (PyEmits's). Either reads as a sequence of the same event tuples.
+    if not TYPE_CHECKING and _compiled is not None:
+        _new_batch = staticmethod(_compiled.Batch)
+
     def __init__(
         self,
         component: str,
@@ -161,8 +180,8 @@ class MemoryReporter(_Emits):
         # and after close (to refuse the emit). So the hot path has one comparison.
         self._limit = 1
         self._clock = clock
-        self._seq = seq if seq is not None else itertools.count(1).__next__
-        self._batch: list[EventTuple] = []
+        self._seq = seq if seq is not None else new_numbering()
+        self._batch = self._new_batch()
         self._dropped = 0
         self._closed = False
         self._blocks = blocks if blocks is not None else itertools.count(1)
@@ -227,7 +246,7 @@ class MemoryReporter(_Emits):
             return True
         if self._lossy:
             self._dropped += len(self._batch)
-            self._batch = []
+            self._batch = self._new_batch()
             self._limit = 1
             return True
         return False
@@ -236,7 +255,7 @@ class MemoryReporter(_Emits):
         """Take the batch and the drop count as they are (for the runtime's use: the
         metrics actor's rounds take what reporters hold)."""
         batch = EventBatch(self._batch, self._dropped)
-        self._batch = []
+        self._batch = self._new_batch()
         self._dropped = 0
         self._limit = 0 if self._closed else 1
         return batch
@@ -247,7 +266,7 @@ class MemoryReporter(_Emits):
             return True
         if not self._inbox.offer(EventBatch(self._batch, self._dropped)):
             return False
-        self._batch = []
+        self._batch = self._new_batch()
         self._dropped = 0
         self._limit = 0 if self._closed else 1
         return True
@@ -271,7 +290,10 @@ class MemoryReporter(_Emits):
     def _put_back(self, batch: EventBatch) -> None:
         """Take back *batch*, which a cancelled :meth:`flush` could not hand on, in front
         of what was emitted since (the inbox calls this as the cancellation happens)."""
-        self._batch = batch.events + self._batch
+        events = self._new_batch()
+        events.extend(batch.events)
+        events.extend(self._batch)
+        self._batch = events
         self._dropped += batch.dropped
         if self._closed:
             self._hand_over_rest()
@@ -306,7 +328,7 @@ def _pure_reporter_class() -> type[MemoryReporter]:
         name: value
         for name, value in vars(MemoryReporter).items()
         if name not in own_fields and name not in ("alloc", "free", "acquire", "release",
-                                                   "resize", "transfer")
+                                                   "resize", "transfer", "_new_batch")
     }  # fmt: skip
     namespace["__qualname__"] = "PyMemoryReporter"
     kind: type[MemoryReporter] = type("PyMemoryReporter", (PyEmits,), namespace)
@@ -396,7 +418,7 @@ class ThreadReporter:
         self.owner = component if owner is None else owner
         self.device = device
         self._clock = clock
-        self._seq = seq if seq is not None else itertools.count(1).__next__
+        self._seq = seq if seq is not None else new_numbering()
         self._queue: list[EventTuple] = []
         self._closed = False
         self._lock = threading.Lock()

@@ -6,7 +6,7 @@ import itertools
 import random
 import threading
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import pytest
 import trio
@@ -60,7 +60,7 @@ def allocs(reporter: MemoryReporter, blocks: range) -> list[int]:
     return list(blocks)
 
 
-def blocks_of(events: list[EventTuple]) -> list[int]:
+def blocks_of(events: Sequence[EventTuple]) -> list[int]:
     return [event[2] for event in events]
 
 
