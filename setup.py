@@ -12,11 +12,8 @@ from setuptools import Extension, setup
 
 _FLAGS = ["-O2", "-std=c11", "-Wall", "-Wno-missing-field-initializers"]
 # The headers the modules share (_records.h: the event records the emits write and the
-# ledger reads): a change rebuilds them, and the sdist carries them.
-_HEADERS = [header.as_posix() for header in sorted(Path("memactor/_native").glob("*.h"))]
-
-# The headers every extension may include (the record layout, the block table): a
-# change to one rebuilds them all.
+# ledger reads; _blocktable.h: the ledger's block table): a change rebuilds them all,
+# and the sdist carries them.
 _HEADERS = [header.as_posix() for header in sorted(Path("memactor/_native").glob("*.h"))]
 
 setup(

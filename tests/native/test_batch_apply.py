@@ -95,4 +95,3 @@ def test_the_reporters_batches_apply_as_their_events() -> None:
         assert apply_both_ways == (len(events), len(events))
     assert books(as_records) == books(as_tuples)
     assert as_records.statistics().anomalies == 0
-
