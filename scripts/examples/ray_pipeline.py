@@ -106,6 +106,11 @@ def run(watch_s: float) -> None:
     sums = [transformer.transform.remote(decoder.decode.remote(seed)) for seed in range(FRAMES)]
     print(f"frames done: {len(ray.get(sums))}")
     time.sleep(watch_s)
+    # Each stage's first update reaches the aggregator on the stage's next tick: wait
+    # for both before reading the live view.
+    deadline = time.monotonic() + 30
+    while len(_live(aggregator)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
     live = Snapshot.from_msgpack(ray.get(aggregator.snapshot.remote()))
     for host in by_host(live):
         print(f"host: {host.sources} live sources on {host.device}")
@@ -123,6 +128,12 @@ def run(watch_s: float) -> None:
     print(f"cluster peak reserved at least each stage's own: {covers}")
     print(f"live bytes after both left: {end.totals.bytes_reserved}")
     ray.kill(aggregator)
+
+
+def _live(aggregator: Any) -> list[str]:
+    """The names of the live sources whose first (full) update the aggregator holds."""
+    found: list[dict[str, Any]] = ray.get(aggregator.sources.remote())
+    return [s["name"] for s in found if s["state"] == "live" and s["checkpoints"]]
 
 
 def _source(aggregator: Any, name: str) -> dict[str, Any]:
