@@ -398,14 +398,20 @@ NAMES(DECLARE)
 
 /* ---- the books of the current (component, device) ---------------------------------- */
 
+/* A device's counters, shared by the books of every account on it that apply holds. */
+typedef struct {
+    PyObject *dev; /* the DeviceAccount (strong); NULL: a free slot */
+    i128 reserved, in_use, peak_reserved, peak_in_use;
+    int users;
+} Dev;
+
 typedef struct {
     PyObject *self;
-    PyObject *account; /* NULL until the first switch */
-    PyObject *dev;
+    PyObject *account; /* NULL: an empty slot */
+    Dev *dv;
     PyObject *blocks, *histogram, *requests, *sites;
     i128 reserved, in_use, peak_reserved, peak_in_use, allocations, frees, acquires,
         releases, bytes_allocated;
-    i128 d_reserved, d_in_use, d_peak_reserved, d_peak_in_use;
     int64_t histogram_added[HISTOGRAM_BUCKETS];
     int histogram_changed;
     /* The account's lifetimes, its set of freed ids and their limit, in C while FREEs
@@ -417,11 +423,34 @@ typedef struct {
     int64_t free_limit;
 } Books;
 
+/* Write a device's counters back to its DeviceAccount. */
+static int
+dev_store(Dev *d)
+{
+    if (d->dev == NULL)
+        return 0;
+    if (put_i128(d->dev, D_RESERVED, d->reserved) < 0 || put_i128(d->dev, D_IN_USE, d->in_use) < 0 ||
+        put_i128(d->dev, D_PEAK_RESERVED, d->peak_reserved) < 0 ||
+        put_i128(d->dev, D_PEAK_IN_USE, d->peak_in_use) < 0)
+        return -1;
+    return 0;
+}
+
+/* One account's books fewer use *d*; the last one frees the slot. Nothing is written:
+ * books_store writes an account's device with it. */
+static void
+dev_detach(Dev *d)
+{
+    if (d != NULL && --d->users <= 0)
+        Py_CLEAR(d->dev);
+}
+
 static void
 books_clear(Books *b)
 {
     Py_CLEAR(b->account);
-    Py_CLEAR(b->dev);
+    dev_detach(b->dv);
+    b->dv = NULL;
     Py_CLEAR(b->blocks);
     Py_CLEAR(b->histogram);
     Py_CLEAR(b->requests);
@@ -476,7 +505,7 @@ lifetimes_load(Books *b)
 static int
 books_store(Books *b)
 {
-    PyObject *a = b->account, *d = b->dev;
+    PyObject *a = b->account;
     if (a == NULL)
         return 0;
     if (put_i128(a, A_RESERVED, b->reserved) < 0 || put_i128(a, A_IN_USE, b->in_use) < 0 ||
@@ -485,9 +514,7 @@ books_store(Books *b)
         put_i128(a, A_ALLOCATIONS, b->allocations) < 0 || put_i128(a, A_FREES, b->frees) < 0 ||
         put_i128(a, A_ACQUIRES, b->acquires) < 0 || put_i128(a, A_RELEASES, b->releases) < 0 ||
         put_i128(a, A_BYTES_ALLOCATED, b->bytes_allocated) < 0 ||
-        put_i128(d, D_RESERVED, b->d_reserved) < 0 || put_i128(d, D_IN_USE, b->d_in_use) < 0 ||
-        put_i128(d, D_PEAK_RESERVED, b->d_peak_reserved) < 0 ||
-        put_i128(d, D_PEAK_IN_USE, b->d_peak_in_use) < 0)
+        (b->dv != NULL && dev_store(b->dv) < 0))
         return -1;
     if (b->histogram_changed) {
         for (int i = 0; i < HISTOGRAM_BUCKETS; i++) {
@@ -519,9 +546,37 @@ books_store(Books *b)
     return 0;
 }
 
-/* Take *account* (a new reference, stolen) as the current one and read its books. */
+/* The slot of device account *dev* among *devs* (BOOK_SLOTS of them), its counters read
+ * the first time; NULL with an error. */
+#define BOOK_SLOTS 8
+static Dev *
+dev_attach(Dev *devs, PyObject *dev)
+{
+    Dev *free_slot = NULL;
+    for (int i = 0; i < BOOK_SLOTS; i++) {
+        if (devs[i].dev == dev) {
+            devs[i].users++;
+            return &devs[i];
+        }
+        if (devs[i].dev == NULL && free_slot == NULL)
+            free_slot = &devs[i];
+    }
+    /* BOOK_SLOTS books use at most BOOK_SLOTS devices: a slot is free. */
+    Dev *d = free_slot;
+    if (get_i128(dev, D_RESERVED, &d->reserved) < 0 || get_i128(dev, D_IN_USE, &d->in_use) < 0 ||
+        get_i128(dev, D_PEAK_RESERVED, &d->peak_reserved) < 0 ||
+        get_i128(dev, D_PEAK_IN_USE, &d->peak_in_use) < 0)
+        return NULL;
+    Py_INCREF(dev);
+    d->dev = dev;
+    d->users = 1;
+    return d;
+}
+
+/* Take *account* (a new reference, stolen) into the empty books *b* and read them, with
+ * its device's counters shared through *devs*. */
 static int
-books_load(Books *b, PyObject *account)
+books_load(Books *b, PyObject *account, Dev *devs)
 {
     books_clear(b);
     b->account = account;
@@ -533,13 +588,14 @@ books_load(Books *b, PyObject *account)
         get_i128(a, A_PEAK_IN_USE, &b->peak_in_use) < 0 ||
         get_i128(a, A_ALLOCATIONS, &b->allocations) < 0 || get_i128(a, A_FREES, &b->frees) < 0 ||
         get_i128(a, A_ACQUIRES, &b->acquires) < 0 || get_i128(a, A_RELEASES, &b->releases) < 0 ||
-        get_i128(a, A_BYTES_ALLOCATED, &b->bytes_allocated) < 0 ||
-        (b->dev = get(a, A_DEVICE_ACCOUNT)) == NULL)
+        get_i128(a, A_BYTES_ALLOCATED, &b->bytes_allocated) < 0)
         goto broken;
-    if (get_i128(b->dev, D_RESERVED, &b->d_reserved) < 0 ||
-        get_i128(b->dev, D_IN_USE, &b->d_in_use) < 0 ||
-        get_i128(b->dev, D_PEAK_RESERVED, &b->d_peak_reserved) < 0 ||
-        get_i128(b->dev, D_PEAK_IN_USE, &b->d_peak_in_use) < 0)
+    PyObject *dev = get(a, A_DEVICE_ACCOUNT);
+    if (dev == NULL)
+        goto broken;
+    b->dv = dev_attach(devs, dev);
+    Py_DECREF(dev);
+    if (b->dv == NULL)
         goto broken;
     if (!Py_IS_TYPE(b->blocks, &BlocksType) || !PyDict_Check(b->requests) ||
         !PyDict_Check(b->sites)) {
@@ -884,11 +940,11 @@ add_bytes(i128 delta, i128 *account, i128 *account_peak, i128 *device, i128 *dev
 }
 
 #define add_in_use(b, t, delta)                                                         \
-    add_bytes((delta), &(b)->in_use, &(b)->peak_in_use, &(b)->d_in_use,                  \
-              &(b)->d_peak_in_use, &(t)->in_use, &(t)->peak_in_use)
+    add_bytes((delta), &(b)->in_use, &(b)->peak_in_use, &(b)->dv->in_use,                \
+              &(b)->dv->peak_in_use, &(t)->in_use, &(t)->peak_in_use)
 #define add_reserved(b, t, delta)                                                       \
-    add_bytes((delta), &(b)->reserved, &(b)->peak_reserved, &(b)->d_reserved,            \
-              &(b)->d_peak_reserved, &(t)->reserved, &(t)->peak_reserved)
+    add_bytes((delta), &(b)->reserved, &(b)->peak_reserved, &(b)->dv->reserved,          \
+              &(b)->dv->peak_reserved, &(t)->reserved, &(t)->peak_reserved)
 
 #define TABLE(b) ((Blocks *)(b)->blocks)
 
@@ -1547,38 +1603,100 @@ add_to_attr(PyObject *self, PyObject *name, Py_ssize_t count)
     return set_attr(self, name, after);
 }
 
-/* Switch to the books of (component, device): store the current ones, find or open the
- * next account, mark it changed, load it. */
+/* The books apply holds: up to BOOK_SLOTS accounts at once, so that a round whose
+ * batches interleave a few components does not write one's counters back and read the
+ * next one's at every event. Each slot is reached by the (component, device) objects
+ * that last named it (an equal pair of other objects finds it through the account). */
+typedef struct {
+    Books books[BOOK_SLOTS];
+    PyObject *names[BOOK_SLOTS][2]; /* strong */
+    Dev devs[BOOK_SLOTS];
+    int victim;
+} Shelf;
+
+/* Write every held account's and device's counters back: 0, or -1 with the error of
+ * the first that failed (the rest are not tried). */
 static int
-switch_books(Books *b, Totals *t, PyObject *accounts, PyObject *component, PyObject *device)
+shelf_store(Shelf *shelf)
 {
-    if (books_store(b) < 0)
-        return -1;
+    for (int i = 0; i < BOOK_SLOTS; i++)
+        if (shelf->books[i].account != NULL && books_store(&shelf->books[i]) < 0)
+            return -1;
+    return 0;
+}
+
+/* Let go of every account, device and name held (nothing is written). */
+static void
+shelf_clear(Shelf *shelf)
+{
+    for (int i = 0; i < BOOK_SLOTS; i++) {
+        books_clear(&shelf->books[i]);
+        Py_CLEAR(shelf->names[i][0]);
+        Py_CLEAR(shelf->names[i][1]);
+    }
+}
+
+/* The books of (component, device): held already, or the account found or opened, marked
+ * changed and read into a slot (whose account, if any, is written back first). */
+static Books *
+switch_books(Shelf *shelf, Totals *t, PyObject *accounts, PyObject *component,
+             PyObject *device)
+{
+    for (int i = 0; i < BOOK_SLOTS; i++)
+        if (shelf->names[i][0] == component && shelf->names[i][1] == device &&
+            shelf->books[i].account != NULL)
+            return &shelf->books[i];
     PyObject *key = PyTuple_Pack(2, component, device);
     if (key == NULL)
-        return -1;
+        return NULL;
     PyObject *account = PyDict_GetItemWithError(accounts, key);
     Py_DECREF(key);
     if (account != NULL)
         Py_INCREF(account);
     else if (PyErr_Occurred())
-        return -1;
-    else if ((account = PyObject_CallMethodObjArgs(b->self, s__open_account, component, device,
-                                                   NULL)) == NULL)
-        return -1;
-    int marked;
-    if (PySet_CheckExact(t->dirty))
-        marked = PySet_Add(t->dirty, account);
-    else {
-        PyObject *result = PyObject_CallMethodOneArg(t->dirty, s_add, account);
-        Py_XDECREF(result);
-        marked = result == NULL ? -1 : 0;
+        return NULL;
+    else if ((account = PyObject_CallMethodObjArgs(shelf->books[0].self, s__open_account,
+                                                   component, device, NULL)) == NULL)
+        return NULL;
+    int slot = -1;
+    for (int i = 0; i < BOOK_SLOTS && slot < 0; i++)
+        if (shelf->books[i].account == account)
+            slot = i;
+    if (slot < 0) {
+        for (int i = 0; i < BOOK_SLOTS && slot < 0; i++)
+            if (shelf->books[i].account == NULL)
+                slot = i;
+        if (slot < 0) {
+            slot = shelf->victim;
+            shelf->victim = (shelf->victim + 1) % BOOK_SLOTS;
+            if (books_store(&shelf->books[slot]) < 0) {
+                Py_DECREF(account);
+                return NULL;
+            }
+            books_clear(&shelf->books[slot]);
+        }
+        int marked;
+        if (PySet_CheckExact(t->dirty))
+            marked = PySet_Add(t->dirty, account);
+        else {
+            PyObject *result = PyObject_CallMethodOneArg(t->dirty, s_add, account);
+            Py_XDECREF(result);
+            marked = result == NULL ? -1 : 0;
+        }
+        if (marked < 0) {
+            Py_DECREF(account);
+            return NULL;
+        }
+        if (books_load(&shelf->books[slot], account, shelf->devs) < 0)
+            return NULL;
     }
-    if (marked < 0) {
+    else
         Py_DECREF(account);
-        return -1;
-    }
-    return books_load(b, account);
+    Py_INCREF(component);
+    Py_XSETREF(shelf->names[slot][0], component);
+    Py_INCREF(device);
+    Py_XSETREF(shelf->names[slot][1], device);
+    return &shelf->books[slot];
 }
 
 static inline Py_ssize_t
@@ -1606,7 +1724,11 @@ apply(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     Py_INCREF(events); /* a Batch's records are read in place: keep it alive */
-    Books b = {.self = self};
+    static const Shelf empty_shelf;
+    Shelf shelf = empty_shelf;
+    for (int i = 0; i < BOOK_SLOTS; i++)
+        shelf.books[i].self = self;
+    Books *b = &shelf.books[0];
     static const Totals empty;
     Totals t = empty;
     PyObject *accounts = NULL;
@@ -1634,8 +1756,10 @@ apply(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         EventRecord *r = records ? &((EventBatchObject *)events)->records[index] : NULL;
         if (r != NULL && r->boxed == NULL) {
             if (r->component != last_component || r->device != last_device) {
-                failed = switch_books(&b, &t, accounts, r->component, r->device);
+                Books *next = switch_books(&shelf, &t, accounts, r->component, r->device);
+                failed = next == NULL;
                 if (!failed) {
+                    b = next;
                     Py_INCREF(r->component);
                     Py_XSETREF(last_component, r->component);
                     Py_INCREF(r->device);
@@ -1645,14 +1769,14 @@ apply(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             if (!failed) {
                 switch (r->kind) {
                 case ALLOC:
-                    done = fast_alloc(&b, &t, r);
+                    done = fast_alloc(b, &t, r);
                     break;
                 case FREE:
-                    done = fast_free(&b, &t, r);
+                    done = fast_free(b, &t, r);
                     break;
                 case RELEASE:
                 case ACQUIRE:
-                    done = fast_lend(&b, &t, r, r->kind == ACQUIRE);
+                    done = fast_lend(b, &t, r, r->kind == ACQUIRE);
                     break;
                 }
                 failed = done < 0;
@@ -1669,8 +1793,10 @@ apply(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         if (!failed && !done) {
             PyObject *component = f[1], *device = f[4];
             if (component != last_component || device != last_device) {
-                failed = switch_books(&b, &t, accounts, component, device);
+                Books *next = switch_books(&shelf, &t, accounts, component, device);
+                failed = next == NULL;
                 if (!failed) {
+                    b = next;
                     Py_INCREF(component);
                     Py_XSETREF(last_component, component);
                     Py_INCREF(device);
@@ -1684,29 +1810,29 @@ apply(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
                 failed = 1;
                 break;
             case RELEASE:
-                failed = apply_release(&b, &t, block, size);
+                failed = apply_release(b, &t, block, size);
                 break;
             case ACQUIRE:
-                failed = apply_acquire(&b, &t, block, size, owner, tags);
+                failed = apply_acquire(b, &t, block, size, owner, tags);
                 break;
             case ALLOC:
-                failed = apply_alloc(&b, &t, block, size, owner, ts, tags);
+                failed = apply_alloc(b, &t, block, size, owner, ts, tags);
                 break;
             case FREE:
-                failed = apply_free(&b, &t, block, size, ts);
+                failed = apply_free(b, &t, block, size, ts);
                 break;
             case RESIZE:
-                failed = apply_resize(&b, &t, block, size, f[7], tags);
+                failed = apply_resize(b, &t, block, size, f[7], tags);
                 break;
             case TRANSFER: {
-                PyObject *result = PyObject_CallMethodObjArgs(self, s__transfer, b.account,
+                PyObject *result = PyObject_CallMethodObjArgs(self, s__transfer, b->account,
                                                               size, device, f[8], tags, NULL);
                 Py_XDECREF(result);
                 failed = result == NULL;
                 break;
             }
             default:
-                failed = count_anomaly(b.account, s_unknown_kind);
+                failed = count_anomaly(b->account, s_unknown_kind);
             }
         }
         if (owned > 0)
@@ -1728,7 +1854,7 @@ apply(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         break;
     }
 
-    if (holders_flush(&t) < 0 || books_store(&b) < 0 ||
+    if (holders_flush(&t) < 0 || shelf_store(&shelf) < 0 ||
         store_total(self, s__reserved, t.reserved) < 0 ||
         store_total(self, s__in_use, t.in_use) < 0 ||
         store_total(self, s__peak_reserved, t.peak_reserved) < 0 ||
@@ -1743,7 +1869,7 @@ apply(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 out:
     for (int i = 0; i < HOLDER_SLOTS; i++)
         Py_XDECREF(t.cache[i].holder);
-    books_clear(&b);
+    shelf_clear(&shelf);
     Py_XDECREF(t.owners);
     Py_XDECREF(t.holders);
     Py_XDECREF(t.dirty);
