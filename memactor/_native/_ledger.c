@@ -37,6 +37,7 @@
 
 __extension__ typedef __int128 i128;
 __extension__ typedef unsigned __int128 u128;
+#define I128_MAX ((i128)(((u128)1 << 127) - 1))
 
 #define SIZE_BITS 48
 #define OWNER_BITS 24
@@ -1499,6 +1500,9 @@ fast_free(Books *b, Totals *t, const EventRecord *r)
             return loaded;
     }
     i128 lifetime = (i128)r->ts - entry->time;
+    /* A total that a Python int would carry past 128 bits: the tuple's way sums it. */
+    if (lifetime > 0 && b->lifetime_total > I128_MAX - lifetime)
+        return 0;
     PyObject *id = PyLong_FromLongLong(r->block);
     if (id == NULL)
         return -1;
@@ -1754,7 +1758,20 @@ apply(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         int owned = 0, failed = 0, done = 0;
         PyObject *event = NULL;
         EventRecord *r = records ? &((EventBatchObject *)events)->records[index] : NULL;
+        /* Python code the event calls (opening an account or owner) may append to, pop
+         * or clear the Batch, moving or freeing its records: work on a copy of this one
+         * that holds its own references. */
+        EventRecord held;
         if (r != NULL && r->boxed == NULL) {
+            held = *r;
+            r = &held;
+            Py_INCREF(held.component);
+            Py_INCREF(held.device);
+            Py_INCREF(held.owner);
+            Py_INCREF(held.tags);
+            Py_INCREF(held.dst);
+        }
+        if (r == &held) {
             if (r->component != last_component || r->device != last_device) {
                 Books *next = switch_books(&shelf, &t, accounts, r->component, r->device);
                 failed = next == NULL;
@@ -1839,6 +1856,13 @@ apply(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             for (int i = 0; i < FIELDS; i++)
                 Py_DECREF(f[i]);
         Py_XDECREF(event);
+        if (r == &held) {
+            Py_DECREF(held.component);
+            Py_DECREF(held.device);
+            Py_DECREF(held.owner);
+            Py_DECREF(held.tags);
+            Py_DECREF(held.dst);
+        }
         if (!failed)
             continue;
         if (PyErr_ExceptionMatches(malformed_errors)) {

@@ -1,0 +1,133 @@
+"""The compiled apply on inputs that once broke it: it never crashes, and it sums as Python does.
+
+A Batch's records are read in place; the Python code an event calls (opening an account
+or an owner) may change that very Batch, so the loop must not keep a record's address
+or its borrowed objects across such a call. Those cases run in a child interpreter with
+the debug allocator, which fills freed memory with a pattern: a record read after it was
+freed crashes the child at once instead of reading stale bytes by luck. Lifetimes are
+summed in C integers on the records' fast path: a total that would outgrow them goes the
+way of a tuple, which sums Python ints, so both ways give the same books.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from memactor.events import EventKind
+from memactor.metrics import Ledger
+
+emit: Any = pytest.importorskip("memactor._native._emit", reason="the extension is not built")
+
+ROOT = Path(__file__).resolve().parents[2]
+ALLOC, FREE = int(EventKind.ALLOC), int(EventKind.FREE)
+ACQUIRE, RELEASE = int(EventKind.ACQUIRE), int(EventKind.RELEASE)
+
+CHILD = """
+import sys
+from memactor._native import _emit as emit
+from memactor.metrics import Ledger
+
+mode = sys.argv[1]
+ALLOC, ACQUIRE, RELEASE = {alloc}, {acquire}, {release}
+
+
+class Meddling(Ledger):
+    batch = None
+
+    def meddle(self):
+        if self.batch is None:
+            return
+        if mode == "grow":
+            for i in range(2000):
+                self.batch.append((ALLOC, "late", 10**6 + i, 8, "cpu", "x", 1, 0, None, (), 0))
+            self.batch = None
+        else:
+            self.batch.clear()
+
+    def _open_account(self, component, device):
+        if mode != "lend":
+            self.meddle()
+        return super()._open_account(component, device)
+
+    def _open_owner(self, owner):
+        if mode == "lend":
+            self.meddle()
+        return super()._open_owner(owner)
+
+
+ledger = Meddling()
+batch = emit.Batch()
+# Names made at run time, held by nothing but the Batch once the locals go.
+component, device = "".join(["po", "ol"]), "".join(["cp", "u"])
+if mode == "lend":
+    ledger.apply(
+        [
+            (ALLOC, "pool", 5, 8, "cpu", "a", 1, 0, None, (), 0),
+            (RELEASE, "pool", 5, 8, "cpu", "", 1, 0, None, (), 1),
+        ]
+    )
+    batch.append((ACQUIRE, component, 5, 8, device, "".join(["ne", "w"]), 1, 0, None, (), 1))
+else:
+    for i in range(3):
+        batch.append((ALLOC, component, i, 8, device, "owner%d" % i, 1, 0, None, (), i))
+del component, device
+ledger.batch = batch
+applied = ledger.apply(batch)
+account = ledger._accounts[("pool", "cpu")]
+print(applied, sorted(account.blocks.keys()), account.in_use)
+"""
+
+
+@pytest.mark.parametrize(
+    ("mode", "printed"),
+    [
+        # The first event opened the account and emptied the Batch: it alone applied.
+        ("clear", "0 [0] 8"),
+        # The Batch grew (its records moved) while its first event opened the account.
+        ("grow", "2003 [0, 1, 2] 24"),
+        # An ACQUIRE whose owner is new emptied the Batch while the owner opened.
+        ("lend", "0 [5] 8"),
+    ],
+)
+def test_a_batch_changed_while_it_is_applied_is_read_safely(mode: str, printed: str) -> None:
+    script = CHILD.format(alloc=ALLOC, acquire=ACQUIRE, release=RELEASE)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONMALLOC": "debug"}
+    child = subprocess.run(
+        [sys.executable, "-X", "dev", "-c", script, mode],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert child.returncode == 0, child.stderr[-2000:]
+    assert child.stdout.strip() == printed
+
+
+def lifetimes(use_batch: bool) -> tuple[int, int, int]:
+    ledger = Ledger()
+    # A FREE's time is not range-checked: this one makes a lifetime of 2**127 - 1 ns.
+    ledger.apply(
+        [
+            (ALLOC, "pool", 1, 8, "cpu", "o", 0, 0, None, (), 0),
+            (FREE, "pool", 1, 8, "cpu", "", 2**127 - 1, 0, None, (), 1),
+            (ALLOC, "pool", 2, 8, "cpu", "o", 0, 0, None, (), 2),
+        ]
+    )
+    events: Any = [(FREE, "pool", 2, 8, "cpu", "", 10**9, 0, None, (), 3)]
+    if use_batch:
+        events = emit.Batch(events)
+    ledger.apply(events)
+    account = ledger._accounts[("pool", "cpu")]
+    return account.lifetime_total_ns, account.lifetime_max_ns, account.lifetimes
+
+
+def test_a_lifetime_total_beyond_128_bits_is_summed_whole() -> None:
+    assert lifetimes(use_batch=True) == lifetimes(use_batch=False)
+    assert lifetimes(use_batch=True) == (2**127 - 1 + 10**9, 2**127 - 1, 2)
