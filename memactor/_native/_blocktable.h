@@ -20,7 +20,9 @@
  *
  * Ids are ints in [0, 2**63). A key that no stored id can equal (a negative or larger
  * int, a string, a float with a fraction) is simply not found, as in a dict; an int
- * subclass, an integral float and an object with __index__ find the id they equal.
+ * subclass, an integral float, an object with __index__ and any other number equal to
+ * an int (a Fraction, a Decimal, a complex) find the id they equal; an unhashable key
+ * raises TypeError, as in a dict.
  *
  * Not thread-safe: the ledger belongs to one task. Memory comes from PyMem_* (so
  * tracemalloc counts it).
@@ -248,6 +250,42 @@ bt_delete(Blocks *t, int64_t slot)
 
 /* ---- Python's view: a mapping of ints to packed records --------------------------- */
 
+/* Any other key (a Fraction, a Decimal, a complex, a str): a dict finds the int it
+ * equals, and a number equal to an int has that int's hash (the numeric hash invariant).
+ * The ids in [0, 2**63) with the key's hash are at most five: compare it to each. 1 and
+ * *out*, 0 when it equals none, -1 on error (TypeError for an unhashable key, as a dict
+ * raises). */
+static int
+bt_key_by_hash(PyObject *key, int64_t *out)
+{
+    Py_hash_t hash = PyObject_Hash(key);
+    if (hash == -1)
+        return -1;
+    if (hash < 0)
+        return 0;
+#if defined(PyHASH_MODULUS)
+    const uint64_t modulus = PyHASH_MODULUS;
+#elif defined(_PyHASH_MODULUS)
+    const uint64_t modulus = _PyHASH_MODULUS;
+#else
+    const uint64_t modulus = ((uint64_t)1 << 61) - 1;
+#endif
+    for (uint64_t id = (uint64_t)hash; id <= (uint64_t)INT64_MAX; id += modulus) {
+        PyObject *candidate = PyLong_FromUnsignedLongLong(id);
+        if (candidate == NULL)
+            return -1;
+        int equal = PyObject_RichCompareBool(key, candidate, Py_EQ);
+        Py_DECREF(candidate);
+        if (equal != 0) {
+            *out = (int64_t)id;
+            return equal;
+        }
+        if (id > (uint64_t)INT64_MAX - modulus)
+            break;
+    }
+    return 0;
+}
+
 /* *key* as a block id: 1 and *out*, 0 when no stored id can equal it, -1 on error. */
 static int
 bt_key(PyObject *key, int64_t *out)
@@ -270,7 +308,7 @@ bt_key(PyObject *key, int64_t *out)
         return 1;
     }
     if (Py_TYPE(key)->tp_as_number == NULL || Py_TYPE(key)->tp_as_number->nb_index == NULL)
-        return 0;
+        return bt_key_by_hash(key, out);
     PyObject *index = PyNumber_Index(key);
     if (index == NULL)
         return -1;

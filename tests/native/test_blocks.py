@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import random
 import sys
+from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -120,6 +122,37 @@ def test_keys_find_the_ids_they_equal_as_in_a_dict() -> None:
         table.copy_into(short, short, short, short, 0)
     with pytest.raises(TypeError, match="int64"):
         table.copy_into(*(np.zeros(9, dtype=np.int32) for _ in range(4)), 0)
+
+
+def test_other_numbers_find_the_ids_they_equal_and_unhashable_keys_raise_as_in_a_dict() -> None:
+    table, reference = core.Blocks(), dict[Any, int]()
+    # 2**61 - 1 is the modulus of Python's numeric hash: ids that share a hash with 0.
+    for block in (0, 1, 7, 2**40, 2**61 - 1, 2**62):
+        table[block] = reference[block] = packed(block % 100, 1, block)
+    odd: tuple[Any, ...] = (
+        Fraction(1),
+        Fraction(2**62),
+        Fraction(2**61 - 1),
+        Fraction(3, 2),
+        Fraction(-7),
+        Fraction(2**63),
+        Decimal(7),
+        Decimal(2**40),
+        Decimal("7.5"),
+        complex(7, 0),
+        complex(7, 1),
+        frozenset(),
+    )
+    for key in odd:
+        assert (key in table) == (key in reference), key
+        assert table.get(key, "absent") == reference.get(key, "absent"), key
+    del table[Fraction(7)], reference[Fraction(7)]
+    same(table, reference)
+    unhashables: tuple[Any, ...] = ([1], {})
+    for unhashable in unhashables:
+        for mapping in (table, reference):
+            with pytest.raises(TypeError, match="unhashable"):
+                unhashable in mapping  # noqa: B015
 
 
 def test_owner_indexes_beyond_sixteen_bits_come_back_whole() -> None:
