@@ -1506,21 +1506,29 @@ fast_free(Books *b, Totals *t, const EventRecord *r)
     PyObject *id = PyLong_FromLongLong(r->block);
     if (id == NULL)
         return -1;
+    /* As in the reference, a step that fails leaves the counters after it unchanged. */
     int failed = bt_delete(table, slot) < 0;
-    b->frees += 1;
-    add_reserved(b, t, -(i128)recorded);
+    if (!failed) {
+        b->frees += 1;
+        add_reserved(b, t, -(i128)recorded);
+    }
     if (owner && !failed) {
         PyObject *holder = holder_at(t->holders, owner);
         failed = holder == NULL || holder_add(t, holder, -(i128)recorded, 0) < 0;
         Py_XDECREF(holder);
-        add_in_use(b, t, -(i128)recorded);
+        if (!failed)
+            add_in_use(b, t, -(i128)recorded);
+    }
+    if (failed) {
+        Py_DECREF(id);
+        return -1;
     }
     if (lifetime > 0) {
         b->lifetime_total += lifetime;
         RAISE_PEAK(lifetime, b->lifetime_max);
     }
     b->lifetimes += 1;
-    failed = failed || PySet_Add(b->freed, id) < 0;
+    failed = PySet_Add(b->freed, id) < 0;
     Py_DECREF(id);
     if (!failed && PySet_GET_SIZE(b->freed) >= b->free_limit) {
         /* A new generation: the account's method swaps its sets; take the new one. */

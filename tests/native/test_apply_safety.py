@@ -131,3 +131,52 @@ def lifetimes(use_batch: bool) -> tuple[int, int, int]:
 def test_a_lifetime_total_beyond_128_bits_is_summed_whole() -> None:
     assert lifetimes(use_batch=True) == lifetimes(use_batch=False)
     assert lifetimes(use_batch=True) == (2**127 - 1 + 10**9, 2**127 - 1, 2)
+
+
+COUNTERS = (
+    "reserved",
+    "in_use",
+    "peak_reserved",
+    "peak_in_use",
+    "allocations",
+    "frees",
+    "lifetimes",
+    "lifetime_total_ns",
+    "lifetime_max_ns",
+)
+
+
+def freed_without_its_owner(use_batch: bool) -> dict[str, Any]:
+    ledger = Ledger()
+    ledger.apply(
+        [
+            (ALLOC, "pool", 1, 8, "cpu", "o", 5, 0, None, (), 0),
+            (ALLOC, "pool", 2, 16, "cpu", "o", 5, 0, None, (), 1),
+        ]
+    )
+    # The owner's row is gone (never so in a ledger left alone): the FREE of a block it
+    # holds fails where it reaches the owner (IndexError, not the event's fault), and both
+    # ways keep the books as they stood at that step and raise it.
+    del ledger._holders[1:]
+    events: Any = [
+        (FREE, "pool", 1, 8, "cpu", "", 9, 0, None, (), 2),
+        (FREE, "pool", 2, 16, "cpu", "", 9, 0, None, (), 3),
+    ]
+    if use_batch:
+        events = emit.Batch(events)
+    with pytest.raises(IndexError):
+        ledger.apply(events)
+    # A snapshot names each block's owner: read the counters themselves.
+    account = ledger._accounts[("pool", "cpu")]
+    device = account.device_account
+    return {
+        "account": [getattr(account, name) for name in COUNTERS],
+        "device": [device.reserved, device.in_use, device.peak_reserved, device.peak_in_use],
+        "ledger": [ledger._reserved, ledger._in_use, ledger._events_applied],
+        "blocks": dict(account.blocks.items()),
+        "freed": set(account.freed),
+    }
+
+
+def test_a_free_that_fails_at_its_owner_leaves_the_books_the_reference_leaves() -> None:
+    assert freed_without_its_owner(use_batch=True) == freed_without_its_owner(use_batch=False)
