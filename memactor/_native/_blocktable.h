@@ -435,7 +435,9 @@ Blocks_get(Blocks *t, PyObject *const *args, Py_ssize_t nargs)
 
 enum { KEYS, VALUES, ITEMS };
 
-/* A list of the keys, records or (key, record) pairs, in insertion order. */
+/* A list of the keys, records or (key, record) pairs, in insertion order. Making a pair
+ * may run the garbage collector, and a finalizer may change the table: the entries are
+ * read afresh at each step, and RuntimeError says the table changed size meanwhile. */
 static PyObject *
 bt_list(Blocks *t, int what)
 {
@@ -447,6 +449,8 @@ bt_list(Blocks *t, int what)
         const Entry *entry = &t->entries[i];
         if (entry->key == HOLE)
             continue;
+        if (n == PyList_GET_SIZE(list))
+            goto changed;
         PyObject *key = NULL, *record = NULL, *item;
         if (what != VALUES && (key = PyLong_FromLongLong(entry->key)) == NULL)
             goto fail;
@@ -465,7 +469,10 @@ bt_list(Blocks *t, int what)
             item = what == KEYS ? key : record;
         PyList_SET_ITEM(list, n++, item);
     }
-    return list;
+    if (n == PyList_GET_SIZE(list))
+        return list;
+changed:
+    PyErr_SetString(PyExc_RuntimeError, "Blocks changed size during iteration");
 fail:
     Py_DECREF(list);
     return NULL;

@@ -2,7 +2,8 @@
 
 A Batch's records are read in place; the Python code an event calls (opening an account
 or an owner) may change that very Batch, so the loop must not keep a record's address
-or its borrowed objects across such a call. Those cases run in a child interpreter with
+or its borrowed objects across such a call; a finalizer the collector runs while a
+table lists its items may change the table. Those cases run in a child interpreter with
 the debug allocator, which fills freed memory with a pattern: a record read after it was
 freed crashes the child at once instead of reading stale bytes by luck. Lifetimes are
 summed in C integers on the records' fast path: a total that would outgrow them goes the
@@ -96,10 +97,14 @@ print(applied, sorted(account.blocks.keys()), account.in_use)
     ],
 )
 def test_a_batch_changed_while_it_is_applied_is_read_safely(mode: str, printed: str) -> None:
-    script = CHILD.format(alloc=ALLOC, acquire=ACQUIRE, release=RELEASE)
+    assert in_child(CHILD.format(alloc=ALLOC, acquire=ACQUIRE, release=RELEASE), mode) == printed
+
+
+def in_child(script: str, *args: str) -> str:
+    """What *script* prints in a child interpreter with the debug allocator."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONMALLOC": "debug"}
     child = subprocess.run(
-        [sys.executable, "-X", "dev", "-c", script, mode],
+        [sys.executable, "-X", "dev", "-c", script, *args],
         env=env,
         capture_output=True,
         text=True,
@@ -107,7 +112,45 @@ def test_a_batch_changed_while_it_is_applied_is_read_safely(mode: str, printed: 
         check=False,
     )
     assert child.returncode == 0, child.stderr[-2000:]
-    assert child.stdout.strip() == printed
+    return child.stdout.strip()
+
+
+MEDDLING_FINALIZER = """
+import gc
+from memactor._native._ledger import Blocks
+
+table = Blocks()
+for i in range(1000):
+    table[i] = i
+
+
+class Meddler:
+    def __init__(self):
+        self.cycle = self
+
+    def __del__(self):
+        for i in range(1000):
+            del table[i]
+        for i in range(5000, 5100):
+            table[i] = 1
+
+
+gc.collect()
+gc.disable()
+Meddler()
+gc.set_threshold(1)
+gc.enable()
+try:
+    table.items()
+except RuntimeError as error:
+    print(error, len(table))
+"""
+
+
+def test_a_table_changed_by_a_finalizer_while_it_lists_its_items_raises() -> None:
+    # Each (id, record) pair is a tuple: making one runs the collector, whose finalizer
+    # empties the table and refills it with fewer blocks.
+    assert in_child(MEDDLING_FINALIZER) == "Blocks changed size during iteration 100"
 
 
 def lifetimes(use_batch: bool) -> tuple[int, int, int]:
