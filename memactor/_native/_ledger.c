@@ -1445,6 +1445,8 @@ fast_lend(Books *b, Totals *t, const EventRecord *r, int acquire)
         (uint64_t)r->size != recorded)
         return 0;
     if (!acquire) {
+        /* The reference returns the block to its pool before it reaches the owner. */
+        entry->low = recorded;
         PyObject *holder = holder_at(t->holders, owner);
         if (holder == NULL)
             return -1;
@@ -1452,7 +1454,6 @@ fast_lend(Books *b, Totals *t, const EventRecord *r, int acquire)
         Py_DECREF(holder);
         if (failed)
             return -1;
-        entry->low = recorded;
         b->releases += 1;
         add_in_use(b, t, -(i128)recorded);
         return 1;

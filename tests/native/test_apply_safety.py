@@ -183,13 +183,14 @@ COUNTERS = (
     "peak_in_use",
     "allocations",
     "frees",
+    "releases",
     "lifetimes",
     "lifetime_total_ns",
     "lifetime_max_ns",
 )
 
 
-def freed_without_its_owner(use_batch: bool) -> dict[str, Any]:
+def ended_without_its_owner(kind: int, use_batch: bool) -> dict[str, Any]:
     ledger = Ledger()
     ledger.apply(
         [
@@ -197,13 +198,13 @@ def freed_without_its_owner(use_batch: bool) -> dict[str, Any]:
             (ALLOC, "pool", 2, 16, "cpu", "o", 5, 0, None, (), 1),
         ]
     )
-    # The owner's row is gone (never so in a ledger left alone): the FREE of a block it
-    # holds fails where it reaches the owner (IndexError, not the event's fault), and both
-    # ways keep the books as they stood at that step and raise it.
+    # The owner's row is gone (never so in a ledger left alone): the FREE or RELEASE of
+    # a block it holds fails where it reaches the owner (IndexError, not the event's
+    # fault), and both ways keep the books as they stood at that step and raise it.
     del ledger._holders[1:]
     events: Any = [
-        (FREE, "pool", 1, 8, "cpu", "", 9, 0, None, (), 2),
-        (FREE, "pool", 2, 16, "cpu", "", 9, 0, None, (), 3),
+        (kind, "pool", 1, 8, "cpu", "", 9, 0, None, (), 2),
+        (kind, "pool", 2, 16, "cpu", "", 9, 0, None, (), 3),
     ]
     if use_batch:
         events = emit.Batch(events)
@@ -221,5 +222,8 @@ def freed_without_its_owner(use_batch: bool) -> dict[str, Any]:
     }
 
 
-def test_a_free_that_fails_at_its_owner_leaves_the_books_the_reference_leaves() -> None:
-    assert freed_without_its_owner(use_batch=True) == freed_without_its_owner(use_batch=False)
+@pytest.mark.parametrize("kind", [FREE, RELEASE])
+def test_an_end_that_fails_at_its_owner_leaves_the_books_the_reference_leaves(kind: int) -> None:
+    assert ended_without_its_owner(kind, use_batch=True) == ended_without_its_owner(
+        kind, use_batch=False
+    )
