@@ -460,19 +460,26 @@ books_clear(Books *b)
     b->lifetimes_loaded = 0;
 }
 
+/* Write the lifetimes kept in C (if any) back to the account. */
+static int
+lifetimes_put(Books *b)
+{
+    if (b->lifetimes_loaded &&
+        (put_i128(b->account, A_LIFETIMES, b->lifetimes) < 0 ||
+         put_i128(b->account, A_LIFETIME_TOTAL, b->lifetime_total) < 0 ||
+         put_i128(b->account, A_LIFETIME_MAX, b->lifetime_max) < 0))
+        return -1;
+    return 0;
+}
+
 /* Write the lifetimes kept in C back to the account and stop keeping them. */
 static int
 lifetimes_unload(Books *b)
 {
-    if (!b->lifetimes_loaded)
-        return 0;
+    int result = lifetimes_put(b);
     b->lifetimes_loaded = 0;
     Py_CLEAR(b->freed);
-    if (put_i128(b->account, A_LIFETIMES, b->lifetimes) < 0 ||
-        put_i128(b->account, A_LIFETIME_TOTAL, b->lifetime_total) < 0 ||
-        put_i128(b->account, A_LIFETIME_MAX, b->lifetime_max) < 0)
-        return -1;
-    return 0;
+    return result;
 }
 
 /* Keep the account's lifetimes and freed ids in C: 1, 0 where they cannot be (a sum
@@ -539,12 +546,7 @@ books_store(Books *b)
         }
         b->histogram_changed = 0;
     }
-    if (b->lifetimes_loaded &&
-        (put_i128(a, A_LIFETIMES, b->lifetimes) < 0 ||
-         put_i128(a, A_LIFETIME_TOTAL, b->lifetime_total) < 0 ||
-         put_i128(a, A_LIFETIME_MAX, b->lifetime_max) < 0))
-        return -1;
-    return 0;
+    return lifetimes_put(b);
 }
 
 /* The slot of device account *dev* among *devs* (BOOK_SLOTS of them), its counters read
@@ -1911,7 +1913,8 @@ out:
     Py_XDECREF(last_device);
     if (failure_type != NULL) {
         if (PyErr_Occurred()) {
-            /* Storing the books failed too: raise the first error, chained to nothing. */
+            /* Storing the books failed too: raise that error (the books are not whole),
+             * and drop the one the loop stopped on. */
             Py_XDECREF(failure_type);
             Py_XDECREF(failure_value);
             Py_XDECREF(failure_tb);
